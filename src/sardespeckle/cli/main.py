@@ -1,0 +1,309 @@
+"""The ``sardespeckle`` command line: parsing, progress bars and exit codes only.
+
+Exit codes: 0 success, 1 runtime error, 2 usage error, 130 interrupted. Errors are one line on
+stderr with a hint; ``--debug`` shows the traceback. Heavy modules (numpy, rasterio, torch) are
+imported inside the sub-commands so that ``sardespeckle --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+KINDS = ("intensity", "amplitude", "db", "complex")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with our usage-error format (one line + hint, exit 2)."""
+
+    def error(self, message: str) -> None:  # pragma: no cover - exercised through main()
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"sardespeckle: error: {message}\n  hint: {self.prog} --help\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _looks_arg(text: str) -> float | None:
+    if text == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'auto', got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'auto', got {text!r}")
+    return value
+
+
+def _param_arg(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip().replace("-", "_"), value.strip()
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="sardespeckle",
+        description="Remove speckle from SAR images (GeoTIFF or .npy), keeping georeferencing.",
+        epilog="Run 'sardespeckle COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="despeckle an image into a new file",
+                         description="Despeckle INPUT (.tif/.tiff/.npy) into OUTPUT, tile by tile.")
+    run.add_argument("input", metavar="INPUT", help="input GeoTIFF or .npy file")
+    run.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                     help="output file (.tif/.tiff or .npy); never the input")
+    run.add_argument("-m", "--method", default=None,
+                     help="method name (see 'sardespeckle methods'; default: %(default)s → the "
+                          "package default)")
+    run.add_argument("--looks", type=_looks_arg, default=None, metavar="L",
+                     help="number of looks of the input, or 'auto' (default: 1 for complex input, "
+                          "else estimated from homogeneous windows and reported)")
+    run.add_argument("--kind", choices=KINDS, default=None,
+                     help="what the input holds (default: detected, and the reason is printed)")
+    run.add_argument("--output-kind", choices=KINDS[:3], default=None,
+                     help="what to write (default: the input kind; complex input → intensity)")
+    run.add_argument("--complex-layout", choices=("last", "first", "bands"), default=None,
+                     help="read real/imaginary parts from a 3-D .npy (axis last/first) or from "
+                          "two GeoTIFF bands")
+    run.add_argument("--tile", type=_positive_int, default=None, metavar="PX",
+                     help="core tile side in pixels (default 512)")
+    run.add_argument("--window-size", type=_positive_int, default=None, metavar="N",
+                     help="window size of a classical filter (odd)")
+    run.add_argument("-p", "--param", type=_param_arg, action="append", default=[],
+                     metavar="NAME=VALUE", help="a method parameter (repeatable)")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    run.add_argument("--preview", metavar="PNG", default=None,
+                     help="also write a side-by-side PNG (input | output)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+
+    info = sub.add_parser("info", help="describe an image: size, kind, georeferencing, looks")
+    info.add_argument("input", metavar="INPUT")
+    info.add_argument("--kind", choices=KINDS, default=None)
+    info.add_argument("--complex-layout", choices=("last", "first", "bands"), default=None)
+    info.add_argument("--json", action="store_true", help="print JSON")
+
+    sim = sub.add_parser("simulate", help="multiply a clean image by simulated speckle")
+    sim.add_argument("input", metavar="CLEAN")
+    sim.add_argument("-o", "--output", required=True, metavar="NOISY")
+    sim.add_argument("--looks", type=_looks_arg, required=True, metavar="L")
+    sim.add_argument("--seed", type=int, required=True)
+    sim.add_argument("--kind", choices=KINDS[:3], default=None,
+                     help="what the clean image holds (default: detected)")
+    sim.add_argument("--overwrite", action="store_true")
+
+    prev = sub.add_parser("preview", help="side-by-side PNG of one or more images")
+    prev.add_argument("inputs", nargs="+", metavar="INPUT")
+    prev.add_argument("-o", "--output", required=True, metavar="PNG")
+    prev.add_argument("--kind", choices=KINDS, default=None,
+                      help="kind of every input (default: detected per file)")
+    prev.add_argument("--titles", default=None, help="comma-separated panel titles")
+    prev.add_argument("--overwrite", action="store_true")
+
+    sub.add_parser("methods", help="list the despeckling methods")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from .. import __version__
+
+        print(f"sardespeckle {__version__}")
+        return EXIT_OK
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    handler = _COMMANDS[args.command]
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        sys.stderr.write("sardespeckle: interrupted; no output was written\n")
+        return EXIT_INTERRUPTED
+    except Exception as error:  # noqa: BLE001 - the CLI boundary turns every error into a code
+        if args.debug:
+            raise
+        return _report_error(error)
+
+
+def _report_error(error: BaseException) -> int:
+    from ..errors import SardespeckleError, UsageError
+
+    if isinstance(error, UsageError):
+        sys.stderr.write(f"sardespeckle: error: {error}\n")
+        return EXIT_USAGE
+    if isinstance(error, SardespeckleError):
+        sys.stderr.write(f"sardespeckle: error: {error}\n")
+        return EXIT_RUNTIME
+    if isinstance(error, MemoryError):
+        sys.stderr.write("sardespeckle: error: out of memory; hint: use a smaller --tile\n")
+        return EXIT_RUNTIME
+    sys.stderr.write(
+        f"sardespeckle: internal error: {type(error).__name__}: {error}\n"
+        "  hint: rerun with --debug for the traceback and report it\n"
+    )
+    return EXIT_RUNTIME
+
+
+class _ProgressBar:
+    """tqdm on stderr, only when stderr is a terminal or the job has many tiles."""
+
+    def __init__(self, description: str, quiet: bool):
+        self._bar = None
+        self._description = description
+        self._quiet = quiet
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._quiet:
+            return
+        if self._bar is None:
+            if total < 2 and not sys.stderr.isatty():
+                return
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=self._description, unit="tile",
+                             file=sys.stderr, leave=False, dynamic_ncols=True)
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from ..api import DEFAULT_METHOD, despeckle_file
+
+    params = dict(args.param)
+    if args.window_size is not None:
+        params["window_size"] = args.window_size
+    bar = _ProgressBar("despeckling", args.quiet)
+    try:
+        report = despeckle_file(
+            args.input, args.output, method=args.method or DEFAULT_METHOD, looks=args.looks,
+            kind=args.kind, output_kind=args.output_kind, complex_layout=args.complex_layout,
+            tile=args.tile, params=params, overwrite=args.overwrite, progress=bar,
+        )
+    finally:
+        bar.close()
+    if not args.quiet:
+        rows, cols = report.shape
+        mpix = rows * cols / 1e6
+        sys.stderr.write(
+            f"input kind: {report.input_kind} ({report.kind_reason})\n"
+            f"looks: {report.looks:g} ({report.looks_source})\n"
+            f"method: {report.method} {json.dumps(report.parameters, sort_keys=True)}"
+            + (f" weights={report.weights}" if report.weights else "") + "\n"
+            f"wrote {report.output} ({report.output_kind}, {rows}×{cols}) in "
+            f"{report.seconds:.1f} s ({mpix / max(report.seconds, 1e-9):.2f} MP/s)\n"
+        )
+    if args.preview:
+        from ..io import read_preview_panel, save_preview
+
+        panels = [read_preview_panel(args.input, kind=args.kind, complex_layout=args.complex_layout),
+                  read_preview_panel(args.output, kind=report.output_kind)]
+        save_preview(panels, args.preview, titles=["input", f"{report.method}"],
+                     overwrite=True)
+        if not args.quiet:
+            sys.stderr.write(f"wrote preview {args.preview}\n")
+    return EXIT_OK
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from ..api import estimate_source_looks
+    from ..io import open_source
+
+    with open_source(args.input, kind=args.kind, complex_layout=args.complex_layout) as source:
+        info = dict(source.info())
+        try:
+            info["estimated_looks"] = round(estimate_source_looks(source), 3)
+        except Exception as error:  # noqa: BLE001 - an estimate that fails is reported, not fatal
+            info["estimated_looks"] = f"unavailable ({error})"
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        width = max(len(k) for k in info)
+        for key, value in info.items():
+            print(f"{key:<{width}}  {value}")
+    return EXIT_OK
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..io import open_source, write_array
+    from ..speckle import simulate_speckle
+    from ..window import Window
+
+    with open_source(args.input, kind=args.kind) as source:
+        kind = source.kind
+        if kind == "complex":
+            from ..errors import UsageError
+
+            raise UsageError("simulate expects a clean intensity/amplitude/dB image, got complex")
+        intensity, valid = source.read_intensity(Window.full(source.shape))
+        speckle = simulate_speckle(source.shape, args.looks, kind="intensity", seed=args.seed)
+        noisy = np.where(valid, intensity * speckle, np.nan).astype(np.float32)
+        from ..io.kinds import from_intensity
+
+        out = from_intensity(noisy, valid, kind, nodata_out=np.nan)
+        write_array(args.output, out, like=source, overwrite=args.overwrite,
+                    tags={"SARDESPECKLE_SIMULATED_LOOKS": f"{args.looks:g}",
+                          "SARDESPECKLE_SEED": str(args.seed), "SARDESPECKLE_KIND": kind})
+    sys.stderr.write(f"wrote {args.output} ({kind}, {args.looks:g}-look speckle, seed {args.seed})\n")
+    return EXIT_OK
+
+
+def _cmd_preview(args: argparse.Namespace) -> int:
+    from ..io import read_preview_panel, save_preview
+
+    titles = args.titles.split(",") if args.titles else [p.split("/")[-1] for p in args.inputs]
+    panels = [read_preview_panel(path, kind=args.kind) for path in args.inputs]
+    save_preview(panels, args.output, titles=titles, overwrite=args.overwrite)
+    sys.stderr.write(f"wrote {args.output}\n")
+    return EXIT_OK
+
+
+def _cmd_methods(args: argparse.Namespace) -> int:
+    from ..api import DEFAULT_METHOD
+    from ..methods import list_methods
+
+    specs = list_methods()
+    width = max(len(s.name) for s in specs)
+    for spec in specs:
+        mark = " (default)" if spec.name == DEFAULT_METHOD else ""
+        defaults = ", ".join(f"{k}={v}" for k, v in spec.defaults.items())
+        print(f"{spec.name:<{width}}  [{spec.family}] {spec.description}{mark}")
+        if defaults:
+            print(f"{'':<{width}}    parameters: {defaults}")
+    return EXIT_OK
+
+
+_COMMANDS = {
+    "run": _cmd_run,
+    "info": _cmd_info,
+    "simulate": _cmd_simulate,
+    "preview": _cmd_preview,
+    "methods": _cmd_methods,
+}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

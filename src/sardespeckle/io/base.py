@@ -1,0 +1,389 @@
+"""What every reader and writer shares: the Source and Sink contracts, georeferencing, paths.
+
+A :class:`Source` reads windows of one band of a raster and turns them into intensity plus a
+mask of valid pixels. A :class:`Sink` receives intensity windows, converts them to the output
+kind and writes them into a temporary file next to the output, which :meth:`Sink.commit` renames
+onto the final name in one step: a reader never sees a half-written output, and a failed run
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sardespeckle.errors import InvalidInputError, OutputExistsError, UsageError
+from sardespeckle.io.kinds import from_intensity, to_intensity
+from sardespeckle.window import Window
+
+GEOTIFF_SUFFIXES = (".tif", ".tiff")
+NPY_SUFFIXES = (".npy",)
+
+
+def file_format(path: str | os.PathLike) -> str | None:
+    """``"geotiff"`` or ``"npy"`` from the extension of ``path``, ``None`` when unsupported."""
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    if suffix in GEOTIFF_SUFFIXES:
+        return "geotiff"
+    if suffix in NPY_SUFFIXES:
+        return "npy"
+    return None
+
+
+@dataclass(frozen=True)
+class Georef:
+    """Where the pixels lie on Earth: a CRS with an affine transform, or ground control points.
+
+    The objects are rasterio's (``CRS``, ``Affine``, ``GroundControlPoint``, ``RPC``); all
+    ``None``/empty for a raster without georeferencing (a ``.npy`` file).
+    """
+
+    crs: Any = None
+    transform: Any = None
+    gcps: tuple = ()
+    gcps_crs: Any = None
+    rpcs: Any = None
+
+    @property
+    def is_empty(self) -> bool:
+        return self.crs is None and self.transform is None and not self.gcps and self.rpcs is None
+
+
+def check_window(window: Window, shape: tuple[int, int]) -> None:
+    """Raise :class:`InvalidInputError` unless ``window`` is a non-empty part of ``shape``."""
+    if not isinstance(window, Window):
+        raise InvalidInputError(f"expected a sardespeckle Window, got {type(window).__name__}")
+    inside = (
+        window.row >= 0
+        and window.col >= 0
+        and window.height > 0
+        and window.width > 0
+        and window.row + window.height <= shape[0]
+        and window.col + window.width <= shape[1]
+    )
+    if not inside:
+        raise InvalidInputError(
+            f"expected a non-empty window inside a raster of shape {tuple(shape)}, got {window}"
+        )
+
+
+class Source:
+    """One band of a raster, read by windows.
+
+    Attributes
+    ----------
+    path : str
+    shape : tuple of int
+        ``(rows, cols)``.
+    dtype : numpy.dtype
+        Of the raw pixels (complex for real/imaginary layouts).
+    kind, kind_reason : str
+        The input kind (see :mod:`sardespeckle.io.kinds`) and why it was chosen.
+    nodata : float or None
+    georef : Georef
+    description : str or None
+        The band description.
+    tags : dict
+        The dataset tags (metadata of the default domain).
+    block_shape : tuple of int or None
+        The storage block ``(rows, cols)``: windows aligned on it read fastest.
+    """
+
+    format: str = ""
+
+    path: str
+    shape: tuple[int, int]
+    dtype: np.dtype
+    kind: str
+    kind_reason: str
+    nodata: float | None
+    georef: Georef
+    description: str | None
+    tags: dict[str, str]
+    block_shape: tuple[int, int] | None
+
+    def read(self, window: Window) -> np.ndarray:
+        """The raw pixels of ``window``, shape ``window.shape``."""
+        check_window(window, self.shape)
+        return self._read(window)
+
+    def read_intensity(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Intensity (``float32``) and valid-pixel mask (``bool``) of ``window``.
+
+        Invalid pixels are non-finite, equal to nodata, of zero intensity or masked by the
+        file's own mask; their intensity value is arbitrary.
+        """
+        check_window(window, self.shape)
+        intensity, valid = to_intensity(self._read(window), self.kind, nodata=self.nodata)
+        extra = self._read_mask(window)
+        if extra is not None:
+            valid &= extra
+        return intensity, valid
+
+    def read_decimated(self, max_size: int) -> np.ndarray:
+        """Raw pixels of the whole raster, keeping every n-th row and column so that the
+        longer side is at most ``max_size`` (the whole raster when it is small enough)."""
+        step = max(1, -(-max(self.shape) // int(max_size)))
+        return self._read_decimated(step)
+
+    def info(self) -> dict[str, Any]:
+        """A JSON-friendly summary: size, data type, kind and why, georeferencing, metadata."""
+        georef = self.georef
+        return {
+            "path": self.path,
+            "format": self.format,
+            "rows": self.shape[0],
+            "cols": self.shape[1],
+            "dtype": self.dtype.name,
+            "kind": self.kind,
+            "kind_reason": self.kind_reason,
+            "nodata": self.nodata,
+            "crs": _crs_text(georef.crs),
+            "transform": None if georef.transform is None else list(georef.transform)[:6],
+            "gcps": len(georef.gcps),
+            "gcps_crs": _crs_text(georef.gcps_crs),
+            "rpcs": georef.rpcs is not None,
+            "block_shape": None if self.block_shape is None else list(self.block_shape),
+            "band_descriptions": self._band_descriptions(),
+            "tags": dict(self.tags),
+        }
+
+    def close(self) -> None:
+        """Release the file; further reads fail."""
+
+    def __enter__(self) -> "Source":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.path!r}, shape={self.shape}, dtype={self.dtype.name}, "
+            f"kind={self.kind!r})"
+        )
+
+    def _check_kind_matches_dtype(self) -> None:
+        """A kind given by the caller must fit the data: complex for complex, real otherwise."""
+        if (self.kind == "complex") != (self.dtype.kind == "c"):
+            hint = (
+                "for real/imaginary parts pass complex_layout"
+                if self.kind == "complex"
+                else "leave kind out or pass kind='complex'"
+            )
+            raise InvalidInputError(
+                f"expected {'complex' if self.kind == 'complex' else 'real'} data for kind "
+                f"{self.kind!r}, got {self.dtype.name} in {self.path}; {hint}"
+            )
+
+    # To be provided by each format.
+    def _read(self, window: Window) -> np.ndarray:
+        raise NotImplementedError
+
+    def _read_decimated(self, step: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def _read_mask(self, window: Window) -> np.ndarray | None:
+        return None
+
+    def _band_descriptions(self) -> list[str | None]:
+        return [self.description]
+
+
+def _crs_text(crs: Any) -> str | None:
+    if crs is None:
+        return None
+    return crs.to_string() or crs.to_wkt()
+
+
+def check_output_path(
+    path: str | os.PathLike, *, inputs: tuple = (), overwrite: bool = False
+) -> tuple[str, str]:
+    """Validate an output path; return it as a string with its format.
+
+    Raises :class:`UsageError` for an unsupported extension, a missing folder, a folder given as
+    the output or an output equal to an input (inputs are never overwritten, whatever
+    ``overwrite`` says), and :class:`OutputExistsError` for an existing output without
+    ``overwrite``.
+    """
+    path = os.fspath(path)
+    fmt = file_format(path)
+    if fmt is None:
+        raise UsageError(
+            f"expected an output ending in .tif, .tiff or .npy, got {os.path.basename(path)!r}"
+        )
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"output folder {folder} does not exist; create it first")
+    for source_path in inputs:
+        if source_path is not None and _same_file(path, os.fspath(source_path)):
+            raise UsageError(
+                f"expected an output path different from the input, got {path} for both; "
+                "inputs are never overwritten"
+            )
+    if os.path.isdir(path):
+        raise UsageError(f"expected an output file, got the folder {path}")
+    if os.path.lexists(path) and not overwrite:
+        raise OutputExistsError(f"output {path} exists; pass --overwrite (overwrite=True)")
+    return path, fmt
+
+
+def _same_file(a: str, b: str) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def temporary_path(path: str) -> str:
+    """A new, hidden file next to ``path`` (same folder, so the final rename is atomic)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    suffix = os.path.splitext(name)[1]
+    handle, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".partial{suffix}", dir=folder)
+    os.close(handle)
+    return temp
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _discard(closer, temp: str) -> None:
+    """Close a half-written output and delete its temporary file (also at garbage collection)."""
+    try:
+        closer()
+    finally:
+        _remove(temp)
+
+
+def publish(temp: str, path: str, *, overwrite: bool) -> None:
+    """Rename ``temp`` onto ``path`` in one step (``os.replace``), or raise if ``path`` appeared
+    meanwhile and ``overwrite`` is false (``temp`` is then deleted)."""
+    if os.path.lexists(path) and not overwrite:
+        _remove(temp)
+        raise OutputExistsError(f"output {path} exists; pass --overwrite (overwrite=True)")
+    os.replace(temp, path)
+
+
+class Sink:
+    """One band being written to a temporary file, renamed onto ``path`` by :meth:`commit`.
+
+    Use it as a context manager: a clean exit commits, an exception aborts (the temporary file is
+    deleted and ``path`` is left as it was). A sink never committed nor aborted deletes its
+    temporary file when it is garbage collected.
+
+    Attributes
+    ----------
+    path : str
+        The final output.
+    temp_path : str
+        The hidden temporary file being written, next to ``path``.
+    shape : tuple of int
+        ``(rows, cols)``.
+    kind_out : str
+        ``"intensity"``, ``"amplitude"`` or ``"db"``.
+    nodata : float
+        Written at masked pixels (NaN or the input's nodata).
+    dtype : numpy.dtype
+    tags : dict
+        The provenance tags written (empty for formats without tags, ``.npy``).
+    block_size : int or None
+        Tile size of the output: windows aligned on it write fastest.
+    """
+
+    format: str = ""
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        temp_path: str,
+        shape: tuple[int, int],
+        kind_out: str,
+        nodata: float,
+        dtype: np.dtype,
+        overwrite: bool,
+        tags: dict[str, str] | None = None,
+        block_size: int | None = None,
+    ) -> None:
+        self.path = path
+        self.temp_path = temp_path
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.kind_out = kind_out
+        self.nodata = nodata
+        self.dtype = np.dtype(dtype)
+        self.overwrite = overwrite
+        self.tags = dict(tags or {})
+        self.block_size = block_size
+        self._state = "open"
+        self._finalizer = weakref.finalize(self, _discard, self._closer(), temp_path)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.path!r}, shape={self.shape}, kind_out={self.kind_out!r}, "
+            f"state={self._state!r})"
+        )
+
+    # To be provided by each format: write converted values, and a callable that flushes/closes.
+    def _write(self, window: Window, values: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _closer(self):
+        raise NotImplementedError
+
+    def write(self, window: Window, intensity: np.ndarray, valid: np.ndarray) -> None:
+        """Convert ``intensity`` to the output kind and write it at ``window``; pixels where
+        ``valid`` is false get the nodata value."""
+        if self._state != "open":
+            raise UsageError(f"expected an open output, got one already {self._state}")
+        check_window(window, self.shape)
+        intensity = np.asarray(intensity)
+        if intensity.shape != window.shape:
+            raise InvalidInputError(
+                f"expected an array of the window's shape {window.shape}, got {intensity.shape}"
+            )
+        values = from_intensity(
+            intensity, valid, self.kind_out, nodata_out=self.nodata, dtype=self.dtype
+        )
+        self._write(window, values)
+
+    def commit(self) -> str:
+        """Finish the file and rename it onto :attr:`path`; return the path."""
+        if self._state != "open":
+            raise UsageError(f"expected an open output, got one already {self._state}")
+        self._finalizer.detach()
+        try:
+            self._closer()()
+            publish(self.temp_path, self.path, overwrite=self.overwrite)
+        except BaseException:
+            self._state = "aborted"
+            _remove(self.temp_path)
+            raise
+        self._state = "committed"
+        return self.path
+
+    def abort(self) -> None:
+        """Close and delete the temporary file; :attr:`path` is untouched. Safe to call twice."""
+        if self._state == "open":
+            self._state = "aborted"
+            self._finalizer()
+
+    def __enter__(self) -> "Sink":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            if self._state == "open":
+                self.commit()
+        else:
+            self.abort()

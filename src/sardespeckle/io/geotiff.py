@@ -1,0 +1,364 @@
+"""GeoTIFF through rasterio: windowed reads of one band, tiled and compressed output.
+
+rasterio is imported inside the functions, so that importing :mod:`sardespeckle.io` stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+
+import numpy as np
+
+from sardespeckle.errors import InputFileError, InvalidInputError, UsageError
+from sardespeckle.io.base import Georef, Sink, Source, publish, temporary_path
+from sardespeckle.io.kinds import check_kind, detect_kind, kind_from_text
+from sardespeckle.window import Window
+
+SAMPLE_SIZE = 512
+"""Longest side of the decimated read used to look for negative values (kind detection)."""
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence rasterio's warning about rasters without georeferencing (a normal case here)."""
+    from rasterio.errors import NotGeoreferencedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        yield
+
+
+def check_dtype(dtype: np.dtype, where: str) -> np.dtype:
+    """Accept integer, floating-point and complex pixels; refuse the rest."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "iufc":
+        raise InvalidInputError(
+            f"expected integer, floating-point or complex pixels in {where}, got {dtype.name}"
+        )
+    return dtype
+
+
+def _rio_window(window: Window):
+    from rasterio.windows import Window as RioWindow
+
+    return RioWindow(window.col, window.row, window.width, window.height)
+
+
+def _complex_of(real_dtype: np.dtype) -> np.dtype:
+    return np.dtype(np.complex128 if np.dtype(real_dtype) == np.float64 else np.complex64)
+
+
+class GeoTiffSource(Source):
+    """One band of a GeoTIFF (or, with ``complex_layout="bands"``, two real bands ``band`` and
+    ``band + 1`` holding the real and imaginary parts)."""
+
+    format = "geotiff"
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        kind: str | None = None,
+        band: int = 1,
+        complex_layout: str | None = None,
+        nodata: float | None = None,
+    ) -> None:
+        import rasterio
+        from rasterio.enums import MaskFlags
+        from rasterio.errors import RasterioIOError
+
+        if complex_layout not in (None, "bands"):
+            raise UsageError(
+                f"expected complex_layout None or 'bands' for a GeoTIFF, got {complex_layout!r}"
+            )
+        try:
+            with _quiet():
+                self._dataset = rasterio.open(path, "r")
+        except RasterioIOError as error:
+            raise InputFileError(f"cannot read {path} as a GeoTIFF: {error}") from error
+        try:
+            self._setup(path, kind, band, complex_layout, nodata, MaskFlags)
+        except BaseException:
+            self._dataset.close()
+            raise
+
+    def _setup(self, path, kind, band, complex_layout, nodata, MaskFlags) -> None:
+        dataset = self._dataset
+        bands = 2 if complex_layout == "bands" else 1
+        if not isinstance(band, (int, np.integer)) or band < 1 or band + bands - 1 > dataset.count:
+            needed = f"1..{dataset.count - bands + 1}" if dataset.count >= bands else "none"
+            raise UsageError(
+                f"expected a band in {needed} ({dataset.count} band(s) in {path}"
+                f"{', real and imaginary bands' if bands == 2 else ''}), got {band}"
+            )
+        self.path = path
+        self.band = int(band)
+        self.complex_layout = complex_layout
+        self.shape = (dataset.height, dataset.width)
+        if 0 in self.shape:
+            raise InvalidInputError(f"expected a non-empty raster, got shape {self.shape}")
+        raw_name = dataset.dtypes[self.band - 1]
+        # GDAL's CInt16 has no numpy twin; rasterio reads it as complex64, exactly.
+        raw_dtype = check_dtype("complex64" if raw_name == "complex_int16" else raw_name, path)
+        if complex_layout == "bands":
+            if raw_dtype.kind == "c":
+                raise InvalidInputError(
+                    f"expected real bands for complex_layout='bands', got {raw_dtype.name}; "
+                    "leave complex_layout out"
+                )
+            self.dtype = _complex_of(raw_dtype)
+        else:
+            self.dtype = raw_dtype
+        self.nodata = nodata if nodata is not None else dataset.nodatavals[self.band - 1]
+        self.description = dataset.descriptions[self.band - 1]
+        self.tags = dataset.tags()
+        self._band_tags = dataset.tags(self.band)
+        transform = dataset.transform
+        has_transform = dataset.crs is not None or not transform.is_identity
+        gcps, gcps_crs = dataset.gcps
+        self.georef = Georef(
+            crs=dataset.crs,
+            transform=transform if has_transform else None,
+            gcps=tuple(gcps),
+            gcps_crs=gcps_crs if gcps else None,
+            rpcs=dataset.rpcs,
+        )
+        self.block_shape = tuple(dataset.block_shapes[self.band - 1])
+        flags = dataset.mask_flag_enums[self.band - 1]
+        self._has_mask = MaskFlags.per_dataset in flags or MaskFlags.alpha in flags
+        if kind is not None:
+            self.kind = check_kind(kind)
+            self.kind_reason = "given"
+            self._check_kind_matches_dtype()
+        else:
+            sample = None
+            if self.dtype.kind != "c":
+                sample = self.read_decimated(SAMPLE_SIZE)
+            self.kind, self.kind_reason = detect_kind(
+                dtype=self.dtype,
+                hints=self._hints(),
+                sample=sample,
+                path=path,
+                nodata=self.nodata,
+            )
+
+    def _hints(self) -> dict[str, str]:
+        hints: dict[str, str] = {}
+        if self.description:
+            hints[f"band {self.band} description"] = self.description
+        written_kind = self.tags.get("SARDESPECKLE_OUTPUT_KIND")
+        if written_kind:
+            hints["tag SARDESPECKLE_OUTPUT_KIND"] = written_kind
+        hints[f"band {self.band} tags"] = _tags_text(self._band_tags)
+        hints["dataset tags"] = _tags_text(self.tags)
+        return hints
+
+    def _read(self, window: Window) -> np.ndarray:
+        from rasterio.errors import RasterioIOError
+
+        try:
+            if self.complex_layout == "bands":
+                parts = self._dataset.read(
+                    [self.band, self.band + 1], window=_rio_window(window)
+                )
+                return _combine(parts[0], parts[1], self.dtype)
+            return self._dataset.read(self.band, window=_rio_window(window))
+        except RasterioIOError as error:
+            raise InputFileError(f"cannot read {window} of {self.path}: {error}") from error
+
+    def _read_mask(self, window: Window) -> np.ndarray | None:
+        if not self._has_mask:
+            return None
+        return self._dataset.read_masks(self.band, window=_rio_window(window)) != 0
+
+    def _read_decimated(self, step: int) -> np.ndarray:
+        from rasterio.errors import RasterioIOError
+
+        out_shape = (-(-self.shape[0] // step), -(-self.shape[1] // step))
+        try:
+            if self.complex_layout == "bands":
+                parts = self._dataset.read([self.band, self.band + 1], out_shape=(2, *out_shape))
+                return _combine(parts[0], parts[1], self.dtype)
+            return self._dataset.read(self.band, out_shape=out_shape)
+        except RasterioIOError as error:
+            raise InputFileError(f"cannot read {self.path}: {error}") from error
+
+    def _band_descriptions(self) -> list[str | None]:
+        return list(self._dataset.descriptions)
+
+    def info(self) -> dict:
+        summary = super().info()
+        summary["bands"] = self._dataset.count
+        summary["band"] = self.band
+        summary["complex_layout"] = self.complex_layout
+        summary["band_tags"] = dict(self._band_tags)
+        return summary
+
+    def close(self) -> None:
+        self._dataset.close()
+
+
+def _tags_text(tags: dict[str, str]) -> str:
+    """Tags as one piece of text for kind detection; sardespeckle's own provenance tags are left
+    out (their parameters could contain any word)."""
+    return " ".join(
+        f"{key}={value}" for key, value in tags.items() if not key.startswith("SARDESPECKLE_")
+    )
+
+
+def _combine(real: np.ndarray, imag: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    out = np.empty(real.shape, dtype=dtype)
+    out.real = real
+    out.imag = imag
+    return out
+
+
+def _check_block_size(block_size: int) -> int:
+    if not isinstance(block_size, (int, np.integer)) or block_size < 16 or block_size % 16:
+        raise UsageError(f"expected a block size that is a multiple of 16, got {block_size}")
+    return int(block_size)
+
+
+def _georef_profile(georef: Georef) -> dict:
+    """rasterio creation options that carry the georeferencing over."""
+    profile: dict = {}
+    if georef.transform is not None:
+        profile["crs"] = georef.crs
+        profile["transform"] = georef.transform
+    elif georef.gcps:
+        profile["gcps"] = list(georef.gcps)
+        profile["crs"] = georef.gcps_crs
+    if georef.rpcs is not None:
+        profile["rpcs"] = georef.rpcs
+    return profile
+
+
+def inherited_tags(source: Source | None) -> dict[str, str]:
+    """The input's dataset tags worth keeping on an output: all but sardespeckle's own (replaced)
+    and those naming a kind (units of the input, wrong for the output)."""
+    if source is None:
+        return {}
+    kept = {}
+    for key, value in source.tags.items():
+        if key.startswith("SARDESPECKLE_") or kind_from_text(f"{key} {value}") is not None:
+            continue
+        kept[key] = value
+    return kept
+
+
+def _open_for_writing(temp: str, profile: dict):
+    import rasterio
+
+    with _quiet():
+        return rasterio.open(temp, "w", **profile)
+
+
+class GeoTiffSink(Sink):
+    """A single-band, tiled, deflate-compressed GeoTIFF built from the input's profile."""
+
+    format = "geotiff"
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        shape: tuple[int, int],
+        kind_out: str,
+        nodata: float,
+        dtype: np.dtype,
+        tags: dict[str, str],
+        georef: Georef,
+        description: str,
+        overwrite: bool,
+        block_size: int = 256,
+    ) -> None:
+        block_size = _check_block_size(block_size)
+        profile = {
+            "driver": "GTiff",
+            "height": int(shape[0]),
+            "width": int(shape[1]),
+            "count": 1,
+            "dtype": np.dtype(dtype).name,
+            "nodata": nodata,
+            "tiled": True,
+            "blockxsize": block_size,
+            "blockysize": block_size,
+            "compress": "deflate",
+            "predictor": 3,
+            "BIGTIFF": "IF_SAFER",
+            **_georef_profile(georef),
+        }
+        temp = temporary_path(path)
+        try:
+            self._dataset = _open_for_writing(temp, profile)
+            self._dataset.update_tags(**tags)
+            self._dataset.set_band_description(1, description)
+        except BaseException:
+            if getattr(self, "_dataset", None) is not None:
+                self._dataset.close()
+            os.remove(temp)
+            raise
+        super().__init__(
+            path=path,
+            temp_path=temp,
+            shape=shape,
+            kind_out=kind_out,
+            nodata=nodata,
+            dtype=dtype,
+            overwrite=overwrite,
+            tags=tags,
+            block_size=block_size,
+        )
+
+    def _closer(self):
+        return self._dataset.close
+
+    def _write(self, window: Window, values: np.ndarray) -> None:
+        self._dataset.write(values, 1, window=_rio_window(window))
+
+
+def write_geotiff(
+    path: str,
+    array: np.ndarray,
+    *,
+    georef: Georef,
+    nodata: float | None,
+    description: str | None,
+    tags: dict[str, str],
+    overwrite: bool,
+    block_size: int = 256,
+) -> None:
+    """Write a whole 2-D array as a single-band GeoTIFF, atomically (see ``write_array``)."""
+    block_size = _check_block_size(block_size)
+    dtype = np.dtype(array.dtype)
+    predictor = {"f": 3, "i": 2, "u": 2}.get(dtype.kind, 1)
+    profile = {
+        "driver": "GTiff",
+        "height": array.shape[0],
+        "width": array.shape[1],
+        "count": 1,
+        "dtype": dtype.name,
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": block_size,
+        "blockysize": block_size,
+        "compress": "deflate",
+        "predictor": predictor,
+        "BIGTIFF": "IF_SAFER",
+        **_georef_profile(georef),
+    }
+    temp = temporary_path(path)
+    try:
+        with _open_for_writing(temp, profile) as dataset:
+            dataset.write(array, 1)
+            if tags:
+                dataset.update_tags(**tags)
+            if description:
+                dataset.set_band_description(1, description)
+        publish(temp, path, overwrite=overwrite)
+    except BaseException:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise

@@ -1,0 +1,322 @@
+"""Input kinds: what the numbers of a SAR raster mean, and the conversions to and from intensity.
+
+A SAR image reaches us in one of four kinds:
+
+=============  =====================================  ===================
+kind           value                                  intensity
+=============  =====================================  ===================
+``intensity``  power, sigma0/beta0/gamma0 (linear)    ``I``
+``amplitude``  magnitude, Sentinel-1 GRD numbers      ``A ** 2``
+``db``         ``10 log10(I)``                         ``10 ** (dB / 10)``
+``complex``    single-look complex ``z``               ``|z| ** 2``
+=============  =====================================  ===================
+
+Everything downstream of the readers works on intensity (``float32``) with a boolean mask of
+valid pixels; the writers convert back to the output kind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+import numpy as np
+
+from sardespeckle.errors import InvalidInputError, UsageError
+
+KINDS = ("intensity", "amplitude", "db", "complex")
+"""Every input kind."""
+
+OUTPUT_KINDS = ("intensity", "amplitude", "db")
+"""The kinds a despeckled image can be written as (a despeckled image has no phase)."""
+
+# Words that name a kind in band descriptions, tags and file names. A "db" word wins over the
+# others because it names the scale of the quantity the other words name ("Sigma0_VV_db").
+_DB_WORDS = frozenset({"db", "decibel", "decibels"})
+_AMPLITUDE_WORDS = frozenset({"amplitude", "amp", "ampl", "magnitude", "mag"})
+_INTENSITY_WORDS = frozenset(
+    {"intensity", "int", "power", "sigma0", "beta0", "gamma0", "sigmanought", "betanought"}
+)
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_kind(kind: str, *, allowed: tuple[str, ...] = KINDS, what: str = "kind") -> str:
+    """Return ``kind`` if it is one of ``allowed``, else raise :class:`UsageError`."""
+    if kind not in allowed:
+        raise UsageError(
+            f"expected {what} to be one of {', '.join(repr(k) for k in allowed)}, got {kind!r}"
+        )
+    return kind
+
+
+def _words(text: str) -> set[str]:
+    # Words split on non-alphanumerics, plus those of a camelCase split ("gamma0VV" -> gamma0),
+    # both kept because the camelCase split alone would cut "dB" into "d" and "b".
+    camel = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", text)
+    words = set(re.split(r"[^a-z0-9]+", text.lower())) | set(re.split(r"[^a-z0-9]+", camel.lower()))
+    words.discard("")
+    return words
+
+
+def kind_from_text(text: str) -> str | None:
+    """The kind named by a piece of metadata, or ``None`` when it names none or several.
+
+    >>> kind_from_text("Sigma0_VV_db"), kind_from_text("Amplitude_VV"), kind_from_text("VV")
+    ('db', 'amplitude', None)
+    """
+    words = _words(text)
+    if words & _DB_WORDS:
+        return "db"
+    amplitude = bool(words & _AMPLITUDE_WORDS)
+    intensity = bool(words & _INTENSITY_WORDS)
+    if amplitude != intensity:
+        return "amplitude" if amplitude else "intensity"
+    return None
+
+
+def detect_kind(
+    *,
+    dtype: np.dtype | str,
+    hints: Mapping[str, str] | None,
+    sample: np.ndarray | None,
+    path: str | os.PathLike | None = None,
+    nodata: float | None = None,
+) -> tuple[str, str]:
+    """Tell which kind of SAR data a raster holds.
+
+    Parameters
+    ----------
+    dtype : numpy dtype
+        The raster's data type (for real/imaginary layouts, the complex type they form).
+    hints : mapping of str to str, optional
+        Metadata that may name the kind, in order of trust, as ``{where: text}``, e.g.
+        ``{"band 1 description": "Amplitude_VV", "dataset tags": "UNITS=dB"}``.
+    sample : ndarray, optional
+        Some pixels of the raster (a decimated read is enough).
+    path : path-like, optional
+        The file, whose name is used as the last metadata hint.
+    nodata : float, optional
+        The raster's nodata value, left out of ``sample``.
+
+    Returns
+    -------
+    kind : str
+        One of ``"intensity"``, ``"amplitude"``, ``"db"``, ``"complex"``.
+    reason : str
+        Why, in words (for ``info`` and logs).
+
+    Raises
+    ------
+    InvalidInputError
+        For real floating-point data without negative values nor metadata: amplitude and
+        intensity cannot be told apart from the numbers alone.
+
+    Notes
+    -----
+    The rule, first match wins:
+
+    1. a complex dtype is ``"complex"``;
+    2. else the first hint, then the file name, that names exactly one kind: a word ``db`` /
+       ``decibel`` gives ``"db"`` (it names the scale, so ``Sigma0_VV_db`` is dB);
+       ``amplitude`` / ``amp`` / ``magnitude`` gives ``"amplitude"``; ``intensity`` / ``int`` /
+       ``power`` / ``sigma0`` / ``beta0`` / ``gamma0`` gives ``"intensity"``. Words are split on
+       non-alphanumerics and camelCase; a hint naming both amplitude and intensity is skipped;
+    3. else any negative finite value in ``sample`` (nodata left out) gives ``"db"``;
+    4. else an integer dtype gives ``"amplitude"`` (Sentinel-1 GRD digital numbers are amplitude);
+    5. else :class:`InvalidInputError`: pass the kind explicitly.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        return "complex", f"complex data type {dtype.name}"
+    for where, text in (hints or {}).items():
+        if text:
+            kind = kind_from_text(str(text))
+            if kind is not None:
+                return kind, f"{where} {_shorten(str(text))!r} names {kind}"
+    if path is not None:
+        stem = os.path.basename(os.fspath(path)).rsplit(".", 1)[0]
+        kind = kind_from_text(stem)
+        if kind is not None:
+            return kind, f"file name {stem!r} names {kind}"
+    if sample is not None and np.asarray(sample).size:
+        values = np.asarray(sample)
+        if values.dtype.kind in "iuf":
+            keep = np.isfinite(values)
+            if nodata is not None and not np.isnan(nodata):
+                keep &= values != nodata
+            if np.any(values[keep] < 0):
+                return "db", "negative values (only dB data can be negative)"
+    if dtype.kind in "iu":
+        return "amplitude", (
+            f"integer data type {dtype.name} (digital numbers such as Sentinel-1 GRD are amplitude)"
+        )
+    raise InvalidInputError(
+        "cannot tell amplitude from intensity for float data without metadata; "
+        "pass kind='amplitude' or kind='intensity' (CLI --kind)"
+    )
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _nodata_mask(raw: np.ndarray, nodata: float | None) -> np.ndarray:
+    """True where ``raw`` equals ``nodata`` (never for ``nodata`` None or NaN)."""
+    if nodata is None or np.isnan(nodata):
+        return np.zeros(raw.shape, dtype=bool)
+    if raw.dtype.kind == "c":
+        # GDAL's nodata is real; a complex pixel is nodata when it is nodata + 0j or has both
+        # parts at nodata (tools disagree on which), never when one part merely equals it.
+        real, imag = raw.real, raw.imag
+        return (real == nodata) & ((imag == 0) | (imag == nodata))
+    return raw == nodata
+
+
+def to_intensity(
+    raw: np.ndarray, kind: str, *, nodata: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Convert raw pixels of a given kind to intensity, with the mask of valid pixels.
+
+    Parameters
+    ----------
+    raw : ndarray
+        Pixels as read, any shape; real for ``intensity``/``amplitude``/``db``, complex for
+        ``complex``.
+    kind : str
+        One of :data:`KINDS`.
+    nodata : float, optional
+        Value marking missing pixels.
+
+    Returns
+    -------
+    intensity : ndarray of float32
+        ``raw``, ``raw**2``, ``10**(raw/10)`` or ``|raw|**2``; arbitrary where not valid.
+    valid : ndarray of bool
+        False where the pixel is non-finite, equal to ``nodata`` or of zero intensity.
+
+    Raises
+    ------
+    InvalidInputError
+        Negative values in intensity or amplitude data (they look like dB), complex data for a
+        real kind or the other way round, or intensities beyond float32.
+
+    Notes
+    -----
+    Computed in float64 then cast to float32; a dB value below about -450 underflows to zero
+    intensity and is masked like a zero.
+    """
+    check_kind(kind)
+    raw = np.asarray(raw)
+    is_complex = raw.dtype.kind == "c"
+    if kind == "complex" and not is_complex:
+        raise InvalidInputError(
+            f"expected complex data for kind 'complex', got {raw.dtype.name}; "
+            "for real/imaginary bands pass complex_layout"
+        )
+    if kind != "complex" and is_complex:
+        raise InvalidInputError(
+            f"expected real data for kind {kind!r}, got {raw.dtype.name}; leave kind out or "
+            "pass kind='complex'"
+        )
+    if raw.dtype.kind not in "iufc":
+        raise InvalidInputError(f"expected numeric data, got {raw.dtype.name}")
+
+    valid = np.isfinite(raw) & ~_nodata_mask(raw, nodata)
+    with np.errstate(all="ignore"):
+        if kind == "complex":
+            z = raw.astype(np.complex128, copy=False)
+            intensity64 = z.real * z.real + z.imag * z.imag
+        else:
+            values = raw.astype(np.float64, copy=False)
+            if kind != "db":
+                negative = valid & (values < 0)
+                if np.any(negative):
+                    raise InvalidInputError(
+                        f"expected non-negative {kind} values, got {int(negative.sum())} negative "
+                        f"pixel(s) (minimum {values[negative].min():.4g}); this looks like dB "
+                        "data: pass kind='db' (CLI --kind db)"
+                    )
+            if kind == "intensity":
+                intensity64 = values
+            elif kind == "amplitude":
+                intensity64 = values * values
+            else:
+                intensity64 = np.power(10.0, values / 10.0)
+    valid &= np.isfinite(intensity64)
+    too_large = valid & (intensity64 > _FLOAT32_MAX)
+    if np.any(too_large):
+        raise InvalidInputError(
+            f"expected intensities within float32 (at most {_FLOAT32_MAX:.4g}), got "
+            f"{intensity64[too_large].max():.4g} from {kind} data; check the kind "
+            "(CLI --kind) or rescale the input"
+        )
+    with np.errstate(all="ignore"):
+        intensity = intensity64.astype(np.float32)
+    valid &= intensity > 0
+    return intensity, valid
+
+
+def from_intensity(
+    intensity: np.ndarray,
+    valid: np.ndarray,
+    kind_out: str,
+    *,
+    nodata_out: float = float("nan"),
+    dtype: np.dtype | str = np.float32,
+) -> np.ndarray:
+    """Convert intensity to an output kind, writing ``nodata_out`` where not ``valid``.
+
+    Parameters
+    ----------
+    intensity : ndarray
+        Finite, strictly positive where ``valid``; anything elsewhere.
+    valid : ndarray of bool
+        Same shape as ``intensity``.
+    kind_out : str
+        ``"intensity"``, ``"amplitude"`` (``sqrt(I)``) or ``"db"`` (``10 log10(I)``). A complex
+        output is not possible: despeckling estimates the reflectivity, not the phase.
+    nodata_out : float
+        Value for the masked pixels (NaN by default).
+    dtype : numpy dtype
+        ``float32`` (default) or ``float64``.
+
+    Returns
+    -------
+    ndarray of ``dtype``
+        A valid pixel whose value would equal ``nodata_out`` is moved by one unit in the last
+        place, so that it is never read back as missing.
+    """
+    check_kind(kind_out, allowed=OUTPUT_KINDS, what="output kind")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise UsageError(f"expected an output dtype float32 or float64, got {dtype.name}")
+    intensity = np.asarray(intensity)
+    valid = np.asarray(valid, dtype=bool)
+    if intensity.shape != valid.shape:
+        raise InvalidInputError(
+            f"expected intensity and valid of the same shape, got {intensity.shape} and "
+            f"{valid.shape}"
+        )
+    values = intensity.astype(np.float64)
+    bad = valid & ~(np.isfinite(values) & (values > 0))
+    if np.any(bad):
+        raise InvalidInputError(
+            f"expected finite, strictly positive intensity at valid pixels, got {int(bad.sum())} "
+            "pixel(s) that are not"
+        )
+    safe = np.where(valid, values, 1.0)
+    if kind_out == "amplitude":
+        converted = np.sqrt(safe)
+    elif kind_out == "db":
+        converted = 10.0 * np.log10(safe)
+    else:
+        converted = safe
+    out = converted.astype(dtype)
+    if not np.isnan(nodata_out):
+        clash = valid & (out == dtype.type(nodata_out))
+        if np.any(clash):
+            out[clash] = np.nextafter(out[clash], dtype.type(np.inf))
+    out[~valid] = nodata_out
+    return out

@@ -1,0 +1,192 @@
+"""NumPy ``.npy`` files, memory-mapped: 2-D real or complex arrays, or real/imaginary pairs.
+
+A ``.npy`` file has no georeferencing, no nodata value and no tags: masked pixels are the
+non-finite and zero ones, and outputs write NaN there.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from sardespeckle.errors import InputFileError, InvalidInputError, UsageError
+from sardespeckle.io.base import Georef, Sink, Source, publish, temporary_path
+from sardespeckle.io.geotiff import SAMPLE_SIZE, check_dtype
+from sardespeckle.io.kinds import check_kind, detect_kind
+from sardespeckle.window import Window
+
+_LAYOUTS = (None, "last", "first")
+
+
+def _read_header(path: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from the header, before anything is mapped (an object array is refused
+    without ever unpickling it)."""
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+    except (ValueError, OSError, EOFError, SyntaxError) as error:
+        raise InputFileError(f"cannot read {path} as a .npy file: {error}") from error
+    return tuple(shape), np.dtype(dtype)
+
+
+class NpySource(Source):
+    """A 2-D array ``(rows, cols)``, or with ``complex_layout`` a real/imaginary pair stored as
+    ``(rows, cols, 2)`` (``"last"``) or ``(2, rows, cols)`` (``"first"``)."""
+
+    format = "npy"
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        kind: str | None = None,
+        complex_layout: str | None = None,
+        nodata: float | None = None,
+    ) -> None:
+        if complex_layout not in _LAYOUTS:
+            raise UsageError(
+                f"expected complex_layout None, 'last' or 'first' for a .npy file, got "
+                f"{complex_layout!r}"
+            )
+        shape, dtype = _read_header(path)
+        if dtype.fields is not None or dtype.hasobject:
+            raise InvalidInputError(f"expected a plain numeric array in {path}, got dtype {dtype}")
+        check_dtype(dtype, path)
+        if 0 in shape or not shape:
+            raise InvalidInputError(f"expected a non-empty array in {path}, got shape {shape}")
+        if complex_layout is None:
+            if len(shape) != 2:
+                raise InvalidInputError(
+                    f"expected a 2-D array (rows, cols) in {path}, got shape {shape}; for "
+                    "real/imaginary bands pass complex_layout='last' (rows, cols, 2) or "
+                    "'first' (2, rows, cols)"
+                )
+            self.shape = (shape[0], shape[1])
+            self.dtype = dtype
+        else:
+            expected = (
+                len(shape) == 3 and (shape[2] if complex_layout == "last" else shape[0]) == 2
+            )
+            if not expected:
+                wanted = "(rows, cols, 2)" if complex_layout == "last" else "(2, rows, cols)"
+                raise InvalidInputError(
+                    f"expected an array {wanted} for complex_layout={complex_layout!r} in {path}, "
+                    f"got shape {shape}"
+                )
+            if dtype.kind == "c":
+                raise InvalidInputError(
+                    f"expected real parts for complex_layout={complex_layout!r}, got "
+                    f"{dtype.name}; leave complex_layout out"
+                )
+            self.shape = (shape[0], shape[1]) if complex_layout == "last" else (shape[1], shape[2])
+            self.dtype = np.dtype(np.complex128 if dtype == np.float64 else np.complex64)
+        try:
+            self._array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as error:
+            raise InputFileError(f"cannot read {path} as a .npy file: {error}") from error
+        self.path = path
+        self.complex_layout = complex_layout
+        self.nodata = nodata
+        self.description = None
+        self.tags = {}
+        self.georef = Georef()
+        self.block_shape = None
+        if kind is not None:
+            self.kind = check_kind(kind)
+            self.kind_reason = "given"
+            self._check_kind_matches_dtype()
+        else:
+            sample = None if self.dtype.kind == "c" else self.read_decimated(SAMPLE_SIZE)
+            self.kind, self.kind_reason = detect_kind(
+                dtype=self.dtype, hints=None, sample=sample, path=path, nodata=nodata
+            )
+
+    def _slice(self, rows: slice, cols: slice) -> np.ndarray:
+        array = self._array
+        if self.complex_layout is None:
+            return np.array(array[rows, cols])
+        if self.complex_layout == "last":
+            real, imag = array[rows, cols, 0], array[rows, cols, 1]
+        else:
+            real, imag = array[0, rows, cols], array[1, rows, cols]
+        out = np.empty(real.shape, dtype=self.dtype)
+        out.real = real
+        out.imag = imag
+        return out
+
+    def _read(self, window: Window) -> np.ndarray:
+        try:
+            return self._slice(*window.slices)
+        except (ValueError, OSError) as error:  # a truncated file shows up at the first access
+            raise InputFileError(f"cannot read {window} of {self.path}: {error}") from error
+
+    def _read_decimated(self, step: int) -> np.ndarray:
+        return self._slice(slice(None, None, step), slice(None, None, step))
+
+    def close(self) -> None:
+        self._array = None
+
+
+class NpySink(Sink):
+    """A ``float32``/``float64`` ``.npy`` written through a memory map; NaN at masked pixels."""
+
+    format = "npy"
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        shape: tuple[int, int],
+        kind_out: str,
+        dtype: np.dtype,
+        overwrite: bool,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        temp = temporary_path(path)
+        try:
+            self._memmap = [
+                np.lib.format.open_memmap(temp, mode="w+", dtype=dtype, shape=tuple(shape))
+            ]
+        except BaseException:
+            os.remove(temp)
+            raise
+        super().__init__(
+            path=path,
+            temp_path=temp,
+            shape=shape,
+            kind_out=kind_out,
+            nodata=float("nan"),
+            dtype=dtype,
+            overwrite=overwrite,
+            tags=tags,
+        )
+
+    def _closer(self):
+        holder = self._memmap
+
+        def close() -> None:
+            if holder:
+                holder.pop().flush()
+
+        return close
+
+    def _write(self, window: Window, values: np.ndarray) -> None:
+        self._memmap[0][window.slices] = values
+
+
+def write_npy(path: str, array: np.ndarray, *, overwrite: bool) -> None:
+    """Write a whole array as ``.npy``, atomically (see ``write_array``)."""
+    temp = temporary_path(path)
+    try:
+        with open(temp, "wb") as handle:
+            np.save(handle, np.asarray(array), allow_pickle=False)
+        publish(temp, path, overwrite=overwrite)
+    except BaseException:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise

@@ -1,0 +1,183 @@
+"""The method registry: one place mapping a method name to how it is built and run.
+
+A *method* is a callable ``intensity -> intensity`` on a ``(rows, cols)`` float32 array of finite,
+strictly positive values (see ``docs/architecture.md``). The registry knows, for every name, its
+family, its parameters and their defaults, the halo (support radius in pixels) the tiled engine
+must give it, and how to build it for a number of looks.
+
+Importing this module is cheap: heavy dependencies (torch) are imported only when a method that
+needs them is built.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UsageError
+
+
+@dataclass(frozen=True)
+class BuiltMethod:
+    """A method ready to run: the callable, its halo and the parameters actually used."""
+
+    name: str
+    function: Callable
+    halo: int
+    parameters: dict[str, Any]
+    looks: float
+    weights: str | None = None
+    batch_size: int = 1
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """How to build one method.
+
+    ``build(looks, params) -> BuiltMethod``; ``defaults`` lists every accepted parameter.
+    """
+
+    name: str
+    family: str
+    description: str
+    defaults: Mapping[str, Any]
+    build: Callable[[float, dict[str, Any]], BuiltMethod] = field(repr=False)
+    uses_looks: bool = True
+
+    def resolve(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Defaults overridden by ``params``, with unknown names refused and types coerced."""
+        params = dict(params or {})
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            known = ", ".join(sorted(self.defaults)) or "none"
+            raise UsageError(
+                f"method {self.name!r} has no parameter {', '.join(map(repr, unknown))}; "
+                f"its parameters are: {known}"
+            )
+        resolved = dict(self.defaults)
+        for key, value in params.items():
+            resolved[key] = _coerce(key, value, self.defaults[key])
+        return resolved
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    if default is None or not isinstance(value, str):
+        return value
+    try:
+        if isinstance(default, bool):
+            if value.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if value.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(value)
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+    except ValueError:
+        raise UsageError(
+            f"parameter {key!r} expects a {type(default).__name__}, got {value!r}"
+        ) from None
+    return value
+
+
+_REGISTRY: dict[str, MethodSpec] = {}
+
+
+def register(spec: MethodSpec) -> MethodSpec:
+    """Add a method to the registry (names are unique)."""
+    if spec.name in _REGISTRY:
+        raise ValueError(f"method {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_method(name: str) -> MethodSpec:
+    """The registered method called ``name`` (a :class:`UsageError` lists the others)."""
+    _load_builtin()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        names = ", ".join(sorted(_REGISTRY))
+        raise UsageError(f"unknown method {name!r}; available methods: {names}") from None
+
+
+def list_methods() -> list[MethodSpec]:
+    """Every registered method, sorted by family then name."""
+    _load_builtin()
+    return sorted(_REGISTRY.values(), key=lambda s: (s.family != "cnn", s.family, s.name))
+
+
+def build_method(name: str, *, looks: float, params: Mapping[str, Any] | None = None) -> BuiltMethod:
+    """Build method ``name`` for ``looks`` looks with ``params`` overriding its defaults."""
+    spec = get_method(name)
+    return spec.build(float(looks), spec.resolve(params))
+
+
+# --- built-in methods -----------------------------------------------------------------------
+
+_loaded = False
+
+
+def _load_builtin() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    _register_filters()
+
+
+def _register_filters() -> None:
+    from .filters import FILTERS
+
+    for filter_spec in FILTERS.values():
+        takes_looks = "looks" in inspect.signature(filter_spec.function).parameters
+
+        def build(looks: float, params: dict[str, Any], _fs=filter_spec, _looks=takes_looks):
+            kwargs = dict(params)
+            if _looks:
+                kwargs["looks"] = looks
+            function = _bind(_fs.function, kwargs)
+            _validate_parameters(_fs.name, function)
+            return BuiltMethod(
+                name=_fs.name,
+                function=function,
+                halo=int(_fs.halo(params)),
+                parameters=dict(params),
+                looks=looks,
+            )
+
+        register(
+            MethodSpec(
+                name=filter_spec.name,
+                family="filter",
+                description=filter_spec.description,
+                # looks is an argument of every build, not a parameter of the method.
+                defaults={k: v for k, v in filter_spec.defaults.items() if k != "looks"},
+                build=build,
+                uses_looks=takes_looks,
+            )
+        )
+
+
+def _validate_parameters(name: str, function: Callable) -> None:
+    """Run a filter once on a tiny image so that a bad parameter fails before any file is opened."""
+    import numpy as np
+
+    from .errors import InvalidInputError
+
+    try:
+        function(np.ones((3, 3), np.float32))
+    except InvalidInputError as error:
+        raise UsageError(f"method {name!r}: {error}") from None
+
+
+def _bind(function: Callable, kwargs: dict[str, Any]) -> Callable:
+    def run(intensity):
+        return function(intensity, **kwargs)
+
+    run.__name__ = getattr(function, "__name__", "method")
+    run.__doc__ = function.__doc__
+    return run

@@ -1,0 +1,368 @@
+"""Weights as data with an identity: registry entries, checked save and load.
+
+A weights file is ``torch.save({"state_dict": {...}, "meta": {...}})`` holding only tensors and
+plain Python values, so that it loads with ``torch.load(weights_only=True)``. Released files live
+in ``sardespeckle/models/weights/`` and are named in :data:`REGISTRY` with their sha256.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import math
+import os
+import pickle
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sardespeckle.errors import InvalidInputError, WeightsError
+from sardespeckle.models.dncnn import DnCNN
+from sardespeckle.models.sarcnn import LOG_AMPLITUDE_MAX, LOG_AMPLITUDE_MIN
+
+__all__ = [
+    "DOMAINS",
+    "REGISTRY",
+    "WEIGHTS_DIR",
+    "Architecture",
+    "WeightsEntry",
+    "list_weights",
+    "load_weights",
+    "save_weights",
+    "sha256_file",
+]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+FORMAT = "sardespeckle-weights"
+FORMAT_VERSION = 1
+#: What the network's input is: SAR-CNN's normalised log-amplitude, or a Gaussian denoiser of
+#: log-intensity meant for MuLoG.
+DOMAINS = ("log-amplitude", "log-intensity-gaussian")
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """Typed description of a network, enough to rebuild it before loading its state."""
+
+    kind: str = "dncnn"
+    depth: int = 19
+    channels: int = 1
+    features: int = 64
+    residual: bool = True
+
+    @classmethod
+    def of(cls, model: DnCNN) -> Architecture:
+        return cls(
+            kind="dncnn",
+            depth=model.depth,
+            channels=model.channels,
+            features=model.features,
+            residual=model.residual,
+        )
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Architecture:
+        """Parse a plain dict; unknown keys or wrong types raise :class:`WeightsError`."""
+        if not isinstance(values, Mapping):
+            raise WeightsError(f"expected the architecture as a dict, got {type(values).__name__}")
+        known = {field.name: field.type for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise WeightsError(f"expected architecture keys among {sorted(known)}, got unknown {unknown}")
+        defaults = cls()
+        for key, value in values.items():
+            wanted = type(getattr(defaults, key))
+            if type(value) is not wanted:
+                raise WeightsError(f"expected architecture {key} of type {wanted.__name__}, got {value!r}")
+        arch = cls(**values)
+        if arch.kind != "dncnn":
+            raise WeightsError(f"expected architecture kind 'dncnn', got {arch.kind!r}")
+        return arch
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def build(self) -> DnCNN:
+        """A freshly initialised network of this architecture."""
+        try:
+            return DnCNN(depth=self.depth, channels=self.channels, features=self.features, residual=self.residual)
+        except InvalidInputError as exc:
+            raise WeightsError(f"invalid architecture {self.as_dict()}: {exc}") from None
+
+    def differences(self, other: Architecture) -> list[str]:
+        """``"depth: 17 here, 19 there"`` for each field that differs."""
+        return [
+            f"{field.name}: {getattr(self, field.name)!r} here, {getattr(other, field.name)!r} there"
+            for field in dataclasses.fields(self)
+            if getattr(self, field.name) != getattr(other, field.name)
+        ]
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightsEntry:
+    """Identity card of a released weights file.
+
+    Attributes
+    ----------
+    name : str
+        Registry key, e.g. ``"sarcnn-s1-l1"``.
+    filename : str
+        File name inside :data:`WEIGHTS_DIR`.
+    sha256 : str
+        Hex digest of the file, checked before every load.
+    architecture : Architecture
+        The network the state belongs to.
+    looks : float
+        Looks of the speckle the network was trained to remove.
+    norm_min, norm_max : float
+        Normalisation ``x = (log_value − norm_min) / (norm_max − norm_min)`` (``m``, ``M``).
+    domain : str
+        One of :data:`DOMAINS`.
+    training_data : str
+        Where the training references came from.
+    validation_psnr : float or None
+        Measured PSNR (dB) on the validation set, when measured.
+    description : str
+        One or two sentences for ``list``-style output.
+    """
+
+    name: str
+    filename: str
+    sha256: str
+    architecture: Architecture
+    looks: float = 1.0
+    norm_min: float = LOG_AMPLITUDE_MIN
+    norm_max: float = LOG_AMPLITUDE_MAX
+    domain: str = "log-amplitude"
+    training_data: str = ""
+    validation_psnr: float | None = None
+    description: str = ""
+
+    @property
+    def path(self) -> Path:
+        return WEIGHTS_DIR / self.filename
+
+
+#: Released weights, by name. Empty until trained weights are added.
+REGISTRY: dict[str, WeightsEntry] = {}
+
+
+def list_weights() -> list[WeightsEntry]:
+    """Registered weights, sorted by name."""
+    return [REGISTRY[name] for name in sorted(REGISTRY)]
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 digest of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_weights(
+    model: DnCNN,
+    path: str | os.PathLike[str],
+    *,
+    name: str = "",
+    looks: float = 1.0,
+    norm_min: float = LOG_AMPLITUDE_MIN,
+    norm_max: float = LOG_AMPLITUDE_MAX,
+    domain: str = "log-amplitude",
+    training_data: str = "",
+    validation_psnr: float | None = None,
+    description: str = "",
+) -> str:
+    """Write ``model``'s state and its identity to ``path``; return the file's sha256.
+
+    The file is written next to its destination and renamed onto it, so an interrupted save
+    never leaves a truncated file under the final name. Tensors are stored as contiguous CPU
+    copies; ``meta`` holds only plain Python values. Batch-norm-folded copies are refused: their
+    state does not fit the trainable architecture.
+    """
+    if not isinstance(model, DnCNN):
+        raise InvalidInputError(f"expected a DnCNN, got {type(model).__name__}")
+    if model.is_folded:
+        raise InvalidInputError("expected an unfolded DnCNN, got a fold_batchnorm() copy; save the original")
+    if domain not in DOMAINS:
+        raise InvalidInputError(f"expected domain in {DOMAINS}, got {domain!r}")
+    if not (math.isfinite(looks) and looks > 0):
+        raise InvalidInputError(f"expected looks > 0, got {looks!r}")
+    if not (math.isfinite(norm_min) and math.isfinite(norm_max) and norm_max > norm_min):
+        raise InvalidInputError(f"expected finite norm_min < norm_max, got {norm_min!r}, {norm_max!r}")
+
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": str(name),
+        "architecture": Architecture.of(model).as_dict(),
+        "looks": float(looks),
+        "norm_min": float(norm_min),
+        "norm_max": float(norm_max),
+        "domain": domain,
+        "training_data": str(training_data),
+        "validation_psnr": None if validation_psnr is None else float(validation_psnr),
+        "description": str(description),
+    }
+    state = {key: value.detach().cpu().contiguous().clone() for key, value in model.state_dict().items()}
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save({"state_dict": state, "meta": meta}, handle)
+        os.replace(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    return sha256_file(target)
+
+
+def load_weights(
+    name_or_path: str | os.PathLike[str],
+    *,
+    expected_architecture: Architecture | Mapping[str, Any] | None = None,
+) -> tuple[DnCNN, dict[str, Any]]:
+    """Load checked weights into a new eval-mode :class:`DnCNN`.
+
+    Parameters
+    ----------
+    name_or_path : str or path
+        A :data:`REGISTRY` name (its file must exist in :data:`WEIGHTS_DIR` and match the
+        registered sha256) or the path of a weights file.
+    expected_architecture : Architecture or dict, optional
+        Refuse files whose architecture differs (a dict is completed with the
+        :class:`Architecture` defaults). For a registry name it defaults to the entry's.
+
+    Returns
+    -------
+    (DnCNN, dict)
+        The network in eval mode on the CPU, and the file's ``meta`` dict.
+
+    Raises
+    ------
+    WeightsError
+        Unknown name, missing file, sha256 mismatch, unreadable or non-``weights_only`` file,
+        unexpected content, or an architecture that does not match (the message names what
+        differs).
+    """
+    entry: WeightsEntry | None = None
+    if isinstance(name_or_path, str) and name_or_path in REGISTRY:
+        entry = REGISTRY[name_or_path]
+        path = entry.path
+        if not path.is_file():
+            raise WeightsError(
+                f"weights {entry.name!r}: file {path} not found; reinstall sardespeckle or put "
+                f"{entry.filename} (sha256 {entry.sha256}) there"
+            )
+        actual = sha256_file(path)
+        if actual != entry.sha256:
+            raise WeightsError(
+                f"weights file {path} has sha256 {actual}, expected {entry.sha256} (corrupt or modified)"
+            )
+        if expected_architecture is None:
+            expected_architecture = entry.architecture
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            known = ", ".join(sorted(REGISTRY)) or "none registered yet"
+            raise WeightsError(
+                f"expected a registered weights name ({known}) or an existing file, got {str(name_or_path)!r}"
+            )
+
+    payload = _read(path)
+    state, meta = _unpack(payload, path)
+    arch = Architecture.from_dict(meta["architecture"])
+    if expected_architecture is not None:
+        if not isinstance(expected_architecture, Architecture):
+            expected_architecture = Architecture.from_dict(expected_architecture)
+        diffs = arch.differences(expected_architecture)
+        if diffs:
+            raise WeightsError(
+                f"weights file {path} has a different architecture than expected ({'; '.join(diffs)}, "
+                "in the file vs expected)"
+            )
+    if entry is not None and meta.get("looks") != entry.looks:
+        raise WeightsError(f"weights file {path} says looks={meta.get('looks')!r}, registry says {entry.looks}")
+
+    model = arch.build()
+    _check_state(model, state, path)
+    model.load_state_dict(state, strict=True)
+    return model.eval(), meta
+
+
+def _read(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(
+            f"weights file {path} is refused by safe loading (weights_only=True): {first}; "
+            "it holds objects other than tensors and plain values, or is not a torch file"
+        ) from None
+    except Exception as exc:  # torch reports truncation/garbage with RuntimeError, EOFError, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise WeightsError(
+            f"weights file {path} cannot be read ({type(exc).__name__}: {first}); "
+            "it is truncated, corrupt or not a torch.save file"
+        ) from None
+
+
+def _unpack(payload: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    if not isinstance(payload, dict) or set(payload) != {"state_dict", "meta"}:
+        got = sorted(map(str, payload)) if isinstance(payload, dict) else type(payload).__name__
+        raise WeightsError(f"weights file {path}: expected a dict with keys ['meta', 'state_dict'], got {got}")
+    state, meta = payload["state_dict"], payload["meta"]
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise WeightsError(f"weights file {path}: expected meta with format {FORMAT!r}, got {meta!r:.200}")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise WeightsError(
+            f"weights file {path}: expected format_version {FORMAT_VERSION}, got {meta.get('format_version')!r}; "
+            "a newer sardespeckle may be needed"
+        )
+    if "architecture" not in meta:
+        raise WeightsError(f"weights file {path}: meta has no 'architecture'")
+    if not isinstance(state, dict) or not all(
+        isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()
+    ):
+        raise WeightsError(f"weights file {path}: expected state_dict to map names to tensors")
+    return state, meta
+
+
+def _check_state(model: DnCNN, state: Mapping[str, torch.Tensor], path: Path) -> None:
+    wanted = model.state_dict()
+    missing = sorted(set(wanted) - set(state))
+    unexpected = sorted(set(state) - set(wanted))
+    problems = []
+    if missing:
+        problems.append(f"missing keys {_shorten(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {_shorten(unexpected)}")
+    shapes = [
+        f"{key}: {tuple(state[key].shape)} in the file, expected {tuple(wanted[key].shape)}"
+        for key in sorted(set(wanted) & set(state))
+        if state[key].shape != wanted[key].shape
+    ]
+    if shapes:
+        problems.append(f"wrong shapes {_shorten(shapes)}")
+    if problems:
+        raise WeightsError(
+            f"weights file {path} does not match its declared architecture "
+            f"{Architecture.of(model).as_dict()}: " + "; ".join(problems)
+        )
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise WeightsError(f"weights file {path}: tensor {key} has non-finite values")
+
+
+def _shorten(items: list[str], limit: int = 4) -> str:
+    shown = ", ".join(items[:limit])
+    return f"[{shown}{f', … {len(items) - limit} more' if len(items) > limit else ''}]"
+

@@ -1,0 +1,31 @@
+"""Shared fixtures. Tests that need ../shared/data skip cleanly when it is absent."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The shared data folder (../shared/data beside the checkout), or skip."""
+    if not (SHARED_DATA / "sar").is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def speckled_scene(rng) -> np.ndarray:
+    """A 96×80 piecewise-constant reflectivity with a bright point, times 1-look speckle."""
+    reflectivity = np.full((96, 80), 50.0)
+    reflectivity[:, 40:] = 200.0
+    reflectivity[20:40, 10:30] = 10.0
+    reflectivity[70, 60] = 5000.0
+    return (reflectivity * rng.exponential(1.0, reflectivity.shape)).astype(np.float32)

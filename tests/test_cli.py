@@ -1,0 +1,252 @@
+"""The command line: sub-commands, exit codes, error messages, atomic outputs, bad inputs."""
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from sardespeckle.cli.main import main
+from sardespeckle.data import sample_path
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_tif(path, array, *, nodata=None, description="Amplitude_VV", crs="EPSG:32631"):
+    profile = dict(driver="GTiff", width=array.shape[1], height=array.shape[0], count=1,
+                   dtype=array.dtype, crs=crs, transform=from_origin(600000, 5800000, 10, 10),
+                   nodata=nodata)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(array, 1)
+        if description:
+            dst.set_band_description(1, description)
+    return path
+
+
+@pytest.fixture
+def amplitude_tif(tmp_path, speckled_scene):
+    return write_tif(tmp_path / "scene_amp.tif", np.sqrt(speckled_scene).astype(np.float32))
+
+
+def test_help_answers_without_importing_torch():
+    code = ("import sys; from sardespeckle.cli.main import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+            "assert 'torch' not in sys.modules and 'rasterio' not in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "run" in result.stdout and "preview" in result.stdout
+
+
+def test_console_script_runs(tmp_path):
+    exe = __import__("shutil").which("sardespeckle")
+    if exe is None:
+        pytest.skip("console script not on PATH (package not installed)")
+    result = subprocess.run([exe, "methods"], capture_output=True, text=True)
+    assert result.returncode == 0 and "refined-lee" in result.stdout
+
+
+def test_run_keeps_georeferencing_and_writes_provenance(tmp_path, amplitude_tif, capsys):
+    out = tmp_path / "out.tif"
+    before = sha(amplitude_tif)
+    code = main(["run", str(amplitude_tif), "-o", str(out), "--method", "lee", "--looks", "1",
+                 "--tile", "32"])
+    assert code == 0
+    assert sha(amplitude_tif) == before
+    with rasterio.open(amplitude_tif) as src, rasterio.open(out) as dst:
+        assert dst.crs == src.crs and dst.transform == src.transform
+        assert dst.shape == src.shape and dst.dtypes[0] == "float32"
+        tags = dst.tags()
+        assert tags["SARDESPECKLE_METHOD"] == "lee"
+        assert json.loads(tags["SARDESPECKLE_PARAMETERS"])["window_size"] >= 3
+        assert tags["SARDESPECKLE_LOOKS"] == "1"
+        assert "SARDESPECKLE_VERSION" in tags
+        result = dst.read(1)
+    assert np.isfinite(result).all() and (result > 0).all()
+    err = capsys.readouterr().err
+    assert "input kind: amplitude" in err and "looks: 1 (given)" in err
+
+
+def test_run_estimates_looks_when_not_given(tmp_path, amplitude_tif, capsys):
+    assert main(["run", str(amplitude_tif), "-o", str(tmp_path / "o.tif"), "-m", "boxcar"]) == 0
+    assert "estimated" in capsys.readouterr().err
+
+
+def test_npy_amplitude_in_npy_amplitude_out(tmp_path, speckled_scene):
+    src = tmp_path / "a.npy"
+    amplitude = np.sqrt(speckled_scene).astype(np.float64)
+    np.save(src, amplitude)
+    out = tmp_path / "b.npy"
+    assert main(["run", str(src), "-o", str(out), "-m", "boxcar", "--kind", "amplitude",
+                 "--looks", "1", "--window-size", "5"]) == 0
+    result = np.load(out)
+    assert result.shape == amplitude.shape and result.dtype == np.float32
+    # Boxcar in intensity: the amplitude out is sqrt(mean(A²)), close to the input's RMS level.
+    assert abs(np.mean(result**2) / np.mean(amplitude**2) - 1) < 0.05
+
+
+def test_existing_output_is_refused_then_overwritten(tmp_path, amplitude_tif, capsys):
+    out = tmp_path / "out.tif"
+    out.write_bytes(b"precious")
+    assert main(["run", str(amplitude_tif), "-o", str(out), "-m", "boxcar", "--looks", "1"]) == 1
+    assert out.read_bytes() == b"precious"
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["run", str(amplitude_tif), "-o", str(out), "-m", "boxcar", "--looks", "1",
+                 "--overwrite"]) == 0
+    with rasterio.open(out) as dst:
+        assert dst.shape == (96, 80)
+
+
+def test_output_equal_to_input_is_refused(amplitude_tif, capsys):
+    before = sha(amplitude_tif)
+    code = main(["run", str(amplitude_tif), "-o", str(amplitude_tif), "--overwrite", "--looks", "1"])
+    assert code == 2 and sha(amplitude_tif) == before
+
+
+@pytest.mark.parametrize("argv_tail,expected_code,message", [
+    (["--method", "nope"], 2, "unknown method"),
+    (["--window-size", "4", "-m", "lee"], 2, "window"),
+    (["-p", "bogus=1", "-m", "lee"], 2, "no parameter"),
+])
+def test_usage_errors(tmp_path, amplitude_tif, capsys, argv_tail, expected_code, message):
+    code = main(["run", str(amplitude_tif), "-o", str(tmp_path / "o.tif"), "--looks", "1",
+                 *argv_tail])
+    assert code == expected_code
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_argparse_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "x.tif"])  # missing -o
+    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "x.tif", "-o", "y.tif", "--looks", "-1"])
+    assert exit_info.value.code == 2
+
+
+def test_missing_input_and_missing_output_folder(tmp_path, amplitude_tif, capsys):
+    assert main(["run", str(tmp_path / "nope.tif"), "-o", str(tmp_path / "o.tif"), "--looks", "1"]) == 1
+    assert "nope.tif" in capsys.readouterr().err
+    code = main(["run", str(amplitude_tif), "-o", str(tmp_path / "missing" / "o.tif"), "--looks", "1"])
+    assert code == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_bad_inputs(tmp_path, capsys):
+    cube = tmp_path / "cube.npy"
+    np.save(cube, np.ones((4, 8, 8), np.float32))
+    assert main(["run", str(cube), "-o", str(tmp_path / "o.npy"), "--kind", "amplitude",
+                 "--looks", "1"]) == 1
+    assert "2-D" in capsys.readouterr().err
+    strings = tmp_path / "s.npy"
+    np.save(strings, np.array([["a", "b"]]))
+    assert main(["run", str(strings), "-o", str(tmp_path / "o.npy"), "--looks", "1"]) == 1
+    ambiguous = tmp_path / "scene.npy"
+    np.save(ambiguous, np.ones((16, 16), np.float32))
+    assert main(["run", str(ambiguous), "-o", str(tmp_path / "o.npy"), "--looks", "1"]) == 1
+    assert "--kind" in capsys.readouterr().err
+    negative = tmp_path / "neg.npy"
+    np.save(negative, -np.ones((16, 16), np.float32))
+    assert main(["run", str(negative), "-o", str(tmp_path / "o.npy"), "--kind", "amplitude",
+                 "--looks", "1"]) == 1
+    assert "db" in capsys.readouterr().err.lower()
+    corrupt = tmp_path / "corrupt.tif"
+    corrupt.write_bytes(b"II*\x00garbage" * 10)
+    assert main(["run", str(corrupt), "-o", str(tmp_path / "o.tif"), "--looks", "1"]) == 1
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_tiny_images(tmp_path):
+    for shape in [(1, 1), (2, 3), (5, 1)]:
+        src = tmp_path / f"tiny_{shape[0]}x{shape[1]}.npy"
+        np.save(src, np.full(shape, 4.0, np.float32))
+        out = tmp_path / f"out_{shape[0]}x{shape[1]}.npy"
+        assert main(["run", str(src), "-o", str(out), "--kind", "intensity", "--looks", "1",
+                     "-m", "lee"]) == 0
+        np.testing.assert_allclose(np.load(out), 4.0, rtol=1e-5)
+
+
+def test_nodata_passthrough(tmp_path, speckled_scene):
+    image = np.sqrt(speckled_scene).astype(np.float32)
+    image[:10, :10] = -9999.0
+    image[50:52, :] = np.nan
+    src = write_tif(tmp_path / "nd.tif", image, nodata=-9999.0)
+    out = tmp_path / "nd_out.tif"
+    assert main(["run", str(src), "-o", str(out), "-m", "refined-lee", "--looks", "1",
+                 "--tile", "32"]) == 0
+    with rasterio.open(out) as dst:
+        result = dst.read(1)
+        assert dst.nodata == -9999.0
+    assert (result[:10, :10] == -9999.0).all()
+    assert (result[50:52, :] == -9999.0).all()
+    rest = np.ones(image.shape, bool)
+    rest[:10, :10] = False
+    rest[50:52, :] = False
+    assert np.isfinite(result[rest]).all() and (result[rest] > 0).all()
+
+
+def test_all_nodata_image(tmp_path):
+    src = tmp_path / "empty.npy"
+    np.save(src, np.full((40, 40), np.nan, np.float32))
+    out = tmp_path / "empty_out.npy"
+    assert main(["run", str(src), "-o", str(out), "--kind", "intensity", "--looks", "1"]) == 0
+    assert np.isnan(np.load(out)).all()
+
+
+def test_complex_input_gives_intensity(tmp_path, rng):
+    slc = (rng.normal(size=(64, 64)) + 1j * rng.normal(size=(64, 64))).astype(np.complex64)
+    src = tmp_path / "slc.npy"
+    np.save(src, slc)
+    out = tmp_path / "slc_out.npy"
+    assert main(["run", str(src), "-o", str(out), "-m", "boxcar"]) == 0
+    result = np.load(out)
+    # |z|² has mean 2 for unit-variance real and imaginary parts.
+    assert abs(result.mean() / 2 - 1) < 0.1
+
+
+def test_info(amplitude_tif, capsys):
+    assert main(["info", str(amplitude_tif), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["kind"] == "amplitude" and "32631" in json.dumps(info)
+    assert 0.5 < float(info["estimated_looks"]) < 2
+
+
+def test_simulate_is_seeded(tmp_path, amplitude_tif):
+    a, b, c = (tmp_path / f"{n}.tif" for n in "abc")
+    assert main(["simulate", str(amplitude_tif), "-o", str(a), "--looks", "2", "--seed", "3"]) == 0
+    assert main(["simulate", str(amplitude_tif), "-o", str(b), "--looks", "2", "--seed", "3"]) == 0
+    assert main(["simulate", str(amplitude_tif), "-o", str(c), "--looks", "2", "--seed", "4"]) == 0
+    with rasterio.open(a) as ra, rasterio.open(b) as rb, rasterio.open(c) as rc:
+        assert (ra.read(1) == rb.read(1)).all() and not (ra.read(1) == rc.read(1)).all()
+        assert ra.crs.to_epsg() == 32631
+
+
+def test_preview(tmp_path, amplitude_tif):
+    png = tmp_path / "p.png"
+    assert main(["preview", str(amplitude_tif), str(amplitude_tif), "-o", str(png)]) == 0
+    from PIL import Image
+
+    with Image.open(png) as image:
+        assert image.width > 2 * 80 and image.height >= 96
+
+
+def test_demo_sample_runs(tmp_path):
+    out = tmp_path / "demo.tif"
+    png = tmp_path / "demo.png"
+    assert main(["run", str(sample_path()), "-o", str(out), "--looks", "1", "--preview", str(png),
+                 "-q"]) == 0
+    assert out.exists() and png.exists()
+
+
+def test_methods_lists_every_filter(capsys):
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for name in ["boxcar", "lee", "enhanced-lee", "refined-lee", "frost", "kuan", "gamma-map",
+                 "lee-sigma", "median"]:
+        assert name in out

@@ -1,0 +1,136 @@
+import numpy as np
+import pytest
+from scipy.ndimage import uniform_filter
+
+from sardespeckle.errors import InvalidInputError, UsageError
+from sardespeckle.tiling import fill_masked, plan_tiles, process_array, run_tiled
+from sardespeckle.window import Window
+
+
+def box5(intensity):
+    return uniform_filter(intensity.astype(np.float64), size=5, mode="reflect").astype(np.float32)
+
+
+@pytest.mark.parametrize("shape,tile", [((100, 70), 32), ((1, 1), 8), ((513, 1030), 512), ((7, 300), 64)])
+def test_plan_tiles_partitions_the_raster(shape, tile):
+    count = np.zeros(shape, int)
+    for window in plan_tiles(shape, tile=tile):
+        assert 1 <= window.height <= tile and 1 <= window.width <= tile
+        count[window.slices] += 1
+    assert (count == 1).all()
+
+
+def test_plan_tiles_avoids_slivers():
+    heights = {w.height for w in plan_tiles((1030, 10), tile=512)}
+    assert heights <= {343, 344}
+
+
+def test_bad_tile_and_shape():
+    with pytest.raises(UsageError):
+        plan_tiles((10, 10), tile=0)
+    with pytest.raises(InvalidInputError):
+        plan_tiles((0, 10), tile=8)
+
+
+@pytest.mark.parametrize("tile", [8, 17, 33, 1000])
+def test_tiled_equals_whole(speckled_scene, tile):
+    whole = process_array(speckled_scene, box5, halo=2, tile=None)
+    tiled = process_array(speckled_scene, box5, halo=2, tile=tile)
+    np.testing.assert_allclose(tiled, whole, rtol=1e-6)
+    np.testing.assert_allclose(whole, box5(speckled_scene), rtol=1e-6)
+
+
+def test_too_small_halo_shows_seams(speckled_scene):
+    whole = process_array(speckled_scene, box5, halo=2, tile=None)
+    tiled = process_array(speckled_scene, box5, halo=1, tile=16)
+    assert np.abs(tiled / whole - 1).max() > 1e-3
+
+
+def test_masked_pixels_tiled_equals_whole(speckled_scene):
+    image = speckled_scene.copy()
+    image[10:30, 5:60] = np.nan  # a block of nodata crossing tile borders
+    image[50, 50] = 0.0  # an isolated zero
+    image[80:, :] = np.inf
+    whole = process_array(image, box5, halo=2, tile=None)
+    tiled = process_array(image, box5, halo=2, tile=12)
+    masked = ~np.isfinite(image) | (image == 0)
+    assert np.isnan(whole[masked]).all() and np.isnan(tiled[masked]).all()
+    np.testing.assert_allclose(tiled[~masked], whole[~masked], rtol=1e-6)
+    assert np.isfinite(whole[~masked]).all()
+
+
+def test_fill_uses_local_valid_mean():
+    intensity = np.array([[1.0, 3.0, 0.0, 100.0]], np.float32)
+    valid = np.array([[True, True, False, False]])
+    filled = fill_masked(intensity, valid, radius=1)
+    assert filled[0, 2] == pytest.approx(3.0)
+    assert filled[0, 3] == 1.0  # no valid neighbour within the radius
+
+
+def test_fully_masked_tiles_are_not_computed():
+    calls = []
+
+    def method(intensity):
+        calls.append(intensity.shape)
+        return intensity
+
+    image = np.full((64, 64), np.nan, np.float32)
+    image[:16, :16] = 1.0
+    out = process_array(image, method, halo=1, tile=16)
+    assert len(calls) == 1 and np.isnan(out[16:, :]).all() and (out[:16, :16] == 1).all()
+
+
+def test_batches_have_equal_shapes_and_progress_is_reported(speckled_scene):
+    shapes_seen, progress = [], []
+
+    def method(intensity):
+        raise AssertionError("batch() should be used")
+
+    def batch(tiles):
+        shapes_seen.append({t.shape for t in tiles})
+        return [box5(t) for t in tiles]
+
+    method.batch = batch
+    out = process_array(speckled_scene, method, halo=2, tile=16, batch_size=4,
+                        progress=lambda d, t: progress.append((d, t)))
+    np.testing.assert_allclose(out, box5(speckled_scene), rtol=1e-6)
+    assert all(len(s) == 1 for s in shapes_seen)
+    total = len(plan_tiles(speckled_scene.shape, tile=16))
+    assert progress[-1] == (total, total)
+    assert [d for d, _ in progress] == sorted(d for d, _ in progress)
+
+
+def test_wrong_output_shape_is_an_error(speckled_scene):
+    with pytest.raises(InvalidInputError, match="shape"):
+        process_array(speckled_scene, lambda x: x[1:], halo=0, tile=32)
+
+
+def test_run_tiled_reads_only_windows(speckled_scene):
+    """The engine never asks for more than one tile plus twice the halo."""
+    reads = []
+    out = np.zeros_like(speckled_scene)
+
+    def read(window: Window):
+        reads.append(window.shape)
+        return speckled_scene[window.slices], np.ones(window.shape, bool)
+
+    def write(window, values, valid):
+        out[window.slices] = values
+
+    run_tiled(speckled_scene.shape, read, write, box5, halo=2, tile=16)
+    assert max(h * w for h, w in reads) <= (16 + 4) ** 2
+    np.testing.assert_allclose(out, box5(speckled_scene), rtol=1e-6)
+
+
+def test_3d_input_refused():
+    with pytest.raises(InvalidInputError, match="2-D"):
+        process_array(np.ones((4, 4, 2)), box5, halo=2)
+
+
+def test_aligned_tiles_start_on_block_multiples():
+    windows = plan_tiles((1030, 700), tile=300, align=256)
+    assert {w.row for w in windows} == {0, 512, 1024} and {w.col for w in windows} == {0, 512}
+    count = np.zeros((1030, 700), int)
+    for w in windows:
+        count[w.slices] += 1
+    assert (count == 1).all()
