@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     prev.add_argument("--overwrite", action="store_true")
 
     sub.add_parser("methods", help="list the despeckling methods")
+
+    from .train import add_train_parser
+
+    add_train_parser(sub)
     return parser
 
 
@@ -296,12 +300,19 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import run_train_command
+
+    return run_train_command(args)
+
+
 _COMMANDS = {
     "run": _cmd_run,
     "info": _cmd_info,
     "simulate": _cmd_simulate,
     "preview": _cmd_preview,
     "methods": _cmd_methods,
+    "train": _cmd_train,
 }
 
 

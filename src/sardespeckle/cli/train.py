@@ -1,0 +1,101 @@
+"""``sardespeckle train``: train SAR-CNN on speckle-free references, in resumable chunks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_train_parser(subparsers) -> None:
+    train = subparsers.add_parser(
+        "train", help="train SAR-CNN on speckle-free references (resumable)",
+        description=(
+            "Train SAR-CNN on speckle-free reference images with simulated speckle drawn on the "
+            "fly. Give a JSON config (see docs/training.md) or the references as options. The "
+            "run folder keeps config.json, log.csv and checkpoint.pt: rerunning the same command "
+            "resumes exactly where it stopped. The finished weights are RUN_DIR/NAME.pt, usable "
+            "with 'sardespeckle run --method sarcnn --weights RUN_DIR/NAME.pt'."
+        ),
+    )
+    train.add_argument("config", nargs="?", default=None, metavar="CONFIG",
+                       help="JSON training configuration")
+    train.add_argument("--run-dir", required=True, metavar="DIR",
+                       help="run folder (created; resumed when it holds a checkpoint)")
+    train.add_argument("--references", nargs="+", default=None, metavar="REF",
+                       help="speckle-free reference files (.tif/.npy), instead of a CONFIG")
+    train.add_argument("--validation", nargs="*", default=(), metavar="REF",
+                       help="held-out reference files for validation PSNR")
+    train.add_argument("--kind", default=None, choices=("intensity", "amplitude", "db"),
+                       help="what the reference files hold (default: detected)")
+    train.add_argument("--looks", type=float, default=1.0, help="looks of the simulated speckle")
+    train.add_argument("--steps", type=int, default=20000)
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--patch-size", type=int, default=40)
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                       help="bf16 autocast helps on CPUs with AMX or on GPUs; fp32 is faster on "
+                            "CPUs without AMX")
+    train.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--name", default="sarcnn", help="name of the weights file")
+    train.add_argument("--max-steps", type=int, default=None, metavar="N",
+                       help="stop (with a checkpoint) after N steps in this call")
+    train.add_argument("--export", metavar="PT", default=None,
+                       help="only write the weights of the latest checkpoint to PT and exit")
+    train.add_argument("-q", "--quiet", action="store_true")
+
+
+def run_train_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..errors import UsageError
+    from ..training import TrainConfig, export_weights, train
+
+    if args.export:
+        digest = export_weights(args.run_dir, args.export)
+        sys.stderr.write(f"wrote {args.export} (sha256 {digest[:12]})\n")
+        return 0
+    if args.config and args.references:
+        raise UsageError("give either a CONFIG file or --references, not both")
+    if args.config:
+        config = TrainConfig.load(args.config)
+    elif args.references:
+        config = TrainConfig.from_dict({
+            "references": [{"path": p, "kind": args.kind} for p in args.references],
+            "validation": [{"path": p, "kind": args.kind} for p in args.validation],
+            "looks": args.looks, "steps": args.steps, "batch_size": args.batch_size,
+            "patch_size": args.patch_size, "learning_rate": args.learning_rate,
+            "precision": args.precision, "device": args.device, "seed": args.seed,
+            "name": args.name,
+        })
+    elif (Path(args.run_dir) / "config.json").exists():
+        config = TrainConfig.load(Path(args.run_dir) / "config.json")
+    else:
+        raise UsageError("give a CONFIG file or --references (or a --run-dir to resume)")
+
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.steps, desc="training", unit="step", file=sys.stderr,
+                   dynamic_ncols=True)
+
+    def progress(step: int, total: int, loss: float) -> None:
+        if bar is not None:
+            bar.n = step
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            bar.update(0)
+
+    try:
+        result = train(config, args.run_dir, max_steps=args.max_steps, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    psnr = "" if result.last_validation_psnr is None else \
+        f", validation PSNR {result.last_validation_psnr:.2f} dB"
+    if result.finished:
+        sys.stderr.write(f"finished {result.step} steps{psnr}; weights: {result.weights_path}\n")
+    else:
+        sys.stderr.write(f"stopped at step {result.step}/{config.steps}{psnr}; rerun the same "
+                         "command to resume\n")
+    return 0

@@ -1,0 +1,155 @@
+"""Training data for SAR-CNN: speckle-free references, patch sampling, on-the-fly speckle.
+
+A reference is a speckle-free intensity image (float32, NaN where unknown). The sampler draws
+random patches (uniform over the valid positions of all references, so every pixel counts the
+same), applies one of the 8 flips/rotations, multiplies by fresh ``looks``-look Gamma speckle
+from a seeded generator, and returns the network's normalised log-amplitude of the noisy and
+clean patches. Everything random comes from one ``numpy.random.Generator`` whose state is
+saved in checkpoints, so a resumed run draws exactly the patches it would have drawn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from ..window import Window
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """One reference file, optionally restricted to a window ``[row, col, height, width]``."""
+
+    path: str
+    kind: str | None = None
+    window: tuple[int, int, int, int] | None = None
+
+    @classmethod
+    def from_dict(cls, values) -> "ReferenceSpec":
+        if isinstance(values, str):
+            return cls(path=values)
+        window = values.get("window")
+        return cls(path=str(values["path"]), kind=values.get("kind"),
+                   window=None if window is None else tuple(int(v) for v in window))
+
+    def as_dict(self) -> dict:
+        return {"path": self.path, "kind": self.kind,
+                "window": None if self.window is None else list(self.window)}
+
+
+@dataclass
+class Reference:
+    """A loaded reference: intensity (float32, NaN where invalid) and a name."""
+
+    name: str
+    intensity: np.ndarray
+
+
+def load_reference(spec: ReferenceSpec) -> Reference:
+    """Read a reference file (GeoTIFF/.npy via :mod:`sardespeckle.io`) as intensity."""
+    from ..io import open_source
+
+    with open_source(spec.path, kind=spec.kind) as source:
+        window = Window.full(source.shape) if spec.window is None else Window(*spec.window)
+        if (window.row < 0 or window.col < 0 or window.row + window.height > source.shape[0]
+                or window.col + window.width > source.shape[1]):
+            raise InvalidInputError(
+                f"expected a window inside the {source.shape} raster {spec.path}, got {spec.window}"
+            )
+        intensity, valid = source.read_intensity(window)
+    intensity = np.where(valid, intensity, np.nan).astype(np.float32)
+    return Reference(name=Path(spec.path).stem, intensity=intensity)
+
+
+def normalized_log_amplitude(intensity: np.ndarray) -> np.ndarray:
+    """SAR-CNN input normalisation (float32), vectorised over any shape; NaN stays NaN."""
+    from ..models.sarcnn import LOG_AMPLITUDE_MAX, LOG_AMPLITUDE_MIN
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log_amplitude = 0.5 * np.log(intensity.astype(np.float64))
+    return ((log_amplitude - LOG_AMPLITUDE_MIN) / (LOG_AMPLITUDE_MAX - LOG_AMPLITUDE_MIN)).astype(
+        np.float32
+    )
+
+
+class PatchSampler:
+    """Random ``patch_size²`` patches of references with simulated ``looks``-look speckle.
+
+    Parameters
+    ----------
+    references : sequence of Reference
+        Speckle-free intensities (NaN marks pixels a patch may not contain).
+    patch_size : int
+        Side of the square patches.
+    looks : float
+        Number of looks of the simulated speckle (Gamma(L, 1/L) on intensity).
+    """
+
+    def __init__(self, references: Sequence[Reference], *, patch_size: int, looks: float):
+        if not references:
+            raise InvalidInputError("expected at least one training reference, got none")
+        self.patch_size = int(patch_size)
+        self.looks = float(looks)
+        self._clean = []
+        self._positions = []
+        for reference in references:
+            rows, cols = reference.intensity.shape
+            if rows < self.patch_size or cols < self.patch_size:
+                raise InvalidInputError(
+                    f"expected references of at least {self.patch_size}² pixels, got "
+                    f"{reference.intensity.shape} for {reference.name}"
+                )
+            valid = np.isfinite(reference.intensity) & (np.nan_to_num(reference.intensity) > 0)
+            starts = _fully_valid_starts(valid, self.patch_size)
+            if starts.size == 0:
+                continue
+            self._clean.append(reference.intensity)
+            self._positions.append(starts)
+        if not self._clean:
+            raise InvalidInputError("no training reference contains a fully valid patch")
+        self._counts = np.array([p.shape[0] for p in self._positions], dtype=np.int64)
+
+    @property
+    def positions(self) -> int:
+        """Number of distinct valid patch positions."""
+        return int(self._counts.sum())
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``(noisy, target)`` as float32 ``(batch, 1, P, P)`` normalised log-amplitudes.
+
+        ``target`` is the clean patch's normalised log-amplitude; ``noisy`` the same patch with
+        speckle. The draws use only ``rng``.
+        """
+        size = self.patch_size
+        flat = rng.integers(0, self.positions, size=batch_size)
+        boundaries = np.cumsum(self._counts)
+        which = np.searchsorted(boundaries, flat, side="right")
+        clean = np.empty((batch_size, size, size), np.float32)
+        for i, (image_index, position) in enumerate(zip(which, flat)):
+            offset = position - (boundaries[image_index] - self._counts[image_index])
+            row, col = self._positions[image_index][offset]
+            patch = self._clean[image_index][row:row + size, col:col + size]
+            clean[i] = _dihedral(patch, int(rng.integers(0, 8)))
+        speckle = rng.gamma(self.looks, 1.0 / self.looks, size=clean.shape)
+        noisy = clean * speckle
+        return (normalized_log_amplitude(noisy)[:, None],
+                normalized_log_amplitude(clean)[:, None])
+
+
+def _fully_valid_starts(valid: np.ndarray, size: int) -> np.ndarray:
+    """``(n, 2)`` top-left corners of the ``size²`` windows containing only valid pixels."""
+    invalid = (~valid).astype(np.int64)
+    table = np.zeros((invalid.shape[0] + 1, invalid.shape[1] + 1), np.int64)
+    table[1:, 1:] = invalid.cumsum(0).cumsum(1)
+    counts = table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]
+    return np.argwhere(counts == 0).astype(np.int32)
+
+
+def _dihedral(patch: np.ndarray, code: int) -> np.ndarray:
+    """One of the 8 flips/rotations of a square patch (``code`` in 0..7)."""
+    out = np.rot90(patch, k=code % 4)
+    return out[:, ::-1] if code >= 4 else out

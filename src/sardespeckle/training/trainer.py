@@ -1,0 +1,278 @@
+"""The SAR-CNN training loop: ℓ1 on normalised log-amplitude, Adam, exact checkpoint/resume.
+
+A run lives in a folder: ``config.json`` (the configuration, written once and checked on
+resume), ``log.csv`` (one line per logged step), ``checkpoint.pt`` (model, optimiser, step and
+every random state; written atomically every ``checkpoint_every`` steps and when interrupted)
+and, at the end, ``<name>.pt`` (weights in the registry format with their identity).
+Killing the process at any time loses at most ``checkpoint_every`` steps; restarting the same
+command continues exactly where the checkpoint was taken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError
+from .config import TrainConfig
+from .data import PatchSampler, load_reference
+
+CHECKPOINT = "checkpoint.pt"
+LOG_COLUMNS = ("step", "loss", "learning_rate", "seconds", "validation_psnr")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    finished: bool
+    weights_path: Path | None
+    last_validation_psnr: float | None
+
+
+def amplitude_psnr(reference_amplitude: np.ndarray, estimate_amplitude: np.ndarray) -> float:
+    """PSNR on amplitude with the 99th percentile of the reference as peak (SAR-CNN paper)."""
+    peak = np.percentile(reference_amplitude, 99)
+    error = np.mean((estimate_amplitude.astype(np.float64) - reference_amplitude) ** 2)
+    return float(10 * np.log10(peak**2 / error))
+
+
+class _Validator:
+    """Fixed noisy draws of the validation references, scored with the inference path users get."""
+
+    def __init__(self, config: TrainConfig):
+        self.images = []
+        for index, spec in enumerate(config.validation):
+            clean = load_reference(spec).intensity
+            if not np.isfinite(clean).all():
+                raise UsageError(f"validation reference {spec.path} has invalid pixels")
+            draws = []
+            for draw in range(config.validation_draws):
+                rng = np.random.default_rng([config.seed, 1000 + index, draw])
+                draws.append((clean * rng.gamma(config.looks, 1 / config.looks, clean.shape))
+                             .astype(np.float32))
+            self.images.append((np.sqrt(clean), draws))
+        self.looks = config.looks
+
+    def __bool__(self) -> bool:
+        return bool(self.images)
+
+    def score(self, network) -> float:
+        from ..models.sarcnn import SarCnnDenoiser
+
+        denoiser = SarCnnDenoiser(network, looks=self.looks, precision="fp32")
+        scores = [amplitude_psnr(amplitude, np.sqrt(denoiser(noisy)))
+                  for amplitude, draws in self.images for noisy in draws]
+        return float(np.mean(scores))
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    max_steps: int | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> TrainResult:
+    """Train (or resume) SAR-CNN in ``run_dir``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The run's configuration; must equal ``run_dir/config.json`` when resuming.
+    run_dir : path
+        Folder of the run (created if missing).
+    max_steps : int, optional
+        Stop (with a checkpoint) after this many steps in this call, to train in chunks.
+    progress : callable, optional
+        ``progress(step, total_steps, loss)`` after every step.
+    """
+    import torch
+
+    from ..models.dncnn import DnCNN
+    from ..models.sarcnn import cn
+    from ..models.weights import save_weights
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _check_or_write_config(config, run_dir)
+    if config.threads:
+        torch.set_num_threads(int(config.threads))
+    device = torch.device("cuda" if config.device == "cuda" or (
+        config.device == "auto" and torch.cuda.is_available()) else "cpu")
+
+    torch.manual_seed(config.seed)
+    model = DnCNN(depth=config.depth, features=config.features).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    rng = np.random.default_rng(config.seed)
+    step = 0
+    checkpoint_path = run_dir / CHECKPOINT
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = json.loads(state["numpy_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        step = int(state["step"])
+
+    sampler = PatchSampler([load_reference(s) for s in config.references],
+                           patch_size=config.patch_size, looks=config.looks)
+    validator = _Validator(config)
+    offset = cn(config.looks)
+    autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+                if config.precision == "bf16" else contextlib.nullcontext())
+    model = model.to(memory_format=torch.channels_last)
+
+    def save_checkpoint() -> None:
+        _atomic_torch_save({
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "numpy_rng": json.dumps(rng.bit_generator.state),
+            "torch_rng": torch.get_rng_state(),
+            "step": step,
+        }, checkpoint_path)
+
+    # SIGTERM and Ctrl-C end the run between two steps, with a checkpoint; a crash keeps the
+    # last periodic checkpoint (never a half-updated model).
+    stop = {"now": False}
+    previous_handlers = {}
+    if _main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous_handlers[signum] = signal.signal(signum, lambda *_: stop.update(now=True))
+    log_path = run_dir / "log.csv"
+    new_log = not log_path.exists()
+    last_psnr = None
+    steps_this_call = 0
+    started = time.perf_counter()
+    try:
+        with open(log_path, "a", newline="") as log_file:
+            log = csv.writer(log_file)
+            if new_log:
+                log.writerow(LOG_COLUMNS)
+            model.train()
+            while step < config.steps and not stop["now"]:
+                if max_steps is not None and steps_this_call >= max_steps:
+                    break
+                for group in optimizer.param_groups:
+                    group["lr"] = config.learning_rate_at(step)
+                noisy, target = sampler.sample(config.batch_size, rng)
+                noisy_t = torch.from_numpy(noisy).to(device).contiguous(memory_format=torch.channels_last)
+                target_t = torch.from_numpy(target).to(device)
+                with autocast:
+                    predicted_noise = model(noisy_t)
+                # The clean estimate x − f(x) is trained towards clean + E[log speckle] (cn), so
+                # the network learns zero-mean noise and inference subtracts cn (SAR-CNN).
+                estimate = noisy_t.float() - predicted_noise.float()
+                loss = torch.mean(torch.abs(estimate - (target_t + offset)))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                steps_this_call += 1
+                loss_value = float(loss.detach())
+                if not math.isfinite(loss_value):
+                    raise FloatingPointError(f"training diverged at step {step} (loss {loss_value})")
+                psnr = None
+                if validator and (step % config.validate_every == 0 or step == config.steps):
+                    model.eval()
+                    psnr = last_psnr = validator.score(model)
+                    model.train()
+                if step % config.log_every == 0 or psnr is not None:
+                    log.writerow([step, f"{loss_value:.6f}", f"{config.learning_rate_at(step - 1):.3g}",
+                                  f"{time.perf_counter() - started:.1f}",
+                                  "" if psnr is None else f"{psnr:.3f}"])
+                    log_file.flush()
+                if step % config.checkpoint_every == 0:
+                    save_checkpoint()
+                if progress is not None:
+                    progress(step, config.steps, loss_value)
+        save_checkpoint()
+    finally:
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
+
+    weights_path = None
+    finished = step >= config.steps
+    if finished:
+        model.eval()
+        weights_path = run_dir / f"{config.name}.pt"
+        if last_psnr is None and validator:
+            last_psnr = validator.score(model)
+        save_weights(model.cpu(), weights_path, name=config.name, looks=config.looks,
+                     training_data=", ".join(Path(r.path).name for r in config.references),
+                     validation_psnr=last_psnr,
+                     description=f"SAR-CNN depth {config.depth}, {config.steps} steps of "
+                                 f"{config.batch_size}×{config.patch_size}² patches")
+    return TrainResult(run_dir, step, finished, weights_path, last_psnr)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _check_or_write_config(config: TrainConfig, run_dir: Path) -> None:
+    path = run_dir / "config.json"
+    if path.exists():
+        existing = TrainConfig.load(path)
+        if existing.as_dict() != config.as_dict():
+            differing = sorted(k for k, v in config.as_dict().items() if existing.as_dict().get(k) != v)
+            raise UsageError(
+                f"{run_dir} holds a run with another configuration (differs in {differing}); "
+                "use a new run folder or the same configuration"
+            )
+    else:
+        config.save(path)
+
+
+def _atomic_torch_save(payload, path: Path) -> None:
+    import torch
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def export_weights(run_dir: str | Path, path: str | Path, *, name: str | None = None) -> str:
+    """Write the weights of a run's latest checkpoint (finished or not) in the registry format.
+
+    Returns the file's sha256. Lets a partially trained run be used with ``--weights`` and
+    evaluated while training goes on.
+    """
+    import torch
+
+    from ..models.dncnn import DnCNN
+    from ..models.weights import save_weights
+
+    run_dir = Path(run_dir)
+    config = TrainConfig.load(run_dir / "config.json")
+    checkpoint = run_dir / CHECKPOINT
+    if not checkpoint.exists():
+        raise UsageError(f"no checkpoint in {run_dir}; has the run started?")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model = DnCNN(depth=config.depth, features=config.features)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return save_weights(
+        model, path, name=name or config.name, looks=config.looks,
+        training_data=", ".join(Path(r.path).name for r in config.references),
+        description=f"SAR-CNN depth {config.depth}, checkpoint at step {int(state['step'])} of "
+                    f"{config.steps} ({config.batch_size}×{config.patch_size}² patches)",
+    )
