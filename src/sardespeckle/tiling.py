@@ -78,20 +78,26 @@ def fill_masked(intensity: np.ndarray, valid: np.ndarray, *, radius: int) -> np.
     The box is truncated at the array border, so the result at a pixel depends only on the
     pixels within ``radius`` of it: this is what keeps tiled and whole-image runs identical.
     """
-    from scipy.ndimage import uniform_filter
-
     size = 2 * max(int(radius), 1) + 1
     weight = valid.astype(np.float64)
     values = np.where(valid, intensity, 0.0).astype(np.float64)
-    # uniform_filter with a zero constant border gives box means over a fixed area; their ratio
-    # is the mean over the valid pixels actually present in the (truncated) box.
-    sums = uniform_filter(values, size=size, mode="constant", cval=0.0)
-    counts = uniform_filter(weight, size=size, mode="constant", cval=0.0)
-    enough = counts > 0.5 / size**2
+    # Direct box sums (zero outside the array): each output is the same sum of the same terms
+    # wherever the array starts, unlike running sums, so tiles and whole image agree exactly.
+    sums = _box_sum(values, size)
+    counts = _box_sum(weight, size)
+    enough = counts > 0.5
     local_mean = np.divide(sums, counts, out=np.full_like(sums, FAR_FILL_VALUE), where=enough)
     local_mean = np.where(local_mean > 0, local_mean, FAR_FILL_VALUE)
     out = np.where(valid, intensity, local_mean).astype(np.float32)
     return out
+
+
+def _box_sum(values: np.ndarray, size: int) -> np.ndarray:
+    from scipy.ndimage import correlate1d
+
+    ones = np.ones(size)
+    out = correlate1d(values, ones, axis=0, mode="constant", cval=0.0)
+    return correlate1d(out, ones, axis=1, mode="constant", cval=0.0)
 
 
 def run_tiled(

@@ -37,6 +37,9 @@ def add_train_parser(subparsers) -> None:
                             "CPUs without AMX")
     train.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--threads", type=int, default=None,
+                       help="CPU threads (overrides the config; a run may resume with another "
+                            "value)")
     train.add_argument("--name", default="sarcnn", help="name of the weights file")
     train.add_argument("--max-steps", type=int, default=None, metavar="N",
                        help="stop (with a checkpoint) after N steps in this call")
@@ -73,6 +76,8 @@ def run_train_command(args: argparse.Namespace) -> int:
     else:
         raise UsageError("give a CONFIG file or --references (or a --run-dir to resume)")
 
+    if args.threads:
+        config = TrainConfig.from_dict({**config.as_dict(), "threads": args.threads})
     bar = None
     if not args.quiet:
         from tqdm import tqdm

@@ -135,7 +135,7 @@ class GeoTiffSource(Source):
         else:
             sample = None
             if self.dtype.kind != "c":
-                sample = self.read_decimated(SAMPLE_SIZE)
+                sample = lambda: self.read_decimated(SAMPLE_SIZE)  # noqa: E731 - read only if needed
             self.kind, self.kind_reason = detect_kind(
                 dtype=self.dtype,
                 hints=self._hints(),

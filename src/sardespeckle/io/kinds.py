@@ -93,8 +93,9 @@ def detect_kind(
     hints : mapping of str to str, optional
         Metadata that may name the kind, in order of trust, as ``{where: text}``, e.g.
         ``{"band 1 description": "Amplitude_VV", "dataset tags": "UNITS=dB"}``.
-    sample : ndarray, optional
-        Some pixels of the raster (a decimated read is enough).
+    sample : ndarray or callable, optional
+        Some pixels of the raster (a decimated read is enough), or a function returning them,
+        called only when the metadata do not decide (reading a large file is not free).
     path : path-like, optional
         The file, whose name is used as the last metadata hint.
     nodata : float, optional
@@ -140,6 +141,8 @@ def detect_kind(
         kind = kind_from_text(stem)
         if kind is not None:
             return kind, f"file name {stem!r} names {kind}"
+    if callable(sample):
+        sample = sample()
     if sample is not None and np.asarray(sample).size:
         values = np.asarray(sample)
         if values.dtype.kind in "iuf":

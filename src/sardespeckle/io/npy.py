@@ -101,7 +101,7 @@ class NpySource(Source):
             self.kind_reason = "given"
             self._check_kind_matches_dtype()
         else:
-            sample = None if self.dtype.kind == "c" else self.read_decimated(SAMPLE_SIZE)
+            sample = None if self.dtype.kind == "c" else (lambda: self.read_decimated(SAMPLE_SIZE))
             self.kind, self.kind_reason = detect_kind(
                 dtype=self.dtype, hints=None, sample=sample, path=path, nodata=nodata
             )

@@ -222,12 +222,21 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+#: Settings that say where and how fast a run computes, not what it computes: a run may resume
+#: with other values (results then match to floating-point reduction order, not bit for bit).
+RUNTIME_SETTINGS = ("threads", "device")
+
+
 def _check_or_write_config(config: TrainConfig, run_dir: Path) -> None:
     path = run_dir / "config.json"
     if path.exists():
-        existing = TrainConfig.load(path)
-        if existing.as_dict() != config.as_dict():
-            differing = sorted(k for k, v in config.as_dict().items() if existing.as_dict().get(k) != v)
+        existing = TrainConfig.load(path).as_dict()
+        wanted = config.as_dict()
+        for key in RUNTIME_SETTINGS:
+            existing.pop(key, None)
+            wanted.pop(key, None)
+        if existing != wanted:
+            differing = sorted(k for k, v in wanted.items() if existing.get(k) != v)
             raise UsageError(
                 f"{run_dir} holds a run with another configuration (differs in {differing}); "
                 "use a new run folder or the same configuration"

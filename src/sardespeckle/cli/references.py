@@ -1,0 +1,134 @@
+"""``sardespeckle references build``: the command line of :mod:`sardespeckle.references`.
+
+Parsing and messages only; :func:`sardespeckle.references.build_reference_files` does the work.
+Hook it into the main parser with::
+
+    add_references_parser(subparsers)          # in build_parser()
+    _COMMANDS["references"] = run_references_command
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_OK = 0
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _looks(text: str) -> float | None:
+    return None if text == "auto" else _positive_float(text)
+
+
+def _false_alarm(text: str) -> float:
+    value = _positive_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a probability in (0, 1), got {text!r}")
+    return value
+
+
+def _odd_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an odd integer >= 1, got {text!r}") from None
+    if value < 1 or value % 2 == 0:
+        raise argparse.ArgumentTypeError(f"expected an odd integer >= 1, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def add_references_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``references`` (with its ``build`` sub-command) to the main parser's sub-parsers."""
+    references = subparsers.add_parser(
+        "references", help="speckle-free references from multitemporal stacks",
+        description="Temporal references of co-registered dates, leaving out changed dates.",
+    )
+    actions = references.add_subparsers(dest="references_command", metavar="ACTION")
+    build = actions.add_parser(
+        "build", help="build a reference from co-registered dates",
+        description=(
+            "Average co-registered dates (GeoTIFF/.npy, or 8-bit PNG with --png-threshold), "
+            "leaving out at each pixel the dates that a ratio test finds changed. Writes REF, "
+            "REF_count (dates used), REF_changes (per date: 0 kept, 1 changed, 255 invalid) and "
+            "REF.json (the report)."
+        ),
+    )
+    build.add_argument("stack", nargs="+", metavar="STACK", help="one file per date, in order")
+    build.add_argument("-o", "--output", required=True, metavar="REF",
+                       help="reference file (.tif/.tiff or .npy)")
+    build.add_argument("--looks", type=_looks, default=None, metavar="L",
+                       help="looks of each date, or 'auto' (default: estimated from the "
+                            "date-to-date fluctuation and reported)")
+    build.add_argument("--kind", choices=("intensity", "amplitude", "db", "complex"),
+                       default=None, help="what the dates hold (default: detected per file)")
+    build.add_argument("--output-kind", choices=("intensity", "amplitude"),
+                       default="intensity", help="what to write (default: %(default)s)")
+    build.add_argument("--png-threshold", type=_positive_float, default=None, metavar="THR",
+                       help="for 8-bit PNG dates: the amplitude of grey level 255 "
+                            "(A = png / 255 * THR; 0 and 255 are masked)")
+    build.add_argument("--method", choices=("change-aware", "mean"), default="change-aware",
+                       help="test and drop changed dates, or plain mean (default: %(default)s)")
+    build.add_argument("--false-alarm", type=_false_alarm, default=1e-3, metavar="P",
+                       help="false-alarm probability of one test (default: %(default)g)")
+    build.add_argument("--window-size", type=_odd_size, default=3, metavar="K",
+                       help="odd side of the window whose mean is tested (default: %(default)s)")
+    build.add_argument("--window-looks", type=_looks, default="auto", metavar="LW",
+                       help="looks of a K×K window mean, or 'auto' (default: measured on the "
+                            "stack, which accounts for spatially correlated speckle)")
+    build.add_argument("--max-iterations", type=_positive_int, default=10, metavar="N",
+                       help="most re-estimate/re-test rounds (default: %(default)s)")
+    build.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    build.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    return references
+
+
+def run_references_command(args: argparse.Namespace) -> int:
+    """Run ``references build``; errors propagate as :mod:`sardespeckle.errors` types."""
+    from sardespeckle.errors import UsageError
+
+    if getattr(args, "references_command", None) != "build":
+        raise UsageError("expected an action, got none; try 'sardespeckle references build -h'")
+    from sardespeckle.references import build_reference_files
+
+    window_looks = "auto" if args.window_looks in (None, "auto") else args.window_looks
+    report = build_reference_files(
+        args.stack, args.output, looks=args.looks, kind=args.kind,
+        output_kind=args.output_kind, overwrite=args.overwrite,
+        png_threshold=args.png_threshold, method=args.method, false_alarm=args.false_alarm,
+        max_iterations=args.max_iterations, window_size=args.window_size,
+        window_looks=window_looks,
+    )
+    if not args.quiet:
+        test = report.get("test", {})
+        sys.stderr.write(
+            f"{report['dates']} dates, {report['rows']}×{report['cols']}, looks "
+            f"{report['looks']:.3g} ({report['looks_source']}), method {report['method']}"
+            + (f" (window {test['window_size']}, false alarm {test['false_alarm']:g})"
+               if test else "") + "\n"
+            f"dates used: mean {report['mean_dates_used']:.2f}, rejected "
+            f"{100 * report['rejected_fraction']:.2f} % of valid dates; ENL expected "
+            f"{report['expected_enl']:.3g}, measured {report['measured_enl']}\n"
+            f"wrote {report['outputs']['reference']} ({report['output_kind']}) with "
+            f"{report['outputs']['count']}, {report['outputs']['changes']}, "
+            f"{report['outputs']['report']}\n"
+        )
+    return EXIT_OK

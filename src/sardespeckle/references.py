@@ -1,0 +1,1104 @@
+"""Speckle-free references from co-registered multitemporal stacks (temporal multilooking).
+
+Averaging ``T`` co-registered dates of ``L``-look intensities divides the speckle variance by
+``T``: the reference has an equivalent number of looks ``T · L``. Where the scene changed (crops,
+water, construction) a plain average smears the dates together, so :func:`build_reference`
+tests every date of every pixel against the stable estimate made of the other dates and averages
+only the consistent ones.
+
+Arrays are numpy arrays: a stack is ``(dates, rows, cols)``, an image ``(rows, cols)``.
+
+The test (see :func:`build_reference`, Notes, and ``docs/references.md``): for a ``k × k``
+window ``w`` around the pixel, the mean intensity of date ``t`` over ``w`` and the mean of the
+other retained dates over ``w`` are two independent Gamma means of the same reflectivity under
+the no-change hypothesis; their ratio is then Fisher–Snedecor ``F(2 L n_t, 2 L n_o)`` distributed
+(``n_t``, ``n_o`` = valid pixels of each side), whose exact quantiles give the thresholds for a
+chosen false-alarm rate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sardespeckle.errors import InvalidInputError, UsageError
+
+__all__ = [
+    "METHODS",
+    "ReferenceResult",
+    "Stack",
+    "build_reference",
+    "build_reference_files",
+    "change_thresholds",
+    "estimate_stack_looks",
+    "estimate_temporal_looks",
+    "load_stack",
+    "read_png_series",
+    "side_paths",
+    "write_reference",
+]
+
+#: Ways of combining the dates: the change-aware test, or the plain temporal mean of valid dates.
+METHODS = ("change-aware", "mean")
+
+#: Codes of the change-mask side file (one ``uint8`` layer per date).
+CHANGE_CONSISTENT, CHANGE_REJECTED, CHANGE_INVALID = 0, 1, 255
+
+_STRIP_ROWS = 128  # rows processed at once: bounds the float64 work arrays to ~T × 128 × cols
+
+
+# --------------------------------------------------------------------------------------------
+# results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReferenceResult:
+    """What :func:`build_reference` returns.
+
+    Attributes
+    ----------
+    reflectivity : numpy.ndarray of float32, shape (rows, cols)
+        The reference **intensity**; NaN where no date is valid.
+    dates_used : numpy.ndarray of uint16, shape (rows, cols)
+        How many dates were averaged at each pixel.
+    change_mask : numpy.ndarray of bool, shape (dates, rows, cols)
+        ``True`` where a valid date was found inconsistent with the stable estimate and left out.
+        Invalid (masked) dates are ``False`` here: see ``valid``.
+    valid : numpy.ndarray of bool, shape (dates, rows, cols)
+        The dates' usable pixels (given mask, finite, strictly positive).
+    report : dict
+        JSON-friendly summary: dates, looks, method, test parameters and thresholds, expected and
+        measured ENL, fraction of dates rejected, iterations, fallback pixels.
+    """
+
+    reflectivity: np.ndarray
+    dates_used: np.ndarray
+    change_mask: np.ndarray
+    valid: np.ndarray
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def amplitude(self) -> np.ndarray:
+        """The reference as amplitude ``√I`` (``float32``, NaN where no date is valid)."""
+        return np.sqrt(self.reflectivity)
+
+
+@dataclass
+class Stack:
+    """A co-registered stack read by :func:`load_stack`.
+
+    Attributes
+    ----------
+    intensity : numpy.ndarray of float32, shape (dates, rows, cols)
+        Intensities; the values of invalid pixels are arbitrary.
+    valid : numpy.ndarray of bool, shape (dates, rows, cols)
+    paths : list of str
+        One per date, in the order given.
+    kinds : list of str
+        Input kind of each file (``"intensity"``, ``"amplitude"``, ``"db"``, ``"complex"``, or
+        ``"png"`` for 8-bit series).
+    """
+
+    intensity: np.ndarray
+    valid: np.ndarray
+    paths: list[str]
+    kinds: list[str]
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+# --------------------------------------------------------------------------------------------
+
+
+def _check_positive_real(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidInputError(f"expected {name} to be a real number > 0, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidInputError(f"expected {name} to be a finite number > 0, got {value!r}")
+    return value
+
+
+def _check_int(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise InvalidInputError(f"expected {name} to be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _as_stack(stack, valid) -> tuple[np.ndarray, np.ndarray | None]:
+    array = np.asarray(stack)
+    if array.dtype == np.bool_ or not (
+        np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    ):
+        raise InvalidInputError(
+            f"expected a real numeric stack, got dtype {array.dtype}; convert complex data to "
+            "intensity first (|z|²)"
+        )
+    if array.ndim != 3 or 0 in array.shape:
+        raise InvalidInputError(
+            f"expected a non-empty stack of shape (dates, rows, cols), got shape {array.shape}"
+        )
+    if valid is not None:
+        valid = np.asarray(valid)
+        if valid.dtype != np.bool_:
+            raise InvalidInputError(f"expected valid to be a boolean array, got {valid.dtype}")
+        if valid.shape != array.shape:
+            raise InvalidInputError(
+                f"expected valid of the stack's shape {array.shape}, got shape {valid.shape}"
+            )
+    return array, valid
+
+
+# --------------------------------------------------------------------------------------------
+# the test
+# --------------------------------------------------------------------------------------------
+
+
+def change_thresholds(
+    looks_date: np.ndarray | float, looks_others: np.ndarray | float, false_alarm: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact thresholds of the two-sided ratio test of equal means of two Gamma samples.
+
+    Parameters
+    ----------
+    looks_date, looks_others : float or array_like
+        Equivalent looks of the two means compared: ``L · n_t`` for the date, ``L · n_o`` for
+        the others (``L`` looks per pixel, ``n`` pixels averaged). Broadcast together.
+    false_alarm : float
+        Probability, in ``(0, 1)``, that the test rejects when both means share a reflectivity.
+
+    Returns
+    -------
+    low, high : numpy.ndarray
+        The test accepts ``low <= mean_date / mean_others <= high``.
+
+    Notes
+    -----
+    An ``L``-look intensity of reflectivity ``R`` is ``R · Gamma(L, 1/L)`` and the mean of ``n``
+    independent ones is ``R · χ²(2 n L) / (2 n L)``. The ratio of two independent such means of
+    the same ``R`` is therefore
+
+    .. math:: \\frac{\\bar I_t}{\\bar I_o} \\sim F(2 L n_t,\\; 2 L n_o),
+
+    whatever ``R``. The thresholds are its ``α/2`` and ``1 − α/2`` quantiles (equal tails). The
+    generalised likelihood ratio test of the two Gamma means is a function of this same ratio
+    and rejects in both tails; its acceptance interval coincides with the equal-tail one when
+    ``n_t = n_o`` and is very close to it otherwise.
+
+    Examples
+    --------
+    >>> low, high = change_thresholds(9.0, 81.0, 1e-3)
+    >>> bool(0.2 < low < 0.4), bool(2.0 < high < 3.0)
+    (True, True)
+    """
+    from scipy import stats
+
+    alpha = _check_false_alarm(false_alarm)
+    date = np.asarray(looks_date, dtype=np.float64)
+    others = np.asarray(looks_others, dtype=np.float64)
+    low = stats.f.ppf(alpha / 2, 2 * date, 2 * others)
+    high = stats.f.isf(alpha / 2, 2 * date, 2 * others)
+    return np.asarray(low), np.asarray(high)
+
+
+def _check_false_alarm(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
+        raise InvalidInputError(f"expected false_alarm in (0, 1), got {value!r}")
+    return float(value)
+
+
+def _threshold_tables(
+    looks: float, window_pixels: int, dates: int, false_alarm: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Thresholds indexed by ``[n_t, n_o]``: the integer counts of valid pixels on each side.
+
+    Counts are integers bounded by ``k²`` and ``k² (T − 1)``, so all exact F quantiles the run can
+    need fit in a small table (one ``scipy`` call), looked up per pixel afterwards.
+    """
+    n_date = np.arange(window_pixels + 1, dtype=np.float64)[:, None]
+    n_others = np.arange(window_pixels * max(dates - 1, 1) + 1, dtype=np.float64)[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        low, high = change_thresholds(
+            np.maximum(n_date, 1) * looks, np.maximum(n_others, 1) * looks, false_alarm
+        )
+    low = np.broadcast_to(low, (n_date.size, n_others.size)).copy()
+    high = np.broadcast_to(high, (n_date.size, n_others.size)).copy()
+    # A side without any valid pixel cannot be tested: accept whatever the ratio.
+    low[0, :] = low[:, 0] = 0.0
+    high[0, :] = high[:, 0] = np.inf
+    return low, high
+
+
+def _box_sums(values: np.ndarray, size: int) -> np.ndarray:
+    """Sums over ``size × size`` windows of each layer of ``(dates, rows, cols)``, zero outside."""
+    if size == 1:
+        return values.astype(np.float64, copy=True)
+    # Cumulative sums: exact window sums of any size in O(1) per pixel, no filter library.
+    pad = size // 2
+    layers, rows, cols = values.shape
+    padded = np.zeros((layers, rows + 2 * pad + 1, cols + 2 * pad + 1), dtype=np.float64)
+    padded[:, 1 + pad: 1 + pad + rows, 1 + pad: 1 + pad + cols] = values
+    np.cumsum(padded, axis=1, out=padded)
+    np.cumsum(padded, axis=2, out=padded)
+    return (
+        padded[:, size:, size:][:, :rows, :cols]
+        - padded[:, :-size, size:][:, :rows, :cols]
+        - padded[:, size:, :-size][:, :rows, :cols]
+        + padded[:, :-size, :-size][:, :rows, :cols]
+    )
+
+
+def _median_date(means: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Index of the date whose window mean is the (lower) median of the valid ones, per pixel."""
+    keyed = np.where(valid, means, np.inf)
+    order = np.argsort(keyed, axis=0, kind="stable")
+    position = np.maximum(valid.sum(axis=0) - 1, 0) // 2
+    return np.take_along_axis(order, position[None], axis=0)[0]
+
+
+def _strip_change_aware(
+    intensity: np.ndarray,
+    valid: np.ndarray,
+    core: slice,
+    *,
+    window_size: int,
+    low_table: np.ndarray,
+    high_table: np.ndarray,
+    max_iterations: int,
+) -> tuple[np.ndarray, np.ndarray, int, bool]:
+    """Retained dates of the core rows of one strip (which carries a halo of ``k // 2`` rows).
+
+    Returns ``(retained, fell_back, iterations, converged)`` for the core rows.
+    """
+    weights = valid.astype(np.float64)
+    sums = _box_sums(np.where(valid, intensity, 0.0), window_size)[:, core]
+    counts = np.rint(_box_sums(weights, window_size)[:, core]).astype(np.int64)
+    valid = valid[:, core]
+    sums[~valid] = 0.0  # a date is tested (and averaged) only where its own pixel is valid
+    counts[~valid] = 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / counts
+
+    # Robust start: the median of the window means, so that a minority of changed dates cannot
+    # drag the first estimate (and with it the test of the stable dates) towards themselves.
+    median = np.take_along_axis(means, _median_date(means, valid)[None], axis=0)[0]
+    others_count = counts.sum(axis=0)[None] - counts
+    low = low_table[counts, others_count]
+    high = high_table[counts, others_count]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = means / median
+    retained = valid & (ratio >= low) & (ratio <= high)
+    fell_back = np.zeros(valid.shape[1:], dtype=bool)
+
+    iterations, converged, previous = 0, False, None
+    for iterations in range(1, max_iterations + 1):
+        retained = _fallback_empty(retained, valid, means, fell_back)
+        kept_sums = np.where(retained, sums, 0.0)
+        kept_counts = np.where(retained, counts, 0)
+        others_sum = kept_sums.sum(axis=0)[None] - kept_sums
+        others_count = kept_counts.sum(axis=0)[None] - kept_counts
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = means / (others_sum / others_count)
+        low = low_table[counts, others_count]
+        high = high_table[counts, others_count]
+        accept = (others_count == 0) | ((ratio >= low) & (ratio <= high))
+        updated = _fallback_empty(valid & accept, valid, means, fell_back)
+        if np.array_equal(updated, retained):
+            converged = True
+            break
+        if iterations > max_iterations // 2:
+            # A pixel can cycle between retained sets (a borderline date moves the pooled mean
+            # across another date's threshold). In the second half of the rounds dates may only
+            # leave: each pixel's set then shrinks to the dates all the cycle's sets keep.
+            updated = _fallback_empty(updated & retained, valid, means, fell_back)
+        elif previous is not None:
+            # A cycle of two sets is settled at once on the dates both keep.
+            cycling = (updated == previous).all(axis=0) & (updated != retained).any(axis=0)
+            if cycling.any():
+                updated = _fallback_empty(updated & (retained | ~cycling), valid, means,
+                                          fell_back)
+        if np.array_equal(updated, retained):
+            converged = True
+            break
+        previous, retained = retained, updated
+    return retained, fell_back, iterations, converged
+
+
+def _fallback_empty(
+    retained: np.ndarray, valid: np.ndarray, means: np.ndarray, fell_back: np.ndarray
+) -> np.ndarray:
+    """Where every valid date was rejected (e.g. a steady trend), keep the median date."""
+    empty = ~retained.any(axis=0) & valid.any(axis=0)
+    if not empty.any():
+        return retained
+    fell_back |= empty
+    median = _median_date(means[:, empty], valid[:, empty])
+    retained = retained.copy()
+    rows, cols = np.nonzero(empty)
+    retained[median, rows, cols] = True
+    return retained
+
+
+# --------------------------------------------------------------------------------------------
+# the builder
+# --------------------------------------------------------------------------------------------
+
+
+def build_reference(
+    stack,
+    *,
+    looks: float,
+    kind: str = "intensity",
+    method: str = "change-aware",
+    false_alarm: float = 1e-3,
+    max_iterations: int = 10,
+    window_size: int = 3,
+    window_looks: float | None = None,
+    valid=None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ReferenceResult:
+    """Speckle-free reference of a co-registered stack, leaving out the dates that changed.
+
+    Parameters
+    ----------
+    stack : array_like, shape (dates, rows, cols)
+        Co-registered dates, as intensities or amplitudes (``kind``).
+    looks : float, keyword-only
+        Equivalent number of looks ``L`` of each date (1 for single-look data).
+    kind : {"intensity", "amplitude"}, keyword-only
+        What ``stack`` holds.
+    method : {"change-aware", "mean"}, keyword-only
+        ``"change-aware"``: average only the dates consistent with the stable estimate (Notes);
+        ``"mean"``: the plain temporal mean of the valid dates.
+    false_alarm : float, keyword-only
+        Design probability that one test (one date at one pixel) rejects a date that did not
+        change, for white speckle and a homogeneous window.
+    max_iterations : int, keyword-only
+        Most re-estimate/re-test rounds (the loop stops earlier once the retained dates no
+        longer change).
+    window_size : int, keyword-only
+        Odd side ``k`` of the window whose mean intensity is tested: each side of the test has
+        about ``k² L`` looks per date. 1 tests single pixels (for data of many looks).
+    window_looks : float, optional, keyword-only
+        Equivalent looks of the mean of one date over a full ``k × k`` window. ``k² L`` when
+        left out, which holds for white speckle only: for spatially correlated speckle pass the
+        measured value (:func:`estimate_temporal_looks` with the same ``window_size``), else
+        the test rejects more often than ``false_alarm``.
+    valid : array_like of bool, shape (dates, rows, cols), optional, keyword-only
+        Usable pixels (``True``); non-finite and non-positive values are left out in any case
+        (nodata, clipped or saturated pixels must be masked here).
+    progress : callable, optional, keyword-only
+        Called as ``progress(done, total)`` after each strip of rows.
+
+    Returns
+    -------
+    ReferenceResult
+        Reference intensity, dates used per pixel, change mask and a report.
+
+    Raises
+    ------
+    InvalidInputError
+        Bad stack, mask or parameter values.
+    UsageError
+        Unknown ``kind`` or ``method``.
+
+    Notes
+    -----
+    *Model.* Date ``t`` at pixel ``x`` is ``I_t(x) = R_t(x) S_t(x)``, with independent
+    ``S ~ Gamma(L, 1/L)`` across dates. The reference is ``R̂(x) = mean of I_t(x) over the
+    retained dates``, of ENL ``L × (number of dates used)`` in homogeneous areas.
+
+    *Test.* Single-look pixels are too noisy to be tested one by one, so each date is
+    summarised by its mean ``Ī_t`` over the ``k × k`` window around ``x`` (``n_t`` valid pixels,
+    ``n_t L`` looks). Under "no change at ``x`` between ``t`` and the other retained dates ``K``"
+    the ratio of ``Ī_t`` to the pooled mean ``Ī_o = Σ_{s∈K∖t} S_s / Σ_{s∈K∖t} n_s`` (``S_s`` =
+    window sums) is ``F(2 L n_t, 2 L n_o)`` distributed whatever the reflectivity level, for a
+    reflectivity uniform in the window (the ratio of two Gamma means; see
+    :func:`change_thresholds`). ``window_looks`` replaces ``k² L`` when given (then each valid
+    pixel counts for ``window_looks / k²`` looks). Date ``t`` is consistent when the ratio lies
+    between the ``α/2`` and ``1 − α/2`` quantiles, ``α = false_alarm``. The counts are
+    integers, so the exact quantiles are tabulated once per run.
+
+    *Iterations.* Start from the median of the window means (robust to a minority of changed
+    dates), keep the consistent dates, then repeat: re-estimate ``Ī_o`` from the retained dates,
+    retest every valid date (a date rejected earlier can come back), until the retained set is
+    stable or ``max_iterations``. A pixel can cycle between sets when a borderline date moves the
+    pooled mean across another date's threshold: a cycle of two is settled on the dates both
+    sets keep, and after ``max_iterations // 2`` rounds dates may only leave, which ends any
+    cycle. Where a round rejects every date (a steady trend, or two dates
+    that disagree), the date whose window mean is the median is kept, and the next round adds
+    the dates consistent with it: the result is the largest cluster around the median date.
+
+    *Caveats.* The ``F`` law assumes white speckle and a reflectivity homogeneous in the window.
+    Spatially correlated speckle (real SLC) or texture/edges inside the window give the window
+    mean fewer than ``k² L`` effective looks, so the actual false-alarm rate is higher than
+    ``false_alarm`` there: pass the measured ``window_looks`` for correlated speckle, and accept
+    that a few more dates are dropped at edges (this costs looks, not bias). The window also
+    blurs the change mask by ``k // 2`` pixels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sardespeckle.speckle import simulate_speckle
+    >>> truth = np.full((10, 64, 64), 5.0)
+    >>> truth[6:, 16:48, 16:48] = 50.0          # a change in the last four dates
+    >>> stack = truth * simulate_speckle(truth.shape, 1, seed=0)
+    >>> result = build_reference(stack, looks=1)
+    >>> int(result.dates_used[32, 32]), int(result.dates_used[2, 2])
+    (6, 10)
+    """
+    array, valid = _as_stack(stack, valid)
+    looks = _check_positive_real(looks, "looks")
+    if kind not in ("intensity", "amplitude"):
+        raise UsageError(f"expected kind 'intensity' or 'amplitude', got {kind!r}")
+    if method not in METHODS:
+        raise UsageError(f"expected method to be one of {METHODS}, got {method!r}")
+    false_alarm = _check_false_alarm(false_alarm)
+    max_iterations = _check_int(max_iterations, "max_iterations", 1)
+    window_size = _check_int(window_size, "window_size", 1)
+    if window_size % 2 == 0:
+        raise InvalidInputError(f"expected an odd window_size, got {window_size}")
+
+    if window_looks is None:
+        window_looks = window_size**2 * looks
+    window_looks = _check_positive_real(window_looks, "window_looks")
+    test_looks = window_looks / window_size**2  # looks of one window pixel, as the test sees it
+
+    dates, rows, cols = array.shape
+    intensity = array.astype(np.float32, copy=False)
+    if kind == "amplitude":
+        intensity = np.square(intensity, dtype=np.float32)
+    usable = np.isfinite(intensity) & (intensity > 0)
+    if valid is not None:
+        usable &= valid
+    if np.any(np.asarray(array)[np.isfinite(array) & (valid if valid is not None else True)] < 0):
+        raise InvalidInputError(
+            "expected non-negative intensities/amplitudes, got negative values; is this dB? "
+            "convert it to intensity first, or mask nodata with valid"
+        )
+
+    retained = usable.copy()
+    fell_back = np.zeros((rows, cols), dtype=bool)
+    iterations, converged = 0, True
+    pad = window_size // 2
+    strips = list(range(0, rows, _STRIP_ROWS))
+    if method == "change-aware" and dates > 1:
+        low_table, high_table = _threshold_tables(test_looks, window_size**2, dates,
+                                                  false_alarm)
+        for done, row0 in enumerate(strips, start=1):
+            row1 = min(row0 + _STRIP_ROWS, rows)
+            top, bottom = max(row0 - pad, 0), min(row1 + pad, rows)
+            core = slice(row0 - top, row0 - top + (row1 - row0))
+            strip_kept, strip_fell, strip_iterations, strip_converged = _strip_change_aware(
+                intensity[:, top:bottom].astype(np.float64),
+                usable[:, top:bottom],
+                core,
+                window_size=window_size,
+                low_table=low_table,
+                high_table=high_table,
+                max_iterations=max_iterations,
+            )
+            retained[:, row0:row1] = strip_kept
+            fell_back[row0:row1] = strip_fell
+            iterations = max(iterations, strip_iterations)
+            converged &= strip_converged
+            if progress is not None:
+                progress(done, len(strips))
+    elif progress is not None:
+        progress(len(strips), len(strips))
+
+    dates_used = retained.sum(axis=0)
+    total = np.zeros((rows, cols), dtype=np.float64)
+    for date in range(dates):  # date by date: no (dates, rows, cols) float64 temporary
+        total += np.where(retained[date], intensity[date], 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reflectivity = (total / dates_used).astype(np.float32)
+    reflectivity[dates_used == 0] = np.nan
+    change_mask = usable & ~retained
+
+    report = _report(
+        reflectivity, dates_used, change_mask, usable,
+        looks=looks, kind=kind, method=method, false_alarm=false_alarm,
+        window_size=window_size, window_looks=window_looks, max_iterations=max_iterations,
+        iterations=iterations,
+        converged=converged, fell_back=fell_back,
+    )
+    return ReferenceResult(
+        reflectivity=reflectivity,
+        dates_used=dates_used.astype(np.uint16),
+        change_mask=change_mask,
+        valid=usable,
+        report=report,
+    )
+
+
+def _report(
+    reflectivity, dates_used, change_mask, usable, *, looks, kind, method, false_alarm,
+    window_size, window_looks, max_iterations, iterations, converged, fell_back,
+) -> dict[str, Any]:
+    from sardespeckle.speckle import estimate_looks
+
+    dates, rows, cols = usable.shape
+    covered = dates_used > 0
+    mean_used = float(dates_used[covered].mean()) if covered.any() else 0.0
+    try:
+        measured = float(estimate_looks(reflectivity, valid=covered))
+    except InvalidInputError as error:
+        measured = None
+        measured_note = str(error)
+    else:
+        measured_note = (
+            "estimate_looks on the 5 % most homogeneous 7×7 windows of the reference: texture "
+            "that survives in those windows lowers it"
+        )
+    valid_tests = int(usable.sum())
+    report: dict[str, Any] = {
+        "dates": int(dates),
+        "rows": int(rows),
+        "cols": int(cols),
+        "input_kind": kind,
+        "looks": float(looks),
+        "method": method,
+        "mean_dates_used": round(mean_used, 4),
+        "min_dates_used": int(dates_used[covered].min()) if covered.any() else 0,
+        "expected_enl": round(mean_used * looks, 4),
+        "measured_enl": None if measured is None else round(measured, 4),
+        "measured_enl_note": measured_note,
+        "pixels_without_data": int((~covered).sum()),
+        "valid_fraction": round(valid_tests / usable.size, 6),
+        "rejected_fraction": round(int(change_mask.sum()) / max(valid_tests, 1), 6),
+        "rejected_fraction_per_date": [
+            round(int(change_mask[d].sum()) / max(int(usable[d].sum()), 1), 6)
+            for d in range(dates)
+        ],
+    }
+    if method == "change-aware":
+        low, high = change_thresholds(window_looks, window_looks * max(dates - 1, 1),
+                                      false_alarm)
+        report["test"] = {
+            "statistic": "ratio of the k×k window mean of the date to the pooled window mean of "
+                         "the other retained dates; F(2 L n_t, 2 L n_o) under no change",
+            "false_alarm": false_alarm,
+            "window_size": window_size,
+            "window_looks": round(float(window_looks), 4),
+            "thresholds_all_dates_valid": [round(float(low), 6), round(float(high), 6)],
+            "thresholds_all_dates_valid_db": [round(10 * math.log10(float(low)), 4),
+                                              round(10 * math.log10(float(high)), 4)],
+            "max_iterations": max_iterations,
+            "iterations": iterations,
+            "converged": bool(converged),
+            "fallback_pixels": int(fell_back.sum()),
+        }
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# reading stacks
+# --------------------------------------------------------------------------------------------
+
+
+def read_png_series(paths: Sequence[str | os.PathLike], *, threshold: float):
+    """Read co-registered 8-bit PNG dates as amplitudes, with saturated and zero pixels masked.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Grey 8-bit PNG files of one shape, one per date.
+    threshold : float, keyword-only
+        Amplitude of grey level 255 (the clipping threshold): ``A = png / 255 · threshold``.
+
+    Returns
+    -------
+    amplitude : numpy.ndarray of float32, shape (dates, rows, cols)
+    valid : numpy.ndarray of bool, shape (dates, rows, cols)
+        ``False`` at grey level 255 (clipped: the true amplitude is unknown, only ``≥ threshold``)
+        and at 0 (no signal, or below the quantisation step).
+
+    Raises
+    ------
+    InputFileError
+        A file is missing or not a readable image.
+    InvalidInputError
+        Not 8-bit grey, shapes differ, no path, or a bad threshold.
+    """
+    from PIL import Image
+
+    from sardespeckle.errors import InputFileError
+
+    threshold = _check_positive_real(threshold, "threshold")
+    paths = [os.fspath(path) for path in paths]
+    if not paths:
+        raise InvalidInputError("expected at least one PNG file, got none")
+    layers = []
+    for path in paths:
+        if not os.path.isfile(path):
+            raise InputFileError(f"no such file: {path}")
+        try:
+            with Image.open(path) as image:
+                mode = image.mode
+                grey = np.asarray(image)
+        except OSError as error:
+            raise InputFileError(f"cannot read {path} as an image: {error}") from error
+        if mode != "L" or grey.dtype != np.uint8:
+            raise InvalidInputError(
+                f"expected an 8-bit grey PNG (mode 'L'), got mode {mode!r} in {path}"
+            )
+        if layers and grey.shape != layers[0].shape:
+            raise InvalidInputError(
+                f"expected co-registered dates of one shape {layers[0].shape}, got "
+                f"{grey.shape} in {path}"
+            )
+        layers.append(grey)
+    grey = np.stack(layers)
+    valid = (grey > 0) & (grey < 255)
+    amplitude = grey.astype(np.float32) * np.float32(threshold / 255.0)
+    return amplitude, valid
+
+
+def load_stack(
+    paths: Sequence[str | os.PathLike],
+    *,
+    kind: str | None = None,
+    png_threshold: float | None = None,
+    nodata: float | None = None,
+) -> Stack:
+    """Read co-registered files (GeoTIFF/``.npy``, or 8-bit PNG) into one intensity stack.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        One file per date, all of one shape.
+    kind : str, optional, keyword-only
+        Kind of every GeoTIFF/``.npy`` file (``"intensity"``, ``"amplitude"``, ``"db"``,
+        ``"complex"``); detected per file when left out (see :func:`sardespeckle.io.open_source`).
+    png_threshold : float, optional, keyword-only
+        Required for ``.png`` files: the amplitude of grey level 255 (:func:`read_png_series`).
+    nodata : float, optional, keyword-only
+        Value of missing pixels, replacing the files' own.
+
+    Returns
+    -------
+    Stack
+
+    Raises
+    ------
+    InvalidInputError
+        Different shapes, mixed PNG and raster files, no path.
+    UsageError
+        PNG files without ``png_threshold``.
+    InputFileError
+        A file is missing or unreadable.
+    """
+    from sardespeckle.io import open_source
+    from sardespeckle.window import Window
+
+    paths = [os.fspath(path) for path in paths]
+    if not paths:
+        raise InvalidInputError("expected at least one file of the stack, got none")
+    is_png = [path.lower().endswith(".png") for path in paths]
+    if any(is_png):
+        if not all(is_png):
+            raise InvalidInputError(
+                "expected all dates as PNG or all as GeoTIFF/.npy, got a mix; convert them first"
+            )
+        if png_threshold is None:
+            raise UsageError(
+                "expected a PNG threshold (the amplitude of grey level 255) for 8-bit PNG dates, "
+                "got none; pass png_threshold (--png-threshold)"
+            )
+        amplitude, valid = read_png_series(paths, threshold=png_threshold)
+        return Stack(np.square(amplitude), valid, paths, ["png"] * len(paths))
+    if png_threshold is not None:
+        raise UsageError("expected png_threshold only with .png dates, got GeoTIFF/.npy files")
+
+    layers, masks, kinds = [], [], []
+    shape = None
+    for path in paths:
+        with open_source(path, kind=kind, nodata=nodata) as source:
+            if shape is None:
+                shape = source.shape
+            elif source.shape != shape:
+                raise InvalidInputError(
+                    f"expected co-registered dates of one shape {shape} (rows, cols), got "
+                    f"{source.shape} in {path}; resample or crop them onto one grid first"
+                )
+            intensity, valid = source.read_intensity(Window.full(source.shape))
+            layers.append(intensity)
+            masks.append(valid)
+            kinds.append(source.kind)
+    return Stack(np.stack(layers), np.stack(masks), paths, kinds)
+
+
+def estimate_stack_looks(intensity, *, valid=None, window_size: int = 7) -> float:
+    """Equivalent number of looks of a stack: the median over dates of
+    :func:`sardespeckle.speckle.estimate_looks` (homogeneous windows of each date).
+
+    Parameters
+    ----------
+    intensity : array_like, shape (dates, rows, cols)
+    valid : array_like of bool, same shape, optional
+    window_size : int
+        Side of the windows of :func:`~sardespeckle.speckle.estimate_looks`.
+
+    Returns
+    -------
+    float
+
+    Notes
+    -----
+    For despeckled data the "looks" is how much residual fluctuation a pixel has around its
+    local mean; it is an effective value (spatially correlated fluctuations, quantisation).
+    """
+    from sardespeckle.speckle import estimate_looks
+
+    array, valid = _as_stack(intensity, valid)
+    values = [
+        estimate_looks(array[d], window_size=window_size,
+                       valid=None if valid is None else valid[d])
+        for d in range(array.shape[0])
+    ]
+    return float(np.median(values))
+
+
+def estimate_temporal_looks(
+    intensity, *, valid=None, window_size: int = 1, max_samples: int = 2_000_000, seed: int = 0
+) -> float:
+    """Looks per pixel that explain the date-to-date fluctuation of a stack (robustly).
+
+    Parameters
+    ----------
+    intensity : array_like, shape (dates, rows, cols)
+        At least 2 dates.
+    valid : array_like of bool, same shape, optional
+    window_size : int, keyword-only
+        Odd window side ``k``: the looks returned are those of the mean of one date over a
+        ``k × k`` window (the ``window_looks`` of :func:`build_reference`); ``k = 1`` gives the
+        looks of a pixel.
+    max_samples : int, keyword-only
+        Most (date, pixel) pairs drawn to measure the spread (seeded draw).
+    seed : int, keyword-only
+
+    Returns
+    -------
+    float
+        ``Lw`` such that ``log(Ī_t / Ī_o)``, the log-ratio of a date's window mean to the mean
+        of the other dates, has the interquartile range of ``log F(2 Lw, 2 (T − 1) Lw)``.
+
+    Notes
+    -----
+    The interquartile range ignores the tails, so a minority of changed dates barely moves it,
+    and it is exact for Gamma speckle (no Gaussian approximation of the log-ratio). On white
+    speckle of ``L`` looks it returns ``≈ k² L``. On spatially correlated speckle, or textured
+    scenes, it returns the *effective* looks of the window means, less than ``k² L``. On
+    despeckled series it measures the natural date-to-date variability plus the despeckler's
+    residue, which is what a test of temporal consistency must use.
+    """
+    from scipy import optimize, stats
+
+    array, valid = _as_stack(intensity, valid)
+    window_size = _check_int(window_size, "window_size", 1)
+    dates = array.shape[0]
+    if dates < 2:
+        raise InvalidInputError(f"expected at least 2 dates, got {dates}")
+    usable = np.isfinite(array) & (array > 0)
+    if valid is not None:
+        usable &= valid
+    rng = np.random.default_rng(seed)
+    logs = []
+    budget = max(1, int(max_samples) // dates)
+    for row0 in range(0, array.shape[1], _STRIP_ROWS):
+        row1 = min(row0 + _STRIP_ROWS, array.shape[1])
+        pad = window_size // 2
+        top, bottom = max(row0 - pad, 0), min(row1 + pad, array.shape[1])
+        core = slice(row0 - top, row0 - top + row1 - row0)
+        ok = usable[:, top:bottom]
+        sums = _box_sums(np.where(ok, array[:, top:bottom], 0.0), window_size)[:, core]
+        counts = _box_sums(ok.astype(np.float64), window_size)[:, core]
+        ok = ok[:, core]
+        sums[~ok] = 0.0
+        counts[~ok] = 0.0
+        others_sum = sums.sum(axis=0)[None] - sums
+        others_count = counts.sum(axis=0)[None] - counts
+        use = ok & (others_count > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = (sums / counts) / (others_sum / others_count)
+        values = np.log(ratio[use])
+        share = budget * (row1 - row0) / array.shape[1] * dates
+        if values.size > share:
+            values = rng.choice(values, size=int(share), replace=False)
+        logs.append(values)
+    logs = np.concatenate(logs)
+    if logs.size < 100:
+        raise InvalidInputError(
+            f"expected at least 100 usable (date, pixel) pairs, got {logs.size}; check the masks"
+        )
+    q25, q75 = np.percentile(logs, [25, 75])
+    observed = float(q75 - q25)
+
+    def spread(log_looks: float) -> float:
+        looks = math.exp(log_looks)
+        low = stats.f.ppf(0.25, 2 * looks, 2 * looks * (dates - 1))
+        high = stats.f.ppf(0.75, 2 * looks, 2 * looks * (dates - 1))
+        return math.log(high / low) - observed
+
+    low_bound, high_bound = math.log(1e-3), math.log(1e7)
+    if spread(high_bound) > 0:
+        return math.exp(high_bound)
+    if spread(low_bound) < 0:
+        return math.exp(low_bound)
+    return math.exp(optimize.brentq(spread, low_bound, high_bound, xtol=1e-6))
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------
+
+
+def side_paths(output: str | os.PathLike) -> dict[str, str]:
+    """The files written beside a reference ``<out>.<ext>``: ``<out>_count.<ext>`` (dates used),
+    ``<out>_changes.<ext>`` (change codes per date) and ``<out>.json`` (the report)."""
+    output = os.fspath(output)
+    stem, ext = os.path.splitext(output)
+    return {
+        "reference": output,
+        "count": f"{stem}_count{ext}",
+        "changes": f"{stem}_changes{ext}",
+        "report": f"{stem}.json",
+    }
+
+
+def _change_codes(result: ReferenceResult) -> np.ndarray:
+    codes = np.full(result.valid.shape, CHANGE_INVALID, dtype=np.uint8)
+    codes[result.valid] = CHANGE_CONSISTENT
+    codes[result.change_mask] = CHANGE_REJECTED
+    return codes
+
+
+def _write_layers(path: str, layers: np.ndarray, *, like_path: str | None, overwrite: bool,
+                  tags: dict[str, str]) -> None:
+    """A ``(dates, rows, cols)`` ``uint8`` array as a multi-band GeoTIFF or a 3-D ``.npy``,
+    atomically."""
+    from sardespeckle.io.base import publish, temporary_path
+
+    if path.lower().endswith(".npy"):
+        from sardespeckle.io.npy import write_npy
+
+        write_npy(path, layers, overwrite=overwrite)
+        return
+    import warnings
+
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    profile = {
+        "driver": "GTiff", "height": layers.shape[1], "width": layers.shape[2],
+        "count": layers.shape[0], "dtype": "uint8", "nodata": CHANGE_INVALID,
+        "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate",
+        "interleave": "band", "BIGTIFF": "IF_SAFER",
+    }
+    if like_path is not None and like_path.lower().endswith((".tif", ".tiff")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            like = rasterio.open(like_path)
+        with like:
+            if like.crs is not None:
+                profile["crs"] = like.crs
+            if like.transform is not None and not like.transform.is_identity:
+                profile["transform"] = like.transform
+    temp = temporary_path(path)
+    try:
+        with warnings.catch_warnings():
+            # a stack without georeferencing gives a change mask without it, as intended
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            dataset = rasterio.open(temp, "w", **profile)
+        with dataset:
+            dataset.write(layers)
+            dataset.update_tags(**tags)
+            for band in range(layers.shape[0]):
+                dataset.set_band_description(band + 1, f"date {band}: 0 kept, 1 changed")
+        publish(temp, path, overwrite=overwrite)
+    except BaseException:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise
+
+
+def write_reference(
+    result: ReferenceResult,
+    output: str | os.PathLike,
+    *,
+    output_kind: str = "intensity",
+    like_path: str | None = None,
+    overwrite: bool = False,
+    extra_report: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write a reference, its date count, its change codes and its JSON report.
+
+    Parameters
+    ----------
+    result : ReferenceResult
+    output : path-like
+        ``.tif``/``.tiff`` or ``.npy``: the reference (``float32``, NaN where no date is valid).
+        Beside it (:func:`side_paths`): ``<out>_count.<ext>`` (``uint16`` dates used),
+        ``<out>_changes.<ext>`` (``uint8`` per date, as bands of a GeoTIFF or the first axis of a
+        ``.npy``: 0 kept, 1 rejected as changed, 255 invalid) and ``<out>.json``.
+    output_kind : {"intensity", "amplitude"}, keyword-only
+    like_path : str, optional, keyword-only
+        A GeoTIFF whose georeferencing is copied.
+    overwrite : bool, keyword-only
+        Replace existing files.
+    extra_report : dict, optional, keyword-only
+        Entries added to the report (e.g. the inputs, a crop).
+
+    Returns
+    -------
+    dict
+        The report written, with the paths under ``"outputs"``.
+    """
+    from sardespeckle.io import open_source, write_array
+    from sardespeckle.io.base import check_output_path
+
+    if output_kind not in ("intensity", "amplitude"):
+        raise UsageError(f"expected output kind 'intensity' or 'amplitude', got {output_kind!r}")
+    paths = side_paths(output)
+    for key in ("reference", "count", "changes"):
+        check_output_path(paths[key], overwrite=overwrite)
+    if os.path.lexists(paths["report"]) and not overwrite:
+        from sardespeckle.errors import OutputExistsError
+
+        raise OutputExistsError(f"output {paths['report']} exists; pass --overwrite")
+
+    values = result.reflectivity if output_kind == "intensity" else result.amplitude
+    report = {**result.report, "output_kind": output_kind, **dict(extra_report or {}),
+              "outputs": paths,
+              "change_codes": {"kept": CHANGE_CONSISTENT, "changed": CHANGE_REJECTED,
+                               "invalid": CHANGE_INVALID}}
+    tags = {"method": "multitemporal reference", "reference": json.dumps(
+        {k: report[k] for k in ("dates", "looks", "method", "mean_dates_used", "expected_enl")})}
+    like = None
+    if like_path is not None and like_path.lower().endswith((".tif", ".tiff")):
+        like = open_source(like_path)
+    try:
+        write_array(paths["reference"], values.astype(np.float32), like=like, kind=output_kind,
+                    nodata=float("nan"), tags=tags, overwrite=overwrite)
+        write_array(paths["count"], result.dates_used, like=like,
+                    description="dates used in the reference", tags=tags, overwrite=overwrite)
+    finally:
+        if like is not None:
+            like.close()
+    from sardespeckle.io.raster import provenance_tags
+
+    _write_layers(paths["changes"], _change_codes(result), like_path=like_path,
+                  overwrite=overwrite, tags=provenance_tags(tags))
+    _write_json(paths["report"], report, overwrite=overwrite)
+    return report
+
+
+def _write_json(path: str, data: dict[str, Any], *, overwrite: bool) -> None:
+    from sardespeckle.io.base import publish, temporary_path
+
+    temp = temporary_path(path)
+    try:
+        with open(temp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=False, default=str)
+            handle.write("\n")
+        publish(temp, path, overwrite=overwrite)
+    except BaseException:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise
+
+
+def build_reference_files(
+    paths: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    *,
+    looks: float | None,
+    kind: str | None = None,
+    output_kind: str = "intensity",
+    overwrite: bool = False,
+    png_threshold: float | None = None,
+    method: str = "change-aware",
+    false_alarm: float = 1e-3,
+    max_iterations: int = 10,
+    window_size: int = 3,
+    window_looks: float | str | None = "auto",
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Build the reference of co-registered files and write it with its side files and report.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        One file per date (:func:`load_stack`).
+    output : path-like
+        The reference, ``.tif``/``.tiff`` or ``.npy`` (see :func:`write_reference` for the side
+        files written beside it).
+    looks : float or None, keyword-only
+        Looks of each date; ``None`` estimates it from the date-to-date fluctuation
+        (:func:`estimate_temporal_looks` at ``window_size``, which also absorbs spatially
+        correlated speckle) and says so in the report.
+    kind, png_threshold : keyword-only
+        As for :func:`load_stack`.
+    output_kind : {"intensity", "amplitude"}, keyword-only
+    overwrite : bool, keyword-only
+    window_looks : float, "auto" or None, keyword-only
+        Looks of a ``k × k`` window mean (:func:`build_reference`). ``"auto"`` (default)
+        measures it on the stack (:func:`estimate_temporal_looks`), which accounts for spatially
+        correlated speckle and texture; ``None`` assumes white speckle (``k² L``).
+    method, false_alarm, max_iterations, window_size, progress : keyword-only
+        As for :func:`build_reference`.
+
+    Returns
+    -------
+    dict
+        The report (also written as ``<out>.json``).
+    """
+    from sardespeckle.io.base import check_output_path
+
+    if output_kind not in ("intensity", "amplitude"):
+        raise UsageError(f"expected output kind 'intensity' or 'amplitude', got {output_kind!r}")
+    for key, path in side_paths(output).items():
+        if key != "report":
+            check_output_path(path, inputs=tuple(os.fspath(p) for p in paths),
+                              overwrite=overwrite)
+    stack = load_stack(paths, kind=kind, png_threshold=png_threshold)
+    looks_source = "given"
+    if looks is None and len(stack.paths) > 1:
+        looks = estimate_temporal_looks(stack.intensity, valid=stack.valid)
+        looks_source = "estimated from the date-to-date fluctuation of single pixels"
+    elif looks is None:
+        looks = estimate_stack_looks(stack.intensity, valid=stack.valid)
+        looks_source = "estimated from homogeneous windows of the single date"
+    window_looks_source = "given"
+    if isinstance(window_looks, str):
+        if window_looks != "auto":
+            raise UsageError(f"expected window_looks 'auto', None or a number, got "
+                             f"{window_looks!r}")
+        if len(stack.paths) > 1 and window_size > 1 and method == "change-aware":
+            window_looks = estimate_temporal_looks(stack.intensity, valid=stack.valid,
+                                                   window_size=window_size)
+            window_looks_source = "estimated from the date-to-date fluctuation of window means"
+        else:
+            window_looks, window_looks_source = None, "window_size**2 * looks"
+    elif window_looks is None:
+        window_looks_source = "window_size**2 * looks (white speckle)"
+    result = build_reference(
+        stack.intensity, looks=looks, kind="intensity", method=method, false_alarm=false_alarm,
+        max_iterations=max_iterations, window_size=window_size, window_looks=window_looks,
+        valid=stack.valid, progress=progress,
+    )
+    extra = {"inputs": stack.paths, "input_kinds": stack.kinds, "looks_source": looks_source,
+             "window_looks_source": window_looks_source}
+    if png_threshold is not None:
+        extra["png_threshold"] = float(png_threshold)
+    return write_reference(result, output, output_kind=output_kind,
+                           like_path=stack.paths[0], overwrite=overwrite, extra_report=extra)

@@ -1,0 +1,373 @@
+"""Multitemporal references: the test's calibration, change handling, masks, files and CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from sardespeckle import references
+from sardespeckle.errors import InvalidInputError, OutputExistsError, UsageError
+from sardespeckle.references import (
+    build_reference,
+    build_reference_files,
+    change_thresholds,
+    estimate_temporal_looks,
+    load_stack,
+    read_png_series,
+)
+from sardespeckle.speckle import enl, simulate_speckle
+
+DATES = 10
+
+
+def piecewise_scene(rows: int = 128, cols: int = 128) -> np.ndarray:
+    """A piecewise-constant reflectivity: four quadrants and a small bright square."""
+    truth = np.full((rows, cols), 4.0)
+    truth[: rows // 2, cols // 2:] = 30.0
+    truth[rows // 2:, : cols // 2] = 1.0
+    truth[rows // 2:, cols // 2:] = 12.0
+    truth[10:22, 10:22] = 200.0
+    return truth
+
+
+def changed_stack(truth: np.ndarray) -> np.ndarray:
+    """Per-date reflectivity: the truth, with some regions changed at some dates."""
+    stack = np.repeat(truth[None], DATES, axis=0)
+    stack[2:5, 70:110, 10:50] *= 10.0   # a field that brightens for three dates
+    stack[7:9, 20:50, 70:120] *= 0.1    # a flood: two dark dates
+    stack[8:, 90:120, 80:120] *= 8.0    # a construction in the last two dates
+    return stack
+
+
+def log_error(estimate: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean(np.abs(np.log(estimate / truth))))
+
+
+def psnr_amplitude(estimate: np.ndarray, truth: np.ndarray) -> float:
+    amplitude, reference = np.sqrt(estimate), np.sqrt(truth)
+    peak = np.percentile(reference, 99)
+    return float(10 * np.log10(peak**2 / np.mean((amplitude - reference) ** 2)))
+
+
+# --------------------------------------------------------------------------------------------
+# the test statistic
+# --------------------------------------------------------------------------------------------
+
+
+def test_thresholds_match_the_ratio_of_gamma_means():
+    rng = np.random.default_rng(0)
+    looks_date, looks_others, alpha = 9.0, 81.0, 0.05
+    date = rng.gamma(looks_date, 1 / looks_date, 400_000)
+    others = rng.gamma(looks_others, 1 / looks_others, 400_000)
+    low, high = change_thresholds(looks_date, looks_others, alpha)
+    rejected = np.mean((date / others < low) | (date / others > high))
+    assert rejected == pytest.approx(alpha, rel=0.05)
+    assert np.mean(date / others < low) == pytest.approx(alpha / 2, rel=0.08)
+
+
+def test_false_alarm_rate_on_a_stable_stack_is_the_design_value():
+    truth = np.full((DATES, 192, 192), 7.0)
+    stack = truth * simulate_speckle(truth.shape, 1, seed=1)
+    result = build_reference(stack, looks=1, false_alarm=1e-3)
+    rate = result.change_mask.mean()
+    assert 0.6e-3 < rate < 1.6e-3
+    assert result.report["rejected_fraction"] == pytest.approx(rate, rel=1e-3)
+    assert result.report["test"]["converged"]
+
+
+@pytest.mark.parametrize("looks", [1, 3])
+def test_reference_enl_is_dates_used_times_looks(looks):
+    truth = np.full((DATES, 160, 160), 3.0)
+    stack = truth * simulate_speckle(truth.shape, looks, seed=2)
+    result = build_reference(stack, looks=looks)
+    expected = result.dates_used.mean() * looks
+    assert expected == pytest.approx(DATES * looks, rel=0.01)
+    assert enl(result.reflectivity) == pytest.approx(expected, rel=0.08)
+    assert result.report["expected_enl"] == pytest.approx(expected, rel=1e-3)
+    assert result.report["measured_enl"] == pytest.approx(expected, rel=0.2)
+
+
+# --------------------------------------------------------------------------------------------
+# change handling
+# --------------------------------------------------------------------------------------------
+
+
+def test_change_aware_beats_the_plain_mean_when_the_scene_changes():
+    truth = piecewise_scene()
+    stack = changed_stack(truth) * simulate_speckle((DATES, *truth.shape), 1, seed=3)
+    plain = build_reference(stack, looks=1, method="mean")
+    aware = build_reference(stack, looks=1)
+    assert log_error(aware.reflectivity, truth) < 0.8 * log_error(plain.reflectivity, truth)
+    psnr_aware = psnr_amplitude(aware.reflectivity, truth)
+    assert psnr_aware > psnr_amplitude(plain.reflectivity, truth) + 1
+    # the changed dates are found inside the changed regions (away from their borders)
+    assert aware.change_mask[2:5, 75:105, 15:45].mean() > 0.95
+    assert aware.change_mask[7:9, 25:45, 75:115].mean() > 0.95
+    assert aware.change_mask[8:, 95:115, 85:115].mean() > 0.95
+    assert aware.dates_used[80:100, 20:40].min() >= 5
+
+
+def test_change_aware_is_almost_as_good_as_the_mean_without_changes():
+    truth = piecewise_scene()
+    stack = truth * simulate_speckle((DATES, *truth.shape), 1, seed=4)
+    plain = build_reference(stack, looks=1, method="mean")
+    aware = build_reference(stack, looks=1)
+    assert log_error(aware.reflectivity, truth) < 1.03 * log_error(plain.reflectivity, truth)
+    psnr_aware = psnr_amplitude(aware.reflectivity, truth)
+    assert psnr_aware > psnr_amplitude(plain.reflectivity, truth) - 0.15
+
+
+def test_majority_cluster_wins_after_a_step_change():
+    truth = np.full((DATES, 48, 48), 2.0)
+    truth[6:] = 20.0  # four dates after a step: the six before are the stable majority
+    stack = truth * simulate_speckle(truth.shape, 1, seed=5)
+    result = build_reference(stack, looks=1)
+    assert np.median(result.dates_used) == 6
+    assert np.median(result.reflectivity) == pytest.approx(2.0, rel=0.15)
+
+
+def test_a_steady_trend_falls_back_to_the_median_date_cluster():
+    growth = 3.0 ** np.arange(DATES)  # every date three times the previous one
+    truth = growth[:, None, None] * np.ones((DATES, 40, 40))
+    stack = truth * simulate_speckle(truth.shape, 4, seed=6)
+    result = build_reference(stack, looks=4)
+    assert np.all(result.dates_used >= 1)
+    assert np.all(np.isfinite(result.reflectivity))
+    # the robust start keeps the lower median date of ten, date 4 (sorted by the trend), and
+    # no other date is consistent with it
+    kept = ~result.change_mask & result.valid
+    assert kept[4].mean() > 0.9 and np.median(result.dates_used) == 1
+    assert kept[0].mean() < 0.05 and kept[-1].mean() < 0.05
+
+
+def test_strips_give_the_same_result_as_one_block(monkeypatch):
+    stack = changed_stack(piecewise_scene())[:, :100, :64] * simulate_speckle(
+        (DATES, 100, 64), 1, seed=7)
+    monkeypatch.setattr(references, "_STRIP_ROWS", 23)
+    strips = build_reference(stack, looks=1)
+    monkeypatch.setattr(references, "_STRIP_ROWS", 1000)
+    whole = build_reference(stack, looks=1)
+    np.testing.assert_array_equal(strips.change_mask, whole.change_mask)
+    np.testing.assert_array_equal(strips.reflectivity, whole.reflectivity)
+
+
+# --------------------------------------------------------------------------------------------
+# kinds, masks, options
+# --------------------------------------------------------------------------------------------
+
+
+def test_amplitude_input_equals_intensity_input():
+    truth = changed_stack(piecewise_scene())[:, :64, :64]
+    intensity = truth * simulate_speckle(truth.shape, 1, seed=8)
+    a = build_reference(np.sqrt(intensity), looks=1, kind="amplitude")
+    b = build_reference(intensity, looks=1)
+    np.testing.assert_allclose(a.reflectivity, b.reflectivity, rtol=1e-5)
+    np.testing.assert_array_equal(a.change_mask, b.change_mask)
+
+
+def test_valid_mask_excludes_dates_and_marks_empty_pixels():
+    truth = np.full((DATES, 32, 32), 5.0)
+    stack = (truth * simulate_speckle(truth.shape, 1, seed=9)).astype(np.float32)
+    valid = np.ones(stack.shape, dtype=bool)
+    valid[:3, 5, 5] = False
+    valid[:, 10, 10] = False
+    stack[:, 10, 10] = 1e6     # masked: must not leak into the neighbours' tests
+    stack[4, 20, 20] = np.nan  # non-finite: masked automatically
+    result = build_reference(stack, looks=1, valid=valid)
+    assert result.dates_used[10, 10] == 0 and np.isnan(result.reflectivity[10, 10])
+    assert result.dates_used[5, 5] <= DATES - 3
+    assert not result.valid[4, 20, 20] and result.dates_used[20, 20] <= DATES - 1
+    assert not result.change_mask[~result.valid].any()
+    assert result.report["pixels_without_data"] == 1
+    assert not result.change_mask[:, 9:12, 9:12].any()
+    assert result.reflectivity.dtype == np.float32 and result.dates_used.dtype == np.uint16
+
+
+def test_plain_mean_is_the_mean_of_valid_dates():
+    stack = np.arange(1, 2 * 3 * 4 + 1, dtype=np.float64).reshape(2, 3, 4)
+    result = build_reference(stack, looks=1, method="mean")
+    np.testing.assert_allclose(result.reflectivity, stack.mean(axis=0), rtol=1e-6)
+    assert not result.change_mask.any() and np.all(result.dates_used == 2)
+
+
+def test_single_date_is_its_own_reference():
+    image = 1 + np.random.default_rng(0).random((1, 16, 16))
+    result = build_reference(image, looks=1)
+    np.testing.assert_allclose(result.reflectivity, image[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"stack": np.ones((4, 4))}, InvalidInputError),
+        ({"stack": np.ones((2, 4, 4)), "valid": np.ones((2, 4, 5), bool)}, InvalidInputError),
+        ({"stack": np.ones((2, 4, 4)), "valid": np.ones((2, 4, 4))}, InvalidInputError),
+        ({"stack": -np.ones((2, 4, 4))}, InvalidInputError),
+        ({"stack": np.ones((2, 4, 4), complex)}, InvalidInputError),
+        ({"stack": np.ones((2, 4, 4)), "window_size": 4}, InvalidInputError),
+        ({"stack": np.ones((2, 4, 4)), "false_alarm": 1.0}, InvalidInputError),
+        ({"stack": np.ones((2, 4, 4)), "looks": 0}, InvalidInputError),
+        ({"stack": np.ones((2, 4, 4)), "max_iterations": 0}, InvalidInputError),
+        ({"stack": np.ones((2, 4, 4)), "method": "median"}, UsageError),
+        ({"stack": np.ones((2, 4, 4)), "kind": "db"}, UsageError),
+    ],
+)
+def test_bad_input_raises_clear_errors(kwargs, error):
+    kwargs = {"looks": 1, **kwargs}
+    with pytest.raises(error, match="expected"):
+        build_reference(kwargs.pop("stack"), **kwargs)
+
+
+@pytest.mark.parametrize("looks", [1, 4])
+def test_temporal_looks_estimate_on_white_speckle(looks):
+    truth = np.repeat(piecewise_scene(96, 96)[None], 6, axis=0)
+    stack = truth * simulate_speckle(truth.shape, looks, seed=10)
+    assert estimate_temporal_looks(stack) == pytest.approx(looks, rel=0.05)
+    assert estimate_temporal_looks(stack, window_size=3) == pytest.approx(9 * looks, rel=0.15)
+
+
+def test_progress_is_reported():
+    calls = []
+    stack = np.ones((3, 300, 8)) * simulate_speckle((3, 300, 8), 1, seed=0)
+    build_reference(stack, looks=1, progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1][0] == calls[-1][1] and len(calls) == calls[-1][1]
+
+
+# --------------------------------------------------------------------------------------------
+# files
+# --------------------------------------------------------------------------------------------
+
+
+def _write_dates(folder, stack, ext=".npy"):
+    from sardespeckle.io import write_array
+
+    paths = []
+    for index, layer in enumerate(stack):
+        path = folder / f"date_{index}{ext}"
+        write_array(path, np.asarray(layer, dtype=np.float32), kind="amplitude")
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("ext", [".npy", ".tif"])
+def test_build_reference_files_writes_reference_count_changes_and_report(tmp_path, ext):
+    truth = changed_stack(piecewise_scene())[:, :64, :64]
+    amplitude = np.sqrt(truth * simulate_speckle(truth.shape, 1, seed=11))
+    paths = _write_dates(tmp_path, amplitude, ext)
+    output = tmp_path / f"ref{ext}"
+    report = build_reference_files(paths, output, looks=1, kind="amplitude",
+                                   output_kind="amplitude", window_looks=None)
+    expected = build_reference(amplitude, looks=1, kind="amplitude")
+    stack = load_stack([output], kind="amplitude")
+    np.testing.assert_allclose(stack.intensity[0], expected.reflectivity, rtol=1e-5)
+    count = load_stack([tmp_path / f"ref_count{ext}"], kind="intensity")
+    np.testing.assert_array_equal(count.intensity[0], expected.dates_used)
+    if ext == ".npy":
+        codes = np.load(tmp_path / "ref_changes.npy")
+    else:
+        import warnings
+
+        import rasterio
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(tmp_path / "ref_changes.tif") as dataset:
+                codes = dataset.read()
+    assert codes.shape == amplitude.shape and codes.dtype == np.uint8
+    np.testing.assert_array_equal(codes == 1, expected.change_mask)
+    written = json.loads((tmp_path / "ref.json").read_text())
+    assert written == json.loads(json.dumps(report))
+    assert written["dates"] == DATES and written["output_kind"] == "amplitude"
+    with pytest.raises(OutputExistsError):
+        build_reference_files(paths, output, looks=1, kind="amplitude")
+    build_reference_files(paths, output, looks=None, kind="amplitude", overwrite=True)
+    assert "estimated" in json.loads((tmp_path / "ref.json").read_text())["looks_source"]
+
+
+def test_load_stack_refuses_different_shapes(tmp_path):
+    paths = _write_dates(tmp_path, [np.ones((8, 8)), np.ones((8, 9))])
+    with pytest.raises(InvalidInputError, match="one shape"):
+        load_stack(paths, kind="amplitude")
+
+
+def test_read_png_series_scales_and_masks(tmp_path):
+    from PIL import Image
+
+    grey = np.array([[0, 1, 128], [254, 255, 51]], dtype=np.uint8)
+    paths = []
+    for index in range(2):
+        path = tmp_path / f"d{index}.png"
+        Image.fromarray(grey).save(path)
+        paths.append(path)
+    amplitude, valid = read_png_series(paths, threshold=255.0 * 2)
+    np.testing.assert_allclose(amplitude[1], grey * 2.0)
+    np.testing.assert_array_equal(valid[0], [[False, True, True], [True, False, True]])
+    stack = load_stack(paths, png_threshold=510.0)
+    np.testing.assert_allclose(stack.intensity, amplitude**2, rtol=1e-6)
+    with pytest.raises(UsageError, match="threshold"):
+        load_stack(paths)
+    Image.fromarray(grey[:, :2].copy()).save(tmp_path / "small.png")
+    with pytest.raises(InvalidInputError, match="one shape"):
+        read_png_series([paths[0], tmp_path / "small.png"], threshold=1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+# --------------------------------------------------------------------------------------------
+
+
+def _parser():
+    from sardespeckle.cli.references import add_references_parser
+
+    parser = argparse.ArgumentParser()
+    add_references_parser(parser.add_subparsers(dest="command"))
+    return parser
+
+
+def test_cli_builds_a_reference(tmp_path, capsys):
+    from sardespeckle.cli.references import run_references_command
+
+    stack = np.sqrt(np.full((4, 32, 32), 9.0) * simulate_speckle((4, 32, 32), 1, seed=12))
+    paths = _write_dates(tmp_path, stack)
+    args = _parser().parse_args(
+        ["references", "build", *map(str, paths), "-o", str(tmp_path / "ref.npy"),
+         "--looks", "1", "--kind", "amplitude", "--output-kind", "amplitude"]
+    )
+    assert run_references_command(args) == 0
+    assert (tmp_path / "ref_count.npy").exists() and (tmp_path / "ref.json").exists()
+    assert "wrote" in capsys.readouterr().err
+
+
+def test_cli_usage_errors(tmp_path):
+    from sardespeckle.cli.references import run_references_command
+
+    with pytest.raises(UsageError):
+        run_references_command(_parser().parse_args(["references"]))
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["references", "build", "a.npy", "-o", "r.npy", "--window-size", "2"])
+    png = tmp_path / "a.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((4, 4), 9, np.uint8)).save(png)
+    args = _parser().parse_args(["references", "build", str(png), "-o", str(tmp_path / "r.npy")])
+    with pytest.raises(UsageError, match="threshold"):
+        run_references_command(args)
+
+
+# --------------------------------------------------------------------------------------------
+# real data (skipped without the shared folder)
+# --------------------------------------------------------------------------------------------
+
+
+def test_real_single_look_stack_with_measured_window_looks(shared_data):
+    folder = shared_data / "sar" / "s1_stacks"
+    stack = load_stack([folder / f"lely_{d}.npy" for d in range(1, 6)], kind="amplitude")
+    window_looks = estimate_temporal_looks(stack.intensity, window_size=3)
+    assert window_looks < 9 * 0.8  # correlated speckle: a 3×3 mean is worth far fewer looks
+    result = build_reference(stack.intensity, looks=1, window_looks=window_looks)
+    naive = build_reference(stack.intensity, looks=1)
+    assert result.report["rejected_fraction"] < 0.02
+    assert naive.report["rejected_fraction"] > 2 * result.report["rejected_fraction"]
