@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidInputError, UsageError
-from .methods import build_method
+from .methods import build_method, get_method
 from .tiling import ProgressFn, process_array, run_tiled
 from .window import Window
 
@@ -94,6 +94,8 @@ def despeckle(
     >>> bool(abs(np.mean(clean) / 100 - 1) < 0.05)
     True
     """
+    from .decorrelate import (central_window, check_whitening_input, estimate_whitening_filter,
+                              resolve_decorrelation)
     from .io.kinds import from_intensity, to_intensity
 
     data = np.asarray(data)
@@ -102,7 +104,16 @@ def despeckle(
             f"expected a 2-D array (rows, cols), got shape {data.shape}",
         )
     intensity, valid = to_intensity(data, kind)
-    built = build_method(method, looks=_check_looks(looks), params=params)
+    looks_value = _check_looks(looks)
+    params, _ = resolve_decorrelation(get_method(method).defaults, params, kind=kind,
+                                      looks=looks_value, sample=lambda: (intensity, valid))
+    built = build_method(method, looks=looks_value, params=params)
+    if built.decorrelate == "whiten":
+        check_whitening_input(kind)
+        sample = central_window(data.shape).slices
+        whitening = estimate_whitening_filter(data[sample], valid=valid[sample])
+        intensity = whitening.whitened_intensity(data, valid)
+        valid = valid & (intensity > 0)
     out = process_array(intensity, built.function, halo=built.halo, valid=valid, tile=tile,
                         batch_size=built.batch_size, progress=progress)
     kind_out = "intensity" if kind == "complex" else kind
@@ -160,6 +171,7 @@ def despeckle_file(
     ``kind=None`` detects the input kind (see :func:`sardespeckle.io.kinds.detect_kind`);
     ``output_kind=None`` keeps the input kind (complex input gives intensity).
     """
+    from .decorrelate import central_window, resolve_decorrelation, whitened_source
     from .io import create_sink, open_source
 
     started = time.perf_counter()
@@ -172,13 +184,19 @@ def despeckle_file(
                 looks_source = "estimated from the most homogeneous windows"
         else:
             looks_value, looks_source = _check_looks(looks), "given"
+        params, decorrelation = resolve_decorrelation(
+            get_method(method).defaults, params, kind=source.kind, looks=looks_value,
+            sample=lambda: source.read_intensity(central_window(source.shape)))
         built = build_method(method, looks=looks_value, params=params)
+        read = source.read_intensity
+        if built.decorrelate == "whiten":
+            read = whitened_source(source).read_intensity
         kind_out = output_kind or ("intensity" if source.kind == "complex" else source.kind)
         if kind_out not in {"intensity", "amplitude", "db"}:
             raise UsageError(
                 f"expected an output kind among intensity, amplitude, db, got {kind_out!r}"
             )
-        tile_side = int(tile or DEFAULT_TILE)
+        tile_side = int(tile or built.tile or DEFAULT_TILE)
         report = RunReport(
             input=str(input_path), output=str(output_path), method=built.name,
             parameters=built.parameters, looks=looks_value, looks_source=looks_source,
@@ -197,9 +215,12 @@ def despeckle_file(
         }
         if built.weights:
             tags["SARDESPECKLE_WEIGHTS"] = built.weights
+        if decorrelation:
+            tags["SARDESPECKLE_DECORRELATE"] = decorrelation
+            report.notes.append(decorrelation)
         with create_sink(output_path, source, kind_out=kind_out, tags=tags,
                          overwrite=overwrite) as sink:
-            run_tiled(source.shape, source.read_intensity, sink.write, built.function,
+            run_tiled(source.shape, read, sink.write, built.function,
                       halo=built.halo, tile=tile_side, batch_size=built.batch_size,
                       progress=progress, align=getattr(sink, "block_size", None))
     report.seconds = time.perf_counter() - started

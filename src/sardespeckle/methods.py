@@ -21,7 +21,13 @@ from .errors import UsageError
 
 @dataclass(frozen=True)
 class BuiltMethod:
-    """A method ready to run: the callable, its halo and the parameters actually used."""
+    """A method ready to run: the callable, its halo and the parameters actually used.
+
+    ``weights`` identifies the weights of a network (name and sha256 prefix) for provenance.
+    ``tile`` is the core tile side the method runs best with (``None``: the engine's default).
+    ``decorrelate == "whiten"`` means the method expects whitened intensity: the caller must
+    read the input through :class:`sardespeckle.decorrelate.WhitenedSource` (the api does).
+    """
 
     name: str
     function: Callable
@@ -30,6 +36,8 @@ class BuiltMethod:
     looks: float
     weights: str | None = None
     batch_size: int = 1
+    tile: int | None = None
+    decorrelate: str = "none"
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,7 @@ def _load_builtin() -> None:
         return
     _loaded = True
     _register_filters()
+    _register_networks()
 
 
 def _register_filters() -> None:
@@ -181,3 +190,83 @@ def _bind(function: Callable, kwargs: dict[str, Any]) -> Callable:
     run.__name__ = getattr(function, "__name__", "method")
     run.__doc__ = function.__doc__
     return run
+
+
+# --- networks -------------------------------------------------------------------------------
+
+#: Tiles handed to a network method at once (the network splits them into forward passes of
+#: bounded memory, see ``sardespeckle.models.inference.BatchLimit``).
+NETWORK_BATCH_TILES = 4
+#: Core tile side for networks: the halo costs (1 + 2·halo/tile)² more pixels, 16 % for
+#: 512-px tiles and a halo of 19, 8 % for 1024-px tiles (benchmarks/bench_sarcnn.py).
+NETWORK_TILE = 1024
+
+
+def _register_networks() -> None:
+    register(
+        MethodSpec(
+            name="sarcnn",
+            family="cnn",
+            description=(
+                "SAR-CNN (Dalsasso et al. 2020): DnCNN-19 on log-amplitude, for single-look "
+                "speckle; weights from the registry (sardespeckle weights) or a file."
+            ),
+            defaults={
+                "weights": None,
+                "precision": "auto",
+                "device": "auto",
+                "decorrelate": "auto",
+                "threads": 0,
+            },
+            build=_build_sarcnn,
+            uses_looks=False,
+        )
+    )
+
+
+def _build_sarcnn(looks: float, params: dict[str, Any]) -> BuiltMethod:
+    """Load the weights once, then wrap the network for the engine (and for decorrelation).
+
+    ``decorrelate="auto"`` is resolved per input by :mod:`sardespeckle.api`; reaching here
+    unresolved (a direct ``build_method`` call) it means ``"none"``.
+    """
+    from .decorrelate import DECORRELATIONS, Subsampled
+
+    decorrelate = params["decorrelate"]
+    if decorrelate == "auto":
+        decorrelate = "none"
+    if decorrelate not in DECORRELATIONS:
+        raise UsageError(
+            f"expected decorrelate in ('auto', {', '.join(map(repr, DECORRELATIONS))}), got {decorrelate!r}"
+        )
+    threads = params["threads"]
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise UsageError(f"expected threads to be an integer >= 0 (0: torch's default), got {threads!r}")
+
+    from .models.inference import BatchLimit, load_sarcnn
+
+    loaded = load_sarcnn(
+        params["weights"], precision=params["precision"], device=params["device"], threads=threads or None
+    )
+    network = BatchLimit(loaded.denoiser)
+    function, halo = network, network.halo
+    if decorrelate == "subsample":
+        function = Subsampled(network, halo=network.halo)
+        halo = function.halo
+    return BuiltMethod(
+        name="sarcnn",
+        function=function,
+        halo=halo,
+        parameters={
+            "weights": loaded.weights,
+            "precision": loaded.precision,
+            "device": loaded.device,
+            "decorrelate": decorrelate,
+            "threads": threads,
+        },
+        looks=looks,
+        weights=loaded.weights_id,
+        batch_size=NETWORK_BATCH_TILES,
+        tile=NETWORK_TILE,
+        decorrelate=decorrelate,
+    )

@@ -84,9 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="read real/imaginary parts from a 3-D .npy (axis last/first) or from "
                           "two GeoTIFF bands")
     run.add_argument("--tile", type=_positive_int, default=None, metavar="PX",
-                     help="core tile side in pixels (default 512)")
+                     help="core tile side in pixels (default 512; 1024 for networks)")
     run.add_argument("--window-size", type=_positive_int, default=None, metavar="N",
                      help="window size of a classical filter (odd)")
+    run.add_argument("--weights", default=None, metavar="NAME|PATH",
+                     help="network weights: a name from 'sardespeckle weights' or a file")
+    run.add_argument("--precision", choices=("fp32", "bf16"), default=None,
+                     help="network arithmetic (default: bf16 where the CPU/GPU has it, else fp32)")
+    run.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None,
+                     help="where a network runs (default auto: CUDA when available)")
+    run.add_argument("--decorrelate", choices=("none", "subsample", "whiten"), default=None,
+                     help="decorrelate the speckle before a network (default: whiten complex "
+                          "input, subsample correlated single-look input, else none)")
     run.add_argument("-p", "--param", type=_param_arg, action="append", default=[],
                      metavar="NAME=VALUE", help="a method parameter (repeatable)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -119,9 +128,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("methods", help="list the despeckling methods")
 
+    weights = sub.add_parser("weights", help="list the registered network weights",
+                             description="List the registered network weights; --verify checks "
+                                         "each file's sha256 (exit 1 if any is missing or differs).")
+    weights.add_argument("--verify", action="store_true", help="check every file's sha256")
+
+    from .references import add_references_parser
     from .train import add_train_parser
 
+    add_references_parser(sub)
     add_train_parser(sub)
+
+    from .evaluate import add_evaluate_parser
+
+    add_evaluate_parser(sub)
     return parser
 
 
@@ -198,6 +218,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     params = dict(args.param)
     if args.window_size is not None:
         params["window_size"] = args.window_size
+    for name in ("weights", "precision", "device", "decorrelate"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
     bar = _ProgressBar("despeckling", args.quiet)
     try:
         report = despeckle_file(
@@ -215,7 +238,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"looks: {report.looks:g} ({report.looks_source})\n"
             f"method: {report.method} {json.dumps(report.parameters, sort_keys=True)}"
             + (f" weights={report.weights}" if report.weights else "") + "\n"
-            f"wrote {report.output} ({report.output_kind}, {rows}×{cols}) in "
+            + "".join(f"note: {note}\n" for note in report.notes)
+            + f"wrote {report.output} ({report.output_kind}, {rows}×{cols}) in "
             f"{report.seconds:.1f} s ({mpix / max(report.seconds, 1e-9):.2f} MP/s)\n"
         )
     if args.preview:
@@ -300,10 +324,52 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_weights(args: argparse.Namespace) -> int:
+    from ..models.weights import list_weights, sha256_file
+
+    entries = list_weights()
+    if not entries:
+        print("no weights registered yet; pass a weights file to 'run --weights PATH'")
+        return EXIT_OK
+    failed = 0
+    for entry in entries:
+        arch = entry.architecture
+        psnr = "n/a" if entry.validation_psnr is None else f"{entry.validation_psnr:.2f} dB"
+        print(f"{entry.name}\n  architecture: {arch.kind} depth={arch.depth} "
+              f"features={arch.features} channels={arch.channels}\n"
+              f"  looks: {entry.looks:g}  domain: {entry.domain}\n"
+              f"  sha256: {entry.sha256[:16]}  file: {entry.filename}\n"
+              f"  validation PSNR: {psnr}\n  training data: {entry.training_data or 'n/a'}")
+        if args.verify:
+            if not entry.path.is_file():
+                status, failed = f"MISSING ({entry.path})", failed + 1
+            elif sha256_file(entry.path) != entry.sha256:
+                status, failed = "SHA256 MISMATCH (corrupt or modified)", failed + 1
+            else:
+                status = "ok"
+            print(f"  verify: {status}")
+    if failed:
+        sys.stderr.write(f"sardespeckle: error: {failed} weights file(s) failed verification\n")
+        return EXIT_RUNTIME
+    return EXIT_OK
+
+
+def _cmd_references(args: argparse.Namespace) -> int:
+    from .references import run_references_command
+
+    return run_references_command(args)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import run_train_command
 
     return run_train_command(args)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import run_evaluate_command
+
+    return run_evaluate_command(args)
 
 
 _COMMANDS = {
@@ -312,7 +378,10 @@ _COMMANDS = {
     "simulate": _cmd_simulate,
     "preview": _cmd_preview,
     "methods": _cmd_methods,
+    "weights": _cmd_weights,
+    "references": _cmd_references,
     "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
 }
 
 

@@ -221,6 +221,24 @@ class SarCnnDenoiser:
         from sardespeckle.models.weights import load_weights  # weights.py imports this module
 
         network, meta = load_weights(name_or_path)
+        return cls.from_loaded(
+            network, meta, looks=looks, precision=precision, device=device, threads=threads, clip=clip
+        )
+
+    @classmethod
+    def from_loaded(
+        cls,
+        network: DnCNN,
+        meta: dict,
+        *,
+        looks: float | None = None,
+        precision: str = "fp32",
+        device: str = "cpu",
+        threads: int | None = None,
+        clip: bool = False,
+    ) -> SarCnnDenoiser:
+        """Build from a network and the ``meta`` returned by ``load_weights`` (same checks as
+        :meth:`from_weights`, without reading the file again)."""
         if meta.get("domain") != "log-amplitude":
             raise WeightsError(f"expected SAR-CNN weights of domain 'log-amplitude', got {meta.get('domain')!r}")
         constants = (meta.get("norm_min"), meta.get("norm_max"))

@@ -1,0 +1,160 @@
+"""MuLoG as a registry method: ``intensity -> intensity`` with bound looks, denoiser and halo."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from sardespeckle.errors import UsageError, WeightsError
+
+__all__ = [
+    "DENOISER_NAMES",
+    "DNCNN_SIGMA_RANGE",
+    "MULOG_DEFAULTS",
+    "MULOG_HALO",
+    "build_mulog",
+    "denoiser_from_name",
+    "make_mulog_method",
+]
+
+#: Denoisers that can be named in the registry / CLI.
+DENOISER_NAMES = ("bm3d", "dncnn-natural", "dncnn-sar")
+
+#: Parameters of the registered ``mulog`` method and their defaults.
+MULOG_DEFAULTS: dict[str, Any] = {"denoiser": "bm3d", "iterations": 6}
+
+#: Halo (pixels) for tiled processing: with it, 99 % of the pixels of a tiled run are within
+#: 1 % of the whole-image result (MuLoG+BM3D, L = 1, 512² image, 256² tiles; see
+#: ``docs/mulog.md``). MuLoG is not strictly local, so no finite halo makes them equal.
+MULOG_HALO = 64
+
+#: Noise range (std on the [0, 1] image scale) assumed for the blind DnCNN weights when their
+#: file does not say otherwise: the DnCNN-B training range, σ ∈ [0, 55]/255.
+DNCNN_SIGMA_RANGE = (0.0, 55.0 / 255.0)
+
+
+def denoiser_from_name(name: str, *, precision: str = "fp32", threads: int | None = None):
+    """The Gaussian denoiser called ``name`` (one of :data:`DENOISER_NAMES`).
+
+    Raises
+    ------
+    UsageError
+        Unknown name.
+    MissingDependencyError
+        ``"bm3d"`` without the optional ``bm3d`` package.
+    WeightsError
+        ``"dncnn-natural"`` / ``"dncnn-sar"`` while no weights of that name are registered in
+        :data:`sardespeckle.models.weights.REGISTRY`, or when they fail their checks.
+    """
+    from sardespeckle.mulog.denoisers import DnCNNDenoiser, bm3d_denoiser
+
+    if name == "bm3d":
+        return bm3d_denoiser()
+    if name in ("dncnn-natural", "dncnn-sar"):
+        from sardespeckle.models.weights import REGISTRY, load_weights
+
+        if name not in REGISTRY:
+            raise WeightsError(
+                f"MuLoG denoiser {name!r}: weights for {name} are not installed yet (no entry "
+                f"{name!r} in sardespeckle.models.weights.REGISTRY); use denoiser='bm3d' meanwhile"
+            )
+        network, meta = load_weights(name)
+        if meta.get("domain") == "log-amplitude":
+            raise WeightsError(
+                f"weights {name!r} are SAR-CNN log-amplitude weights, expected a Gaussian denoiser"
+            )
+        trained = meta.get("trained_sigma")
+        if trained is not None:
+            return DnCNNDenoiser(network, trained_sigma=float(trained), precision=precision,
+                                 threads=threads)
+        sigma_range = tuple(meta.get("sigma_range") or DNCNN_SIGMA_RANGE)
+        return DnCNNDenoiser(network, sigma_range=sigma_range, precision=precision,
+                             threads=threads)
+    raise UsageError(
+        f"unknown MuLoG denoiser {name!r}; expected one of {', '.join(DENOISER_NAMES)} "
+        "or a callable f(v, sigma)"
+    )
+
+
+def make_mulog_method(
+    *,
+    looks: float,
+    denoiser="bm3d",
+    iterations: int = 6,
+    precision: str = "fp32",
+    threads: int | None = None,
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Build MuLoG as an engine method ``f(intensity) -> intensity``.
+
+    Parameters
+    ----------
+    looks : float, keyword-only
+        Number of looks of the data.
+    denoiser : {"bm3d", "dncnn-natural", "dncnn-sar"} or callable, keyword-only
+        The Gaussian denoiser; a callable ``f(v, sigma)`` is used as is.
+    iterations : int, keyword-only
+        ADMM iterations.
+    precision, threads : keyword-only
+        Passed to :class:`~sardespeckle.mulog.DnCNNDenoiser` for the DnCNN denoisers.
+
+    Returns
+    -------
+    callable
+        ``method(intensity)``: ``(rows, cols)`` intensity → float32 despeckled intensity. The
+        denoiser is built (and its weights checked) here, so errors come before any data is
+        read. Tile it with a halo of :data:`MULOG_HALO` pixels.
+
+    Raises
+    ------
+    UsageError, WeightsError, MissingDependencyError
+        See :func:`denoiser_from_name`; bad ``iterations`` or ``looks``.
+    """
+    from sardespeckle.mulog.admm import mulog
+    from sardespeckle.mulog.denoisers import check_denoiser
+    from sardespeckle.speckle import _check_looks
+
+    looks = _check_looks(looks)
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise UsageError(f"expected iterations to be an integer >= 1, got {iterations!r}")
+    if isinstance(denoiser, str):
+        function = denoiser_from_name(denoiser, precision=precision, threads=threads)
+        label = denoiser
+    else:
+        function = check_denoiser(denoiser)
+        label = getattr(denoiser, "__name__", type(denoiser).__name__)
+
+    def method(intensity: np.ndarray) -> np.ndarray:
+        out = mulog(np.asarray(intensity, dtype=np.float32), looks=looks, denoiser=function,
+                    iterations=iterations)
+        return out.astype(np.float32, copy=False)
+
+    method.__name__ = f"mulog[{label}]"
+    method.__doc__ = f"MuLoG with {label}, L = {looks}, T = {iterations}."
+    return method
+
+
+def build_mulog(looks: float, params: dict[str, Any]):
+    """Registry builder: a :class:`~sardespeckle.methods.BuiltMethod` named ``"mulog"``.
+
+    ``params`` holds the keys of :data:`MULOG_DEFAULTS` (already resolved by the registry).
+    """
+    from sardespeckle.methods import BuiltMethod
+
+    resolved = dict(MULOG_DEFAULTS)
+    resolved.update(params)
+    unknown = sorted(set(resolved) - set(MULOG_DEFAULTS))
+    if unknown:
+        raise UsageError(f"method 'mulog' has no parameter {', '.join(map(repr, unknown))}")
+    function = make_mulog_method(looks=looks, denoiser=resolved["denoiser"],
+                                 iterations=int(resolved["iterations"]))
+    name = resolved["denoiser"]
+    return BuiltMethod(
+        name="mulog",
+        function=function,
+        halo=MULOG_HALO,
+        parameters=resolved,
+        looks=float(looks),
+        weights=name if isinstance(name, str) and name.startswith("dncnn") else None,
+    )

@@ -1,0 +1,231 @@
+"""Correlated speckle: measures, polyphase subsampling, whitening of complex data, defaults."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sardespeckle.decorrelate import (
+    CORRELATION_THRESHOLD,
+    Subsampled,
+    WhitenedSource,
+    WhiteningFilter,
+    check_whitening_input,
+    choose_decorrelation,
+    estimate_speckle_correlation,
+    estimate_whitening_filter,
+    measure_residual_correlation,
+    resolve_decorrelation,
+    simulate_correlated_slc,
+)
+from sardespeckle.errors import InvalidInputError, UsageError
+from sardespeckle.filters import boxcar
+from sardespeckle.io import open_source
+from sardespeckle.speckle import simulate_speckle, speckle_lag_correlation
+from sardespeckle.tiling import process_array
+from sardespeckle.window import Window
+
+
+def correlated_intensity(shape=(256, 256), *, band=(0.6, 0.7), seed=0, level=1.0):
+    slc = simulate_correlated_slc(np.full(shape, level), band=band, seed=seed)
+    return slc, (np.abs(slc) ** 2).astype(np.float32)
+
+
+def smooth_121(image):
+    padded = np.pad(image.astype(np.float64), 1, mode="reflect")
+    rows = 0.25 * padded[:-2] + 0.5 * padded[1:-1] + 0.25 * padded[2:]
+    return (0.25 * rows[:, :-2] + 0.5 * rows[:, 1:-1] + 0.25 * rows[:, 2:]).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------- simulation
+
+
+def test_simulated_slc_has_sar_like_correlation():
+    slc, intensity = correlated_intensity(band=(0.6, 0.8))
+    along_rows, along_cols = speckle_lag_correlation(intensity)
+    # Narrower band in azimuth (axis 0) → stronger correlation between vertical neighbours.
+    assert 0.15 < along_rows < along_cols < 0.45
+    assert abs(intensity.mean() - 1) < 0.05
+    lag2 = speckle_lag_correlation(intensity, lag=2)
+    assert max(abs(v) for v in lag2) < 0.05
+
+
+# ---------------------------------------------------------------------------------- measures
+
+
+def test_measure_residual_correlation():
+    rng = np.random.default_rng(1)
+    reflectivity = np.exp(rng.normal(3, 1, (128, 128)))
+    white = reflectivity * simulate_speckle((128, 128), 1, seed=2)
+    assert max(map(abs, measure_residual_correlation(white, reflectivity))) < 0.03
+    _, speckle = correlated_intensity((128, 128), seed=3)
+    rows, cols = measure_residual_correlation(reflectivity * speckle, reflectivity)
+    np.testing.assert_allclose((rows, cols), speckle_lag_correlation(speckle), atol=1e-6)
+    valid = np.ones((128, 128), bool)
+    valid[:, :64] = False
+    half = measure_residual_correlation(reflectivity * speckle, reflectivity, valid=valid)
+    np.testing.assert_allclose(half, speckle_lag_correlation(speckle[:, 64:]), atol=1e-6)
+    with pytest.raises(InvalidInputError, match="same shape"):
+        measure_residual_correlation(white, reflectivity[:10])
+
+
+def test_estimate_speckle_correlation_tells_white_from_slc():
+    rng = np.random.default_rng(4)
+    texture = np.kron(np.exp(rng.normal(4, 1, (16, 16))), np.ones((16, 16)))
+    white = texture * simulate_speckle(texture.shape, 1, seed=5)
+    assert max(estimate_speckle_correlation(white)) < 0.05
+    _, speckle = correlated_intensity(texture.shape, seed=6)
+    measured = estimate_speckle_correlation(texture * speckle)
+    np.testing.assert_allclose(measured, speckle_lag_correlation(speckle), atol=0.05)
+    assert min(measured) > CORRELATION_THRESHOLD
+    with pytest.raises(InvalidInputError, match="at least 16×16"):
+        estimate_speckle_correlation(np.ones((8, 8)))
+
+
+@pytest.mark.parametrize(("kind", "looks", "correlation", "expected"), [
+    ("complex", 1.0, None, "whiten"),
+    ("amplitude", 1.0, (0.3, 0.4), "subsample"),
+    ("intensity", 1.0, (0.02, 0.01), "none"),
+    ("intensity", 4.4, (0.5, 0.5), "none"),
+    ("db", 1.0, None, "none"),
+])
+def test_choose_decorrelation(kind, looks, correlation, expected):
+    mode, reason = choose_decorrelation(kind, looks, correlation)
+    assert mode == expected and reason
+
+
+def test_resolve_decorrelation():
+    defaults = {"decorrelate": "auto", "weights": None}
+    calls = []
+
+    def sample():
+        calls.append(1)
+        return correlated_intensity((128, 128), seed=7)[1], np.ones((128, 128), bool)
+
+    params, reason = resolve_decorrelation(defaults, None, kind="amplitude", looks=1.0, sample=sample)
+    assert params == {"decorrelate": "subsample"} and reason.startswith("decorrelate=subsample (")
+    params, reason = resolve_decorrelation(defaults, {"decorrelate": "none"}, kind="amplitude",
+                                           looks=1.0, sample=sample)
+    assert params == {"decorrelate": "none"} and reason is None
+    params, reason = resolve_decorrelation(defaults, {}, kind="complex", looks=1.0, sample=sample)
+    assert params["decorrelate"] == "whiten"
+    assert resolve_decorrelation({"window_size": 7}, {"window_size": 5}, kind="amplitude", looks=1.0,
+                                 sample=sample) == ({"window_size": 5}, None)
+    assert len(calls) == 1  # the sample is read only when the correlation must be measured
+
+
+# ------------------------------------------------------------------------------ subsampling
+
+
+def test_subsampled_components_and_batching():
+    seen = []
+
+    class Recorder:
+        def __call__(self, intensity):
+            raise AssertionError("batch should be used")
+
+        def batch(self, tiles):
+            seen.append([tile.shape for tile in tiles])
+            return [tile * 2 for tile in tiles]
+
+    tiles = [np.arange(5 * 7, dtype=np.float32).reshape(5, 7) + 1, np.ones((5, 7), np.float32)]
+    out = Subsampled(Recorder(), halo=3, combine="interleave").batch(tiles)
+    # Components of a 5×7 tile: 3×4, 3×3, 2×4, 2×3, each shape one call holding both tiles.
+    assert sorted(map(tuple, seen)) == sorted([((3, 4),) * 2, ((3, 3),) * 2, ((2, 4),) * 2, ((2, 3),) * 2])
+    for tile, result in zip(tiles, out):
+        np.testing.assert_array_equal(result, tile * 2)
+    seen.clear()
+    Subsampled(Recorder(), halo=3).batch([np.ones((6, 8), np.float32)] * 3)
+    assert seen == [[(3, 4)] * 12]  # even sides: all four components of all tiles in one call
+
+
+def test_average_is_interleave_smoothed_121():
+    image = np.random.default_rng(8).exponential(1.0, (9, 12)).astype(np.float32) + 0.1
+
+    def method(intensity):
+        return np.sqrt(intensity)
+
+    interleaved = Subsampled(method, halo=0, combine="interleave")(image)
+    np.testing.assert_allclose(interleaved, np.sqrt(image), rtol=1e-6)
+    averaged = Subsampled(method, halo=0)(image)
+    np.testing.assert_allclose(averaged, smooth_121(np.sqrt(image)), rtol=1e-6)
+    assert Subsampled(method, halo=5).halo == 11
+    assert Subsampled(method, halo=5, combine="interleave").halo == 10
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 5), (4, 1), (2, 2)])
+def test_subsampled_tiny_images(shape):
+    image = np.full(shape, 3.0, np.float32)
+    np.testing.assert_allclose(Subsampled(lambda x: x * 2, halo=1)(image), 6.0)
+
+
+@pytest.mark.parametrize("combine", ["average", "interleave"])
+def test_subsampled_tiled_equals_whole(combine):
+    _, intensity = correlated_intensity((203, 190), seed=9)
+    sub = Subsampled(lambda x: boxcar(x, window_size=5), halo=2, combine=combine)
+    whole = process_array(intensity, sub, halo=sub.halo, tile=None)
+    for tile in (31, 50, 64):  # odd and even tile sides, odd tile origins
+        np.testing.assert_allclose(process_array(intensity, sub, halo=sub.halo, tile=tile), whole,
+                                   rtol=1e-6, err_msg=f"tile {tile}")
+    short = process_array(intensity, sub, halo=sub.halo - 2, tile=31)
+    assert np.max(np.abs(short / whole - 1)) > 1e-3
+
+
+def test_components_see_less_correlated_speckle():
+    _, intensity = correlated_intensity((256, 256), band=(0.6, 0.7), seed=10)
+    full = speckle_lag_correlation(intensity)
+    components = [speckle_lag_correlation(intensity[dr::2, dc::2]) for dr in (0, 1) for dc in (0, 1)]
+    assert min(full) > 0.2
+    assert max(abs(v) for pair in components for v in pair) < 0.06
+
+
+# -------------------------------------------------------------------------------- whitening
+
+
+@pytest.mark.parametrize("band", [(0.8, 0.8), (0.9, 0.85)])
+def test_whitening_decorrelates_and_keeps_the_mean(band):
+    slc = simulate_correlated_slc(np.full((256, 256), 7.0), band=band, hamming=0.6, doppler=0.15, seed=11)
+    before = speckle_lag_correlation(np.abs(slc) ** 2)
+    whitening = estimate_whitening_filter(slc)
+    white = whitening.whitened_intensity(slc, np.ones(slc.shape, bool))
+    after = speckle_lag_correlation(white)
+    assert min(before) > 0.2
+    assert max(map(abs, after)) < 0.06, (before, after)
+    assert abs(white.mean() / 7.0 - 1) < 0.05
+
+
+def test_whitening_filter_is_a_convolution_with_zero_outside():
+    rng = np.random.default_rng(12)
+    taps = rng.normal(size=5) + 1j * rng.normal(size=5)
+    filt = WhiteningFilter(azimuth=taps, range=taps[::-1].copy())
+    impulse = np.zeros((11, 11), complex)
+    impulse[5, 5] = 1
+    np.testing.assert_allclose(filt.apply(impulse)[3:8, 3:8], np.outer(taps, taps[::-1]))
+    assert filt.radius == 2
+    with pytest.raises(InvalidInputError, match="odd length"):
+        WhiteningFilter(azimuth=np.ones(4), range=np.ones(4))
+
+
+def test_whitened_source_tiles_equal_whole(tmp_path):
+    slc = simulate_correlated_slc(np.full((70, 90), 3.0), band=(0.7, 0.8), seed=13).astype(np.complex64)
+    slc[10:14, 20:30] = 0  # masked pixels are zeroed before filtering and stay masked
+    path = tmp_path / "slc.npy"
+    np.save(path, slc)
+    with open_source(path) as source:
+        whitening = estimate_whitening_filter(slc)
+        white = WhitenedSource(source, whitening)
+        whole, valid = white.read_intensity(Window.full(source.shape))
+        for window in (Window(0, 0, 33, 41), Window(31, 47, 39, 43), Window(5, 3, 1, 1)):
+            part, part_valid = white.read_intensity(window)
+            np.testing.assert_allclose(part, whole[window.slices], rtol=1e-5)
+            np.testing.assert_array_equal(part_valid, valid[window.slices])
+    assert not valid[10:14, 20:30].any() and valid.sum() == 70 * 90 - 40
+
+
+def test_whitening_refuses_intensity():
+    with pytest.raises(UsageError, match="expected complex \\(SLC\\) input"):
+        check_whitening_input("amplitude")
+    with pytest.raises(InvalidInputError, match="expected a complex"):
+        estimate_whitening_filter(np.ones((64, 64)))
+    with pytest.raises(InvalidInputError, match="at least 32 pixels"):
+        estimate_whitening_filter(np.ones((16, 64), complex))

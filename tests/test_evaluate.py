@@ -1,0 +1,206 @@
+"""The evaluation protocols, the report files and ``sardespeckle evaluate`` on tiny images."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from sardespeckle.cli.main import main
+from sardespeckle.errors import UsageError
+from sardespeckle.evaluation import (
+    PEERS,
+    Peer,
+    resolve_candidates,
+    run_evaluation,
+    speed_scene,
+    write_report,
+)
+from sardespeckle.evaluation.peers import PeerError
+from sardespeckle.methods import list_methods
+from sardespeckle.speckle import simulate_speckle
+
+FAST = ["boxcar", "lee"]
+
+
+@pytest.fixture
+def references(tmp_path):
+    """Two 48² speckle-free amplitude references: texture plus a step."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for index in range(2):
+        texture = ndimage.gaussian_filter(rng.standard_normal((48, 48)), 3)
+        reflectivity = 100.0 * np.exp(texture / texture.std())
+        reflectivity[:, 24:] *= 4.0 + index
+        path = tmp_path / f"ref{index}.npy"
+        np.save(path, np.sqrt(reflectivity))
+        paths.append(str(path))
+    return paths
+
+
+@pytest.fixture
+def speckled(tmp_path):
+    """A 96² single-look speckled intensity: two flat fields of different brightness."""
+    reflectivity = np.full((96, 96), 30.0)
+    reflectivity[:, 48:] = 120.0
+    path = tmp_path / "real_intensity.npy"
+    np.save(path, reflectivity * simulate_speckle(reflectivity.shape, 1, seed=1))
+    return str(path)
+
+
+def tiny_run(references, **options):
+    settings = dict(references=references, kind="amplitude", methods=FAST, looks=1, draws=2,
+                    seed=0, peers="none", speed_size=0, crop=32)
+    settings.update(options)
+    return run_evaluation(**settings)
+
+
+def test_full_reference_report_files_and_table_layout(references, tmp_path):
+    calls = []
+    result = tiny_run(references, speed_size=64, memory="tracemalloc",
+                      progress=lambda done, total: calls.append((done, total)))
+    paths = write_report(result, tmp_path / "out")
+
+    out = tmp_path / "out"
+    for name in ("report.md", "report.html", "results.csv", "results.json",
+                 "crops_ref0.png", "ratio_ref1.png", "speed_quality.png"):
+        assert (out / name).is_file(), name
+    table = result.full_reference.table("psnr")
+    assert table.rows == ["ref0", "ref1", "average"]
+    assert table.columns == ["noisy", "boxcar", "lee"]
+    assert table.mean.shape == table.std.shape == (3, 3)
+    assert calls[-1][0] == calls[-1][1] == (2 * 2 + 1) * len(FAST)
+
+    markdown = (out / "report.md").read_text()
+    assert "| image | noisy | boxcar | lee |" in markdown
+    assert markdown.count(" ± ") >= 3 * 3 * 3
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and 'src="crops_' not in html
+    assert paths["markdown"].endswith("report.md")
+
+    data = json.loads((out / "results.json").read_text())
+    assert data["full_reference"]["columns"] == ["noisy", "boxcar", "lee"]
+    assert len(data["full_reference"]["per_draw"]["psnr"]["ref0"]["lee"]) == 2
+    assert data["speed"][0]["name"] == "boxcar"
+    with open(out / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3 * 2 * 3 * 2 + 2 * 5  # metrics × images × columns × draws + speed
+
+
+def test_filters_beat_the_noisy_input_and_numbers_are_reproducible(references):
+    first = tiny_run(references)
+    second = tiny_run(references)
+    for metric, values in first.full_reference.values.items():
+        np.testing.assert_array_equal(values, second.full_reference.values[metric])
+    psnr = first.full_reference.values["psnr"]  # (images, columns, draws)
+    assert np.all(psnr[:, 1:, :] > psnr[:, :1, :])
+    other_seed = tiny_run(references, seed=1)
+    assert not np.array_equal(psnr, other_seed.full_reference.values["psnr"])
+
+
+def test_no_reference_ratio_of_a_speckled_image(speckled):
+    result = run_evaluation(real=[speckled], kind="intensity", methods=["boxcar"], peers="none",
+                            speed_size=0, enl_window=16, enl_count=6)
+    real = result.no_reference
+    assert real.columns == ["noisy", "boxcar"]
+    values = {metric: real.values[metric][0] for metric in real.values}
+    assert values["ratio_mean"][1] == pytest.approx(1.0, abs=0.05)
+    assert values["enl"][0] == pytest.approx(1.0, rel=0.2)
+    assert values["enl"][1] > 3.0
+    assert abs(values["bias"][1]) < 0.02
+    assert np.isnan(values["ratio_mean"][0])  # no ratio for the input itself
+    assert len(real.boxes["real_intensity"]) == 6
+
+
+def test_real_images_mix_complex_layouts_and_amplitude(tmp_path):
+    rng = np.random.default_rng(2)
+    parts = rng.standard_normal((64, 64, 2)).astype(np.float32) * 10
+    np.save(tmp_path / "slc.npy", parts)
+    np.save(tmp_path / "amp.npy", np.sqrt(50 * simulate_speckle((64, 64), 1, seed=3)))
+    result = run_evaluation(real=[str(tmp_path / "slc.npy"), str(tmp_path / "amp.npy")],
+                            kind="amplitude", complex_layout="last", methods=["boxcar"],
+                            peers="none", speed_size=0, enl_window=16, enl_count=4)
+    assert result.no_reference.kinds == {"slc": "complex", "amp": "amplitude"}
+    assert np.all(np.isfinite(result.no_reference.values["enl"]))
+
+
+def test_all_methods_skip_those_that_cannot_be_built_with_a_note():
+    candidates, notes = resolve_candidates("all", looks=1)
+    built = {c.name for c in candidates}
+    assert {s.name for s in list_methods() if s.family == "filter"} <= built
+    for spec in list_methods():
+        assert spec.name in built or any(note.startswith(spec.name + ":") for note in notes)
+
+
+def test_parameters_are_passed_and_checked():
+    candidates, _ = resolve_candidates(["kuan"], looks=1, params={"kuan": {"window_size": "9"}})
+    assert candidates[0].parameters["window_size"] == 9
+    with pytest.raises(UsageError, match="not evaluated"):
+        resolve_candidates(["kuan"], looks=1, params={"lee": {"window_size": "5"}})
+    with pytest.raises(UsageError, match="unknown peer"):
+        resolve_candidates(["kuan"], looks=1, peers=["no-such-peer"])
+
+
+def test_a_peer_adapter_is_evaluated_and_a_failing_peer_is_noted(references, monkeypatch):
+    def smooth(intensity, looks):
+        return ndimage.uniform_filter(intensity, 5)
+
+    def broken(intensity, looks):
+        raise RuntimeError("weights missing")
+
+    monkeypatch.setitem(PEERS, "smooth", Peer("smooth", "json", "json", "json", "test", smooth))
+    monkeypatch.setitem(PEERS, "broken", Peer("broken", "json", "json", "json", "test", broken))
+    result = tiny_run(references, methods=["boxcar"], peers=["smooth", "broken"], draws=1)
+    full = result.full_reference
+    assert full.columns == ["noisy", "boxcar", "peer:smooth", "peer:broken"]
+    assert np.all(np.isfinite(full.values["psnr"][:, 2]))
+    assert np.all(np.isnan(full.values["psnr"][:, 3]))
+    assert any("peer:broken not evaluated" in note for note in result.notes)
+    with pytest.raises(PeerError, match="weights missing"):
+        PEERS["broken"].run(np.ones((8, 8)), looks=1)
+
+
+def test_missing_peers_are_reported_as_not_installed(references, tmp_path, monkeypatch):
+    monkeypatch.setitem(PEERS, "ghost", Peer("ghost", "no_such_module_xyz", "no_such_module_xyz",
+                                             "ghost-dist", "test", lambda i, looks: i))
+    result = tiny_run(references, draws=1)
+    assert result.peers["ghost"] == "not installed (pip install ghost-dist)"
+    write_report(result, tmp_path / "out")
+    assert "| ghost | not installed (pip install ghost-dist) | no |" in \
+        (tmp_path / "out" / "report.md").read_text()
+
+
+def test_speed_in_a_subprocess_reports_memory():
+    from sardespeckle.evaluation import measure_speed
+
+    candidates, _ = resolve_candidates(["boxcar"], looks=1)
+    (speed,) = measure_speed(candidates, size=128, memory="subprocess")
+    assert speed.rows == speed.cols == 128
+    assert speed.megapixels_per_second > 0
+    assert speed.peak_memory_mib is None or speed.peak_memory_mib >= 0
+    assert speed_scene(64, seed=1).dtype == np.float32
+
+
+def test_cli_evaluate_writes_the_report_and_refuses_to_overwrite(references, tmp_path):
+    out = tmp_path / "cli"
+    argv = ["evaluate", "--references", *references, "--kind", "amplitude",
+            "--methods", ",".join(FAST), "--param", "boxcar:window_size=5", "--draws", "1",
+            "--speed-size", "0", "--peers", "none", "--crop", "32", "--out", str(out), "-q"]
+    assert main(argv) == 0
+    data = json.loads((out / "results.json").read_text())
+    assert data["candidates"][0]["parameters"] == {"window_size": 5}
+    assert main(argv) == 1  # the report exists
+    assert main([*argv, "--overwrite"]) == 0
+    assert main(["evaluate", "--out", str(out)]) == 2  # nothing to evaluate
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--param", "window_size=5", "--out", str(out)])
+    assert exit_info.value.code == 2
+
+
+def test_evaluate_on_the_shared_tsx_crop(shared_data):
+    path = shared_data / "sar" / "tsx_slc" / "test_image_data.npy"
+    result = run_evaluation(real=[str(path)], complex_layout="last", methods=["boxcar"],
+                            peers="none", speed_size=0)
+    assert result.no_reference.kinds["test_image_data"] == "complex"
+    assert result.no_reference.values["ratio_mean"][0, 1] == pytest.approx(1.0, abs=0.1)

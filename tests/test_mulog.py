@@ -1,0 +1,511 @@
+"""Tests of sardespeckle.mulog: denoisers, data-fidelity proxes, single- and multi-channel MuLoG."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+
+import numpy as np
+import pytest
+
+from sardespeckle.errors import InvalidInputError, UsageError, WeightsError
+from sardespeckle.mulog import (
+    MULOG_DEFAULTS,
+    MULOG_HALO,
+    FisherTippett,
+    MissingDependencyError,
+    Wishart,
+    bm3d_denoiser,
+    build_mulog,
+    gaussian_filter_denoiser,
+    make_mulog_method,
+    matrix_exp,
+    matrix_log,
+    mulog,
+    mulog_covariance,
+    mulog_covariance_iterates,
+    mulog_iterates,
+    simulate_wishart,
+)
+from sardespeckle.mulog.hermitian import (
+    condition_field,
+    exp_divided_differences,
+    exp_second_divided_differences,
+    from_channels,
+    to_channels,
+)
+from sardespeckle.speckle import add_speckle
+
+HAS_BM3D = importlib.util.find_spec("bm3d") is not None
+needs_bm3d = pytest.mark.skipif(not HAS_BM3D, reason="optional bm3d package not installed")
+
+
+def psnr(reference: np.ndarray, estimate: np.ndarray) -> float:
+    peak = np.percentile(reference, 99)
+    return float(10 * np.log10(peak**2 / np.mean((estimate - reference) ** 2)))
+
+
+def pieces() -> tuple[np.ndarray, np.ndarray]:
+    """A 96×96 piecewise-constant reflectivity and its region labels."""
+    labels = np.zeros((96, 96), dtype=int)
+    labels[:, 48:] = 1
+    labels[20:44, 10:34] = 2
+    reflectivity = np.array([50.0, 200.0, 10.0])[labels]
+    return reflectivity, labels
+
+
+def region_oracle(labels: np.ndarray):
+    """A denoiser that knows the segmentation: the mean of v over each true region."""
+
+    def denoise(v, sigma):
+        out = np.empty_like(v, dtype=np.float64)
+        for label in np.unique(labels):
+            out[labels == label] = v[labels == label].mean()
+        return out
+
+    return denoise
+
+
+def random_hermitian_pd(rng, size: int, count: int) -> np.ndarray:
+    raw = rng.normal(size=(count, size, size)) + 1j * rng.normal(size=(count, size, size))
+    return raw @ np.conj(np.swapaxes(raw, -1, -2)) + 0.5 * np.eye(size)
+
+
+# --- denoisers ------------------------------------------------------------------------------
+
+
+def test_gaussian_filter_denoiser_contract(rng):
+    v = rng.normal(size=(40, 30))
+    f = gaussian_filter_denoiser(width=2.0)
+    out = f(v, 1.0)
+    assert out.shape == v.shape and out.dtype == np.float64
+    assert out.std() < 0.5 * v.std()
+    assert np.array_equal(f(v, 0.0), v)
+    with pytest.raises(InvalidInputError, match="sigma"):
+        f(v, -1.0)
+    with pytest.raises(InvalidInputError, match=r"shape \(rows, cols\)"):
+        f(v[None], 1.0)
+    with pytest.raises(UsageError):
+        gaussian_filter_denoiser(width=0)
+
+
+@needs_bm3d
+def test_bm3d_denoiser_is_affine_equivariant(rng):
+    clean = np.zeros((48, 48))
+    clean[:, 24:] = 4.0
+    v = clean + rng.normal(size=clean.shape)
+    f = bm3d_denoiser()
+    out = f(v, 1.0)
+    assert out.shape == v.shape
+    assert np.sqrt(np.mean((out - clean) ** 2)) < 0.5
+    # The map to BM3D's scale depends on sigma only: scaling v and sigma together is exact.
+    scaled = f(3.0 * v + 7.0, 3.0)
+    np.testing.assert_allclose(scaled, 3.0 * out + 7.0, atol=0.05)
+
+
+def test_bm3d_missing_gives_install_hint(monkeypatch):
+    monkeypatch.setitem(sys.modules, "bm3d", None)  # makes `import bm3d` fail
+    with pytest.raises(MissingDependencyError, match=r"pip install sardespeckle\[bm3d\].*non-commercial"):
+        bm3d_denoiser()
+    with pytest.raises(ImportError):
+        make_mulog_method(looks=1, denoiser="bm3d")
+
+
+@pytest.fixture(scope="module")
+def tiny_dncnn():
+    torch = pytest.importorskip("torch")
+    from sardespeckle.models import DnCNN
+
+    torch.manual_seed(0)
+    net = DnCNN(depth=3, features=8)
+    with torch.no_grad():
+        for bn in net.modules():
+            if isinstance(bn, torch.nn.BatchNorm2d):
+                bn.running_var.uniform_(0.5, 2.0)
+    return net.eval()
+
+
+def test_dncnn_denoiser_contract_and_rescaling(tiny_dncnn, rng):
+    from sardespeckle.mulog import DnCNNDenoiser
+
+    v = 5.0 + rng.normal(size=(33, 47))
+    fixed = DnCNNDenoiser(tiny_dncnn, trained_sigma=25 / 255)
+    out = fixed(v, 1.0)
+    assert out.shape == v.shape and out.dtype == np.float64 and np.all(np.isfinite(out))
+    assert fixed.scale_for(v, 2.0)[1] == pytest.approx(25 / 255 / 2.0)
+    # Percentile centring and a sigma-only scale make the wrapper affine-equivariant.
+    np.testing.assert_allclose(fixed(4.0 * v - 3.0, 4.0), 4.0 * out - 3.0, rtol=0, atol=1e-4)
+    assert np.array_equal(fixed(v, 0.0), v)
+
+    blind = DnCNNDenoiser(tiny_dncnn, sigma_range=(0.0, 55 / 255))
+    for sigma in (1e-3, 0.3, 1.0, 30.0):
+        noise_seen = sigma * blind.scale_for(v, sigma)[1]
+        assert 1 / 255 - 1e-12 <= noise_seen <= 55 / 255 + 1e-12
+    assert blind(v, 0.5).shape == v.shape
+    bf16 = DnCNNDenoiser(tiny_dncnn, trained_sigma=25 / 255, precision="bf16", threads=1)
+    assert np.abs(bf16(v, 1.0) - out).max() < 0.1 * np.abs(out - v).max() + 0.5
+
+    with pytest.raises(UsageError, match="exactly one of"):
+        DnCNNDenoiser(tiny_dncnn)
+    with pytest.raises(UsageError, match="exactly one of"):
+        DnCNNDenoiser(tiny_dncnn, trained_sigma=0.1, sigma_range=(0, 0.2))
+    with pytest.raises(UsageError, match="precision"):
+        DnCNNDenoiser(tiny_dncnn, trained_sigma=0.1, precision="fp8")
+    with pytest.raises(InvalidInputError, match="DnCNN"):
+        DnCNNDenoiser(object(), trained_sigma=0.1)
+
+
+def test_mulog_runs_with_a_dncnn(tiny_dncnn):
+    from sardespeckle.mulog import DnCNNDenoiser
+
+    noisy = add_speckle(np.full((32, 32), 3.0), 1, seed=1).astype(np.float32)
+    out = mulog(noisy, looks=1, denoiser=DnCNNDenoiser(tiny_dncnn, sigma_range=(0, 0.2)),
+                iterations=2)
+    assert out.shape == noisy.shape and out.dtype == np.float32 and np.all(out > 0)
+
+
+# --- Fisher–Tippett prox --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("looks", [1.0, 0.7, 4.5])
+@pytest.mark.parametrize("gamma", [0.01, 0.3, 1.0, 10.0])
+def test_fisher_tippett_prox_solves_its_optimality_condition(rng, looks, gamma):
+    y = 3.0 * rng.normal(size=2000)
+    v = 3.0 * rng.normal(size=2000)
+    term = FisherTippett(y, looks, scale=1.28, offset=0.3)
+    x = term.prox(v, gamma)
+    residual = x - v + gamma * term.gradient(x)
+    assert np.abs(residual).max() < 1e-9
+
+
+def test_fisher_tippett_gradient_matches_finite_differences(rng):
+    term = FisherTippett(rng.normal(size=50), 2.0, scale=0.8, offset=-0.5)
+    x = rng.normal(size=50)
+    numeric = (term.value(x + 1e-6) - term.value(x - 1e-6)) / 2e-6
+    np.testing.assert_allclose(term.gradient(x), numeric, rtol=1e-6, atol=1e-7)
+
+
+def test_wishart_term_reduces_to_fisher_tippett_for_one_channel(rng):
+    intensity = rng.exponential(size=300) * 5.0
+    ft = FisherTippett(np.log(intensity), 2.0, scale=1.3, offset=0.4)
+    wi = Wishart(intensity.reshape(-1, 1, 1).astype(complex), 2.0, offset=np.array([0.4]),
+                 basis=np.array([[1.3]]))
+    x = rng.normal(size=300)
+    np.testing.assert_allclose(wi.value(x[:, None]), ft.value(x), rtol=1e-12)
+    np.testing.assert_allclose(wi.gradient(x[:, None])[:, 0], ft.gradient(x), rtol=1e-10, atol=1e-12)
+    v = rng.normal(size=300)
+    np.testing.assert_allclose(wi.prox(v[:, None], 0.5)[:, 0], ft.prox(v, 0.5), atol=1e-8)
+
+
+# --- Hermitian fields and the Wishart prox --------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_channels_are_an_isometry(rng, size):
+    field = random_hermitian_pd(rng, size, 20)
+    channels = to_channels(field)
+    assert channels.shape == (20, size * size)
+    np.testing.assert_allclose(from_channels(channels, size), field, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(channels, axis=-1),
+                               np.linalg.norm(field, axis=(-2, -1)), rtol=1e-12)
+
+
+def test_matrix_log_and_exp_are_inverse(rng):
+    field = random_hermitian_pd(rng, 3, 30)
+    np.testing.assert_allclose(matrix_exp(matrix_log(field)), field, rtol=1e-10, atol=1e-10)
+
+
+def test_divided_differences_of_exp(rng):
+    values = np.array([[0.3, 1.7, -0.4]])
+    first = exp_divided_differences(values)[0]
+    assert first[0, 1] == pytest.approx((math.exp(0.3) - math.exp(1.7)) / (0.3 - 1.7), rel=1e-13)
+    assert first[2, 2] == pytest.approx(math.exp(-0.4), rel=1e-13)
+    second = exp_second_divided_differences(values)[0]
+    a, b, c = values[0]
+    expected = ((math.exp(a) - math.exp(b)) / (a - b) - (math.exp(b) - math.exp(c)) / (b - c)) / (a - c)
+    assert second[0, 1, 2] == pytest.approx(expected, rel=1e-12)
+    assert second[1, 1, 1] == pytest.approx(math.exp(1.7) / 2, rel=1e-13)
+    # Continuity across the switch between the difference formula and the series.
+    for spread in (0.009, 0.011, 1e-5, 0.0):
+        near = exp_second_divided_differences(np.array([[0.5, 0.5 + spread / 2, 0.5 + spread]]))
+        reference = math.exp(0.5 + spread / 2) / 2  # exp[p, q, r] = e^ξ/2 for some ξ in [p, r]
+        assert near[0, 0, 1, 2] == pytest.approx(reference, rel=spread + 1e-12)
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_wishart_derivatives_match_finite_differences(rng, size):
+    channels = size * size
+    truth = random_hermitian_pd(rng, size, 1)[0]
+    data = condition_field(simulate_wishart(np.broadcast_to(truth, (12, size, size)), 1, seed=2))
+    rotation = np.linalg.qr(rng.normal(size=(channels, channels)))[0]
+    term = Wishart(data, 1.0, offset=0.3 * rng.normal(size=channels),
+                   basis=rotation * rng.uniform(0.5, 2.0, channels))
+    x = 0.5 * rng.normal(size=(12, channels))
+    gradient, hessian = term.gradient(x), term.hessian(x)
+    step = 1e-6
+    for a in range(channels):
+        dx = np.zeros(channels)
+        dx[a] = step
+        numeric_grad = (term.value(x + dx) - term.value(x - dx)) / (2 * step)
+        numeric_hess = (term.gradient(x + dx) - term.gradient(x - dx)) / (2 * step)
+        np.testing.assert_allclose(gradient[:, a], numeric_grad, rtol=1e-6,
+                                   atol=1e-6 * np.abs(gradient).max())
+        np.testing.assert_allclose(hessian[:, :, a], numeric_hess, rtol=1e-5,
+                                   atol=1e-6 * np.abs(hessian).max())
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_wishart_prox_is_a_stationary_point_and_decreases(rng, size):
+    channels = size * size
+    truth = random_hermitian_pd(rng, size, 1)[0]
+    data = condition_field(simulate_wishart(np.broadcast_to(truth, (400, size, size)), 1, seed=3))
+    rotation = np.linalg.qr(rng.normal(size=(channels, channels)))[0]
+    term = Wishart(data, 1.0, offset=0.3 * rng.normal(size=channels),
+                   basis=rotation * rng.uniform(0.5, 2.0, channels))
+    v = rng.normal(size=(400, channels))
+    for gamma in (0.3, 1.0):
+        x = term.prox(v, gamma)
+        residual = x - v + gamma * term.gradient(x)
+        assert np.abs(residual).max() < 1e-5
+        before = gamma * term.value(v)
+        after = 0.5 * np.sum((x - v) ** 2, axis=-1) + gamma * term.value(x)
+        assert np.all(after <= before + 1e-9)
+
+
+def test_simulate_wishart_moments_and_seeding(rng):
+    truth = np.array([[2.0, 0.6 + 0.3j], [0.6 - 0.3j, 1.0]])
+    field = np.broadcast_to(truth, (128, 128, 2, 2))
+    for looks in (1, 3, 2.5):
+        noisy = simulate_wishart(field, looks, seed=4)
+        np.testing.assert_allclose(noisy.mean(axis=(0, 1)), truth, atol=0.04)
+        assert np.allclose(noisy, np.conj(np.swapaxes(noisy, -1, -2)))
+        # Diagonal intensities are Gamma(L, 1/L)-speckled: variance R²/L.
+        assert noisy[..., 0, 0].real.var() == pytest.approx(4.0 / looks, rel=0.08)
+    assert np.array_equal(simulate_wishart(field, 2, seed=7), simulate_wishart(field, 2, seed=7))
+    single = simulate_wishart(field, 1, seed=5)
+    assert np.allclose(np.linalg.det(single), 0, atol=1e-9)  # one look: rank one
+    with pytest.raises(InvalidInputError, match="looks > D"):
+        simulate_wishart(field, 0.5, seed=0)
+
+
+# --- single-channel MuLoG -------------------------------------------------------------------
+
+
+def test_mulog_improves_psnr_on_piecewise_constant_scene():
+    reflectivity, _ = pieces()
+    noisy = add_speckle(reflectivity, 1, seed=3)
+    out = mulog(noisy, looks=1, denoiser=gaussian_filter_denoiser(width=2.0))
+    before = psnr(np.sqrt(reflectivity), np.sqrt(noisy))
+    after = psnr(np.sqrt(reflectivity), np.sqrt(out))
+    assert after > before + 12
+
+
+@needs_bm3d
+def test_mulog_with_bm3d_improves_psnr_strongly():
+    reflectivity, _ = pieces()
+    reflectivity = reflectivity[16:80, 16:80]
+    noisy = add_speckle(reflectivity, 1, seed=5)
+    out = mulog(noisy, looks=1, denoiser=bm3d_denoiser(), iterations=3)
+    assert psnr(np.sqrt(reflectivity), np.sqrt(out)) > psnr(np.sqrt(reflectivity), np.sqrt(noisy)) + 15
+
+
+def test_mulog_with_region_oracle_converges_to_maximum_likelihood():
+    # With the segmentation as "denoiser", MuLoG's fixed point is the ML estimate of each
+    # region, the arithmetic mean of its intensities: the debiasing is right by construction.
+    reflectivity, labels = pieces()
+    noisy = add_speckle(reflectivity, 1, seed=6)
+    out = mulog(noisy, looks=1, denoiser=region_oracle(labels), iterations=20)
+    for label in range(3):
+        region = labels == label
+        assert out[region].mean() == pytest.approx(noisy[region].mean(), rel=1e-3)
+        assert np.ptp(np.log(out[region])) < 0.05  # x is the last prox, close to z
+
+
+@pytest.mark.parametrize("looks", [1, 2.5])
+def test_mulog_mean_is_unbiased_on_a_flat_area(looks):
+    noisy = add_speckle(np.full((128, 128), 40.0), looks, seed=8)
+    out = mulog(noisy, looks=looks, denoiser=gaussian_filter_denoiser(width=3.0))
+    assert out[16:-16, 16:-16].mean() == pytest.approx(40.0, rel=0.04)
+    assert np.std(np.log(out)) < 0.3 * np.std(np.log(noisy))
+
+
+def test_iterator_yields_every_iterate_and_matches_the_plain_call():
+    reflectivity, _ = pieces()
+    noisy = add_speckle(reflectivity, 1, seed=9)
+    denoiser = gaussian_filter_denoiser()
+    items = list(mulog_iterates(noisy, looks=1, denoiser=denoiser, iterations=4))
+    assert [item.k for item in items] == [1, 2, 3, 4]
+    assert all(item.iterations == 4 for item in items)
+    assert items[0].beta == pytest.approx(3.0)  # β₀ = 1 + 2/L
+    assert all(b.beta >= a.beta for a, b in zip(items, items[1:]))
+    assert all(item.x.shape == noisy.shape and item.change >= 0 for item in items)
+    seen = []
+    out = mulog(noisy, looks=1, denoiser=denoiser, iterations=4, callback=seen.append)
+    assert len(seen) == 4
+    np.testing.assert_allclose(out, items[-1].intensity, rtol=1e-12)
+
+
+def test_beta_grows_when_iterates_stall():
+    # A denoiser that keeps moving (alternating shifts) stalls the change: β must grow.
+    calls = []
+
+    def restless(v, sigma):
+        calls.append(sigma)
+        return v + (1.0 if len(calls) % 2 else -1.0)
+
+    noisy = add_speckle(np.full((16, 16), 5.0), 1, seed=0)
+    items = list(mulog_iterates(noisy, looks=1, denoiser=restless, iterations=6))
+    assert items[-1].beta > items[0].beta
+    assert calls[0] == 1.0 and calls[1] == pytest.approx(math.sqrt(1 / 3))
+
+
+def test_mulog_dtype_zeros_and_non_integer_looks():
+    noisy = add_speckle(np.full((48, 40), 7.0, dtype=np.float32), 2.5, seed=10)
+    noisy[3, 4] = 0.0
+    out = mulog(noisy, looks=2.5, denoiser=gaussian_filter_denoiser())
+    assert out.dtype == np.float32 and out.shape == noisy.shape
+    assert np.all(np.isfinite(out)) and np.all(out > 0)
+    assert mulog(noisy.astype(np.float64), looks=2.5,
+                 denoiser=gaussian_filter_denoiser()).dtype == np.float64
+
+
+def test_mulog_bad_inputs():
+    good = np.ones((8, 8))
+    f = gaussian_filter_denoiser()
+    with pytest.raises(InvalidInputError, match=r"shape \(rows, cols\)"):
+        mulog(np.ones((2, 8, 8)), looks=1, denoiser=f)
+    with pytest.raises(InvalidInputError, match="finite"):
+        mulog(np.full((8, 8), np.nan), looks=1, denoiser=f)
+    with pytest.raises(InvalidInputError, match="strictly positive"):
+        mulog(np.zeros((8, 8)), looks=1, denoiser=f)
+    with pytest.raises(InvalidInputError, match="looks"):
+        mulog(good, looks=0, denoiser=f)
+    with pytest.raises(InvalidInputError, match="complex"):
+        mulog(good.astype(complex), looks=1, denoiser=f)
+    with pytest.raises(UsageError, match="denoiser"):
+        mulog(good, looks=1, denoiser=3)
+    with pytest.raises(UsageError, match="unknown MuLoG denoiser"):
+        mulog(good, looks=1, denoiser="nlm")
+    with pytest.raises(UsageError, match="iterations"):
+        mulog(good, looks=1, denoiser=f, iterations=0)
+    with pytest.raises(InvalidInputError, match="denoiser returned an array of shape"):
+        mulog(good, looks=1, denoiser=lambda v, s: v[:4])
+
+
+# --- multi-channel MuLoG --------------------------------------------------------------------
+
+
+def covariance_scene(size: int, rows: int = 48) -> np.ndarray:
+    """Piecewise-constant covariance field: three regions with different polarimetry."""
+    rng = np.random.default_rng(100 + size)
+    matrices = random_hermitian_pd(rng, size, 3)
+    labels = np.zeros((rows, rows), dtype=int)
+    labels[:, rows // 2:] = 1
+    labels[rows // 4: rows // 2, rows // 8: rows // 2] = 2
+    return matrices[labels]
+
+
+def log_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean Frobenius distance between matrix logarithms."""
+    return float(np.mean(np.linalg.norm(matrix_log(a) - matrix_log(b), axis=(-2, -1))))
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_mulog_covariance_reduces_the_error(size):
+    truth = covariance_scene(size)
+    looks = 4
+    noisy = simulate_wishart(truth, looks, seed=11)
+    out = mulog_covariance(noisy, looks=looks, denoiser=gaussian_filter_denoiser(width=2.0))
+    assert out.shape == truth.shape and out.dtype == np.complex128
+    np.testing.assert_allclose(out, np.conj(np.swapaxes(out, -1, -2)), atol=1e-12)
+    assert np.linalg.eigvalsh(out).min() > 0
+    assert log_distance(out, truth) < 0.5 * log_distance(noisy, truth)
+
+
+def test_mulog_covariance_single_look_is_full_rank_and_better():
+    truth = covariance_scene(2)
+    noisy = simulate_wishart(truth, 1, seed=12).astype(np.complex64)
+    noisy[5, 5] = 0.0  # a dead pixel: the safeguards must cope
+    items = []
+    out = mulog_covariance(noisy, looks=1, denoiser=gaussian_filter_denoiser(width=2.0),
+                           iterations=4, callback=items.append)
+    assert [item.k for item in items] == [1, 2, 3, 4]
+    assert items[-1].x.shape == truth.shape
+    assert out.dtype == np.complex64
+    assert np.linalg.eigvalsh(out.astype(np.complex128)).min() > 0
+    conditioned = condition_field(noisy.astype(np.complex128) + 1e-12 * np.eye(2))
+    assert log_distance(out.astype(np.complex128), truth) < 0.5 * log_distance(conditioned, truth)
+
+
+def test_mulog_covariance_is_scale_equivariant():
+    noisy = simulate_wishart(covariance_scene(2, rows=24), 2, seed=13)
+    f = gaussian_filter_denoiser()
+    out = mulog_covariance(noisy, looks=2, denoiser=f, iterations=3)
+    scaled = mulog_covariance(1e4 * noisy, looks=2, denoiser=f, iterations=3)
+    np.testing.assert_allclose(scaled, 1e4 * out, rtol=1e-6, atol=1e-6 * np.abs(1e4 * out).max())
+
+
+def test_mulog_covariance_bad_inputs():
+    f = gaussian_filter_denoiser()
+    with pytest.raises(InvalidInputError, match=r"\(rows, cols, D, D\)"):
+        mulog_covariance(np.ones((8, 8, 2, 3)), looks=1, denoiser=f)
+    with pytest.raises(InvalidInputError, match="D >= 2"):
+        mulog_covariance(np.ones((8, 8, 1, 1)), looks=1, denoiser=f)
+    bad = np.tile(np.eye(2, dtype=complex), (8, 8, 1, 1))
+    bad[0, 0, 0, 1] = np.nan
+    with pytest.raises(InvalidInputError, match="finite"):
+        mulog_covariance(bad, looks=1, denoiser=f)
+    with pytest.raises(InvalidInputError, match="diagonal channel 1"):
+        mulog_covariance(np.tile(np.diag([1.0, 0.0]).astype(complex), (8, 8, 1, 1)), looks=1,
+                         denoiser=f)
+    assert len(list(mulog_covariance_iterates(np.tile(np.eye(2, dtype=complex), (8, 8, 1, 1)),
+                                              looks=1, denoiser=f, iterations=2))) == 2
+
+
+# --- registry method ------------------------------------------------------------------------
+
+
+def test_method_contract_and_tiling():
+    from sardespeckle.tiling import process_array
+
+    noisy = add_speckle(pieces()[0], 1, seed=14).astype(np.float32)
+    method = make_mulog_method(looks=1, denoiser=gaussian_filter_denoiser(), iterations=4)
+    whole = method(noisy)
+    assert whole.dtype == np.float32 and whole.shape == noisy.shape and np.all(whole > 0)
+    tiled = process_array(noisy, method, halo=MULOG_HALO, tile=48)
+    assert np.max(np.abs(tiled / whole - 1)) < 1e-3
+
+
+def test_build_mulog_and_missing_dncnn_weights(monkeypatch):
+    from sardespeckle.models import weights as weights_module
+
+    monkeypatch.setattr(weights_module, "REGISTRY", {})
+    for name in ("dncnn-natural", "dncnn-sar"):
+        with pytest.raises(WeightsError, match=f"weights for {name} are not installed yet"):
+            make_mulog_method(looks=1, denoiser=name)
+    assert MULOG_DEFAULTS == {"denoiser": "bm3d", "iterations": 6}
+    with pytest.raises(UsageError, match="no parameter"):
+        build_mulog(1.0, {"window": 3})
+    if HAS_BM3D:
+        built = build_mulog(1.0, {"iterations": 2})
+        assert built.name == "mulog" and built.halo == MULOG_HALO and built.weights is None
+        assert built.parameters == {"denoiser": "bm3d", "iterations": 2}
+
+
+def test_dncnn_weights_are_loaded_once_registered(tmp_path, monkeypatch, tiny_dncnn):
+    from sardespeckle.models import Architecture, WeightsEntry, save_weights
+    from sardespeckle.models import weights as weights_module
+
+    monkeypatch.setattr(weights_module, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(weights_module, "REGISTRY", {})
+    digest = save_weights(tiny_dncnn, tmp_path / "dncnn-sar-test.pt", name="dncnn-sar",
+                          domain="log-intensity-gaussian")
+    weights_module.REGISTRY["dncnn-sar"] = WeightsEntry(
+        name="dncnn-sar", filename="dncnn-sar-test.pt", sha256=digest,
+        architecture=Architecture(depth=3, features=8), domain="log-intensity-gaussian",
+    )
+    built = build_mulog(1.0, {"denoiser": "dncnn-sar", "iterations": 2})
+    assert built.weights == "dncnn-sar"
+    out = built.function(add_speckle(np.full((24, 24), 2.0, dtype=np.float32), 1, seed=0))
+    assert out.dtype == np.float32 and np.all(out > 0)
