@@ -44,7 +44,10 @@ def test_help_answers_without_importing_torch():
 
 
 def test_console_script_runs(tmp_path):
-    exe = __import__("shutil").which("sardespeckle")
+    from pathlib import Path
+
+    beside = Path(sys.executable).parent / "sardespeckle"
+    exe = str(beside) if beside.exists() else __import__("shutil").which("sardespeckle")
     if exe is None:
         pytest.skip("console script not on PATH (package not installed)")
     result = subprocess.run([exe, "methods"], capture_output=True, text=True)
