@@ -239,7 +239,10 @@ def mulog_iterates(
     # Debiased initialisation C₀ = C·L/e^{ψ(L)}: E[log S] = ψ(L) − log L is removed.
     initial = log_intensity + math.log(looks) - float(special.digamma(looks))
     sigma = math.sqrt(float(special.polygamma(1, looks)))  # std of log-speckle, ψ₁(L)
-    offset = float(initial.mean())
+    # No data-dependent offset (e.g. the image mean): a tile would get another one than the
+    # whole image, and a denoiser that is not exactly shift-equivariant would then treat them
+    # differently everywhere (BM3D's block matching turns that into O(σ) changes).
+    offset = 0.0
     fidelity = FisherTippett(log_intensity, looks, scale=sigma, offset=offset)
     start = (initial - offset) / sigma
     for item in pnp_admm(start, fidelity, denoise, iterations=iterations, beta0=beta0):
@@ -295,17 +298,18 @@ def mulog(
 
     1. Safeguard: non-positive intensities → the smallest positive one.
     2. ``y = log I``; debiased start ``y₀ = y + log L − ψ(L)`` (``E[log S] = ψ(L) − log L``).
-    3. Normalise to unit noise: ``ỹ = (y₀ − b)/σ`` with ``σ = √ψ₁(L)`` (the std of log-speckle,
-       1.2825 for ``L = 1``) and ``b`` the image mean.
+    3. Normalise to unit noise: ``ỹ = y₀/σ`` with ``σ = √ψ₁(L)`` (the std of log-speckle,
+       1.2825 for ``L = 1``). Unlike the PCA of the multi-channel case, no mean is removed:
+       the result must not depend on statistics of the tile being processed.
     4. :func:`pnp_admm` with ``T`` iterations, ``β₀ = 1 + 2/L``, ``λ = 1``, and the
        Fisher–Tippett data term of :class:`~sardespeckle.mulog.prox.FisherTippett` on the
        *non-debiased* ``y``: the likelihood models the bias itself.
-    5. Output ``exp(σx̃ + b)`` of the last prox: no further debiasing (the data term keeps the
+    5. Output ``exp(σx̃)`` of the last prox: no further debiasing (the data term keeps the
        estimate consistent with the mean of the intensities).
 
-    The output at a pixel depends on the whole image through the iterated denoiser (and the
-    mean ``b`` for denoisers that are not shift-equivariant); see ``docs/mulog.md`` for the halo
-    that keeps tiled processing within 1 % of whole-image processing.
+    The output at a pixel depends on a neighbourhood that grows with every denoising step,
+    and BM3D's block matching is discontinuous, so tiled and whole-image results are not
+    bit-identical; see ``docs/mulog.md`` for the halo and the measured differences.
 
     References
     ----------

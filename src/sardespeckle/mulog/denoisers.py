@@ -73,16 +73,16 @@ class Bm3dDenoiser:
     -----
     BM3D's thresholds and block-matching distances are tuned for 8-bit images, so a noise
     level means the same thing to it only on that scale. The image is mapped by
-    ``v' = (v − c)·s + 127.5`` with ``s = target_sigma / sigma`` and ``c`` the median of
-    ``v``, denoised at noise level ``target_sigma`` and mapped back by ``(u − 127.5)/s + c``.
-    BM3D therefore always runs in the regime it is tuned for (its parameters switch at
-    σ = 40); what varies is the image contrast on its scale, i.e. the signal-to-noise ratio,
-    which is the information it needs. The scale depends on ``sigma`` only, never on the image
-    content, so tiles of an image are treated alike; BM3D is equivariant to the shift ``c`` up
-    to 0.3 % of σ (measured). For MuLoG's normalised log images (unit noise, dynamic range of
-    about 8–12 units) at ``target_sigma = 40`` the image spans ≈ 300–500 grey levels at
-    ``sigma = 1``. ``target_sigma`` was chosen by measuring MuLoG+BM3D PSNR
-    (``docs/mulog.md``).
+    ``v' = v·s + 127.5`` with ``s = target_sigma / sigma``, denoised at noise level
+    ``target_sigma`` and mapped back by ``(u − 127.5)/s``. BM3D therefore always runs in the
+    regime it is tuned for (its parameters switch at σ = 40); what varies is the image
+    contrast on its scale, i.e. the signal-to-noise ratio, which is the information it needs.
+    The map depends on ``sigma`` only, never on the image content: BM3D's block matching is
+    discontinuous, so any data-dependent offset (a median, a min–max range) computed on a tile
+    would make tiles differ from the whole image far beyond the halo. BM3D does not clip, so
+    the values need not lie in ``[0, 255]``; they are centred there when ``v`` is (MuLoG's
+    normalised log images span ≈ 300–500 grey levels at ``sigma = 1``).
+    ``target_sigma`` was chosen by measuring MuLoG+BM3D PSNR (``docs/mulog.md``).
     """
 
     def __init__(self, *, target_sigma: float = 40.0, profile: str = "np") -> None:
@@ -108,10 +108,9 @@ class Bm3dDenoiser:
         if sigma == 0:
             return array.astype(np.float64, copy=True)
         scale = self.target_sigma / sigma
-        center = float(np.median(array))
-        scaled = (array.astype(np.float64) - center) * scale + 127.5
+        scaled = array.astype(np.float64) * scale + 127.5
         out = bm3d.bm3d(scaled, self.target_sigma, profile=self.profile)
-        return (np.asarray(out, dtype=np.float64).reshape(array.shape) - 127.5) / scale + center
+        return (np.asarray(out, dtype=np.float64).reshape(array.shape) - 127.5) / scale
 
 
 def bm3d_denoiser(*, target_sigma: float = 40.0, profile: str = "np") -> Bm3dDenoiser:
