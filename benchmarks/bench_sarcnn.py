@@ -218,7 +218,7 @@ def child_throughput(source: str, output: str, weights: str, precision: str, til
     return {"seconds": seconds, "cpu_seconds": cpu_seconds, "baseline_rss_mb": baseline,
             "peak_rss_mb": peak, "tile": report.tile, "halo": report.halo, "bare_mp_s": bare,
             "bare_mp_cpu_s": bare_cpu,
-            "torch_threads": __import__("torch").get_num_threads()}
+            "torch_threads": threads or __import__("torch").get_num_threads()}
 
 
 def make_input(workdir: str, size: int) -> str:
