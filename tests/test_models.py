@@ -228,16 +228,26 @@ def test_cn() -> None:
 def test_denoiser_output_contract(sarcnn_net: DnCNN) -> None:
     denoiser = SarCnnDenoiser(sarcnn_net, looks=1)
     assert denoiser.halo == 19
-    intensity = speckled(48, seed=6)[:, :37]
+    intensity = speckled(64, seed=6)[:, :53]  # interior (beyond the halo): 26 × 15
     out = denoiser(intensity)
     assert out.shape == intensity.shape and out.dtype == np.float32
     assert np.all(np.isfinite(out)) and np.all(out > 0)
-    # The stated maths: exp(2((M − m)(x − n − cn) + m)).
-    x = torch.from_numpy(normalize_log_amplitude(intensity))[None, None]
+    # The stated maths: exp(2((M − m)(x − n − cn) + m)), n from the network on x mirrored by
+    # the halo (reflect) and cropped back.
+    x = normalize_log_amplitude(intensity)
+    padded = torch.from_numpy(np.pad(x, 19, mode="reflect"))[None, None]
     with torch.no_grad():
-        noise = sarcnn_net.eval()(x)[0, 0].numpy().astype(np.float64)
-    expected = denormalize(x[0, 0].numpy().astype(np.float64) - noise - cn(1))
+        noise = sarcnn_net.eval()(padded)[0, 0, 19:-19, 19:-19].numpy().astype(np.float64)
+    expected = denormalize(x.astype(np.float64) - noise - cn(1))
     np.testing.assert_allclose(out, expected, rtol=1e-4)
+    # Without the mirror (the network's zero padding) the border pixels would differ, the
+    # interior (farther than the halo from every border) would not.
+    with torch.no_grad():
+        zero_padded = sarcnn_net.eval()(torch.from_numpy(x)[None, None])[0, 0].numpy()
+    plain = denormalize(x.astype(np.float64) - zero_padded - cn(1))
+    assert not np.allclose(out[0], plain[0], rtol=1e-3)
+    assert out[19:-19, 19:-19].size == 26 * 15
+    np.testing.assert_allclose(out[19:-19, 19:-19], plain[19:-19, 19:-19], rtol=1e-4)
 
 
 def test_denoiser_batch_equals_single_calls(sarcnn_net: DnCNN) -> None:

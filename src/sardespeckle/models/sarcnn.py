@@ -158,8 +158,12 @@ class SarCnnDenoiser:
     normalised log-speckle), ``x̂ = x − n − cn(L)``, output ``exp(2·((M − m)·x̂ + m))``.
     In bf16 only ``n`` carries the reduced precision: it is upcast to float32 before the
     subtraction, so the error scales with the speckle estimate, not with the image level.
-    The output at a pixel depends on the input within :attr:`halo` pixels (zero padding at the
-    tile border), so tiles must overlap by ``halo``.
+    The output at a pixel depends on the input within :attr:`halo` pixels, so tiles must overlap
+    by ``halo``. Every tile is mirrored (``reflect``) by ``halo`` pixels on each side before the
+    network runs: at an image border the network then sees image-like context instead of its own
+    zero padding (with zero padding, isolated border pixels came out up to 120× too bright,
+    e.g. 6.7 dB instead of 22.5 dB PSNR on a validation reference); inside a scene the mirrored
+    band only touches outputs that the engine discards, so tiled and whole-image results agree.
     """
 
     def __init__(
@@ -288,9 +292,11 @@ class SarCnnDenoiser:
         if 0 in shape:
             raise InvalidInputError(f"expected non-empty tiles, got shape {shape}")
 
-        x = np.stack([normalize_log_amplitude(array) for array in arrays])[:, None]  # (B, 1, H, W)
-        clean = self._clean_log_amplitude(torch.from_numpy(x))
-        intensity = denormalize(clean[:, 0], clip=self.clip)
+        pad = self.halo
+        x = np.stack([np.pad(normalize_log_amplitude(array), pad, mode="reflect")
+                      for array in arrays])[:, None]  # (B, 1, H + 2·halo, W + 2·halo)
+        clean = self._clean_log_amplitude(torch.from_numpy(x))[:, 0, pad:pad + shape[0], pad:pad + shape[1]]
+        intensity = denormalize(clean, clip=self.clip)
         return list(intensity)
 
     def _clean_log_amplitude(self, x: torch.Tensor) -> np.ndarray:
