@@ -484,13 +484,13 @@ def test_build_mulog_and_missing_dncnn_weights(monkeypatch):
     for name in ("dncnn-natural", "dncnn-sar"):
         with pytest.raises(WeightsError, match=f"weights for {name} are not installed yet"):
             make_mulog_method(looks=1, denoiser=name)
-    assert MULOG_DEFAULTS == {"denoiser": "bm3d", "iterations": 6}
+    assert MULOG_DEFAULTS == {"denoiser": "bm3d", "iterations": 6, "precision": "fp32"}
     with pytest.raises(UsageError, match="no parameter"):
         build_mulog(1.0, {"window": 3})
     if HAS_BM3D:
         built = build_mulog(1.0, {"iterations": 2})
         assert built.name == "mulog" and built.halo == MULOG_HALO and built.weights is None
-        assert built.parameters == {"denoiser": "bm3d", "iterations": 2}
+        assert built.parameters == {"denoiser": "bm3d", "iterations": 2, "precision": "fp32"}
 
 
 def test_dncnn_weights_are_loaded_once_registered(tmp_path, monkeypatch, tiny_dncnn):
@@ -509,3 +509,71 @@ def test_dncnn_weights_are_loaded_once_registered(tmp_path, monkeypatch, tiny_dn
     assert built.weights == "dncnn-sar"
     out = built.function(add_speckle(np.full((24, 24), 2.0, dtype=np.float32), 1, seed=0))
     assert out.dtype == np.float32 and np.all(out > 0)
+
+
+# --------------------------------------------------------------------------- registry and CLI
+
+
+def test_mulog_is_a_registered_method_with_its_parameters():
+    from sardespeckle.methods import build_method, get_method
+
+    spec = get_method("mulog")
+    assert spec.family == "plug-and-play" and spec.uses_looks
+    assert dict(spec.defaults) == {"denoiser": "bm3d", "iterations": 6, "precision": "fp32"}
+    with pytest.raises(UsageError, match="has no parameter 'window_size'"):
+        build_method("mulog", looks=1, params={"window_size": 3})
+    with pytest.raises(UsageError, match="unknown MuLoG denoiser 'foo'"):
+        build_method("mulog", looks=1, params={"denoiser": "foo"})
+    with pytest.raises(UsageError, match="iterations"):
+        build_method("mulog", looks=1, params={"iterations": 0})
+    with pytest.raises(UsageError, match="precision"):
+        build_method("mulog", looks=1, params={"precision": "fp64"})
+    # A callable denoiser through the API: the built method despeckles with the stated halo.
+    built = build_method("mulog", looks=2,
+                         params={"denoiser": gaussian_filter_denoiser(width=3.0), "iterations": 3})
+    assert built.name == "mulog" and built.halo == 64 and built.tile == 512 and built.looks == 2.0
+    noisy = add_speckle(np.full((96, 96), 7.0), 2, seed=3)
+    out = built.function(noisy)
+    assert out.dtype == np.float32 and out.shape == noisy.shape
+    assert np.std(np.log(out)) < 0.3 * np.std(np.log(noisy))
+
+
+@pytest.mark.parametrize("name", ["dncnn-natural", "dncnn-sar"])
+def test_cli_mulog_without_dncnn_weights_explains(tmp_path, name, monkeypatch, capsys):
+    from sardespeckle.cli.main import main
+    from sardespeckle.models import weights
+
+    monkeypatch.delitem(weights.REGISTRY, name, raising=False)
+    src = tmp_path / "in.npy"
+    np.save(src, add_speckle(np.full((40, 40), 3.0), 1, seed=1).astype(np.float32))
+    out = tmp_path / "out.npy"
+    code = main(["run", str(src), "-o", str(out), "--kind", "intensity", "--looks", "1",
+                 "--method", "mulog", "--denoiser", name])
+    assert code == 1 and not out.exists()
+    assert f"weights for {name} are not installed" in capsys.readouterr().err
+
+
+def test_cli_mulog_unknown_denoiser_is_a_usage_error(tmp_path, capsys):
+    from sardespeckle.cli.main import main
+
+    src = tmp_path / "in.npy"
+    np.save(src, np.ones((40, 40), np.float32))
+    code = main(["run", str(src), "-o", str(tmp_path / "o.npy"), "--kind", "intensity",
+                 "--looks", "1", "--method", "mulog", "--denoiser", "foo"])
+    assert code == 2 and "unknown MuLoG denoiser 'foo'" in capsys.readouterr().err
+
+
+@needs_bm3d
+def test_cli_mulog_bm3d_despeckles_a_file(tmp_path):
+    from sardespeckle.cli.main import main
+
+    reflectivity, _ = pieces()
+    reflectivity = reflectivity[:72, :72]
+    src, out = tmp_path / "in.npy", tmp_path / "out.npy"
+    noisy = add_speckle(reflectivity, 1, seed=12).astype(np.float32)
+    np.save(src, noisy)
+    assert main(["run", str(src), "-o", str(out), "--kind", "intensity", "--looks", "1",
+                 "--method", "mulog", "--iterations", "2", "-q"]) == 0
+    result = np.load(out)
+    assert result.shape == noisy.shape
+    assert psnr(np.sqrt(reflectivity), np.sqrt(result)) > psnr(np.sqrt(reflectivity), np.sqrt(noisy)) + 10

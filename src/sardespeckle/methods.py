@@ -136,6 +136,7 @@ def _load_builtin() -> None:
     _loaded = True
     _register_filters()
     _register_networks()
+    _register_mulog()
 
 
 def _register_filters() -> None:
@@ -220,6 +221,23 @@ def _register_networks() -> None:
             },
             build=_build_sarcnn,
             uses_looks=False,
+        )
+    )
+
+
+def _register_mulog() -> None:
+    from .mulog.method import MULOG_DEFAULTS, build_mulog
+
+    register(
+        MethodSpec(
+            name="mulog",
+            family="plug-and-play",
+            description=(
+                "MuLoG (Deledalle et al. 2017): ADMM in the log domain with a Gaussian denoiser "
+                "(denoiser=bm3d|dncnn-natural|dncnn-sar), any looks."
+            ),
+            defaults=dict(MULOG_DEFAULTS),
+            build=build_mulog,
         )
     )
 

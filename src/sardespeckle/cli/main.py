@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--decorrelate", choices=("none", "subsample", "whiten"), default=None,
                      help="decorrelate the speckle before a network (default: whiten complex "
                           "input, subsample correlated single-look input, else none)")
+    run.add_argument("--denoiser", default=None, metavar="NAME",
+                     help="MuLoG's Gaussian denoiser: bm3d (needs the bm3d extra), dncnn-natural "
+                          "or dncnn-sar (default bm3d)")
+    run.add_argument("--iterations", type=_positive_int, default=None, metavar="T",
+                     help="MuLoG's ADMM iterations (default 6)")
     run.add_argument("-p", "--param", type=_param_arg, action="append", default=[],
                      metavar="NAME=VALUE", help="a method parameter (repeatable)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -218,7 +223,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     params = dict(args.param)
     if args.window_size is not None:
         params["window_size"] = args.window_size
-    for name in ("weights", "precision", "device", "decorrelate"):
+    for name in ("weights", "precision", "device", "decorrelate", "denoiser", "iterations"):
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
     bar = _ProgressBar("despeckling", args.quiet)

@@ -23,7 +23,7 @@ __all__ = [
 DENOISER_NAMES = ("bm3d", "dncnn-natural", "dncnn-sar")
 
 #: Parameters of the registered ``mulog`` method and their defaults.
-MULOG_DEFAULTS: dict[str, Any] = {"denoiser": "bm3d", "iterations": 6}
+MULOG_DEFAULTS: dict[str, Any] = {"denoiser": "bm3d", "iterations": 6, "precision": "fp32"}
 
 #: Halo (pixels) for tiled processing (MuLoG+BM3D, L = 1, 512² image; ``docs/mulog.md``). MuLoG
 #: is not strictly local and bm3d 4.0.3 is not translation-equivariant, so no halo makes tiled
@@ -31,6 +31,9 @@ MULOG_DEFAULTS: dict[str, Any] = {"denoiser": "bm3d", "iterations": 6}
 #: from the whole image about as much as the whole image differs from itself when its input is
 #: perturbed by 1e-7 (median 0.15 %, p99 2.2 % vs 0.14 %, 1.4 %); larger halos do not help.
 MULOG_HALO = 64
+
+#: Core tile side: with the 64-px halo a 512-px tile costs (1 + 128/512)² = 1.56× its pixels.
+MULOG_TILE = 512
 
 #: Noise range (std on the [0, 1] image scale) assumed for the blind DnCNN weights when their
 #: file does not say otherwise: the DnCNN-B training range, σ ∈ [0, 55]/255.
@@ -149,8 +152,11 @@ def build_mulog(looks: float, params: dict[str, Any]):
     unknown = sorted(set(resolved) - set(MULOG_DEFAULTS))
     if unknown:
         raise UsageError(f"method 'mulog' has no parameter {', '.join(map(repr, unknown))}")
+    if resolved["precision"] not in ("fp32", "bf16"):
+        raise UsageError(f"expected precision fp32 or bf16 for MuLoG, got {resolved['precision']!r}")
     function = make_mulog_method(looks=looks, denoiser=resolved["denoiser"],
-                                 iterations=int(resolved["iterations"]))
+                                 iterations=resolved["iterations"],
+                                 precision=resolved["precision"])
     name = resolved["denoiser"]
     return BuiltMethod(
         name="mulog",
@@ -159,4 +165,5 @@ def build_mulog(looks: float, params: dict[str, Any]):
         parameters=resolved,
         looks=float(looks),
         weights=name if isinstance(name, str) and name.startswith("dncnn") else None,
+        tile=MULOG_TILE,
     )
