@@ -130,3 +130,31 @@ def test_bad_configs(tmp_path, reference_file):
         tiny_config(reference_file, precision="int8")
     with pytest.raises(UsageError, match="no such training config"):
         TrainConfig.load(tmp_path / "nope.json")
+
+
+def test_init_from_a_checkpoint_or_weights_file(tmp_path, reference_file):
+    from sardespeckle.errors import WeightsError
+    from sardespeckle.models.weights import load_weights
+
+    train(tiny_config(reference_file), tmp_path / "first", max_steps=3)
+    export_weights(tmp_path / "first", tmp_path / "first.pt")
+    first, _ = load_weights(tmp_path / "first.pt")
+    for source in (tmp_path / "first", tmp_path / "first" / "checkpoint.pt", tmp_path / "first.pt"):
+        run = tmp_path / f"second-{source.name}"
+        # max_steps=0 writes the initial checkpoint: the network starts as the source's.
+        result = train(tiny_config(reference_file, init_from=str(source), learning_rate=1e-4),
+                       run, max_steps=0)
+        assert result.step == 0
+        export_weights(run, run / "start.pt")
+        started, _ = load_weights(run / "start.pt")
+        for key, value in first.state_dict().items():
+            torch.testing.assert_close(started.state_dict()[key], value, rtol=0, atol=0, msg=key)
+        assert json.loads((run / "config.json").read_text())["init_from"] == str(source)
+    with pytest.raises(UsageError, match="init_from: no such"):
+        train(tiny_config(reference_file, init_from=str(tmp_path / "nope.pt")), tmp_path / "x")
+    with pytest.raises(WeightsError, match="does not fit a DnCNN of depth 5"):
+        train(tiny_config(reference_file, init_from=str(tmp_path / "first.pt"), depth=5),
+              tmp_path / "y")
+    (tmp_path / "garbage.pt").write_bytes(b"not a torch file")
+    with pytest.raises(WeightsError, match="cannot read"):
+        train(tiny_config(reference_file, init_from=str(tmp_path / "garbage.pt")), tmp_path / "z")

@@ -41,6 +41,9 @@ def add_train_parser(subparsers) -> None:
                        help="CPU threads (overrides the config; a run may resume with another "
                             "value)")
     train.add_argument("--name", default="sarcnn", help="name of the weights file")
+    train.add_argument("--init-from", default=None, metavar="WEIGHTS|RUN",
+                       help="start from these weights (a name from 'sardespeckle weights', a "
+                            "weights file, or a run folder/checkpoint.pt) instead of random ones")
     train.add_argument("--max-steps", type=int, default=None, metavar="N",
                        help="stop (with a checkpoint) after N steps in this call")
     train.add_argument("--export", metavar="PT", default=None,
@@ -69,7 +72,7 @@ def run_train_command(args: argparse.Namespace) -> int:
             "looks": args.looks, "steps": args.steps, "batch_size": args.batch_size,
             "patch_size": args.patch_size, "learning_rate": args.learning_rate,
             "precision": args.precision, "device": args.device, "seed": args.seed,
-            "name": args.name,
+            "name": args.name, "init_from": args.init_from,
         })
     elif (Path(args.run_dir) / "config.json").exists():
         config = TrainConfig.load(Path(args.run_dir) / "config.json")

@@ -17,6 +17,11 @@ class TrainConfig:
 
     The learning rate is ``learning_rate`` until ``decay_at`` × ``steps``, then
     ``learning_rate × decay`` (the DnCNN lineage: 1e-3 then 1e-4).
+
+    ``init_from`` starts the network from existing weights instead of a random initialisation:
+    a weights file or registered name (``sardespeckle weights``), or a run's ``checkpoint.pt``
+    (the model only; the optimiser starts afresh). It is how a run continues another with a new
+    schedule, and how users fine-tune the shipped weights on their own references.
     """
 
     references: tuple[ReferenceSpec, ...]
@@ -39,6 +44,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     log_every: int = 10
     name: str = "sarcnn"
+    init_from: str | None = None
     notes: str = field(default="")
 
     def __post_init__(self) -> None:

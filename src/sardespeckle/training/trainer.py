@@ -112,7 +112,10 @@ def train(
         config.device == "auto" and torch.cuda.is_available()) else "cpu")
 
     torch.manual_seed(config.seed)
-    model = DnCNN(depth=config.depth, features=config.features).to(device)
+    model = DnCNN(depth=config.depth, features=config.features)
+    if config.init_from is not None:
+        model.load_state_dict(initial_state(config))
+    model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     rng = np.random.default_rng(config.seed)
     step = 0
@@ -214,6 +217,45 @@ def train(
                      description=f"SAR-CNN depth {config.depth}, {config.steps} steps of "
                                  f"{config.batch_size}×{config.patch_size}² patches")
     return TrainResult(run_dir, step, finished, weights_path, last_psnr)
+
+
+def initial_state(config: TrainConfig) -> dict:
+    """The network state ``config.init_from`` names (weights file/name or run checkpoint),
+    checked against the run's architecture (depth and features)."""
+    import torch
+
+    from ..errors import WeightsError
+    from ..models.dncnn import DnCNN
+    from ..models.weights import REGISTRY, load_weights
+
+    source = str(config.init_from)
+    if source in REGISTRY:
+        network, meta = load_weights(source)
+        state = network.state_dict()
+    else:
+        path = Path(source)
+        if path.is_dir():
+            path = path / CHECKPOINT
+        if not path.is_file():
+            raise UsageError(f"init_from: no such weights file, run checkpoint or registered name: {source}")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - any unreadable file is the same user error
+            raise WeightsError(f"init_from: cannot read {path}: {type(error).__name__}: {error}") from None
+        if isinstance(payload, dict) and "model" in payload and "optimizer" in payload:
+            state, meta = payload["model"], {}
+        else:
+            network, meta = load_weights(path)
+            state = network.state_dict()
+    if meta.get("domain", "log-amplitude") != "log-amplitude":
+        raise WeightsError(f"init_from: {source} holds weights of domain {meta.get('domain')!r}; "
+                           "SAR-CNN training needs log-amplitude weights")
+    try:
+        DnCNN(depth=config.depth, features=config.features).load_state_dict(state, strict=True)
+    except (RuntimeError, KeyError) as error:
+        raise WeightsError(f"init_from: {source} does not fit a DnCNN of depth {config.depth} with "
+                           f"{config.features} features: {str(error).splitlines()[0]}") from None
+    return state
 
 
 def _main_thread() -> bool:
