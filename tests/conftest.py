@@ -29,3 +29,20 @@ def speckled_scene(rng) -> np.ndarray:
     reflectivity[20:40, 10:30] = 10.0
     reflectivity[70, 60] = 5000.0
     return (reflectivity * rng.exponential(1.0, reflectivity.shape)).astype(np.float32)
+
+
+@pytest.fixture
+def references(tmp_path) -> list[str]:
+    """Two 48² speckle-free amplitude references (.npy): texture plus a step (evaluation)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for index in range(2):
+        texture = ndimage.gaussian_filter(rng.standard_normal((48, 48)), 3)
+        reflectivity = 100.0 * np.exp(texture / texture.std())
+        reflectivity[:, 24:] *= 4.0 + index
+        path = tmp_path / f"ref{index}.npy"
+        np.save(path, np.sqrt(reflectivity))
+        paths.append(str(path))
+    return paths

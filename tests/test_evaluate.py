@@ -25,21 +25,6 @@ FAST = ["boxcar", "lee"]
 
 
 @pytest.fixture
-def references(tmp_path):
-    """Two 48² speckle-free amplitude references: texture plus a step."""
-    rng = np.random.default_rng(0)
-    paths = []
-    for index in range(2):
-        texture = ndimage.gaussian_filter(rng.standard_normal((48, 48)), 3)
-        reflectivity = 100.0 * np.exp(texture / texture.std())
-        reflectivity[:, 24:] *= 4.0 + index
-        path = tmp_path / f"ref{index}.npy"
-        np.save(path, np.sqrt(reflectivity))
-        paths.append(str(path))
-    return paths
-
-
-@pytest.fixture
 def speckled(tmp_path):
     """A 96² single-look speckled intensity: two flat fields of different brightness."""
     reflectivity = np.full((96, 96), 30.0)

@@ -14,6 +14,13 @@ def _method_param(text: str) -> tuple[str, str, str]:
     return method.strip(), name.strip().replace("-", "_"), value.strip()
 
 
+def _peer_python(text: str) -> tuple[str, str]:
+    peer, sep, python = text.partition("=")
+    if not sep or not peer.strip() or not python.strip():
+        raise argparse.ArgumentTypeError(f"expected PEER=PYTHON, got {text!r}")
+    return peer.strip(), python.strip()
+
+
 def _names(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
@@ -70,6 +77,12 @@ def add_evaluate_parser(subparsers) -> None:
     evaluate.add_argument("--peers", default="auto", metavar="LIST",
                           help="other packages' despecklers: 'auto' (default: those installed), "
                                "'none', or comma-separated names (sar2sar, mulog-bm3d)")
+    evaluate.add_argument("--peer-python", type=_peer_python, action="append", default=[],
+                          metavar="PEER=PYTHON",
+                          help="run PEER in a child process of another environment's "
+                               "interpreter, e.g. mulog-bm3d=/tmp/mulog-venv/bin/python for a "
+                               "package that cannot be installed here (repeatable; with "
+                               "--peers auto the peer is evaluated too)")
     evaluate.add_argument("--looks", type=_looks, default=1.0, metavar="L",
                           help="looks of the simulated speckle and of the real images (default 1)")
     evaluate.add_argument("--draws", type=_count(1), default=3, metavar="N",
@@ -107,6 +120,11 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
     for method, name, value in args.param:
         params.setdefault(method, {})[name] = value
     peers = args.peers if args.peers in ("auto", "none") else _names(args.peers)
+    peer_python: dict[str, str] = {}
+    for peer, python in args.peer_python:
+        if peer.removeprefix("peer:") in peer_python:
+            raise UsageError(f"--peer-python given twice for {peer!r}")
+        peer_python[peer.removeprefix("peer:")] = python
 
     bar = None
 
@@ -124,7 +142,7 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
     try:
         result = run_evaluation(
             references=args.references, real=args.real, methods=args.methods, params=params,
-            peers=peers, looks=args.looks, draws=args.draws, seed=args.seed, kind=args.kind,
+            peers=peers, peer_python=peer_python, looks=args.looks, draws=args.draws, seed=args.seed, kind=args.kind,
             complex_layout=args.complex_layout, speed_size=args.speed_size, memory=args.memory,
             enl_window=args.enl_window, enl_count=args.enl_count, crop=args.crop,
             progress=progress,

@@ -98,12 +98,14 @@ class Candidate:
     description: str = ""
     family: str = "filter"
     """Registry family (``"filter"``, ``"cnn"``...) or ``"peer"``."""
+    python: str | None = None
+    """A peer's interpreter in another environment (run in a child process), else ``None``."""
 
     def run(self, intensity: np.ndarray) -> np.ndarray:
         if self.source == "peer":
             from .peers import get_peer
 
-            return get_peer(self.method).run(intensity, looks=self.looks)
+            return get_peer(self.method).run(intensity, looks=self.looks, python=self.python)
         from sardespeckle.api import despeckle
 
         return despeckle(intensity, method=self.method, looks=self.looks, kind="intensity",
@@ -131,6 +133,7 @@ def resolve_candidates(
     looks: float,
     params: Mapping[str, Mapping[str, Any]] | None = None,
     peers: str | Sequence[str] = "auto",
+    peer_python: Mapping[str, str | os.PathLike] | None = None,
 ) -> tuple[list[Candidate], list[str]]:
     """Turn method and peer names into runnable candidates.
 
@@ -148,6 +151,10 @@ def resolve_candidates(
     peers : "auto", "none" or sequence of str, keyword-only
         ``"auto"``: every peer that can run here (:mod:`sardespeckle.evaluation.peers`); names:
         those peers, which must be able to run.
+    peer_python : mapping, optional, keyword-only
+        ``{peer: interpreter}``: these peers run in a child process of another Python
+        environment that has their package (:meth:`~sardespeckle.evaluation.peers.Peer.check`
+        tries it first); with ``peers="auto"`` they are evaluated too.
 
     Returns
     -------
@@ -160,12 +167,16 @@ def resolve_candidates(
     ------
     UsageError
         Unknown method or peer, parameters for a method not selected, a named peer that cannot
-        run, or no candidate at all.
+        run, an interpreter that is not an executable file or given for a peer not selected,
+        or no candidate at all.
+    PeerError
+        A peer's interpreter fails to import its package (or is not a Python).
     """
     from sardespeckle.methods import build_method, get_method, list_methods
 
-    from .peers import PEERS, get_peer
+    from .peers import PEERS, get_peer, resolve_peer_python
 
+    python_of = resolve_peer_python(peer_python)
     params = {name: dict(values) for name, values in (params or {}).items()}
     names = [methods] if isinstance(methods, str) else list(methods)
     if not names:
@@ -205,18 +216,32 @@ def resolve_candidates(
         ))
 
     if isinstance(peers, str) and peers in ("auto", "none"):
-        peer_names = [p for p in PEERS if PEERS[p].available()] if peers == "auto" else []
+        peer_names = [p for p in PEERS if p in python_of or PEERS[p].available()] \
+            if peers == "auto" else []
     else:
-        peer_names = [peers] if isinstance(peers, str) else list(peers)
+        peer_names = [get_peer(p).name for p in ([peers] if isinstance(peers, str) else peers)]
+    unused = sorted(set(python_of) - set(peer_names))
+    if unused:
+        raise UsageError(f"an interpreter is given for {', '.join(map(repr, unused))}, which "
+                         f"is not evaluated; add it to the peers ({peers!r} now)")
     for name in peer_names:
         peer = get_peer(name)
-        problem = peer.import_error()
-        if problem:
-            raise UsageError(f"peer {peer.name!r} cannot run: {peer.distribution} is {problem}")
+        parameters = {"package": peer.distribution}
+        python = python_of.get(peer.name)
+        if python is None:
+            problem = peer.import_error()
+            if problem:
+                raise UsageError(f"peer {peer.name!r} cannot run: {peer.distribution} is "
+                                 f"{problem}; hint: install it in another environment and "
+                                 f"run it there (--peer-python {peer.name}=PYTHON)")
+        else:
+            info = peer.check(python)
+            parameters.update(version=info["package"], python=python,
+                              python_version=info["python"], numpy=info["numpy"])
         candidates.append(Candidate(
             name=f"peer:{peer.name}", source="peer", method=peer.name, looks=float(looks),
-            parameters={"package": peer.distribution}, description=peer.description,
-            family="peer",
+            parameters=parameters, description=peer.description, family="peer",
+            python=python,
         ))
     if not candidates:
         raise UsageError("no method to evaluate: every selected method was skipped")
@@ -437,8 +462,8 @@ class _Counter:
     def __init__(self, total: int, progress: ProgressFn | None):
         self.done, self.total, self._progress = 0, total, progress
 
-    def step(self) -> None:
-        self.done += 1
+    def step(self, count: int = 1) -> None:
+        self.done += count
         if self._progress is not None:
             self._progress(self.done, self.total)
 
@@ -454,6 +479,37 @@ def _ratio(noisy: np.ndarray, out: np.ndarray) -> np.ndarray:
         ratio = noisy.astype(np.float64) / out.astype(np.float64)
     ratio[~np.isfinite(ratio)] = np.nan
     return ratio
+
+
+def _run_batched(candidates: Sequence[Candidate], images: Callable[[], list[np.ndarray]],
+                 labels: Sequence[str], counter: _Counter
+                 ) -> tuple[dict[str, list[np.ndarray]], list[str]]:
+    """Outputs of the peers that run in another environment, on all ``images()`` at once.
+
+    One child process per peer instead of one per image: its start-up and imports are paid
+    once. A peer that fails gets NaN images and one note per label (image name).
+    """
+    from .peers import PeerError, get_peer
+
+    external = [c for c in candidates if c.source == "peer" and c.python is not None]
+    if not external:
+        return {}, []
+    inputs = images()
+    outputs: dict[str, list[np.ndarray]] = {}
+    notes: list[str] = []
+    for candidate in external:
+        try:
+            run = get_peer(candidate.method).run_batch(inputs, looks=candidate.looks,
+                                                       python=candidate.python)
+            outputs[candidate.name] = run.outputs
+        except PeerError as error:
+            notes.extend(f"{label}: {candidate.name} not evaluated ({error})"
+                         for label in dict.fromkeys(labels))
+            outputs[candidate.name] = [np.full(image.shape, np.nan, dtype=np.float32)
+                                       for image in inputs]
+        finally:
+            counter.step(len(inputs))
+    return outputs, notes
 
 
 def evaluate_full_reference(
@@ -490,7 +546,8 @@ def evaluate_full_reference(
     list of str
         Notes: a peer that failed (its cells are NaN).
 
-    A registered method that fails raises (it is a bug); a peer that fails is noted.
+    A registered method that fails raises (it is a bug); a peer that fails is noted. A peer
+    in another environment runs once on every draw of every reference (one child process).
     """
     from sardespeckle.metrics import edge_preservation, psnr_amplitude, ssim
     from sardespeckle.speckle import add_speckle
@@ -504,12 +561,23 @@ def evaluate_full_reference(
     seeds: dict[str, list[list[int]]] = {}
     panels: list[Panels] = []
     notes: list[str] = []
-    for i, reference in enumerate(references):
+    for reference in references:
         if not reference.valid.all():
             raise InvalidInputError(
                 f"expected a reference without masked pixels, got {int((~reference.valid).sum())} "
                 f"in {reference.path}; crop it to its valid area"
             )
+
+    def noisy_draw(reference: LoadedImage, draw: int) -> np.ndarray:
+        return add_speckle(reference.intensity, looks, kind="intensity",
+                           rng=np.random.default_rng(_draw_seed(seed, reference.name, draw)))
+
+    batched, batch_notes = _run_batched(
+        candidates, lambda: [noisy_draw(r, d) for r in references for d in range(draws)],
+        [r.name for r in references for _ in range(draws)], counter,
+    )
+    notes.extend(batch_notes)
+    for i, reference in enumerate(references):
         clean = reference.intensity
         clean_amplitude = np.sqrt(clean.astype(np.float64))
         peak = float(np.percentile(clean_amplitude, 99.0))
@@ -519,9 +587,12 @@ def evaluate_full_reference(
         for draw in range(draws):
             entropy = _draw_seed(seed, reference.name, draw)
             seeds[reference.name].append(entropy)
-            noisy = add_speckle(clean, looks, kind="intensity", rng=np.random.default_rng(entropy))
+            noisy = noisy_draw(reference, draw)
             outputs = {NOISY: noisy}
             for candidate in candidates:
+                if candidate.name in batched:
+                    outputs[candidate.name] = batched[candidate.name][i * draws + draw]
+                    continue
                 try:
                     outputs[candidate.name] = candidate.run(noisy)
                 except PeerError as error:
@@ -595,7 +666,8 @@ def evaluate_no_reference(
     values = {m: np.full((len(images), len(columns)), np.nan) for m in NO_REFERENCE_METRICS}
     all_boxes: dict[str, list[Window]] = {}
     panels: list[Panels] = []
-    notes: list[str] = []
+    batched, notes = _run_batched(candidates, lambda: [m.intensity for m in images],
+                                  [m.name for m in images], counter)
     for i, image in enumerate(images):
         noisy, valid = image.intensity, image.valid
         boxes = auto_homogeneous_windows(noisy, window=window, count=count, valid=valid, parity=0)
@@ -618,13 +690,16 @@ def evaluate_no_reference(
         window_crop = _crop_window(noisy.shape, crop)
         crops, ratios = [np.array(noisy[window_crop.slices])], []
         for j, candidate in enumerate(candidates, start=1):
-            try:
-                out = candidate.run(noisy)
-            except PeerError as error:
-                notes.append(f"{image.name}: {candidate.name} not evaluated ({error})")
-                out = np.full(noisy.shape, np.nan, dtype=np.float32)
-            finally:
-                counter.step()
+            if candidate.name in batched:
+                out = batched[candidate.name][i]
+            else:
+                try:
+                    out = candidate.run(noisy)
+                except PeerError as error:
+                    notes.append(f"{image.name}: {candidate.name} not evaluated ({error})")
+                    out = np.full(noisy.shape, np.nan, dtype=np.float32)
+                finally:
+                    counter.step()
             usable = valid & np.isfinite(out) & (out > 0)
             if usable.any():
                 values["enl"][i, j] = enl(out, boxes, valid=usable, parity=1)
@@ -730,6 +805,34 @@ def _speed_in_subprocess(candidate: Candidate, size: int, looks: float, seed: in
     )
 
 
+def _speed_elsewhere(candidate: Candidate, size: int, looks: float, seed: int, memory: str
+                     ) -> SpeedResult:
+    """Speed of a peer in another environment, timed by its child process.
+
+    One child runs the warm-up crop and the timed runs (their times exclude its start-up and
+    imports); with ``memory="subprocess"`` a second child measures the peak resident memory
+    of one run, as :func:`_speed_in_subprocess` does.
+    """
+    from .peers import get_peer
+
+    peer = get_peer(candidate.method)
+    image = speed_scene(size, looks=looks, seed=seed)
+    warm = np.ascontiguousarray(image[:min(size, WARMUP_SIDE), :min(size, WARMUP_SIDE)])
+    timed = peer.run_batch([warm, *[image] * TIMED_RUNS], looks=looks, python=candidate.python)
+    note = f"runs in {candidate.python}: timed by its child process, start-up and imports " \
+        "excluded"
+    peak, probe = None, "subprocess: peak RSS of the peer's child process during a run minus " \
+        "RSS before it"
+    if memory == "subprocess":
+        measured = peer.run_batch([warm, image], looks=looks, python=candidate.python,
+                                  memory=True)
+        peak = measured.peak_memory_mib[-1]
+    else:
+        note += "; memory is measured only with the subprocess probe"
+    return SpeedResult.from_runs(candidate.name, size, timed.seconds[1:], timed.cpu_seconds[1:],
+                                 peak, probe, note)
+
+
 def measure_speed(
     candidates: Sequence[Candidate], *, size: int = 1024, looks: float = 1.0, seed: int = 0,
     memory: str = "subprocess", progress: ProgressFn | None = None,
@@ -747,7 +850,8 @@ def measure_speed(
         numpy, torch and native allocations all count; the input image is resident before, the
         output is not. ``"tracemalloc"``: in this process, the peak of
         the memory traced by :mod:`tracemalloc` during a second run (numpy arrays and Python
-        objects; not torch's allocator), fast enough for tests.
+        objects; not torch's allocator), fast enough for tests. A peer in another environment
+        is always timed in its own child process (:func:`_speed_elsewhere`).
 
     Notes
     -----
@@ -765,7 +869,9 @@ def measure_speed(
     results = []
     for candidate in candidates:
         try:
-            if memory == "subprocess":
+            if candidate.python is not None:
+                results.append(_speed_elsewhere(candidate, size, looks, seed, memory))
+            elif memory == "subprocess":
                 results.append(_speed_in_subprocess(candidate, size, looks, seed))
             else:
                 results.append(_speed_in_process(candidate, size, looks, seed))
@@ -821,6 +927,7 @@ def run_evaluation(
     methods: str | Sequence[str] = "all",
     params: Mapping[str, Mapping[str, Any]] | None = None,
     peers: str | Sequence[str] = "auto",
+    peer_python: Mapping[str, str | os.PathLike] | None = None,
     looks: float = 1.0,
     draws: int = 3,
     seed: int = 0,
@@ -841,8 +948,9 @@ def run_evaluation(
         Speckle-free references (full-reference protocol); intensity or amplitude files.
     real : sequence of path
         Real speckled images (no-reference protocol), including complex ones.
-    methods, params, peers
-        As :func:`resolve_candidates`.
+    methods, params, peers, peer_python
+        As :func:`resolve_candidates`; ``peer_python`` (``{peer: interpreter}``) runs those
+        peers in a child process of another Python environment.
     looks : float
         Looks of the simulated speckle and of the real images; the methods are built for it.
     draws, seed : int
@@ -885,7 +993,8 @@ def run_evaluation(
     if speed_size and speed_size < WARMUP_SIDE // 4:
         raise UsageError(f"expected speed_size 0 or >= {WARMUP_SIDE // 4}, got {speed_size}")
 
-    candidates, notes = resolve_candidates(methods, looks=looks, params=params, peers=peers)
+    candidates, notes = resolve_candidates(methods, looks=looks, params=params, peers=peers,
+                                           peer_python=peer_python)
     loaded_references = [
         load_image(path, kind=kind, complex_layout=None, name=name)
         for path, name in zip(references, _unique_names(references))
@@ -905,13 +1014,17 @@ def run_evaluation(
     settings = {
         "references": references, "real": real, "methods": methods if isinstance(methods, str)
         else list(methods), "params": _jsonable(dict(params or {})),
-        "peers": peers if isinstance(peers, str) else list(peers), "looks": looks,
+        "peers": peers if isinstance(peers, str) else list(peers),
+        "peer_python": {c.method: c.python for c in candidates if c.python is not None},
+        "looks": looks,
         "draws": draws, "seed": seed, "kind": kind, "complex_layout": complex_layout,
         "speed_size": speed_size, "memory": memory, "enl_window": enl_window,
         "enl_count": enl_count, "crop": crop,
     }
     result = EvaluationResult(settings=settings, candidates=candidates, notes=notes,
-                              peers=peer_status(), environment=_environment())
+                              peers=peer_status({c.method: c.python for c in candidates
+                                                 if c.python is not None}),
+                              environment=_environment())
     for image in [*loaded_references, *loaded_real]:
         result.environment.setdefault("inputs", {})[image.name] = (
             f"{image.path}: {image.kind} ({image.kind_reason}), "

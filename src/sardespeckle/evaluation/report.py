@@ -416,6 +416,8 @@ def _command_line(settings: dict[str, Any]) -> str:
         parts.extend(f"--param {method}:{k}={v}" for k, v in values.items())
     peers = settings["peers"]
     parts.append("--peers " + (peers if isinstance(peers, str) else ",".join(peers)))
+    parts.extend(f"--peer-python {peer}={python}"
+                 for peer, python in settings.get("peer_python", {}).items())
     parts.append(f"--looks {settings['looks']:g} --draws {settings['draws']} "
                  f"--seed {settings['seed']}")
     if settings["kind"]:
