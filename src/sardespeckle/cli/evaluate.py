@@ -61,7 +61,9 @@ def add_evaluate_parser(subparsers) -> None:
             "speckle-free references get seeded simulated speckle, PSNR on amplitude with the "
             "99th-percentile peak (SAR-CNN paper) and SSIM per draw. No reference (--real): ENL "
             "on homogeneous areas, ratio-image mean/variance/structure, radiometric bias. Speed "
-            "and memory of every method on a simulated image. See docs/evaluation.md."
+            "and memory of every method on a simulated image. Other packages' despecklers "
+            "(--peers) run here or, with --peer-python, in a child process of another Python "
+            "environment. See docs/evaluation.md."
         ),
     )
     evaluate.add_argument("--references", nargs="+", default=[], metavar="REF",
