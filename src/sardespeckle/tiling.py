@@ -156,18 +156,7 @@ def run_tiled(
     shape = (int(shape[0]), int(shape[1]))
 
     def prepare(core: Window) -> _Prepared:
-        outer = core.expand(halo, shape)
-        intensity, valid = read(outer)
-        inner = core.relative_to(outer)
-        valid_core = valid[inner.slices]
-        if not valid_core.any():
-            return _Prepared(core, outer, None, valid_core)
-        if not valid.all():
-            outer = core.expand(2 * halo, shape)
-            intensity, valid = read(outer)
-            intensity = fill_masked(intensity, valid, radius=halo)
-            valid_core = valid[core.relative_to(outer).slices]
-        return _Prepared(core, outer, np.ascontiguousarray(intensity, dtype=np.float32), valid_core)
+        return prepare_tile(core, shape, read, halo=halo)
 
     batches = list(_batches(cores, batch_size))
     done = 0
@@ -183,14 +172,66 @@ def run_tiled(
             else:
                 prepared = [prepare(c) for c in batch]
             for item, result in zip(prepared, _run_method(method, prepared)):
-                if result is None:
-                    write(item.core, np.full(item.core.shape, np.nan, np.float32), item.valid_core)
-                    continue
-                cropped = result[item.core.relative_to(item.outer).slices]
-                write(item.core, np.ascontiguousarray(cropped, dtype=np.float32), item.valid_core)
+                write(item.core, *_core_output(item, result))
             done += len(batch)
             if progress is not None:
                 progress(done, total)
+
+
+def prepare_tile(core: Window, shape: tuple[int, int], read: ReadFn, *, halo: int) -> _Prepared:
+    """Read ``core`` with its context and fill its masked pixels, as :func:`run_tiled` does.
+
+    The context is ``halo`` pixels, or ``2·halo`` when some pixel read is masked (see the Notes
+    of :func:`run_tiled`); ``read`` is only asked for windows inside ``core.expand(2·halo)``.
+    """
+    outer = core.expand(halo, shape)
+    intensity, valid = read(outer)
+    inner = core.relative_to(outer)
+    valid_core = valid[inner.slices]
+    if not valid_core.any():
+        return _Prepared(core, outer, None, valid_core)
+    if not valid.all():
+        outer = core.expand(2 * halo, shape)
+        intensity, valid = read(outer)
+        intensity = fill_masked(intensity, valid, radius=halo)
+        valid_core = valid[core.relative_to(outer).slices]
+    return _Prepared(core, outer, np.ascontiguousarray(intensity, dtype=np.float32), valid_core)
+
+
+def process_tile(
+    core: Window,
+    shape: tuple[int, int],
+    read: ReadFn,
+    method: Callable[[np.ndarray], np.ndarray],
+    *,
+    halo: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``method`` on one core window of a raster of ``shape``, exactly as :func:`run_tiled`.
+
+    For workers that each process some of the tiles of one raster: with the same core windows,
+    the result is the one :func:`run_tiled` writes, bit for bit (a method with a ``batch``
+    attribute gets a batch of one tile here, which a network may round differently).
+
+    Returns
+    -------
+    (intensity, valid)
+        ``float32`` and ``bool`` arrays of ``core.shape``: what :func:`run_tiled` hands to
+        ``write`` (intensity is NaN where the whole core is masked).
+    """
+    halo = int(halo)
+    if halo < 0:
+        raise UsageError(f"expected a halo ≥ 0, got {halo}")
+    shape = (int(shape[0]), int(shape[1]))
+    prepared = prepare_tile(core, shape, read, halo=halo)
+    (result,) = _run_method(method, [prepared])
+    return _core_output(prepared, result)
+
+
+def _core_output(item: _Prepared, result: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    if result is None:
+        return np.full(item.core.shape, np.nan, np.float32), item.valid_core
+    cropped = result[item.core.relative_to(item.outer).slices]
+    return np.ascontiguousarray(cropped, dtype=np.float32), item.valid_core
 
 
 def _batches(cores: Sequence[Window], batch_size: int) -> Iterator[list[Window]]:
