@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidInputError, UsageError
-from .methods import build_method, get_method
-from .tiling import ProgressFn, process_array, run_tiled
+from .methods import BuiltMethod, build_method, get_method
+from .tiling import ProgressFn, ReadFn, process_array, run_tiled
 from .window import Window
 
 #: Method used when none is named.
@@ -150,6 +150,98 @@ def estimate_source_looks(source) -> float:
     return float(estimate_looks(intensity, valid=valid))
 
 
+@dataclass
+class RunPlan:
+    """Everything a run on one opened source decides before any pixel is processed.
+
+    ``built.parameters`` are the parameters actually used (defaults, ``decorrelate`` and the
+    network's precision and device resolved): building the method again with them, in another
+    process, gives the same method. ``whitening`` is the filter to read the input through when
+    the method wants whitened speckle, else ``None``.
+    """
+
+    built: BuiltMethod
+    report: RunReport
+    tags: dict[str, str]
+    whitening: Any = None
+
+    def reader(self, source) -> ReadFn:
+        """The engine's ``read`` for ``source``: its intensity, whitened when the plan says so."""
+        return intensity_reader(source, self.whitening)
+
+
+def intensity_reader(source, whitening=None) -> ReadFn:
+    """``read(window) -> (intensity, valid)`` of ``source``, through ``whitening`` when given
+    (a :class:`sardespeckle.decorrelate.WhiteningFilter` for a complex source)."""
+    if whitening is None:
+        return source.read_intensity
+    from .decorrelate import WhitenedSource
+
+    return WhitenedSource(source, whitening).read_intensity
+
+
+def plan_run(
+    source,
+    *,
+    output: str | Path = "",
+    method: str = DEFAULT_METHOD,
+    looks: float | None = None,
+    output_kind: str | None = None,
+    tile: int | None = None,
+    params: dict[str, Any] | None = None,
+) -> RunPlan:
+    """Decide looks, decorrelation, method, output kind, tile and provenance for ``source``.
+
+    ``source`` is an opened :class:`sardespeckle.io.Source` (or any object with ``path``,
+    ``shape``, ``kind``, ``kind_reason``, ``read_intensity`` and ``read``); the arguments mean
+    what they mean for :func:`despeckle_file`. The method is built here, so that bad parameters
+    and missing weights fail before any output exists.
+    """
+    from .decorrelate import central_window, resolve_decorrelation, whitened_source
+
+    if looks is None:
+        if source.kind == "complex":
+            looks_value, looks_source = 1.0, "complex input: single look"
+        else:
+            looks_value = estimate_source_looks(source)
+            looks_source = "estimated from the most homogeneous windows"
+    else:
+        looks_value, looks_source = _check_looks(looks), "given"
+    params, decorrelation = resolve_decorrelation(
+        get_method(method).defaults, params, kind=source.kind, looks=looks_value,
+        sample=lambda: source.read_intensity(central_window(source.shape)))
+    built = build_method(method, looks=looks_value, params=params)
+    whitening = whitened_source(source).whitening if built.decorrelate == "whiten" else None
+    kind_out = output_kind or ("intensity" if source.kind == "complex" else source.kind)
+    if kind_out not in {"intensity", "amplitude", "db"}:
+        raise UsageError(
+            f"expected an output kind among intensity, amplitude, db, got {kind_out!r}"
+        )
+    tile_side = int(tile or built.tile or DEFAULT_TILE)
+    report = RunReport(
+        input=str(source.path), output=str(output), method=built.name,
+        parameters=built.parameters, looks=looks_value, looks_source=looks_source,
+        input_kind=source.kind, kind_reason=source.kind_reason, output_kind=kind_out,
+        shape=tuple(source.shape), tile=tile_side, halo=built.halo, weights=built.weights,
+    )
+    tags = {
+        "SARDESPECKLE_METHOD": built.name,
+        "SARDESPECKLE_PARAMETERS": json.dumps(built.parameters, sort_keys=True, default=repr),
+        "SARDESPECKLE_LOOKS": f"{looks_value:g}",
+        "SARDESPECKLE_LOOKS_SOURCE": looks_source,
+        "SARDESPECKLE_INPUT_KIND": source.kind,
+        "SARDESPECKLE_OUTPUT_KIND": kind_out,
+        "SARDESPECKLE_TILE": str(tile_side),
+        "SARDESPECKLE_HALO": str(built.halo),
+    }
+    if built.weights:
+        tags["SARDESPECKLE_WEIGHTS"] = built.weights
+    if decorrelation:
+        tags["SARDESPECKLE_DECORRELATE"] = decorrelation
+        report.notes.append(decorrelation)
+    return RunPlan(built=built, report=report, tags=tags, whitening=whitening)
+
+
 def despeckle_file(
     input_path: str | Path,
     output_path: str | Path,
@@ -163,6 +255,7 @@ def despeckle_file(
     params: dict[str, Any] | None = None,
     overwrite: bool = False,
     progress: ProgressFn | None = None,
+    client=None,
 ) -> RunReport:
     """Despeckle a GeoTIFF or .npy file into a new file, tile by tile, in bounded memory.
 
@@ -174,8 +267,10 @@ def despeckle_file(
     homogeneous windows of the image (reported in the returned :class:`RunReport`).
     ``kind=None`` detects the input kind (see :func:`sardespeckle.io.kinds.detect_kind`);
     ``output_kind=None`` keeps the input kind (complex input gives intensity).
+    ``client`` (a ``distributed.Client``) computes the tiles on its Dask cluster, whose workers
+    must read ``input_path`` (and a weights file) at the same path; this process plans the run
+    and writes the output, which is the same as without a client (see ``docs/distributed.md``).
     """
-    from .decorrelate import central_window, resolve_decorrelation, whitened_source
     from .io import create_sink, open_source
 
     import rasterio
@@ -183,52 +278,20 @@ def despeckle_file(
     started = time.perf_counter()
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
             open_source(input_path, kind=kind, complex_layout=complex_layout) as source:
-        if looks is None:
-            if source.kind == "complex":
-                looks_value, looks_source = 1.0, "complex input: single look"
-            else:
-                looks_value = estimate_source_looks(source)
-                looks_source = "estimated from the most homogeneous windows"
-        else:
-            looks_value, looks_source = _check_looks(looks), "given"
-        params, decorrelation = resolve_decorrelation(
-            get_method(method).defaults, params, kind=source.kind, looks=looks_value,
-            sample=lambda: source.read_intensity(central_window(source.shape)))
-        built = build_method(method, looks=looks_value, params=params)
-        read = source.read_intensity
-        if built.decorrelate == "whiten":
-            read = whitened_source(source).read_intensity
-        kind_out = output_kind or ("intensity" if source.kind == "complex" else source.kind)
-        if kind_out not in {"intensity", "amplitude", "db"}:
-            raise UsageError(
-                f"expected an output kind among intensity, amplitude, db, got {kind_out!r}"
-            )
-        tile_side = int(tile or built.tile or DEFAULT_TILE)
-        report = RunReport(
-            input=str(input_path), output=str(output_path), method=built.name,
-            parameters=built.parameters, looks=looks_value, looks_source=looks_source,
-            input_kind=source.kind, kind_reason=source.kind_reason, output_kind=kind_out,
-            shape=tuple(source.shape), tile=tile_side, halo=built.halo, weights=built.weights,
-        )
-        tags = {
-            "SARDESPECKLE_METHOD": built.name,
-            "SARDESPECKLE_PARAMETERS": json.dumps(built.parameters, sort_keys=True),
-            "SARDESPECKLE_LOOKS": f"{looks_value:g}",
-            "SARDESPECKLE_LOOKS_SOURCE": looks_source,
-            "SARDESPECKLE_INPUT_KIND": source.kind,
-            "SARDESPECKLE_OUTPUT_KIND": kind_out,
-            "SARDESPECKLE_TILE": str(tile_side),
-            "SARDESPECKLE_HALO": str(built.halo),
-        }
-        if built.weights:
-            tags["SARDESPECKLE_WEIGHTS"] = built.weights
-        if decorrelation:
-            tags["SARDESPECKLE_DECORRELATE"] = decorrelation
-            report.notes.append(decorrelation)
-        with create_sink(output_path, source, kind_out=kind_out, tags=tags,
+        plan = plan_run(source, output=output_path, method=method, looks=looks,
+                        output_kind=output_kind, tile=tile, params=params)
+        built = plan.built
+        with create_sink(output_path, source, kind_out=plan.report.output_kind, tags=plan.tags,
                          overwrite=overwrite) as sink:
-            run_tiled(source.shape, read, sink.write, built.function,
-                      halo=built.halo, tile=tile_side, batch_size=built.batch_size,
-                      progress=progress, align=getattr(sink, "block_size", None))
+            if client is not None:
+                from .scale.files import run_on_cluster
+
+                run_on_cluster(client, source, plan, sink, complex_layout=complex_layout,
+                               progress=progress)
+            else:
+                run_tiled(source.shape, plan.reader(source), sink.write, built.function,
+                          halo=built.halo, tile=plan.report.tile, batch_size=built.batch_size,
+                          progress=progress, align=getattr(sink, "block_size", None))
+    report = plan.report
     report.seconds = time.perf_counter() - started
     return report

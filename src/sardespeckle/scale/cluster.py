@@ -1,0 +1,151 @@
+"""Getting a Dask client: connect to a running scheduler, or start a local cluster for a run.
+
+Every worker runs one thread: the methods bring their own parallelism (numpy, torch), and the
+Dask nanny already limits each worker process to one BLAS/OpenMP thread, so more workers, not
+more threads per worker, is how a run uses more cores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+
+from sardespeckle.errors import SardespeckleError, UsageError
+
+#: Seconds to wait for the scheduler to answer and, on a cluster without workers, for the
+#: first worker to join.
+CONNECT_TIMEOUT_S = 10.0
+WORKERS_TIMEOUT_S = 30.0
+
+_SCHEDULER_HINT = (
+    "start one with 'dask scheduler' and, on each machine, 'dask worker tcp://HOST:8786', "
+    "or run on this machine with --workers N"
+)
+
+
+class ClusterError(SardespeckleError, RuntimeError):
+    """The Dask cluster cannot be reached, has no workers, or lost a run."""
+
+
+def require_dask(feature: str = "Dask processing") -> None:
+    """Raise a clear error when the ``dask`` extra is not installed."""
+    try:
+        import dask.array  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError as error:
+        from sardespeckle.mulog.denoisers import MissingDependencyError
+
+        raise MissingDependencyError(
+            f"{feature} needs dask and distributed ({error.name} is missing); "
+            "install them with: pip install 'sardespeckle[dask]'"
+        ) from None
+
+
+def check_scheduler_address(address: str) -> str:
+    """The address in canonical form (``tcp://host:port``), or :class:`UsageError`."""
+    from distributed.comm.addressing import get_address_host_port, normalize_address
+    from distributed.comm.registry import get_backend
+
+    text = str(address).strip()
+    try:
+        canonical = normalize_address(text)
+        get_backend(canonical.split("://", 1)[0])
+        get_address_host_port(canonical)
+    except ValueError as error:
+        raise UsageError(
+            f"expected a Dask scheduler address such as tcp://HOST:8786, got {text!r} ({error})"
+        ) from None
+    return canonical
+
+
+def _probe(address: str, timeout: float) -> None:
+    """Fail fast, with a hint, when nothing listens at a TCP/TLS address."""
+    from distributed.comm.addressing import get_address_host_port
+
+    if address.split("://", 1)[0] not in ("tcp", "tls"):
+        return
+    host, port = get_address_host_port(address)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error) or type(error).__name__
+        raise ClusterError(
+            f"cannot reach the Dask scheduler at {address}: {reason}; hint: {_SCHEDULER_HINT}"
+        ) from None
+
+
+@contextlib.contextmanager
+def dask_client(
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    connect_timeout: float = CONNECT_TIMEOUT_S,
+    workers_timeout: float = WORKERS_TIMEOUT_S,
+) -> Iterator:
+    """A ``distributed.Client`` for the duration of a ``with`` block.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Address of a running scheduler (``tcp://host:8786``); its workers must be able to
+        import sardespeckle and read the input files at the paths the client gives.
+    workers : int, optional
+        Start a ``LocalCluster`` of this many worker processes (one thread each) instead, and
+        close it at the end.
+    connect_timeout, workers_timeout : float
+        Seconds to wait for the scheduler, and for a first worker when it has none.
+
+    Raises
+    ------
+    UsageError
+        Both or neither of ``scheduler`` and ``workers``, a malformed address, ``workers < 1``.
+    ClusterError
+        Nothing answers at the address, or no worker joins within ``workers_timeout``.
+    """
+    require_dask()
+    if (scheduler is None) == (workers is None):
+        raise UsageError("expected either a scheduler address or a number of workers, not "
+                         f"{'both' if scheduler is not None else 'neither'}")
+    from distributed import Client, LocalCluster
+
+    with contextlib.ExitStack() as stack:
+        if scheduler is not None:
+            address = check_scheduler_address(scheduler)
+            _probe(address, connect_timeout)
+            try:
+                client = Client(address, timeout=connect_timeout)
+            except OSError as error:
+                raise ClusterError(
+                    f"cannot connect to the Dask scheduler at {address}: {error}; "
+                    f"hint: {_SCHEDULER_HINT}"
+                ) from None
+            stack.callback(client.close)
+            _wait_for_workers(client, address, workers_timeout)
+        else:
+            if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+                raise UsageError(f"expected a number of workers >= 1, got {workers!r}")
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=":0", silence_logs=logging.ERROR)
+            stack.callback(cluster.close)
+            client = Client(cluster)
+            stack.callback(client.close)
+        yield client
+
+
+def _wait_for_workers(client, address: str, timeout: float) -> None:
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except TimeoutError:
+        raise ClusterError(
+            f"the Dask scheduler at {address} has no workers (waited {timeout:g} s); hint: start "
+            f"some with 'dask worker {address}'"
+        ) from None
+
+
+def describe(client) -> str:
+    """``"N workers, T threads"`` of a client's cluster, for reports."""
+    threads = client.nthreads()
+    return f"{len(threads)} Dask worker(s), {sum(threads.values())} thread(s)"
