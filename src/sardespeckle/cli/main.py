@@ -8,6 +8,7 @@ imported inside the sub-commands so that ``sardespeckle --help`` answers at once
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -65,11 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    run = sub.add_parser("run", help="despeckle an image into a new file",
-                         description="Despeckle INPUT (.tif/.tiff/.npy) into OUTPUT, tile by tile.")
-    run.add_argument("input", metavar="INPUT", help="input GeoTIFF or .npy file")
+    run = sub.add_parser(
+        "run", help="despeckle an image (or a batch of images) into new files",
+        description="Despeckle INPUT (.tif/.tiff/.npy) into OUTPUT, tile by tile. Several inputs, "
+                    "a folder or a quoted glob ('scenes/*.tif') run a batch: each scene is "
+                    "written under its own name into the folder OUTPUT, scenes whose output "
+                    "exists are skipped unless --overwrite, a failed scene does not stop the "
+                    "others (exit 1 at the end if any failed). --scheduler/--workers compute the "
+                    "tiles on a Dask cluster (pip install 'sardespeckle[dask]').")
+    run.add_argument("input", nargs="+", metavar="INPUT",
+                     help="input GeoTIFF or .npy file; several files, a folder or a glob for a "
+                          "batch")
     run.add_argument("-o", "--output", required=True, metavar="OUTPUT",
-                     help="output file (.tif/.tiff or .npy); never the input")
+                     help="output file (.tif/.tiff or .npy), never the input; for a batch, the "
+                          "output folder (created if missing)")
     run.add_argument("-m", "--method", default=None,
                      help="method name (see 'sardespeckle methods'; default: %(default)s → the "
                           "package default)")
@@ -103,9 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="MuLoG's ADMM iterations (default 6)")
     run.add_argument("-p", "--param", type=_param_arg, action="append", default=[],
                      metavar="NAME=VALUE", help="a method parameter (repeatable)")
-    run.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace an existing output (a batch skips scenes whose output exists "
+                          "without it)")
     run.add_argument("--preview", metavar="PNG", default=None,
-                     help="also write a side-by-side PNG (input | output)")
+                     help="also write a side-by-side PNG (input | output); single input only")
+    cluster = run.add_mutually_exclusive_group()
+    cluster.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                         help="compute the tiles on the Dask cluster of this scheduler "
+                              "(tcp://HOST:8786); its workers must read INPUT at the same path")
+    cluster.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                         help="compute the tiles on a local Dask cluster of N worker processes "
+                              "(one thread each), started for this run")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
     info = sub.add_parser("info", help="describe an image: size, kind, georeferencing, looks")
@@ -195,10 +214,11 @@ def _report_error(error: BaseException) -> int:
 class _ProgressBar:
     """tqdm on stderr, only when stderr is a terminal or the job has many tiles."""
 
-    def __init__(self, description: str, quiet: bool):
+    def __init__(self, description: str, quiet: bool, unit: str = "tile"):
         self._bar = None
         self._description = description
         self._quiet = quiet
+        self._unit = unit
 
     def __call__(self, done: int, total: int) -> None:
         if self._quiet:
@@ -208,55 +228,140 @@ class _ProgressBar:
                 return
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, desc=self._description, unit="tile",
+            self._bar = tqdm(total=total, desc=self._description, unit=self._unit,
                              file=sys.stderr, leave=False, dynamic_ncols=True)
         self._bar.update(done - self._bar.n)
+
+    @property
+    def active(self) -> bool:
+        return self._bar is not None
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from ..api import DEFAULT_METHOD, despeckle_file
-
+def _run_params(args: argparse.Namespace) -> dict:
     params = dict(args.param)
     if args.window_size is not None:
         params["window_size"] = args.window_size
     for name in ("weights", "precision", "device", "decorrelate", "denoiser", "iterations"):
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
+    return params
+
+
+@contextlib.contextmanager
+def _scene_runner(args: argparse.Namespace, params: dict):
+    """``run(input, output, progress) -> RunReport`` in this process, or on the Dask cluster of
+    --scheduler / --workers (one cluster for every scene of a batch)."""
+    from ..api import DEFAULT_METHOD, despeckle_file
+
+    options = dict(method=args.method or DEFAULT_METHOD, looks=args.looks, kind=args.kind,
+                   output_kind=args.output_kind, complex_layout=args.complex_layout,
+                   tile=args.tile, params=params, overwrite=args.overwrite)
+    with contextlib.ExitStack() as stack:
+        if args.scheduler is not None or args.workers is not None:
+            from ..scale import dask_client
+
+            options["client"] = stack.enter_context(
+                dask_client(scheduler=args.scheduler, workers=args.workers))
+        yield lambda source, target, progress: despeckle_file(source, target, progress=progress,
+                                                              **options)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from ..scale.batch import is_batch
+
+    params = _run_params(args)
+    if is_batch(args.input, args.output):
+        return _run_batch(args, params)
     bar = _ProgressBar("despeckling", args.quiet)
     try:
-        report = despeckle_file(
-            args.input, args.output, method=args.method or DEFAULT_METHOD, looks=args.looks,
-            kind=args.kind, output_kind=args.output_kind, complex_layout=args.complex_layout,
-            tile=args.tile, params=params, overwrite=args.overwrite, progress=bar,
-        )
+        with _scene_runner(args, params) as run:
+            report = run(args.input[0], args.output, bar)
     finally:
         bar.close()
     if not args.quiet:
-        rows, cols = report.shape
-        mpix = rows * cols / 1e6
-        sys.stderr.write(
-            f"input kind: {report.input_kind} ({report.kind_reason})\n"
-            f"looks: {report.looks:g} ({report.looks_source})\n"
-            f"method: {report.method} {json.dumps(report.parameters, sort_keys=True)}"
-            + (f" weights={report.weights}" if report.weights else "") + "\n"
-            + "".join(f"note: {note}\n" for note in report.notes)
-            + f"wrote {report.output} ({report.output_kind}, {rows}×{cols}) in "
-            f"{report.seconds:.1f} s ({mpix / max(report.seconds, 1e-9):.2f} MP/s)\n"
-        )
+        sys.stderr.write(_run_summary(report))
     if args.preview:
         from ..io import read_preview_panel, save_preview
 
-        panels = [read_preview_panel(args.input, kind=args.kind, complex_layout=args.complex_layout),
+        panels = [read_preview_panel(report.input, kind=args.kind,
+                                     complex_layout=args.complex_layout),
                   read_preview_panel(args.output, kind=report.output_kind)]
         save_preview(panels, args.preview, titles=["input", f"{report.method}"],
                      overwrite=True)
         if not args.quiet:
             sys.stderr.write(f"wrote preview {args.preview}\n")
     return EXIT_OK
+
+
+def _run_summary(report) -> str:
+    rows, cols = report.shape
+    mpix = rows * cols / 1e6
+    return (
+        f"input kind: {report.input_kind} ({report.kind_reason})\n"
+        f"looks: {report.looks:g} ({report.looks_source})\n"
+        f"method: {report.method} {json.dumps(report.parameters, sort_keys=True, default=repr)}"
+        + (f" weights={report.weights}" if report.weights else "") + "\n"
+        + "".join(f"note: {note}\n" for note in report.notes)
+        + f"wrote {report.output} ({report.output_kind}, {rows}×{cols}) in "
+        f"{report.seconds:.1f} s ({mpix / max(report.seconds, 1e-9):.2f} MP/s)\n"
+    )
+
+
+def _run_batch(args: argparse.Namespace, params: dict) -> int:
+    """Every scene into the folder -o, one progress bar over the scenes, a summary at the end."""
+    from ..api import DEFAULT_METHOD
+    from ..errors import UsageError
+    from ..methods import get_method
+    from ..scale.batch import batch_pairs, despeckle_batch
+
+    if args.preview:
+        raise UsageError("expected a single input with --preview, got a batch; preview the "
+                         "scenes one by one with 'sardespeckle preview'")
+    get_method(args.method or DEFAULT_METHOD).resolve(params)  # a bad option fails every scene
+    pairs = batch_pairs(args.input, args.output)
+    bar = _ProgressBar("scenes", args.quiet, unit="scene")
+
+    def on_scene(source: str, status: str, detail) -> None:
+        if status == "failed":
+            _write_above(bar, f"sardespeckle: error: {source}: {_error_text(detail)}\n")
+        elif status == "written" and not args.quiet:
+            rate = detail.shape[0] * detail.shape[1] / 1e6 / max(detail.seconds, 1e-9)
+            _write_above(bar, f"wrote {detail.output} ({detail.method}, {rate:.2f} MP/s)\n")
+
+    try:
+        with _scene_runner(args, params) as run:
+            report = despeckle_batch(pairs, lambda s, t: run(s, t, None),
+                                     overwrite=args.overwrite, progress=bar, on_scene=on_scene)
+    finally:
+        bar.close()
+    summary = (f"batch: {len(report.written)} written, {len(report.skipped)} skipped, "
+               f"{len(report.failed)} failed, of {len(pairs)} scene(s) into {args.output}\n")
+    if report.skipped:
+        summary += "  skipped: their output exists (--overwrite replaces it)\n"
+    sys.stderr.write(summary + "".join(f"  failed: {source}\n" for source, _ in report.failed))
+    return EXIT_RUNTIME if report.failed else EXIT_OK
+
+
+def _write_above(bar: _ProgressBar, text: str) -> None:
+    """A line on stderr that does not break the progress bar."""
+    if bar.active:
+        from tqdm import tqdm
+
+        tqdm.write(text, file=sys.stderr, end="")
+    else:
+        sys.stderr.write(text)
+
+
+def _error_text(error: BaseException) -> str:
+    from ..errors import SardespeckleError
+
+    if isinstance(error, SardespeckleError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
