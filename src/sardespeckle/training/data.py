@@ -76,6 +76,62 @@ def normalized_log_amplitude(intensity: np.ndarray) -> np.ndarray:
     )
 
 
+class ValidPatches:
+    """Every fully valid ``size²`` patch of some images, drawn uniformly with a random flip/rotation.
+
+    Parameters
+    ----------
+    images : sequence of (name, array, valid)
+        ``(rows, cols)`` arrays and their boolean masks of the pixels a patch may contain.
+    size : int
+        Side of the square patches.
+
+    Notes
+    -----
+    A draw takes ``batch_size`` integers for the positions from ``rng``, then one integer in
+    ``0..7`` per patch for its flip/rotation, in this order: the data samplers build on it, and
+    resumed runs rely on the order of the draws.
+    """
+
+    def __init__(self, images: Sequence[tuple[str, np.ndarray, np.ndarray]], *, size: int):
+        self.size = int(size)
+        self._arrays = []
+        self._starts = []
+        for name, array, valid in images:
+            if array.shape[0] < self.size or array.shape[1] < self.size:
+                raise InvalidInputError(
+                    f"expected training images of at least {self.size}² pixels, got "
+                    f"{array.shape} for {name}"
+                )
+            starts = _fully_valid_starts(valid, self.size)
+            if starts.size == 0:
+                continue
+            self._arrays.append(array)
+            self._starts.append(starts)
+        if not self._arrays:
+            raise InvalidInputError("no training image contains a fully valid patch")
+        self._counts = np.array([p.shape[0] for p in self._starts], dtype=np.int64)
+
+    @property
+    def positions(self) -> int:
+        """Number of distinct valid patch positions."""
+        return int(self._counts.sum())
+
+    def draw(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+        """``(batch_size, size, size)`` float32 patches, uniform over all valid positions."""
+        size = self.size
+        flat = rng.integers(0, self.positions, size=batch_size)
+        boundaries = np.cumsum(self._counts)
+        which = np.searchsorted(boundaries, flat, side="right")
+        patches = np.empty((batch_size, size, size), np.float32)
+        for i, (image_index, position) in enumerate(zip(which, flat)):
+            offset = position - (boundaries[image_index] - self._counts[image_index])
+            row, col = self._starts[image_index][offset]
+            patch = self._arrays[image_index][row:row + size, col:col + size]
+            patches[i] = _dihedral(patch, int(rng.integers(0, 8)))
+        return patches
+
+
 class PatchSampler:
     """Random ``patch_size²`` patches of references with simulated ``looks``-look speckle.
 
@@ -94,29 +150,17 @@ class PatchSampler:
             raise InvalidInputError("expected at least one training reference, got none")
         self.patch_size = int(patch_size)
         self.looks = float(looks)
-        self._clean = []
-        self._positions = []
-        for reference in references:
-            rows, cols = reference.intensity.shape
-            if rows < self.patch_size or cols < self.patch_size:
-                raise InvalidInputError(
-                    f"expected references of at least {self.patch_size}² pixels, got "
-                    f"{reference.intensity.shape} for {reference.name}"
-                )
-            valid = np.isfinite(reference.intensity) & (np.nan_to_num(reference.intensity) > 0)
-            starts = _fully_valid_starts(valid, self.patch_size)
-            if starts.size == 0:
-                continue
-            self._clean.append(reference.intensity)
-            self._positions.append(starts)
-        if not self._clean:
-            raise InvalidInputError("no training reference contains a fully valid patch")
-        self._counts = np.array([p.shape[0] for p in self._positions], dtype=np.int64)
+        self._patches = ValidPatches(
+            [(reference.name, reference.intensity,
+              np.isfinite(reference.intensity) & (np.nan_to_num(reference.intensity) > 0))
+             for reference in references],
+            size=self.patch_size,
+        )
 
     @property
     def positions(self) -> int:
         """Number of distinct valid patch positions."""
-        return int(self._counts.sum())
+        return self._patches.positions
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``(noisy, target)`` as float32 ``(batch, 1, P, P)`` normalised log-amplitudes.
@@ -124,16 +168,7 @@ class PatchSampler:
         ``target`` is the clean patch's normalised log-amplitude; ``noisy`` the same patch with
         speckle. The draws use only ``rng``.
         """
-        size = self.patch_size
-        flat = rng.integers(0, self.positions, size=batch_size)
-        boundaries = np.cumsum(self._counts)
-        which = np.searchsorted(boundaries, flat, side="right")
-        clean = np.empty((batch_size, size, size), np.float32)
-        for i, (image_index, position) in enumerate(zip(which, flat)):
-            offset = position - (boundaries[image_index] - self._counts[image_index])
-            row, col = self._positions[image_index][offset]
-            patch = self._clean[image_index][row:row + size, col:col + size]
-            clean[i] = _dihedral(patch, int(rng.integers(0, 8)))
+        clean = self._patches.draw(batch_size, rng)
         speckle = rng.gamma(self.looks, 1.0 / self.looks, size=clean.shape)
         noisy = clean * speckle
         return (normalized_log_amplitude(noisy)[:, None],
