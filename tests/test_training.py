@@ -91,17 +91,35 @@ def test_tiny_training_runs_end_to_end_and_learns(tmp_path, reference_file):
     assert result.last_validation_psnr is not None and np.isfinite(result.last_validation_psnr)
 
 
-def test_kill_and_resume_continues_identically(tmp_path, reference_file):
-    config = tiny_config(reference_file)
+def gaussian_tiny_config(folder):
+    """The tiny run as a Gaussian-denoiser run on a few random 8-bit grey PNGs."""
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    for split, count in (("train", 3), ("val", 1)):
+        (folder / split).mkdir()
+        for index in range(count):
+            pixels = rng.integers(0, 256, (32, 40), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / split / f"{index}.png")
+    values = tiny_config(folder / "unused.npy").as_dict()
+    values.update(task="gaussian", references=[{"path": str(folder / "train"), "kind": "grey"}],
+                  validation=[{"path": str(folder / "val"), "kind": "grey"}])
+    return TrainConfig.from_dict(values)
+
+
+@pytest.mark.parametrize("task", ["sarcnn", "gaussian"])
+def test_kill_and_resume_continues_identically(tmp_path, reference_file, task):
+    config = tiny_config(reference_file) if task == "sarcnn" else gaussian_tiny_config(tmp_path)
     straight = train(config, tmp_path / "straight")
     first = train(config, tmp_path / "chunked", max_steps=4)
     assert not first.finished and first.step == 4
     second = train(config, tmp_path / "chunked")
     assert second.finished and second.step == 6
-    a = torch.load(straight.weights_path, weights_only=True)["state_dict"]
-    b = torch.load(second.weights_path, weights_only=True)["state_dict"]
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    a = torch.load(straight.weights_path, weights_only=True)
+    b = torch.load(second.weights_path, weights_only=True)
+    for key in a["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][key], b["state_dict"][key], rtol=0, atol=0, msg=key)
+    assert a["meta"] == b["meta"] and a["meta"]["validation_psnr"] is not None
     log = (tmp_path / "chunked" / "log.csv").read_text().splitlines()
     assert [int(r.split(",")[0]) for r in log[1:]] == [1, 2, 3, 4, 5, 6]
 

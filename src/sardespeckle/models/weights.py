@@ -26,6 +26,7 @@ from sardespeckle.models.sarcnn import LOG_AMPLITUDE_MAX, LOG_AMPLITUDE_MIN
 
 __all__ = [
     "DOMAINS",
+    "GAUSSIAN_DOMAINS",
     "REGISTRY",
     "WEIGHTS_DIR",
     "Architecture",
@@ -39,9 +40,12 @@ __all__ = [
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 FORMAT = "sardespeckle-weights"
 FORMAT_VERSION = 1
-#: What the network's input is: SAR-CNN's normalised log-amplitude, or a Gaussian denoiser of
-#: log-intensity meant for MuLoG.
-DOMAINS = ("log-amplitude", "log-intensity-gaussian")
+#: What the network's input is: SAR-CNN's normalised log-amplitude, or a Gaussian denoiser meant
+#: for MuLoG: ``"gaussian-01"`` (trained on ``[0, 1]`` images, natural or SAR log-images mapped
+#: to ``[0, 1]``; what ``sardespeckle train`` writes for task ``gaussian``) and the older name
+#: ``"log-intensity-gaussian"``.
+DOMAINS = ("log-amplitude", "gaussian-01", "log-intensity-gaussian")
+GAUSSIAN_DOMAINS = ("gaussian-01", "log-intensity-gaussian")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +132,11 @@ class WeightsEntry:
         Measured PSNR (dB) on the validation set, when measured.
     description : str
         One or two sentences for ``list``-style output.
+    sigma_range : (float, float) or None
+        Gaussian denoisers: the noise stds ``(low, high)`` (``[0, 1]`` scale) a blind network
+        was trained on; checked against the file's meta when set.
+    trained_sigma : float or None
+        Gaussian denoisers: the noise std of a fixed-σ network; checked likewise.
     """
 
     name: str
@@ -141,6 +150,8 @@ class WeightsEntry:
     training_data: str = ""
     validation_psnr: float | None = None
     description: str = ""
+    sigma_range: tuple[float, float] | None = None
+    trained_sigma: float | None = None
 
     @property
     def path(self) -> Path:
@@ -177,6 +188,9 @@ def save_weights(
     training_data: str = "",
     validation_psnr: float | None = None,
     description: str = "",
+    sigma_range: tuple[float, float] | None = None,
+    trained_sigma: float | None = None,
+    span: float | None = None,
 ) -> str:
     """Write ``model``'s state and its identity to ``path``; return the file's sha256.
 
@@ -184,6 +198,11 @@ def save_weights(
     never leaves a truncated file under the final name. Tensors are stored as contiguous CPU
     copies; ``meta`` holds only plain Python values. Batch-norm-folded copies are refused: their
     state does not fit the trainable architecture.
+
+    Gaussian denoisers (a domain in :data:`GAUSSIAN_DOMAINS`) record their noise: ``sigma_range``
+    ``(low, high)`` for a blind network or ``trained_sigma`` for a fixed-σ one (``[0, 1]``
+    scale), and ``span``, the share of ``[0, 1]`` their SAR log training images filled. These
+    keys are written only when given, so SAR-CNN files keep their exact former content.
     """
     if not isinstance(model, DnCNN):
         raise InvalidInputError(f"expected a DnCNN, got {type(model).__name__}")
@@ -195,6 +214,14 @@ def save_weights(
         raise InvalidInputError(f"expected looks > 0, got {looks!r}")
     if not (math.isfinite(norm_min) and math.isfinite(norm_max) and norm_max > norm_min):
         raise InvalidInputError(f"expected finite norm_min < norm_max, got {norm_min!r}, {norm_max!r}")
+    noise = {key: value for key, value in (("sigma_range", sigma_range), ("trained_sigma", trained_sigma),
+                                           ("span", span)) if value is not None}
+    if "sigma_range" in noise:
+        noise["sigma_range"] = [float(value) for value in sigma_range]
+    try:
+        _check_gaussian_meta({"domain": domain, **noise})
+    except WeightsError as error:
+        raise InvalidInputError(str(error)) from None
 
     meta = {
         "format": FORMAT,
@@ -208,6 +235,7 @@ def save_weights(
         "training_data": str(training_data),
         "validation_psnr": None if validation_psnr is None else float(validation_psnr),
         "description": str(description),
+        **noise,
     }
     state = {key: value.detach().cpu().contiguous().clone() for key, value in model.state_dict().items()}
 
@@ -291,11 +319,61 @@ def load_weights(
             )
     if entry is not None and meta.get("looks") != entry.looks:
         raise WeightsError(f"weights file {path} says looks={meta.get('looks')!r}, registry says {entry.looks}")
+    try:
+        _check_gaussian_meta(meta)
+    except WeightsError as error:
+        raise WeightsError(f"weights file {path}: {error}") from None
+    if entry is not None:
+        _check_entry_meta(entry, meta, path)
 
     model = arch.build()
     _check_state(model, state, path)
     model.load_state_dict(state, strict=True)
     return model.eval(), meta
+
+
+def _check_gaussian_meta(meta: Mapping[str, Any]) -> None:
+    """The domain and the noise keys of a meta dict (absent keys are fine: older files)."""
+    domain = meta.get("domain")
+    if domain is not None and domain not in DOMAINS:
+        raise WeightsError(f"expected domain in {DOMAINS}, got {domain!r}")
+    noise_keys = [key for key in ("sigma_range", "trained_sigma", "span") if meta.get(key) is not None]
+    if not noise_keys:
+        return
+    if domain not in GAUSSIAN_DOMAINS:
+        raise WeightsError(f"{', '.join(noise_keys)} describe Gaussian denoisers (domain in "
+                           f"{GAUSSIAN_DOMAINS}), got domain {domain!r}")
+    if meta.get("sigma_range") is not None and meta.get("trained_sigma") is not None:
+        raise WeightsError("expected sigma_range (blind network) or trained_sigma (fixed σ), got both")
+    sigma_range = meta.get("sigma_range")
+    if sigma_range is not None and not (
+        isinstance(sigma_range, (list, tuple)) and len(sigma_range) == 2
+        and all(_is_number(v) for v in sigma_range) and 0 <= sigma_range[0] < sigma_range[1] < 1
+    ):
+        raise WeightsError(f"expected sigma_range [low, high] with 0 <= low < high < 1, got {sigma_range!r}")
+    trained_sigma = meta.get("trained_sigma")
+    if trained_sigma is not None and not (_is_number(trained_sigma) and 0 < trained_sigma < 1):
+        raise WeightsError(f"expected trained_sigma in (0, 1), got {trained_sigma!r}")
+    span = meta.get("span")
+    if span is not None and not (_is_number(span) and 0 < span <= 1):
+        raise WeightsError(f"expected span in (0, 1], got {span!r}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_entry_meta(entry: WeightsEntry, meta: Mapping[str, Any], path: Path) -> None:
+    """The registry entry and the file agree on the domain and the noise they declare."""
+    if meta.get("domain", entry.domain) != entry.domain:
+        raise WeightsError(f"weights file {path} says domain={meta.get('domain')!r}, registry says "
+                           f"{entry.domain!r}")
+    if entry.sigma_range is not None and tuple(meta.get("sigma_range") or ()) != tuple(entry.sigma_range):
+        raise WeightsError(f"weights file {path} says sigma_range={meta.get('sigma_range')!r}, "
+                           f"registry says {list(entry.sigma_range)}")
+    if entry.trained_sigma is not None and meta.get("trained_sigma") != entry.trained_sigma:
+        raise WeightsError(f"weights file {path} says trained_sigma={meta.get('trained_sigma')!r}, "
+                           f"registry says {entry.trained_sigma}")
 
 
 def _read(path: Path) -> Any:

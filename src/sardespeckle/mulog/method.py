@@ -58,7 +58,7 @@ def denoiser_from_name(name: str, *, precision: str = "fp32", threads: int | Non
     if name == "bm3d":
         return bm3d_denoiser()
     if name in ("dncnn-natural", "dncnn-sar"):
-        from sardespeckle.models.weights import REGISTRY, load_weights
+        from sardespeckle.models.weights import GAUSSIAN_DOMAINS, REGISTRY, load_weights
 
         if name not in REGISTRY:
             raise WeightsError(
@@ -70,13 +70,19 @@ def denoiser_from_name(name: str, *, precision: str = "fp32", threads: int | Non
             raise WeightsError(
                 f"weights {name!r} are SAR-CNN log-amplitude weights, expected a Gaussian denoiser"
             )
+        if meta.get("domain") not in GAUSSIAN_DOMAINS:
+            raise WeightsError(f"weights {name!r} have domain {meta.get('domain')!r}, expected a "
+                               f"Gaussian denoiser (domain in {GAUSSIAN_DOMAINS})")
+        # Files written by `sardespeckle train` (task gaussian) state their noise and span;
+        # older Gaussian files fall back to the DnCNN-B range and the wrapper's default span.
+        span = {"span": float(meta["span"])} if meta.get("span") is not None else {}
         trained = meta.get("trained_sigma")
         if trained is not None:
             return DnCNNDenoiser(network, trained_sigma=float(trained), precision=precision,
-                                 threads=threads)
+                                 threads=threads, **span)
         sigma_range = tuple(meta.get("sigma_range") or DNCNN_SIGMA_RANGE)
         return DnCNNDenoiser(network, sigma_range=sigma_range, precision=precision,
-                             threads=threads)
+                             threads=threads, **span)
     raise UsageError(
         f"unknown MuLoG denoiser {name!r}; expected one of {', '.join(DENOISER_NAMES)} "
         "or a callable f(v, sigma)"

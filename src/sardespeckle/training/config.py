@@ -10,10 +10,29 @@ from typing import Any
 from ..errors import UsageError
 from .data import ReferenceSpec
 
+#: What a run trains: SAR-CNN (speckle, log-amplitude) or a Gaussian denoiser of [0, 1] images.
+TASKS = ("sarcnn", "gaussian")
+LOSSES = ("l1", "l2")
+#: Defaults of the Gaussian task: DnCNN-B's blind noise range on the [0, 1] scale, ℓ2, and the
+#: share of [0, 1] that a SAR log-image's robust range fills (as ``DnCNNDenoiser`` does).
+GAUSSIAN_SIGMA_RANGE = (0.0, 55.0 / 255.0)
+GAUSSIAN_SPAN = 0.8
+#: Kind of a training source that is an 8-bit grey image (PNG...), for the Gaussian task.
+GREY = "grey"
+
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines a SAR-CNN training run.
+    """Everything that defines a training run: SAR-CNN or a Gaussian DnCNN for MuLoG.
+
+    ``task`` is ``"sarcnn"`` (speckle on references, the default) or ``"gaussian"``: white
+    Gaussian noise of a std drawn per patch uniformly in ``sigma_range`` (the ``[0, 1]`` image
+    scale; ``low == high`` trains a fixed-σ network) on ``[0, 1]`` images, which are 8-bit grey
+    images (sources of kind ``"grey"``: a file, a folder of PNGs or a glob) or SAR references
+    (kind ``intensity``/``amplitude``/``db``) whose log-intensity is mapped so that its 0.5–99.5 %
+    range fills ``span`` of ``[0, 1]`` around ½ (see :mod:`sardespeckle.training.gaussian`).
+    ``loss`` defaults to ``"l1"`` for SAR-CNN and ``"l2"`` for the Gaussian task;
+    ``sigma_range`` and ``span`` belong to the Gaussian task only.
 
     The learning rate is ``learning_rate`` until ``decay_at`` × ``steps``, then
     ``learning_rate × decay`` (the DnCNN lineage: 1e-3 then 1e-4).
@@ -46,6 +65,10 @@ class TrainConfig:
     name: str = "sarcnn"
     init_from: str | None = None
     notes: str = field(default="")
+    task: str = "sarcnn"
+    loss: str | None = None
+    sigma_range: tuple[float, float] | None = None
+    span: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "references",
@@ -68,6 +91,38 @@ class TrainConfig:
             raise UsageError(f"expected looks > 0, got {self.looks!r}")
         if self.depth < 3:
             raise UsageError(f"expected depth ≥ 3, got {self.depth}")
+        self._resolve_task_options()
+
+    def _resolve_task_options(self) -> None:
+        """Check ``task`` and its options; fill the task's defaults (written to config.json)."""
+        if self.task not in TASKS:
+            raise UsageError(f"expected task in {TASKS}, got {self.task!r}")
+        gaussian = self.task == "gaussian"
+        loss = self.loss if self.loss is not None else ("l2" if gaussian else "l1")
+        if loss not in LOSSES:
+            raise UsageError(f"expected loss in {LOSSES}, got {self.loss!r}")
+        object.__setattr__(self, "loss", loss)
+        kinds = [spec.kind for spec in (*self.references, *self.validation)]
+        if not gaussian:
+            for option in ("sigma_range", "span"):
+                if getattr(self, option) is not None:
+                    raise UsageError(f"{option} is an option of task 'gaussian', got it with task "
+                                     f"{self.task!r}; remove it or set \"task\": \"gaussian\"")
+            if GREY in kinds:
+                raise UsageError(f"sources of kind {GREY!r} (8-bit images) need task 'gaussian'; "
+                                 "SAR-CNN trains on SAR references (intensity, amplitude or db)")
+            return
+        from ..io.kinds import KINDS
+
+        wrong = [kind for kind in kinds if kind not in (GREY, *KINDS)]
+        if wrong:
+            raise UsageError(f"expected every source of task 'gaussian' to give its kind ({GREY!r} "
+                             f"for 8-bit grey images, or a SAR kind among {KINDS}), got {wrong[0]!r}")
+        object.__setattr__(self, "sigma_range", _sigma_range(self.sigma_range))
+        span = GAUSSIAN_SPAN if self.span is None else self.span
+        if isinstance(span, bool) or not isinstance(span, (int, float)) or not 0 < span <= 1:
+            raise UsageError(f"expected span in (0, 1], got {self.span!r}")
+        object.__setattr__(self, "span", float(span))
 
     def learning_rate_at(self, step: int) -> float:
         return self.learning_rate * (self.decay if step >= self.decay_at * self.steps else 1.0)
@@ -101,3 +156,17 @@ class TrainConfig:
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.as_dict(), indent=2) + "\n")
+
+
+def _sigma_range(value) -> tuple[float, float]:
+    """``(low, high)`` with ``0 ≤ low ≤ high < 1`` and ``high > 0`` (default DnCNN-B's range)."""
+    if value is None:
+        return GAUSSIAN_SIGMA_RANGE
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        raise UsageError(f"expected sigma_range as [low, high] on the [0, 1] scale, got {value!r}")
+    low, high = float(value[0]), float(value[1])
+    if not 0 <= low <= high < 1 or high == 0:
+        raise UsageError(f"expected 0 <= low <= high < 1 and high > 0 for sigma_range (the [0, 1] "
+                         f"scale: 55/255 = {55 / 255:.4f}), got {value!r}")
+    return (low, high)

@@ -1,4 +1,5 @@
-"""The SAR-CNN training loop: ℓ1 on normalised log-amplitude, Adam, exact checkpoint/resume.
+"""The training loop: SAR-CNN (ℓ1 on normalised log-amplitude) or a Gaussian DnCNN for MuLoG
+(ℓ2 on ``[0, 1]`` images), Adam, exact checkpoint/resume.
 
 A run lives in a folder: ``config.json`` (the configuration, written once and checked on
 resume), ``log.csv`` (one line per logged step), ``checkpoint.pt`` (model, optimiser, step and
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
-from .config import TrainConfig
+from .config import GREY, TrainConfig
 from .data import PatchSampler, load_reference
 
 CHECKPOINT = "checkpoint.pt"
@@ -84,7 +85,7 @@ def train(
     max_steps: int | None = None,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> TrainResult:
-    """Train (or resume) SAR-CNN in ``run_dir``.
+    """Train (or resume) SAR-CNN or a Gaussian DnCNN (``config.task``) in ``run_dir``.
 
     Parameters
     ----------
@@ -100,7 +101,6 @@ def train(
     import torch
 
     from ..models.dncnn import DnCNN
-    from ..models.sarcnn import cn
     from ..models.weights import save_weights
 
     run_dir = Path(run_dir)
@@ -128,10 +128,7 @@ def train(
         torch.set_rng_state(state["torch_rng"])
         step = int(state["step"])
 
-    sampler = PatchSampler([load_reference(s) for s in config.references],
-                           patch_size=config.patch_size, looks=config.looks)
-    validator = _Validator(config)
-    offset = cn(config.looks)
+    sampler, validator, offset = _task_data(config)
     autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16)
                 if config.precision == "bf16" else contextlib.nullcontext())
     model = model.to(memory_format=torch.channels_last)
@@ -174,9 +171,13 @@ def train(
                 with autocast:
                     predicted_noise = model(noisy_t)
                 # The clean estimate x − f(x) is trained towards clean + E[log speckle] (cn), so
-                # the network learns zero-mean noise and inference subtracts cn (SAR-CNN).
+                # the network learns zero-mean noise and inference subtracts cn (SAR-CNN; the
+                # offset is 0 for Gaussian noise).
                 estimate = noisy_t.float() - predicted_noise.float()
-                loss = torch.mean(torch.abs(estimate - (target_t + offset)))
+                if config.loss == "l1":
+                    loss = torch.mean(torch.abs(estimate - (target_t + offset)))
+                else:
+                    loss = torch.mean((estimate - (target_t + offset)) ** 2)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -211,12 +212,48 @@ def train(
         weights_path = run_dir / f"{config.name}.pt"
         if last_psnr is None and validator:
             last_psnr = validator.score(model)
-        save_weights(model.cpu(), weights_path, name=config.name, looks=config.looks,
-                     training_data=", ".join(Path(r.path).name for r in config.references),
-                     validation_psnr=last_psnr,
-                     description=f"SAR-CNN depth {config.depth}, {config.steps} steps of "
-                                 f"{config.batch_size}×{config.patch_size}² patches")
+        save_weights(model.cpu(), weights_path, name=config.name, validation_psnr=last_psnr,
+                     **weights_identity(config, f"{config.steps} steps of "
+                                                f"{config.batch_size}×{config.patch_size}² patches"))
     return TrainResult(run_dir, step, finished, weights_path, last_psnr)
+
+
+def _task_data(config: TrainConfig):
+    """``(sampler, validator, offset)`` of the run's task: the patch sampler, the validation
+    scorer and the constant added to the clean target (SAR-CNN's log-speckle mean ``cn``)."""
+    if config.task == "gaussian":
+        from .gaussian import GaussianPatchSampler, GaussianValidator, load_unit_images
+
+        images = [image for spec in config.references for image in load_unit_images(spec, span=config.span)]
+        sampler = GaussianPatchSampler(images, patch_size=config.patch_size,
+                                       sigma_range=config.sigma_range)
+        return sampler, GaussianValidator(config), 0.0
+    from ..models.sarcnn import cn
+
+    sampler = PatchSampler([load_reference(s) for s in config.references],
+                           patch_size=config.patch_size, looks=config.looks)
+    return sampler, _Validator(config), cn(config.looks)
+
+
+def weights_identity(config: TrainConfig, trained: str) -> dict:
+    """The ``save_weights`` keywords that describe a run's network (``trained``: how far).
+
+    SAR-CNN: looks and the reference names. Gaussian DnCNN: domain ``"gaussian-01"``, its noise
+    (``sigma_range``, or ``trained_sigma`` when ``low == high``) and, when trained on SAR
+    log-images, their ``span``: what :func:`sardespeckle.mulog.method.denoiser_from_name` reads.
+    """
+    if config.task != "gaussian":
+        return {"looks": config.looks,
+                "training_data": ", ".join(Path(r.path).name for r in config.references),
+                "description": f"SAR-CNN depth {config.depth}, {trained}"}
+    low, high = config.sigma_range
+    noise = {"trained_sigma": low} if low == high else {"sigma_range": (low, high)}
+    sar = any(spec.kind != GREY for spec in config.references)
+    images = "SAR log-images" if sar else "grey images"
+    return {"domain": "gaussian-01", "span": config.span if sar else None, **noise,
+            "training_data": ", ".join(r.path for r in config.references),
+            "description": f"Gaussian DnCNN depth {config.depth} ({config.loss}, σ in "
+                           f"[{low * 255:g}, {high * 255:g}]/255, {images}), {trained}"}
 
 
 def initial_state(config: TrainConfig) -> dict:
@@ -226,7 +263,7 @@ def initial_state(config: TrainConfig) -> dict:
 
     from ..errors import WeightsError
     from ..models.dncnn import DnCNN
-    from ..models.weights import REGISTRY, load_weights
+    from ..models.weights import GAUSSIAN_DOMAINS, REGISTRY, load_weights
 
     source = str(config.init_from)
     if source in REGISTRY:
@@ -243,19 +280,30 @@ def initial_state(config: TrainConfig) -> dict:
         except Exception as error:  # noqa: BLE001 - any unreadable file is the same user error
             raise WeightsError(f"init_from: cannot read {path}: {type(error).__name__}: {error}") from None
         if isinstance(payload, dict) and "model" in payload and "optimizer" in payload:
-            state, meta = payload["model"], {}
+            state, meta = payload["model"], _checkpoint_meta(path.parent)
         else:
             network, meta = load_weights(path)
             state = network.state_dict()
-    if meta.get("domain", "log-amplitude") != "log-amplitude":
-        raise WeightsError(f"init_from: {source} holds weights of domain {meta.get('domain')!r}; "
-                           "SAR-CNN training needs log-amplitude weights")
+    expected = GAUSSIAN_DOMAINS if config.task == "gaussian" else ("log-amplitude",)
+    if meta.get("domain", expected[0]) not in expected:
+        needs = ("a Gaussian DnCNN needs Gaussian-denoiser weights" if config.task == "gaussian"
+                 else "SAR-CNN training needs log-amplitude weights")
+        raise WeightsError(f"init_from: {source} holds weights of domain {meta.get('domain')!r}; {needs}")
     try:
         DnCNN(depth=config.depth, features=config.features).load_state_dict(state, strict=True)
     except (RuntimeError, KeyError) as error:
         raise WeightsError(f"init_from: {source} does not fit a DnCNN of depth {config.depth} with "
                            f"{config.features} features: {str(error).splitlines()[0]}") from None
     return state
+
+
+def _checkpoint_meta(run_dir: Path) -> dict:
+    """The domain of a run checkpoint's network, from the run's config.json when it has one."""
+    try:
+        task = TrainConfig.load(run_dir / "config.json").task
+    except UsageError:
+        return {}
+    return {"domain": "gaussian-01" if task == "gaussian" else "log-amplitude"}
 
 
 def _main_thread() -> bool:
@@ -322,8 +370,7 @@ def export_weights(run_dir: str | Path, path: str | Path, *, name: str | None = 
     model.load_state_dict(state["model"])
     model.eval()
     return save_weights(
-        model, path, name=name or config.name, looks=config.looks,
-        training_data=", ".join(Path(r.path).name for r in config.references),
-        description=f"SAR-CNN depth {config.depth}, checkpoint at step {int(state['step'])} of "
-                    f"{config.steps} ({config.batch_size}×{config.patch_size}² patches)",
+        model, path, name=name or config.name,
+        **weights_identity(config, f"checkpoint at step {int(state['step'])} of {config.steps} "
+                                   f"({config.batch_size}×{config.patch_size}² patches)"),
     )
