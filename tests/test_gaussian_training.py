@@ -323,3 +323,29 @@ def test_cli_trains_a_gaussian_config_and_refuses_bad_ones(tmp_path, image_dirs,
     path.write_text(json.dumps({**tiny_config(image_dirs).as_dict(), "sigma_range": [0.3, 0.1]}))
     assert main(["train", str(path), "--run-dir", str(tmp_path / "bad")]) == 2
     assert "sigma_range" in capsys.readouterr().err
+
+
+def test_set12_tool_reports_psnr_next_to_the_published_figures(tmp_path, image_dirs, capsys):
+    import importlib.util
+
+    from sardespeckle.models import DnCNN, save_weights
+
+    spec = importlib.util.spec_from_file_location("eval_dncnn_set12", ROOT / "tools" / "eval_dncnn_set12.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    torch.manual_seed(0)
+    network = DnCNN(depth=3, features=4)
+    with torch.no_grad():
+        network.layers[-1].weight.zero_()  # predicts no noise: the estimate is the noisy image
+        network.layers[-1].bias.zero_()
+    save_weights(network, tmp_path / "identity.pt", domain="gaussian-01", sigma_range=(0.0, 0.2))
+    denoised, noisy, count = tool.evaluate(str(tmp_path / "identity.pt"), str(image_dirs / "val"))
+    assert count == 2 and noisy[25] == pytest.approx(20 * np.log10(255 / 25), abs=0.3)
+    assert all(denoised[s] >= noisy[s] for s in tool.SIGMAS)  # only clipping to [0, 1] helps
+    assert tool.main([str(tmp_path / "identity.pt"), "--set12", str(image_dirs / "val")]) == 0
+    out = capsys.readouterr().out
+    assert "DnCNN-S" in out and "30.44" in out and "27.18" in out
+    save_weights(network, tmp_path / "sarcnn.pt")
+    assert tool.main([str(tmp_path / "sarcnn.pt"), "--set12", str(image_dirs / "val")]) == 2
+    assert "expected Gaussian-denoiser weights" in capsys.readouterr().err
+    assert tool.main([str(tmp_path / "identity.pt"), "--set12", str(tmp_path / "nope")]) == 2

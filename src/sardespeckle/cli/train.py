@@ -1,4 +1,4 @@
-"""``sardespeckle train``: train SAR-CNN on speckle-free references, in resumable chunks."""
+"""``sardespeckle train``: train SAR-CNN or a Gaussian DnCNN for MuLoG, in resumable chunks."""
 
 from __future__ import annotations
 
@@ -8,17 +8,19 @@ import sys
 
 def add_train_parser(subparsers) -> None:
     train = subparsers.add_parser(
-        "train", help="train SAR-CNN on speckle-free references (resumable)",
+        "train", help="train SAR-CNN or a Gaussian DnCNN for MuLoG (resumable)",
         description=(
             "Train SAR-CNN on speckle-free reference images with simulated speckle drawn on the "
             "fly. Give a JSON config (see docs/training.md) or the references as options. The "
             "run folder keeps config.json, log.csv and checkpoint.pt: rerunning the same command "
             "resumes exactly where it stopped. The finished weights are RUN_DIR/NAME.pt, usable "
-            "with 'sardespeckle run --method sarcnn --weights RUN_DIR/NAME.pt'."
+            "with 'sardespeckle run --method sarcnn --weights RUN_DIR/NAME.pt'. A config with "
+            "\"task\": \"gaussian\" trains a Gaussian DnCNN for MuLoG instead (grey images or "
+            "SAR log-images; docs/training.md, 'Gaussian DnCNNs for MuLoG')."
         ),
     )
     train.add_argument("config", nargs="?", default=None, metavar="CONFIG",
-                       help="JSON training configuration")
+                       help="JSON training configuration (task sarcnn or gaussian)")
     train.add_argument("--run-dir", required=True, metavar="DIR",
                        help="run folder (created; resumed when it holds a checkpoint)")
     train.add_argument("--references", nargs="+", default=None, metavar="REF",
@@ -103,6 +105,9 @@ def run_train_command(args: argparse.Namespace) -> int:
         f", validation PSNR {result.last_validation_psnr:.2f} dB"
     if result.finished:
         sys.stderr.write(f"finished {result.step} steps{psnr}; weights: {result.weights_path}\n")
+        if config.task == "gaussian":
+            sys.stderr.write("a Gaussian denoiser: register it in sardespeckle.models.weights.REGISTRY "
+                             "as dncnn-natural or dncnn-sar to use it in MuLoG (docs/mulog.md)\n")
     else:
         sys.stderr.write(f"stopped at step {result.step}/{config.steps}{psnr}; rerun the same "
                          "command to resume\n")
