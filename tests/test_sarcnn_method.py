@@ -98,7 +98,10 @@ def test_registered_as_a_network():
     assert list_methods()[0].family == "cnn"
 
 
-def test_no_weights_installed_is_a_clear_error(tmp_path):
+def test_no_weights_installed_is_a_clear_error(tmp_path, monkeypatch):
+    from sardespeckle.models import weights as weights_module
+
+    monkeypatch.setattr(weights_module, "REGISTRY", {})  # an installation without weights
     with pytest.raises(WeightsError, match="no trained SAR-CNN weights are installed yet; pass --weights PATH"):
         build_method("sarcnn", looks=1)
     assert NO_WEIGHTS_MESSAGE in str(WeightsError(NO_WEIGHTS_MESSAGE))
@@ -304,7 +307,10 @@ def test_cli_whiten_on_intensity_is_a_usage_error(tmp_path, weights_file, capsys
     assert not (tmp_path / "o.tif").exists()
 
 
-def test_cli_weights_errors_exit_1(tmp_path, weights_file, capsys):
+def test_cli_weights_errors_exit_1(tmp_path, weights_file, capsys, monkeypatch):
+    from sardespeckle.models import weights as weights_module
+
+    monkeypatch.setattr(weights_module, "REGISTRY", {})  # an installation without weights
     src = write_tif(tmp_path / "amp.tif", np.sqrt(speckled((40, 40), seed=15)))
     out = tmp_path / "o.tif"
     base = ["run", str(src), "-o", str(out), "-m", "sarcnn", "--looks", "1"]

@@ -20,7 +20,7 @@ from .tiling import ProgressFn, ReadFn, process_array, run_tiled
 from .window import Window
 
 #: Method used when none is named.
-DEFAULT_METHOD = "kuan"
+DEFAULT_METHOD = "sarcnn"
 #: Default core tile side (pixels).
 DEFAULT_TILE = 512
 #: Largest central window used to estimate the number of looks of an input.

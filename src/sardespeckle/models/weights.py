@@ -159,7 +159,19 @@ class WeightsEntry:
 
 
 #: Released weights, by name. Empty until trained weights are added.
-REGISTRY: dict[str, WeightsEntry] = {}
+REGISTRY: dict[str, WeightsEntry] = {
+    "sarcnn-s1-l1": WeightsEntry(
+        name="sarcnn-s1-l1",
+        filename="sarcnn-s1-l1.pt",
+        sha256="5a71a66fbd13c505f09a57222c6bfb55fc3cf632f05ffd128463c85ac045ce85",
+        architecture=Architecture(kind="dncnn", depth=19, channels=1, features=64, residual=True),
+        looks=1.0,
+        training_data="change-aware temporal references of Sentinel-1 series (Lely, Marais 2)",
+        validation_psnr=24.41,
+        description="SAR-CNN for single-look Sentinel-1, 6710 steps "
+                    "(see docs/model_cards/sarcnn-s1-l1.md)",
+    ),
+}
 
 
 def list_weights() -> list[WeightsEntry]:
