@@ -156,9 +156,8 @@ class SarCnnDenoiser:
     -----
     For intensity ``I``: ``x = normalize_log_amplitude(I)``, ``n = network(x)`` (the predicted
     normalised log-speckle), ``x̂ = x − n − cn(L)``, output ``exp(2·((M − m)·x̂ + m))``.
-    In bf16 the first convolution runs in float32 (it sees the normalised input) and ``n`` is
-    upcast to float32 before the subtraction, so the error scales with the speckle estimate, not
-    with the image level.
+    In bf16 only ``n`` carries the reduced precision: it is upcast to float32 before the
+    subtraction, so the error scales with the speckle estimate, not with the image level.
     The output at a pixel depends on the input within :attr:`halo` pixels, so tiles must overlap
     by ``halo``. Every tile is mirrored (``reflect``) by ``halo`` pixels on each side before the
     network runs: at an image border the network then sees image-like context instead of its own
@@ -304,17 +303,8 @@ class SarCnnDenoiser:
         """``(B, 1, H, W)`` float32 normalised log-amplitude → debiased clean estimate (numpy)."""
         with self._thread_limit(), torch.inference_mode():
             x = x.to(self.device)
-            layers = self.network.layers
-            hidden = x.contiguous(memory_format=torch.channels_last)
-            if self.precision != "fp32":
-                # The first convolution (1 → 64 channels, 0.1 % of the work) stays in float32:
-                # its input, the normalised log-amplitude (≈ 0.3–0.7), would lose its speckle
-                # detail to bfloat16's 8-bit mantissa (measured on a validation reference:
-                # −0.09 dB against fp32 with it in bf16, −0.03 dB in float32).
-                hidden = layers[1](layers[0](hidden))
-                layers = layers[2:]
             with self._autocast():
-                out = layers(hidden)
+                out = self.network(x.contiguous(memory_format=torch.channels_last))
             out = out.float()
             clean = (x - out if self.network.residual else out) - self.offset
             return clean.contiguous().cpu().numpy()
