@@ -210,7 +210,7 @@ def test_ready_to_launch_configs(name):
 
 def test_runs_written_before_the_gaussian_task_still_resume(tmp_path):
     """A config.json without the new keys (task, loss, sigma_range, span) is the same SAR-CNN run."""
-    shipped = json.loads((ROOT / "training_runs" / "sarcnn-s1-l1" / "config.json").read_text())
+    shipped = json.loads((ROOT / "training_runs" / "sarcnn-s1-l1" / "phase1" / "config.json").read_text())
     assert TrainConfig.from_dict(shipped).loss == "l1"
     rng = np.random.default_rng(0)
     np.save(tmp_path / "ref.npy", rng.uniform(100, 200, (40, 40)).astype(np.float32))
