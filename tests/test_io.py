@@ -572,3 +572,28 @@ def test_read_preview_panel_decimates_and_masks(tmp_path):
     # A decimated read: every value shown is one of the pixels, not an interpolation.
     squares = (amplitude.astype(np.float64) ** 2).astype(np.float32)
     assert np.isin(panel[1:, 1:], squares).all()
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".npy"])
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_outputs_get_the_permissions_of_a_plain_open(tmp_path, suffix, umask):
+    # mkstemp makes owner-only files; a published output follows the umask like open() would.
+    path = make_geotiff(tmp_path / "in.tif", amplitude_image(), description="amplitude")
+    previous = os.umask(umask)
+    try:
+        with open_source(path) as source:
+            run_copy(source, tmp_path / f"out{suffix}", overwrite=False)
+    finally:
+        os.umask(previous)
+    assert (tmp_path / f"out{suffix}").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_weights_files_get_the_permissions_of_a_plain_open(tmp_path):
+    from sardespeckle.models import DnCNN, save_weights
+
+    previous = os.umask(0o022)
+    try:
+        save_weights(DnCNN(depth=3, features=4).eval(), tmp_path / "w.pt", name="w", training_data="none")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "w.pt").stat().st_mode & 0o777 == 0o644

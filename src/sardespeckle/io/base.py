@@ -242,6 +242,21 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def give_default_permissions(path: str | os.PathLike) -> None:
+    """Set the permissions a plain ``open()`` would have given (``0o666`` minus the umask).
+
+    ``tempfile.mkstemp`` creates files readable by their owner only; a published output or
+    weights file should be as readable as any other file the user writes.
+    """
+    os.chmod(path, 0o666 & ~_current_umask())
+
+
 def temporary_path(path: str) -> str:
     """A new, hidden file next to ``path`` (same folder, so the final rename is atomic)."""
     folder, name = os.path.split(os.path.abspath(path))
@@ -272,6 +287,7 @@ def publish(temp: str, path: str, *, overwrite: bool) -> None:
     if os.path.lexists(path) and not overwrite:
         _remove(temp)
         raise OutputExistsError(f"output {path} exists; pass --overwrite (overwrite=True)")
+    give_default_permissions(temp)
     os.replace(temp, path)
 
 

@@ -257,6 +257,9 @@ def save_weights(
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save({"state_dict": state, "meta": meta}, handle)
+        from sardespeckle.io.base import give_default_permissions
+
+        give_default_permissions(tmp_name)
         os.replace(tmp_name, target)
     except BaseException:
         with contextlib.suppress(OSError):
