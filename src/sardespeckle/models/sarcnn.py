@@ -12,7 +12,7 @@ from a pre-trained model to an end-to-end training strategy", Remote Sensing 12(
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -315,14 +315,7 @@ class SarCnnDenoiser:
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
-    @contextlib.contextmanager
-    def _thread_limit(self) -> Iterator[None]:
-        if self.threads is None or self.device.type != "cpu":
-            yield
-            return
-        previous = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
+    def _thread_limit(self) -> contextlib.AbstractContextManager:
+        from sardespeckle.models.threads import torch_threads
+
+        return torch_threads(self.threads if self.device.type == "cpu" else None)

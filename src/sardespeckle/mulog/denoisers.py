@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -329,19 +329,10 @@ class DnCNNDenoiser:
             return contextlib.nullcontext()
         return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
 
-    @contextlib.contextmanager
-    def _thread_limit(self) -> Iterator[None]:
-        import torch
+    def _thread_limit(self) -> contextlib.AbstractContextManager:
+        from sardespeckle.models.threads import torch_threads
 
-        if self.threads is None:
-            yield
-            return
-        previous = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
+        return torch_threads(self.threads)
 
 
 def check_denoiser(denoiser) -> Callable[[np.ndarray, float], np.ndarray]:
