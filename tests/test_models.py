@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _random_dncnn import he_randomize
 from torch import nn
 
 from sardespeckle.errors import InvalidInputError, UsageError, WeightsError
@@ -42,17 +43,8 @@ def randomize(net: DnCNN, seed: int, noise_std: float | None = None) -> DnCNN:
     trained SAR-CNN.
     """
     gen = torch.Generator().manual_seed(seed)
+    he_randomize(net, gen)
     with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, nn.Conv2d):
-                module.weight.normal_(0.0, math.sqrt(2.0 / module.weight[0].numel()), generator=gen)
-                if module.bias is not None:
-                    module.bias.normal_(0.0, 0.05, generator=gen)
-            elif isinstance(module, nn.BatchNorm2d):
-                module.running_mean.normal_(0.0, 0.2, generator=gen)
-                module.running_var.uniform_(0.5, 2.0, generator=gen)
-                module.weight.uniform_(0.7, 1.3, generator=gen)
-                module.bias.normal_(0.0, 0.1, generator=gen)
         net.eval()
         if noise_std is not None:
             x = torch.from_numpy(normalize_log_amplitude(speckled(64, seed=123)))[None, None].to(

@@ -10,7 +10,6 @@ the network removes a speckle-sized component, like a trained SAR-CNN. Narrow ne
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 
@@ -18,8 +17,8 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from _random_dncnn import he_randomize
 from rasterio.transform import from_origin
-from torch import nn
 
 from sardespeckle.api import despeckle
 from sardespeckle.cli.main import main
@@ -39,17 +38,8 @@ def random_network(seed: int, *, depth: int = 19, features: int = FEATURES) -> D
     """A DnCNN with random weights whose output varies with its input (see module docstring)."""
     net = DnCNN(depth=depth, features=features)
     gen = torch.Generator().manual_seed(seed)
+    he_randomize(net, gen)
     with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, nn.Conv2d):
-                module.weight.normal_(0.0, math.sqrt(2.0 / module.weight[0].numel()), generator=gen)
-                if module.bias is not None:
-                    module.bias.normal_(0.0, 0.05, generator=gen)
-            elif isinstance(module, nn.BatchNorm2d):
-                module.running_mean.normal_(0.0, 0.2, generator=gen)
-                module.running_var.uniform_(0.5, 2.0, generator=gen)
-                module.weight.uniform_(0.7, 1.3, generator=gen)
-                module.bias.normal_(0.0, 0.1, generator=gen)
         net.eval()
         x = torch.from_numpy(normalize_log_amplitude(speckled((64, 64), seed=seed + 1)))[None, None]
         last = net.layers[-1]
