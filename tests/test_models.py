@@ -150,6 +150,15 @@ def test_fold_batchnorm_matches_eval_mode() -> None:
     assert folded.fold_batchnorm().is_folded
 
 
+def test_fold_batchnorm_stays_on_the_network_device() -> None:
+    # A GPU training run's validation folded a CUDA network and failed with "found at least two
+    # devices": the bias of a bias-free convolution was made on the CPU. The meta device shows the
+    # same placement without a GPU.
+    net = DnCNN(depth=5, features=8).to("meta")
+    folded = net.fold_batchnorm()
+    assert {p.device.type for p in folded.parameters()} == {"meta"}
+
+
 def test_forward_is_noise_and_denoise_is_clean() -> None:
     net = randomize(DnCNN(depth=5, features=8), seed=5)
     x = torch.rand(2, 1, 12, 10)

@@ -63,6 +63,44 @@ def test_sampler_speckle_statistics_and_determinism():
                        (LOG_AMPLITUDE_MAX - LOG_AMPLITUDE_MIN))
 
 
+def test_sampler_gains_move_whole_patches_and_keep_speckle_and_draw_order():
+    from sardespeckle.models.sarcnn import LOG_AMPLITUDE_MAX, LOG_AMPLITUDE_MIN, cn
+
+    clean = np.full((64, 64), 100.0, np.float32)
+    plain = PatchSampler([Reference("flat", clean)], patch_size=16, looks=1.0)
+    gained = PatchSampler([Reference("flat", clean)], patch_size=16, looks=1.0, gain_range=(1e-3, 10.0))
+    noisy, target = gained.sample(256, np.random.default_rng(1))
+    plain_noisy, plain_target = plain.sample(256, np.random.default_rng(1))
+    span = LOG_AMPLITUDE_MAX - LOG_AMPLITUDE_MIN
+    # Each patch is one flat level 100·g, g log-uniform in [1e-3, 10]: ½ log g spans ±.
+    shift = (target - plain_target)[:, 0] * span  # = ½ log g per pixel
+    assert np.allclose(shift, shift[:, :1, :1], atol=1e-5)  # one gain per patch
+    log_gains = 2 * shift[:, 0, 0]
+    assert log_gains.min() >= np.log(1e-3) - 1e-4 and log_gains.max() <= np.log(10.0) + 1e-4
+    assert np.ptp(log_gains) > 0.8 * np.log(1e4)  # spread over the range
+    # The speckle is the same draw as without gains (gains are drawn last) ...
+    np.testing.assert_allclose(noisy - target, plain_noisy - plain_target, atol=1e-5)
+    assert np.mean(noisy - target) == pytest.approx(cn(1.0), abs=0.002)
+
+
+def test_gain_range_config_checks(reference_file):
+    assert tiny_config(reference_file, gain_range=[0.01, 100]).gain_range == (0.01, 100.0)
+    assert tiny_config(reference_file).gain_range is None
+    for bad in ([0, 1], [2, 1], [1], "x", [1, float("inf")]):
+        with pytest.raises(UsageError, match="gain_range"):
+            tiny_config(reference_file, gain_range=bad)
+    with pytest.raises(UsageError, match="gain_range is an option of task 'sarcnn'"):
+        tiny_config(reference_file, task="gaussian", gain_range=[0.1, 10])
+
+
+def test_a_run_with_gains_trains_and_resumes(tmp_path, reference_file):
+    config = tiny_config(reference_file, gain_range=[0.01, 100], steps=4)
+    result = train(config, tmp_path / "run")
+    assert result.finished and result.weights_path.exists()
+    saved = TrainConfig.load(tmp_path / "run" / "config.json")
+    assert saved.gain_range == (0.01, 100.0)
+
+
 def test_nan_regions_are_never_sampled():
     clean = np.full((40, 40), 10.0, np.float32)
     clean[:, :20] = np.nan

@@ -151,7 +151,7 @@ class DnCNN(nn.Module):
 
 def _merge_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     weight = conv.weight.detach().double()
-    bias = conv.bias.detach().double() if conv.bias is not None else torch.zeros(weight.shape[0], dtype=torch.float64)
+    bias = conv.bias.detach().double() if conv.bias is not None else torch.zeros(weight.shape[0], dtype=torch.float64, device=weight.device)
     mean = bn.running_mean.detach().double()
     var = bn.running_var.detach().double()
     gamma = bn.weight.detach().double() if bn.weight is not None else torch.ones_like(mean)

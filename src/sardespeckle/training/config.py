@@ -32,7 +32,10 @@ class TrainConfig:
     (kind ``intensity``/``amplitude``/``db``) whose log-intensity is mapped so that its 0.5–99.5 %
     range fills ``span`` of ``[0, 1]`` around ½ (see :mod:`sardespeckle.training.gaussian`).
     ``loss`` defaults to ``"l1"`` for SAR-CNN and ``"l2"`` for the Gaussian task;
-    ``sigma_range`` and ``span`` belong to the Gaussian task only.
+    ``sigma_range`` and ``span`` belong to the Gaussian task only. ``gain_range`` (SAR-CNN only)
+    multiplies each clean patch by a gain drawn log-uniformly in ``[low, high]`` before the
+    speckle: the network then meets every scene level, not only the references' (which are
+    digital numbers of one processor), and learns to leave flat areas at their level whatever it is.
 
     The learning rate is ``learning_rate`` until ``decay_at`` × ``steps``, then
     ``learning_rate × decay`` (the DnCNN lineage: 1e-3 then 1e-4).
@@ -69,6 +72,7 @@ class TrainConfig:
     loss: str | None = None
     sigma_range: tuple[float, float] | None = None
     span: float | None = None
+    gain_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "references",
@@ -103,7 +107,11 @@ class TrainConfig:
             raise UsageError(f"expected loss in {LOSSES}, got {self.loss!r}")
         object.__setattr__(self, "loss", loss)
         kinds = [spec.kind for spec in (*self.references, *self.validation)]
+        if gaussian and self.gain_range is not None:
+            raise UsageError("gain_range is an option of task 'sarcnn' (speckle), got it with task "
+                             "'gaussian'; remove it")
         if not gaussian:
+            object.__setattr__(self, "gain_range", _gain_range(self.gain_range))
             for option in ("sigma_range", "span"):
                 if getattr(self, option) is not None:
                     raise UsageError(f"{option} is an option of task 'gaussian', got it with task "
@@ -169,4 +177,17 @@ def _sigma_range(value) -> tuple[float, float]:
     if not 0 <= low <= high < 1 or high == 0:
         raise UsageError(f"expected 0 <= low <= high < 1 and high > 0 for sigma_range (the [0, 1] "
                          f"scale: 55/255 = {55 / 255:.4f}), got {value!r}")
+    return (low, high)
+
+
+def _gain_range(value) -> tuple[float, float] | None:
+    """``gain_range`` checked: ``None`` or ``(low, high)`` with ``0 < low ≤ high``."""
+    if value is None:
+        return None
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise UsageError(f"expected gain_range [low, high], got {value!r}") from None
+    if not (0 < low <= high < float("inf")):
+        raise UsageError(f"expected gain_range with 0 < low ≤ high (finite), got {value!r}")
     return (low, high)

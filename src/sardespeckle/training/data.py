@@ -143,13 +143,17 @@ class PatchSampler:
         Side of the square patches.
     looks : float
         Number of looks of the simulated speckle (Gamma(L, 1/L) on intensity).
+    gain_range : (float, float) or None
+        When set, each clean patch is multiplied by a gain drawn log-uniformly in it.
     """
 
-    def __init__(self, references: Sequence[Reference], *, patch_size: int, looks: float):
+    def __init__(self, references: Sequence[Reference], *, patch_size: int, looks: float,
+                 gain_range: tuple[float, float] | None = None):
         if not references:
             raise InvalidInputError("expected at least one training reference, got none")
         self.patch_size = int(patch_size)
         self.looks = float(looks)
+        self.gain_range = None if gain_range is None else (float(gain_range[0]), float(gain_range[1]))
         self._patches = ValidPatches(
             [(reference.name, reference.intensity,
               np.isfinite(reference.intensity) & (np.nan_to_num(reference.intensity) > 0))
@@ -170,6 +174,10 @@ class PatchSampler:
         """
         clean = self._patches.draw(batch_size, rng)
         speckle = rng.gamma(self.looks, 1.0 / self.looks, size=clean.shape)
+        if self.gain_range is not None:
+            # Drawn last, so that runs without gains keep their sequence of draws.
+            low, high = np.log(self.gain_range)
+            clean = clean * np.exp(rng.uniform(low, high, size=(batch_size, 1, 1))).astype(np.float32)
         noisy = clean * speckle
         return (normalized_log_amplitude(noisy)[:, None],
                 normalized_log_amplitude(clean)[:, None])

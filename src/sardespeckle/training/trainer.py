@@ -72,7 +72,9 @@ class _Validator:
     def score(self, network) -> float:
         from ..models.sarcnn import SarCnnDenoiser
 
-        denoiser = SarCnnDenoiser(network, looks=self.looks, precision="fp32")
+        # Scored on the network's own device: on a GPU, CPU validation would cost more than training.
+        device = next(network.parameters()).device.type
+        denoiser = SarCnnDenoiser(network, looks=self.looks, precision="fp32", device=device)
         scores = [amplitude_psnr(amplitude, np.sqrt(denoiser(noisy)))
                   for amplitude, draws in self.images for noisy in draws]
         return float(np.mean(scores))
@@ -125,7 +127,7 @@ def train(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         rng.bit_generator.state = json.loads(state["numpy_rng"])
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())  # map_location may have moved it
         step = int(state["step"])
 
     sampler, validator, offset = _task_data(config)
@@ -231,7 +233,8 @@ def _task_data(config: TrainConfig):
     from ..models.sarcnn import cn
 
     sampler = PatchSampler([load_reference(s) for s in config.references],
-                           patch_size=config.patch_size, looks=config.looks)
+                           patch_size=config.patch_size, looks=config.looks,
+                           gain_range=config.gain_range)
     return sampler, _Validator(config), cn(config.looks)
 
 
