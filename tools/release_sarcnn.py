@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from sardespeckle.api import despeckle
-from sardespeckle.models.weights import WEIGHTS_DIR, sha256_file
+from sardespeckle.models.weights import REGISTRY, WEIGHTS_DIR, sha256_file
 from sardespeckle.speckle import add_speckle
 from sardespeckle.training import TrainConfig, amplitude_psnr, export_weights
 
@@ -51,6 +51,14 @@ def phases(run_dir: Path) -> list[tuple[Path, TrainConfig, float, int, list[tupl
         config = TrainConfig.load(folder / "config.json")
         seconds, step, curve = wall_time_and_curve(folder / "log.csv")
         chain.append((folder, config, seconds, step, curve))
+        if config.init_from in REGISTRY:
+            # Released weights: their committed run record, phase folders oldest first.
+            record = ROOT / "training_runs" / str(config.init_from)
+            folders = sorted(record.glob("phase*")) or [record]
+            for earlier in reversed(folders):
+                earlier_config = TrainConfig.load(earlier / "config.json")
+                chain.append((earlier, earlier_config, *wall_time_and_curve(earlier / "log.csv")))
+            break
         source = Path(config.init_from) if config.init_from else None
         if source is not None and source.is_file():
             source = source.parent
@@ -63,6 +71,8 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("name")
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--hardware", default="2-core AMD EPYC, no GPU, shared with other work",
+                        help="where the run trained, for the card's wall-time line")
     args = parser.parse_args()
 
     config = TrainConfig.load(args.run_dir / "config.json")
@@ -73,7 +83,10 @@ def main() -> None:
     step, curve, schedule = 0, [], []
     for folder, phase_config, _, phase_steps, phase_curve in chain:
         curve += [(step + s, p) for s, p in phase_curve]
-        schedule.append(f"{phase_steps} steps from {'random' if step == 0 else 'the previous phase'}: "
+        schedule.append(f"{phase_steps} steps of {phase_config.batch_size} × {phase_config.patch_size}² "
+                        f"({phase_config.precision}"
+                        + (f", gains log-uniform in {list(phase_config.gain_range)}" if phase_config.gain_range else "")
+                        + f") from {'random' if step == 0 else 'the previous phase'}: "
                         f"Adam lr {phase_config.learning_rate:g}, × {phase_config.decay:g} after "
                         f"{phase_config.decay_at * phase_config.steps:.0f} steps "
                         f"(`{folder.name}`)")
@@ -110,12 +123,12 @@ def main() -> None:
         f"| looks | {config.looks:g} |",
         "| normalisation | x = (½ log I − m)/(M − m), M = 10.089038980848645, m = −1.429329123112601 |",
         f"| training data | {config.notes} |",
-        f"| patches | {config.batch_size} × {config.patch_size}² per step, 8 flips/rotations, "
+        f"| patches | {config.batch_size} × {config.patch_size}² per step in the last phase, 8 flips/rotations, "
         f"fresh Gamma({config.looks:g}) speckle per draw |",
         "| loss / optimiser | ℓ1 on the debiased log-amplitude; " + "; then ".join(schedule) + " |",
         f"| steps done | **{step}** in all |",
         f"| wall time | {seconds / 3600:.2f} h on {platform.processor() or platform.machine()} "
-        "(2-core AMD EPYC, no GPU, shared with other work), fp32 |",
+        f"({args.hardware}), {config.precision} |",
         f"| validation PSNR | **{psnr:.2f} dB** (mean over {len(references)} references × 3 draws) |",
         "",
         "## Validation (simulated single-look speckle, PSNR on amplitude, peak = 99th percentile)",
@@ -142,7 +155,7 @@ def main() -> None:
               "  references are temporal averages of an unknown despeckler's 8-bit outputs "
               "(quantisation, clipping at the 8-bit ceiling, residual smoothing).",
               "* Single-look speckle only; other looks need another training.",
-              f"* Short training: {step} steps of {config.batch_size} patches on a 2-core CPU "
+              f"* Short training: {step} steps of {config.batch_size} patches "
               "(the DnCNN lineage trains for ~50 epochs of far more patches)."]
     card = ROOT / "docs/model_cards" / f"{args.name}.md"
     card.parent.mkdir(parents=True, exist_ok=True)

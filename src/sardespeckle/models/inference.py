@@ -70,6 +70,8 @@ def resolve_precision(precision: str, device: str) -> str:
 
 def default_sarcnn_weights() -> str | None:
     """Name of the shipped SAR-CNN weights (log-amplitude domain), or ``None`` when none are."""
+    if _weights.DEFAULT_SARCNN in _weights.REGISTRY:
+        return _weights.DEFAULT_SARCNN
     names = sorted(name for name, entry in _weights.REGISTRY.items() if entry.domain == "log-amplitude")
     preferred = [name for name in names if name.startswith("sarcnn")]
     return (preferred or names or [None])[0]

@@ -27,6 +27,7 @@ from sardespeckle.models.sarcnn import LOG_AMPLITUDE_MAX, LOG_AMPLITUDE_MIN
 __all__ = [
     "DOMAINS",
     "GAUSSIAN_DOMAINS",
+    "DEFAULT_SARCNN",
     "REGISTRY",
     "WEIGHTS_DIR",
     "Architecture",
@@ -158,7 +159,7 @@ class WeightsEntry:
         return WEIGHTS_DIR / self.filename
 
 
-#: Released weights, by name. Empty until trained weights are added.
+#: Released weights, by name.
 REGISTRY: dict[str, WeightsEntry] = {
     "sarcnn-s1-l1": WeightsEntry(
         name="sarcnn-s1-l1",
@@ -171,7 +172,47 @@ REGISTRY: dict[str, WeightsEntry] = {
         description="SAR-CNN for single-look Sentinel-1, 6710 steps "
                     "(see docs/model_cards/sarcnn-s1-l1.md)",
     ),
+    "sarcnn-s1-l1-v2": WeightsEntry(
+        name="sarcnn-s1-l1-v2",
+        filename="sarcnn-s1-l1-v2.pt",
+        sha256="ca287da8a3c129c31eecde62f85f7305a30157e8fbfe81f4330a23376443bfa6",
+        architecture=Architecture(kind="dncnn", depth=19, channels=1, features=64, residual=True),
+        looks=1.0,
+        training_data="change-aware temporal references of Sentinel-1 series (Lely, Marais 2)",
+        validation_psnr=24.56,
+        description="SAR-CNN for single-look Sentinel-1, level-independent (gain-augmented), 25710 "
+                    "steps (see docs/model_cards/sarcnn-s1-l1-v2.md); the default",
+    ),
+    "dncnn-natural": WeightsEntry(
+        name="dncnn-natural",
+        filename="dncnn-natural.pt",
+        sha256="2615824301b5e23f9d1835a2b041755b3e2af501e65af14625223a979a3bddd1",
+        architecture=Architecture(kind="dncnn", depth=17, channels=1, features=64, residual=True),
+        looks=1.0,
+        domain="gaussian-01",
+        sigma_range=(0.0, 55.0 / 255.0),
+        training_data="train400 (400 grey natural images, 180²)",
+        validation_psnr=28.74,
+        description="blind Gaussian DnCNN on [0, 1] natural images, σ in [0, 55]/255, for MuLoG "
+                    "(see docs/model_cards/dncnn-natural.md)",
+    ),
+    "dncnn-sar": WeightsEntry(
+        name="dncnn-sar",
+        filename="dncnn-sar.pt",
+        sha256="06a43b083b86d5649eb0f55ddce9809b157b395b4e33c9229f202004273032a2",
+        architecture=Architecture(kind="dncnn", depth=17, channels=1, features=64, residual=True),
+        looks=1.0,
+        domain="gaussian-01",
+        sigma_range=(0.0, 55.0 / 255.0),
+        training_data="log-images of the speckle-free Sentinel-1 references (Lely, Marais 2)",
+        validation_psnr=31.31,
+        description="blind Gaussian DnCNN on SAR log-images mapped to [0, 1], σ in [0, 55]/255, "
+                    "the paper's hybrid for MuLoG (see docs/model_cards/dncnn-sar.md)",
+    ),
 }
+
+#: The SAR-CNN weights ``--method sarcnn`` uses when none are named.
+DEFAULT_SARCNN = "sarcnn-s1-l1-v2"
 
 
 def list_weights() -> list[WeightsEntry]:
