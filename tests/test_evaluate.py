@@ -127,6 +127,25 @@ def test_parameters_are_passed_and_checked():
         resolve_candidates(["kuan"], looks=1, peers=["no-such-peer"])
 
 
+def test_one_method_under_several_labels_with_their_own_parameters(references):
+    candidates, _ = resolve_candidates(
+        ["kuan", "kuan-9=kuan", "lee"], looks=1, params={"kuan-9": {"window_size": "9"}})
+    by_name = {c.name: c for c in candidates}
+    assert list(by_name) == ["kuan", "kuan-9", "lee"]
+    assert by_name["kuan-9"].method == "kuan" and by_name["kuan-9"].parameters["window_size"] == 9
+    assert by_name["kuan"].parameters["window_size"] != 9
+    result = tiny_run(references, methods=["kuan", "kuan-9=kuan"], params={"kuan-9": {"window_size": "9"}})
+    psnr = result.full_reference.table("psnr")
+    assert "kuan-9" in psnr.columns and "kuan" in psnr.columns
+    # Two different filters: different numbers.
+    assert psnr.mean[-1][psnr.columns.index("kuan")] != psnr.mean[-1][psnr.columns.index("kuan-9")]
+    for bad in (["=kuan"], ["x="], ["k=no-such-method"]):
+        with pytest.raises(UsageError):
+            resolve_candidates(bad, looks=1)
+    with pytest.raises(UsageError, match="names two methods"):
+        resolve_candidates(["a=kuan", "a=lee"], looks=1)
+
+
 def test_a_peer_adapter_is_evaluated_and_a_failing_peer_is_noted(references, monkeypatch):
     def smooth(intensity, looks):
         return ndimage.uniform_filter(intensity, 5)

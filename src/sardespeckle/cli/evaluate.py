@@ -73,9 +73,13 @@ def add_evaluate_parser(subparsers) -> None:
     evaluate.add_argument("--out", required=True, metavar="DIR", help="report folder (created)")
     evaluate.add_argument("--methods", type=_names, default=["all"], metavar="LIST",
                           help="comma-separated method names, or 'all' (default): every "
-                               "registered method that can be built here")
+                               "registered method that can be built here; LABEL=METHOD "
+                               "evaluates METHOD under its own column (e.g. "
+                               "mulog-dncnn-sar=mulog with --param mulog-dncnn-sar:denoiser=dncnn-sar)")
     evaluate.add_argument("--param", type=_method_param, action="append", default=[],
-                          metavar="METHOD:NAME=VALUE", help="a method parameter (repeatable)")
+                          metavar="METHOD:NAME=VALUE",
+                          help="a method parameter (repeatable); METHOD is the column label when "
+                               "--methods gives one")
     evaluate.add_argument("--peers", default="auto", metavar="LIST",
                           help="other packages' despecklers: 'auto' (default: those installed), "
                                "'none', or comma-separated names (sar2sar, mulog-bm3d)")

@@ -143,6 +143,9 @@ def resolve_candidates(
         Registered method names; ``"all"`` (alone or in the list) is every registered method
         whose build succeeds: one that cannot be built (missing weights, missing optional
         dependency) is skipped with a note. A method named explicitly must build.
+        ``"LABEL=METHOD"`` evaluates ``METHOD`` under the column label ``LABEL`` (and ``params``
+        are then keyed by the label): one method several times with different parameters,
+        e.g. ``mulog-dncnn-sar=mulog`` with ``{"mulog-dncnn-sar": {"denoiser": "dncnn-sar"}}``.
     looks : float, keyword-only
         Number of looks the methods are built for.
     params : mapping, optional, keyword-only
@@ -181,16 +184,23 @@ def resolve_candidates(
     names = [methods] if isinstance(methods, str) else list(methods)
     if not names:
         raise UsageError("expected at least one method (or 'all'), got none")
-    wanted: list[tuple[str, bool]] = []  # (name, named explicitly)
+    wanted: list[tuple[str, str, bool]] = []  # (label, method, named explicitly)
     for name in names:
         if name == "all":
-            wanted.extend((spec.name, False) for spec in list_methods())
-        else:
-            get_method(name)
-            wanted.append((name, True))
+            wanted.extend((spec.name, spec.name, False) for spec in list_methods())
+            continue
+        label, _, method = name.partition("=") if "=" in name else (name, "", name)
+        label, method = label.strip(), method.strip()
+        if not label or not method:
+            raise UsageError(f"expected METHOD or LABEL=METHOD, got {name!r}")
+        get_method(method)
+        wanted.append((label, method, True))
     seen: dict[str, bool] = {}
-    for name, explicit in wanted:
-        seen[name] = seen.get(name, False) or explicit
+    method_of: dict[str, str] = {}
+    for label, method, explicit in wanted:
+        if method_of.setdefault(label, method) != method:
+            raise UsageError(f"the label {label!r} names two methods: {method_of[label]!r} and {method!r}")
+        seen[label] = seen.get(label, False) or explicit
     unknown = sorted(set(params) - set(seen))
     if unknown:
         raise UsageError(
@@ -202,17 +212,18 @@ def resolve_candidates(
     notes: list[str] = []
     for name, explicit in seen.items():
         given = params.get(name, {})
+        method = method_of[name]
         try:
-            built = build_method(name, looks=looks, params=given)
+            built = build_method(method, looks=looks, params=given)
         except (SardespeckleError, ImportError) as error:
             if explicit or given:
                 raise
             notes.append(f"{name}: skipped, it cannot be built here ({error})")
             continue
         candidates.append(Candidate(
-            name=name, source="method", method=name, looks=float(looks), params=given,
-            parameters=_jsonable(built.parameters), description=get_method(name).description,
-            family=get_method(name).family,
+            name=name, source="method", method=method, looks=float(looks), params=given,
+            parameters=_jsonable(built.parameters), description=get_method(method).description,
+            family=get_method(method).family,
         ))
 
     if isinstance(peers, str) and peers in ("auto", "none"):
