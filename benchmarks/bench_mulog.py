@@ -8,6 +8,9 @@ Parts (each prints its numbers and writes ``<out>/<part>.json``; figures go to `
     python benchmarks/bench_mulog.py polsar   # San Francisco AIRSAR, Sentinel-1 dual-pol, InSAR
     python benchmarks/bench_mulog.py report   # the tables of every part already run
 
+``--denoisers bm3d,dncnn-natural,dncnn-sar`` runs ``single``, ``timing`` and ``halo`` with each
+of these Gaussian denoisers (default ``bm3d``); ``--precision bf16`` runs the DnCNNs in bf16.
+
 ``--mulog-python PATH`` names the Python of a separate environment where the ``mulog`` PyPI
 package (Deledalle et al., CeCILL) is installed; ``single`` and ``timing`` then also run its
 MuLoG+BM3D on the same inputs, in a child process, as an independent comparison. That package is
@@ -67,6 +70,7 @@ sys.path.insert(0, str(HERE))
 import _common  # noqa: E402
 
 from sardespeckle.mulog import bm3d_denoiser, mulog, mulog_covariance  # noqa: E402
+from sardespeckle.mulog.method import denoiser_from_name  # noqa: E402
 from sardespeckle.speckle import add_speckle  # noqa: E402
 
 
@@ -150,7 +154,7 @@ def part_single(args) -> dict:
     """PSNR of MuLoG+BM3D on the marais2 references with simulated single-look speckle."""
     rows = []
     figure = None
-    denoiser = bm3d_denoiser()
+    denoisers = {name: denoiser_from_name(name, precision=args.precision) for name in args.denoisers}
     for name in ("marais2_10_0", "marais2_10_1"):
         path = DATA / "sar" / "references" / "groundtruth" / f"{name}.npy"
         if not path.is_file():
@@ -159,11 +163,15 @@ def part_single(args) -> dict:
         amplitude = np.load(path).astype(np.float64)
         peak = float(np.percentile(amplitude, 99))
         noisy = [add_speckle(amplitude**2, 1, seed=seed) for seed in SEEDS]
-        ours, ours_t = [], []
-        for intensity in noisy:
-            started = time.perf_counter()
-            ours.append(mulog(intensity, looks=1, denoiser=denoiser))
-            ours_t.append(time.perf_counter() - started)
+        results = {}
+        for label, denoiser in denoisers.items():
+            outs, seconds = [], []
+            for intensity in noisy:
+                started = time.perf_counter()
+                outs.append(mulog(intensity, looks=1, denoiser=denoiser))
+                seconds.append(time.perf_counter() - started)
+            results[label] = (outs, seconds)
+        ours, ours_t = results[args.denoisers[0]]
         theirs, theirs_t = (None, None)
         if args.mulog_python:
             theirs, theirs_t = run_theirs(args.mulog_python, noisy, 1.0, args.out / "work",
@@ -175,7 +183,11 @@ def part_single(args) -> dict:
                 "ours_db": psnr(amplitude, np.sqrt(ours[index]), peak),
                 "ours_s": ours_t[index],
                 "ours_mean_ratio": float(ours[index].mean() / (amplitude**2).mean()),
+                "ours_denoiser": args.denoisers[0],
             }
+            for label, (outs, seconds) in results.items():
+                row[f"ours_{label}_db"] = psnr(amplitude, np.sqrt(outs[index]), peak)
+                row[f"ours_{label}_s"] = seconds[index]
             if theirs is not None:
                 row.update({
                     "theirs_db": psnr(amplitude, np.sqrt(theirs[index]), peak),
@@ -190,8 +202,10 @@ def part_single(args) -> dict:
                       (amplitude, np.sqrt(noisy[0]), np.sqrt(ours[0]))
                       + ((np.sqrt(theirs[0]),) if theirs is not None else ())]
             figure = side_by_side(panels)
-            save_png(FIGURES / "mulog_single_marais2.png", figure)
-    record = {"machine": _common.machine_line(), "rows": rows}
+            if args.denoisers == ["bm3d"]:
+                save_png(FIGURES / "mulog_single_marais2.png", figure)
+    record = {"machine": _common.machine_line(), "denoisers": args.denoisers,
+              "precision": args.precision, "rows": rows}
     save_json(args.out, "single", record)
     return record
 
@@ -199,11 +213,14 @@ def part_single(args) -> dict:
 def part_timing(args) -> dict:
     """Wall time of one MuLoG+BM3D run on a 1024² simulated single-look image."""
     image = _common.simulated_intensity((args.size, args.size), seed=0)
-    started = time.perf_counter()
-    mulog(image, looks=1, denoiser=bm3d_denoiser())
-    record = {"machine": _common.machine_line(), "size": args.size,
-              "ours_s": time.perf_counter() - started}
-    print(record, flush=True)
+    record = {"machine": _common.machine_line(), "size": args.size, "precision": args.precision}
+    for label in args.denoisers:
+        denoiser = denoiser_from_name(label, precision=args.precision)
+        started = time.perf_counter()
+        mulog(image, looks=1, denoiser=denoiser)
+        record[f"ours_{label}_s"] = time.perf_counter() - started
+        print(record, flush=True)
+    record["ours_s"] = record[f"ours_{args.denoisers[0]}_s"]
     if args.mulog_python:
         _, times = run_theirs(args.mulog_python, [image], 1.0, args.out / "work",
                               [f"timing_{args.size}"])
@@ -257,7 +274,7 @@ def part_halo(args) -> dict:
         near[max(cut - 8, 0):cut + 8] = True
         if args.layout == "squares":
             near[:, max(cut - 8, 0):cut + 8] = True
-    method = make_mulog_method(looks=1, denoiser="bm3d")
+    method = make_mulog_method(looks=1, denoiser=args.denoisers[0], precision=args.precision)
     started = time.perf_counter()
     whole = method(image)
     whole_s = time.perf_counter() - started
@@ -292,9 +309,10 @@ def part_halo(args) -> dict:
         rows.append(row)
         print(row, flush=True)
     record = {"machine": _common.machine_line(), "source": source, "whole_s": whole_s,
-              "layout": args.layout, "whole_psnr_db": psnr(np.sqrt(clean), np.sqrt(whole), peak),
+              "layout": args.layout, "denoiser": args.denoisers[0], "whole_psnr_db": psnr(np.sqrt(clean), np.sqrt(whole), peak),
               "noisy_psnr_db": psnr(np.sqrt(clean), np.sqrt(image), peak), "rows": rows}
-    save_json(args.out, f"halo_{args.layout}", record)
+    suffix = "" if args.denoisers[0] == "bm3d" else f"_{args.denoisers[0]}"
+    save_json(args.out, f"halo_{args.layout}{suffix}", record)
     return record
 
 
@@ -429,15 +447,21 @@ def part_report(args) -> None:
             table_rows.append(cells)
         print(data["machine"])
         print(_common.table(headers, table_rows))
+        for label in data.get("denoisers", []):
+            values = np.array([row[f"ours_{label}_db"] for row in rows])
+            seconds = np.array([row[f"ours_{label}_s"] for row in rows])
+            print(f"MuLoG+{label} ({data.get('precision', 'fp32')}): {values.mean():.2f} ± "
+                  f"{values.std():.2f} dB, {seconds.mean():.1f} s per image")
         for key in ("noisy_db", "ours_db") + (("theirs_db", "agreement_db") if has_theirs else ()):
             values = np.array([row[key] for row in rows])
             print(f"{key}: {values.mean():.2f} ± {values.std():.2f}")
-    for name in ("timing", "halo_squares", "halo_strips", "polsar"):
+    halos = sorted(p.stem for p in args.out.glob("halo_*.json"))
+    for name in ("timing", *halos, "polsar"):
         path = args.out / f"{name}.json"
         if path.is_file():
             data = json.loads(path.read_text())
             if name.startswith("halo"):
-                print(f"halo study ({data['layout']}) on {data['source']}, "
+                print(f"halo study ({data['layout']}, {data.get('denoiser', 'bm3d')}) on {data['source']}, "
                       f"whole image {data['whole_s']:.0f} s, PSNR noisy "
                       f"{data.get('noisy_psnr_db', float('nan')):.2f} dB, whole "
                       f"{data.get('whole_psnr_db', float('nan')):.2f} dB")
@@ -462,6 +486,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--mulog-python", default=None,
                         help="python of an environment with the mulog PyPI package")
     parser.add_argument("--size", type=int, default=1024, help="side of the timing image")
+    parser.add_argument("--denoisers", type=lambda text: text.split(","), default=["bm3d"],
+                        help="comma-separated Gaussian denoisers for single/timing/halo "
+                             "(bm3d, dncnn-natural, dncnn-sar)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="precision of the DnCNN denoisers")
     parser.add_argument("--tile", type=int, default=256, help="core tile of the halo study")
     parser.add_argument("--halos", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--layout", choices=["squares", "strips"], default="squares",

@@ -99,3 +99,22 @@ def test_dncnn_sar_states_the_span_of_its_training_images():
     assert meta["span"] == pytest.approx(0.8)
     _, natural = load_weights("dncnn-natural")
     assert natural.get("span") is None
+
+
+def test_each_shipped_dncnn_reads_the_range_it_was_chosen_with():
+    from sardespeckle.errors import UsageError
+    from sardespeckle.mulog.denoisers import RANGE_WINDOW, DnCNNDenoiser
+    from sardespeckle.mulog.method import denoiser_from_name
+
+    sar, natural = denoiser_from_name("dncnn-sar"), denoiser_from_name("dncnn-natural")
+    assert (sar.range_window, sar.span) == (1, pytest.approx(0.8))
+    assert natural.range_window == RANGE_WINDOW == 7
+    # The signal-range rule on a noisy ramp: the scale follows the ramp, not the noise.
+    rng = np.random.default_rng(0)
+    ramp = np.tile(np.linspace(0, 4, 64), (64, 1))
+    noisy = ramp + rng.standard_normal(ramp.shape)
+    _, scale = natural.scale_for(noisy, 0.05)
+    assert scale == pytest.approx(0.8 / 4, rel=0.15)
+    network, _ = load_weights("dncnn-natural")
+    with pytest.raises(UsageError, match="range_window"):
+        DnCNNDenoiser(network, sigma_range=(0, 0.2), range_window=0)

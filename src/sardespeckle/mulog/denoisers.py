@@ -191,6 +191,10 @@ def gaussian_filter_denoiser(*, width: float = 1.5) -> GaussianFilterDenoiser:
 _PRECISIONS = ("fp32", "bf16")
 
 
+#: Side of the local mean whose percentiles give the signal range of ``v`` (DnCNNDenoiser).
+RANGE_WINDOW = 7
+
+
 class DnCNNDenoiser:
     """A DnCNN trained on ``[0, 1]``-scaled images with white Gaussian noise, as ``f(v, sigma)``.
 
@@ -206,6 +210,8 @@ class DnCNNDenoiser:
         ``trained_sigma`` and ``sigma_range``.
     span : float, keyword-only
         Share of ``[0, 1]`` that the robust range of ``v`` is mapped to (blind networks).
+    range_window : int, keyword-only
+        Side of the local mean whose percentiles measure that range (1: those of ``v``).
     precision : {"fp32", "bf16"}, keyword-only
         Arithmetic of the convolutions (bf16 through CPU autocast).
     threads : int, optional, keyword-only
@@ -214,7 +220,10 @@ class DnCNNDenoiser:
     Notes
     -----
     The rescaling is ``v' = (v − c)·s + ½`` with ``c`` the mid-point of the 0.5 and 99.5
-    percentiles ``q₋, q₊`` of ``v``; the network denoises ``v'`` and the result goes back by
+    percentiles ``q₋, q₊`` of the ``range_window``² local mean of ``v`` (7 by default: the
+    signal's range, as the noise of a local mean is 7 times smaller and the training images
+    were clean when their range was mapped); the network denoises ``v'`` and the result goes
+    back by
     ``(u − ½)/s + c``. The scale ``s`` fixes the noise level the network sees, ``σ·s``:
 
     * fixed-σ network: ``s = trained_sigma / σ``;
@@ -233,6 +242,7 @@ class DnCNNDenoiser:
         trained_sigma: float | None = None,
         sigma_range: tuple[float, float] | None = None,
         span: float = 0.8,
+        range_window: int = RANGE_WINDOW,
         precision: str = "fp32",
         threads: int | None = None,
     ) -> None:
@@ -267,6 +277,8 @@ class DnCNNDenoiser:
             sigma_range = (max(low, 1.0 / 255.0), high)
         if not (isinstance(span, numbers.Real) and 0 < float(span) <= 1):
             raise UsageError(f"expected span in (0, 1], got {span!r}")
+        if isinstance(range_window, bool) or not isinstance(range_window, int) or range_window < 1:
+            raise UsageError(f"expected range_window to be a positive integer, got {range_window!r}")
         if precision not in _PRECISIONS:
             raise UsageError(f"expected precision in {_PRECISIONS}, got {precision!r}")
         if threads is not None and (
@@ -277,12 +289,17 @@ class DnCNNDenoiser:
         self.trained_sigma = trained_sigma
         self.sigma_range = sigma_range
         self.span = float(span)
+        self.range_window = range_window
         self.precision = precision
         self.threads = threads
+        import torch
+
         folded = network.fold_batchnorm()
         for parameter in folded.parameters():
             parameter.requires_grad_(False)
-        self.network = folded
+        # channels_last network and input let oneDNN pick its fast kernels: a 1024² bf16 pass of
+        # DnCNN-17 took 5.4 s instead of 7.4 s on the 2-core AVX512-bf16 CPU.
+        self.network = folded.to(memory_format=torch.channels_last)
 
     def __repr__(self) -> str:
         noise = (
@@ -297,7 +314,12 @@ class DnCNNDenoiser:
 
     def scale_for(self, v: np.ndarray, sigma: float) -> tuple[float, float]:
         """The affine map ``(c, s)`` used for ``v`` at noise ``sigma`` (see Notes)."""
-        low_q, high_q = np.percentile(v, [0.5, 99.5])
+        from scipy.ndimage import uniform_filter
+
+        # By default the range of the signal, not of the noise: percentiles of the 7×7 local
+        # mean (noise std / 7), as the training images' range was that of clean images.
+        local = uniform_filter(v, self.range_window, mode="reflect") if self.range_window > 1 else v
+        low_q, high_q = np.percentile(local, [0.5, 99.5])
         center = 0.5 * float(low_q + high_q)
         if self.trained_sigma is not None:
             return center, self.trained_sigma / sigma
@@ -316,7 +338,7 @@ class DnCNNDenoiser:
         center, scale = self.scale_for(values, sigma)
         scaled = ((values - center) * scale + 0.5).astype(np.float32)
         with self._thread_limit(), torch.inference_mode():
-            x = torch.from_numpy(scaled)[None, None]
+            x = torch.from_numpy(scaled)[None, None].contiguous(memory_format=torch.channels_last)
             with self._autocast():
                 out = self.network.denoise(x)
             out = out.float()[0, 0].numpy().astype(np.float64)
