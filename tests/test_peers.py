@@ -291,3 +291,61 @@ def test_cli_peer_python(fake_mulog, references, tmp_path, not_python, capsys):
         main([*base, "--peer-python", "mulog-bm3d", "--out", str(tmp_path / "e")])
     assert exit_info.value.code == 2
     assert not any((tmp_path / name).exists() for name in "abcde")
+
+
+FAKE_MERLIN = '''
+import numpy as np
+
+
+class MerlinDenoiser:
+    calls = []
+
+    def __init__(self, model_name, symetrise, **params):
+        self.model_name = model_name
+
+    def denoise_image(self, noisy_image, patch_size, stride_size):
+        MerlinDenoiser.calls.append((self.model_name, noisy_image, patch_size, stride_size))
+        amplitude = np.hypot(noisy_image[..., 0], noisy_image[..., 1])
+        return {"denoised": {"full": 0.5 * amplitude}}
+'''
+
+
+@pytest.fixture
+def fake_merlin(tmp_path, monkeypatch):
+    package = tmp_path / "fake_dd" / "deepdespeckling" / "merlin"
+    package.mkdir(parents=True)
+    (package.parent / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "merlin_denoiser.py").write_text(FAKE_MERLIN)
+    monkeypatch.syspath_prepend(str(tmp_path / "fake_dd"))
+    for name in [m for m in sys.modules if m.startswith("deepdespeckling")]:
+        monkeypatch.delitem(sys.modules, name)
+    yield
+    for name in [m for m in sys.modules if m.startswith("deepdespeckling")]:
+        sys.modules.pop(name, None)
+
+
+def test_merlin_peers_feed_a_complex_image_of_the_intensity_and_square_the_amplitude(fake_merlin):
+    from deepdespeckling.merlin.merlin_denoiser import MerlinDenoiser
+
+    assert {"merlin-spotlight", "merlin-stripmap", "merlin-s1-tops"} <= set(PEERS)
+    rng = np.random.default_rng(0)
+    intensity = rng.gamma(1.0, 50.0, (256, 260)).astype(np.float32)
+    out = PEERS["merlin-s1-tops"].run(intensity, looks=1)
+    model, parts, patch, stride = MerlinDenoiser.calls[-1]
+    assert model == "Sentinel-TOPS" and (patch, stride) == (256, 254)
+    assert parts.shape == (256, 260, 2)
+    # √I·e^(iφ): the parts' modulus is the amplitude, the phase is spread over the circle.
+    np.testing.assert_allclose(np.hypot(parts[..., 0], parts[..., 1]), np.sqrt(intensity), rtol=1e-5)
+    phase = np.angle(parts[..., 0] + 1j * parts[..., 1])
+    assert np.histogram(phase, bins=8, range=(-np.pi, np.pi))[0].min() > 0.1 * phase.size / 8
+    np.testing.assert_allclose(out, 0.25 * intensity, rtol=1e-4)  # the fake halves the amplitude
+    again = PEERS["merlin-s1-tops"].run(intensity, looks=1)
+    np.testing.assert_array_equal(MerlinDenoiser.calls[-1][1], parts)  # seeded phase
+    np.testing.assert_array_equal(again, out)
+    PEERS["merlin-spotlight"].run(intensity, looks=1)
+    assert MerlinDenoiser.calls[-1][0] == "spotlight"
+    with pytest.raises(PeerError, match="single-look"):
+        PEERS["merlin-stripmap"].run(intensity, looks=2)
+    with pytest.raises(PeerError, match="256"):
+        PEERS["merlin-stripmap"].run(intensity[:100], looks=1)

@@ -29,7 +29,8 @@ import sys
 import time
 
 #: Distribution (PyPI name) of each peer's package, for the version in ``check``.
-DISTRIBUTIONS = {"mulog-bm3d": "mulog", "sar2sar": "deepdespeckling"}
+DISTRIBUTIONS = {"mulog-bm3d": "mulog", "sar2sar": "deepdespeckling", "merlin-spotlight": "deepdespeckling",
+                 "merlin-stripmap": "deepdespeckling", "merlin-s1-tops": "deepdespeckling"}
 #: Side of the tiles SAR2SAR (deepdespeckling) runs on: its default.
 SAR2SAR_PATCH = 256
 
@@ -50,6 +51,26 @@ def run_mulog_bm3d(intensity, looks: float):
     return out.astype(np.float32)
 
 
+def _numpy_scalars_loadable():
+    """A context in which ``torch.load`` (``weights_only``, the default since torch 2.6) accepts
+    the numpy scalars and dtypes that deepdespeckling's checkpoints hold: only those types are
+    allow-listed, nothing that runs code."""
+    import contextlib
+
+    import numpy as np
+    import torch
+
+    safe_globals = getattr(torch.serialization, "safe_globals", None)
+    if safe_globals is None:  # torch < 2.5 loads them anyway
+        return contextlib.nullcontext()
+    core = getattr(np, "_core", None) or np.core
+    allowed = [(core.multiarray.scalar, "numpy.core.multiarray.scalar"), np.dtype]
+    dtypes = getattr(np, "dtypes", None)
+    allowed += [getattr(dtypes, name) for name in ("Float64DType", "Float32DType", "Int64DType")
+                if dtypes is not None and hasattr(dtypes, name)]
+    return safe_globals(allowed)
+
+
 def run_sar2sar(intensity, looks: float):
     """deepdespeckling's SAR2SAR on amplitude, ``SAR2SAR_PATCH``² tiles overlapping by 2 px."""
     import logging
@@ -65,16 +86,69 @@ def run_sar2sar(intensity, looks: float):
 
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
     amplitude = np.sqrt(np.asarray(intensity, dtype=np.float32))
-    result = Sar2SarDenoiser().denoise_image(amplitude, SAR2SAR_PATCH, SAR2SAR_PATCH - 2)
+    with _numpy_scalars_loadable():
+        result = Sar2SarDenoiser().denoise_image(amplitude, SAR2SAR_PATCH, SAR2SAR_PATCH - 2)
     despeckled_amplitude = np.asarray(result["denoised"], dtype=np.float64)
     return (despeckled_amplitude * despeckled_amplitude).astype(np.float32)
 
 
+#: MERLIN models of deepdespeckling by peer name (TerraSAR-X spotlight / stripmap, Sentinel-1 TOPS).
+MERLIN_MODELS = {"merlin-spotlight": "spotlight", "merlin-stripmap": "stripmap",
+                 "merlin-s1-tops": "Sentinel-TOPS"}
+#: Seed of the phase that MERLIN's complex input is given (see :func:`run_merlin`).
+MERLIN_PHASE_SEED = 20240409
+
+
+def run_merlin(intensity, looks: float, model: str):
+    """deepdespeckling's MERLIN ``model`` on a complex image made from the intensity.
+
+    MERLIN denoises the real and imaginary parts of a single-look complex image. The protocol
+    hands intensities, so the adapter builds ``√I · e^{iφ}`` with a phase uniform on
+    ``[0, 2π)`` drawn from ``numpy.random.default_rng(MERLIN_PHASE_SEED)``: for fully developed
+    speckle the real and imaginary parts of an SLC are exactly such independent parts, so the
+    network sees the statistics it was trained on (real SLC phases also carry the spatial
+    correlation of the sensor's spectrum, which a real SLC input would keep). Tiles of
+    ``SAR2SAR_PATCH``² overlapping by 2 px, the package's default; output: its ``full`` amplitude
+    estimate, squared.
+    """
+    import logging
+
+    import numpy as np
+
+    if looks != 1:
+        raise ValueError(f"MERLIN is trained for single-look data, got looks={looks:g}")
+    if min(np.shape(intensity)) < SAR2SAR_PATCH:
+        raise ValueError(f"MERLIN runs on {SAR2SAR_PATCH} × {SAR2SAR_PATCH} tiles, got an "
+                         f"image of shape {np.shape(intensity)}")
+    from deepdespeckling.merlin.merlin_denoiser import MerlinDenoiser
+
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
+    amplitude = np.sqrt(np.asarray(intensity, dtype=np.float64))
+    phase = np.random.default_rng(MERLIN_PHASE_SEED).uniform(0, 2 * np.pi, amplitude.shape)
+    parts = np.stack([amplitude * np.cos(phase), amplitude * np.sin(phase)], axis=-1).astype(np.float32)
+    with _numpy_scalars_loadable():
+        result = MerlinDenoiser(model, symetrise=True).denoise_image(parts, SAR2SAR_PATCH,
+                                                                     SAR2SAR_PATCH - 2)
+    despeckled_amplitude = np.asarray(result["denoised"]["full"], dtype=np.float64)
+    return (despeckled_amplitude * despeckled_amplitude).astype(np.float32)
+
+
+def _merlin_runner(model: str):
+    def run(intensity, looks: float):
+        return run_merlin(intensity, looks, model)
+
+    run.__name__ = f"run_merlin_{model.lower().replace('-', '_')}"
+    run.__doc__ = f"MERLIN ``{model}`` (see :func:`run_merlin`)."
+    return run
+
+
 #: What each peer runs: ``function(intensity, looks) -> intensity``.
-RUNNERS = {"mulog-bm3d": run_mulog_bm3d, "sar2sar": run_sar2sar}
+RUNNERS = {"mulog-bm3d": run_mulog_bm3d, "sar2sar": run_sar2sar,
+           **{name: _merlin_runner(model) for name, model in MERLIN_MODELS.items()}}
 #: Module each peer imports, checked by the ``check`` request.
 ENTRY_MODULES = {"mulog-bm3d": ["mulog.mulog_algorithm", "mulog.gaussian_denoisers"],
-                 "sar2sar": ["deepdespeckling.sar2sar.sar2sar_denoiser"]}
+                 "sar2sar": ["deepdespeckling.sar2sar.sar2sar_denoiser"],
+                 **{name: ["deepdespeckling.merlin.merlin_denoiser"] for name in MERLIN_MODELS}}
 
 
 def _memory_kib() -> dict[str, int]:

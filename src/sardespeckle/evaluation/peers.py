@@ -9,6 +9,8 @@ package's own entry point, with its output silenced (libraries here never print)
 peer           package (PyPI)       method
 =============  ===================  ==================================================
 ``sar2sar``    ``deepdespeckling``  SAR2SAR U-Net (Dalsasso, Denis, Tupin 2021), L = 1
+``merlin-*``   ``deepdespeckling``  MERLIN U-Nets (Dalsasso, Denis, Tupin 2022): ``spotlight``,
+                                    ``stripmap`` (TerraSAR-X), ``s1-tops`` (Sentinel-1), L = 1
 ``mulog-bm3d`` ``mulog``            MuLoG with BM3D (Deledalle et al. 2017)
 =============  ===================  ==================================================
 
@@ -39,7 +41,7 @@ import numpy as np
 
 from sardespeckle.errors import InvalidInputError, SardespeckleError, UsageError
 
-from ._peer_worker import RUNNERS, SAR2SAR_PATCH, run_mulog_bm3d, run_sar2sar
+from ._peer_worker import MERLIN_MODELS, RUNNERS, SAR2SAR_PATCH, run_mulog_bm3d, run_sar2sar
 
 __all__ = [
     "PEERS",
@@ -403,6 +405,10 @@ PEERS: dict[str, Peer] = {
              "SAR2SAR self-supervised U-Net (deepdespeckling), single look", run_sar2sar),
         Peer("mulog-bm3d", "mulog", "mulog.mulog_algorithm", "mulog",
              "MuLoG plug-and-play ADMM with BM3D (mulog package)", run_mulog_bm3d),
+        *(Peer(name, "deepdespeckling", "deepdespeckling.merlin.merlin_denoiser", "deepdespeckling",
+               f"MERLIN {model} U-Net (deepdespeckling), single look, on √I·e^(iφ) with a "
+               "seeded uniform phase", RUNNERS[name])
+          for name, model in MERLIN_MODELS.items()),
     )
 }
 
