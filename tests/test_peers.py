@@ -53,7 +53,7 @@ def run_mulog(sar_image, number_looks, denoiser):
     mean = sum(padded[i:i + rows, j:j + cols] for i in range(3) for j in range(3)) / 9.0
     if mode == "shape":
         return mean[:-1]
-    if mode == "negative":
+    if mode == "negative" or (mode == "negative_if_bright" and sar_image.max() > 100):
         return -mean
     return denoiser(mean, 1.0)
 '''
@@ -180,13 +180,15 @@ def test_a_child_that_hangs_is_stopped(fake_mulog, monkeypatch):
 
 def test_masked_input_pixels_may_come_back_as_anything(fake_mulog, monkeypatch):
     image = np.full((12, 12), 4.0, np.float32)
-    image[0, 0] = np.nan  # the box mean spreads it to its neighbours, which are valid
-    with pytest.raises(PeerError, match="3 non-finite or non-positive values"):
-        MULOG.run(image, looks=1, python=sys.executable)
+    image[0, 0] = np.nan  # filled before the peer sees it: its box mean cannot spread a NaN
+    out = MULOG.run(image, looks=1, python=sys.executable)
+    np.testing.assert_allclose(out, 4.0, rtol=1e-6)
     monkeypatch.setenv("FAKE_MULOG_MODE", "copy")
     image[5, 5] = 0.0
     out = MULOG.run(image, looks=1, python=sys.executable)
-    np.testing.assert_array_equal(out, image)
+    valid = np.isfinite(image) & (image > 0)
+    np.testing.assert_array_equal(out[valid], image[valid])
+    assert out[0, 0] == out[5, 5] == 4.0  # what the peer made of the median it was given
 
 
 def test_the_worker_keeps_the_peer_chatter_off_its_answer(fake_mulog, tmp_path):
@@ -349,3 +351,27 @@ def test_merlin_peers_feed_a_complex_image_of_the_intensity_and_square_the_ampli
         PEERS["merlin-stripmap"].run(intensity, looks=2)
     with pytest.raises(PeerError, match="256"):
         PEERS["merlin-stripmap"].run(intensity[:100], looks=1)
+
+
+def test_one_wrong_output_in_a_batch_voids_only_that_image(fake_mulog, monkeypatch):
+    monkeypatch.setenv("FAKE_MULOG_MODE", "negative_if_bright")
+    good = np.full((12, 12), 4.0, np.float32)
+    bad = np.full((12, 12), 400.0, np.float32)  # the fake returns negative values for it
+    run = MULOG.run_batch([good, bad, good], looks=1, python=sys.executable, strict=False)
+    assert run.errors[0] is None and run.errors[2] is None
+    assert "144 non-finite or non-positive values for image 2 of 3" in run.errors[1]
+    assert np.isnan(run.outputs[1]).all()
+    np.testing.assert_allclose(run.outputs[0], 4.0, rtol=1e-6)
+    with pytest.raises(PeerError, match="image 2 of 3"):
+        MULOG.run_batch([good, bad, good], looks=1, python=sys.executable)
+
+
+def test_invalid_pixels_reach_the_peer_as_the_median_of_the_valid_ones():
+    from sardespeckle.evaluation._peer_worker import fill_invalid
+
+    image = np.array([[1.0, 2.0, 0.0], [np.nan, 4.0, -1.0], [np.inf, 8.0, 16.0]], np.float32)
+    filled = fill_invalid(image)
+    assert filled.dtype == np.float64
+    np.testing.assert_array_equal(filled, [[1, 2, 4], [4, 4, 4], [4, 8, 16]])
+    assert (fill_invalid(np.zeros((2, 2))) == 1).all()
+    assert np.isnan(image[1, 0])  # the caller's array is not touched

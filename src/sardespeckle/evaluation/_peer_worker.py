@@ -35,6 +35,19 @@ DISTRIBUTIONS = {"mulog-bm3d": "mulog", "sar2sar": "deepdespeckling", "merlin-sp
 SAR2SAR_PATCH = 256
 
 
+def fill_invalid(intensity):
+    """float64 copy with the invalid pixels (non-finite or ≤ 0: nodata, masked) set to the
+    median of the valid ones (1 when none is), so that they cannot spoil the peer's whole image
+    (logs of zeros, a NaN maximum); what comes back there is not looked at."""
+    import numpy as np
+
+    image = np.array(intensity, dtype=np.float64)
+    valid = np.isfinite(image) & (image > 0)
+    if not valid.all():
+        image[~valid] = float(np.median(image[valid])) if valid.any() else 1.0
+    return image
+
+
 def run_mulog_bm3d(intensity, looks: float):
     """MuLoG with the mulog package's autoscaled BM3D, its default settings (6 ADMM iterations).
 
@@ -44,7 +57,7 @@ def run_mulog_bm3d(intensity, looks: float):
     from mulog.gaussian_denoisers import run_autoscaled_bm3d
     from mulog.mulog_algorithm import run_mulog
 
-    image = np.asarray(intensity, dtype=np.float64)
+    image = fill_invalid(intensity)
     out = np.real(np.asarray(run_mulog(image, float(looks), run_autoscaled_bm3d)))
     if out.size == image.size:  # a (rows, cols, 1, 1) field; another size is the caller's error
         out = out.reshape(image.shape)
@@ -85,7 +98,7 @@ def run_sar2sar(intensity, looks: float):
     from deepdespeckling.sar2sar.sar2sar_denoiser import Sar2SarDenoiser
 
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
-    amplitude = np.sqrt(np.asarray(intensity, dtype=np.float32))
+    amplitude = np.sqrt(fill_invalid(intensity)).astype(np.float32)
     with _numpy_scalars_loadable():
         result = Sar2SarDenoiser().denoise_image(amplitude, SAR2SAR_PATCH, SAR2SAR_PATCH - 2)
     despeckled_amplitude = np.asarray(result["denoised"], dtype=np.float64)
@@ -123,7 +136,7 @@ def run_merlin(intensity, looks: float, model: str):
     from deepdespeckling.merlin.merlin_denoiser import MerlinDenoiser
 
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
-    amplitude = np.sqrt(np.asarray(intensity, dtype=np.float64))
+    amplitude = np.sqrt(fill_invalid(intensity))
     phase = np.random.default_rng(MERLIN_PHASE_SEED).uniform(0, 2 * np.pi, amplitude.shape)
     parts = np.stack([amplitude * np.cos(phase), amplitude * np.sin(phase)], axis=-1).astype(np.float32)
     with _numpy_scalars_loadable():

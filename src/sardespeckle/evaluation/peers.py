@@ -24,6 +24,7 @@ in-process route and reports the time of each image (start-up and imports exclud
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import io
 import json
@@ -85,6 +86,9 @@ class PeerRun:
     peak_memory_mib: list[float | None]
     python: str | None
     """The interpreter of the other environment, ``None`` when run in this process."""
+    errors: tuple[str | None, ...] = ()
+    """Per image, why its output was refused (``run_batch(..., strict=False)``), else ``None``;
+    a refused output is replaced by NaN."""
 
 
 @dataclass(frozen=True)
@@ -195,7 +199,7 @@ class Peer:
 
     def run_batch(self, intensities: Sequence[np.ndarray], *, looks: float,
                   python: str | os.PathLike | None = None, memory: bool = False,
-                  timeout: float | None = None) -> PeerRun:
+                  timeout: float | None = None, strict: bool = True) -> PeerRun:
         """Despeckle several images, with one child process for all of them under ``python``.
 
         Parameters
@@ -210,6 +214,9 @@ class Peer:
             Measure the child's peak resident memory per image (only with ``python``).
         timeout : float, optional, keyword-only
             Seconds the child may take, :data:`RUN_TIMEOUT_PER_IMAGE_S` per image by default.
+        strict : bool, keyword-only
+            ``True``: a wrong output raises. ``False``: it is replaced by NaN and its reason
+            kept in ``PeerRun.errors``, so one bad image does not void the others.
 
         Returns
         -------
@@ -237,9 +244,18 @@ class Peer:
         else:
             run = self._run_elsewhere(images, float(looks), self._worker_python(python),
                                       memory=memory, timeout=timeout)
+        errors: list[str | None] = []
+        outputs = list(run.outputs)
         for index, (image, out) in enumerate(zip(images, run.outputs)):
-            self._check_output(out, image, index, len(images))
-        return run
+            try:
+                self._check_output(out, image, index, len(images))
+                errors.append(None)
+            except PeerError as error:
+                if strict:
+                    raise
+                errors.append(str(error))
+                outputs[index] = np.full(image.shape, np.nan, dtype=np.float32)
+        return dataclasses.replace(run, outputs=outputs, errors=tuple(errors))
 
     def _worker_python(self, python: str | os.PathLike) -> str:
         if self.name not in RUNNERS:

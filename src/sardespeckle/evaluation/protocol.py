@@ -498,7 +498,8 @@ def _run_batched(candidates: Sequence[Candidate], images: Callable[[], list[np.n
     """Outputs of the peers that run in another environment, on all ``images()`` at once.
 
     One child process per peer instead of one per image: its start-up and imports are paid
-    once. A peer that fails gets NaN images and one note per label (image name).
+    once. A peer that fails gets NaN images and one note per label (image name); a peer that
+    runs but returns a wrong output for some images gets NaN for those only, with a note each.
     """
     from .peers import PeerError, get_peer
 
@@ -511,8 +512,11 @@ def _run_batched(candidates: Sequence[Candidate], images: Callable[[], list[np.n
     for candidate in external:
         try:
             run = get_peer(candidate.method).run_batch(inputs, looks=candidate.looks,
-                                                       python=candidate.python)
+                                                       python=candidate.python, strict=False)
             outputs[candidate.name] = run.outputs
+            refused = {labels[index]: error for index, error in enumerate(run.errors) if error}
+            notes.extend(f"{label}: {candidate.name} not evaluated ({error})"
+                         for label, error in refused.items())
         except PeerError as error:
             notes.extend(f"{label}: {candidate.name} not evaluated ({error})"
                          for label in dict.fromkeys(labels))
