@@ -484,13 +484,15 @@ def test_build_mulog_and_missing_dncnn_weights(monkeypatch):
     for name in ("dncnn-natural", "dncnn-sar"):
         with pytest.raises(WeightsError, match=f"weights for {name} are not installed yet"):
             make_mulog_method(looks=1, denoiser=name)
-    assert MULOG_DEFAULTS == {"denoiser": "bm3d", "iterations": 6, "precision": "fp32"}
+    assert MULOG_DEFAULTS == {"denoiser": "bm3d", "iterations": 6, "precision": "fp32",
+                              "decorrelate": "none"}
     with pytest.raises(UsageError, match="no parameter"):
         build_mulog(1.0, {"window": 3})
     if HAS_BM3D:
         built = build_mulog(1.0, {"iterations": 2})
         assert built.name == "mulog" and built.halo == MULOG_HALO and built.weights is None
-        assert built.parameters == {"denoiser": "bm3d", "iterations": 2, "precision": "fp32"}
+        assert built.parameters == {"denoiser": "bm3d", "iterations": 2, "precision": "fp32",
+                                     "decorrelate": "none"}
 
 
 def test_dncnn_weights_are_loaded_once_registered(tmp_path, monkeypatch, tiny_dncnn):
@@ -519,7 +521,8 @@ def test_mulog_is_a_registered_method_with_its_parameters():
 
     spec = get_method("mulog")
     assert spec.family == "plug-and-play" and spec.uses_looks
-    assert dict(spec.defaults) == {"denoiser": "bm3d", "iterations": 6, "precision": "fp32"}
+    assert dict(spec.defaults) == {"denoiser": "bm3d", "iterations": 6, "precision": "fp32",
+                                   "decorrelate": "none"}
     with pytest.raises(UsageError, match="has no parameter 'window_size'"):
         build_method("mulog", looks=1, params={"window_size": 3})
     with pytest.raises(UsageError, match="unknown MuLoG denoiser 'foo'"):

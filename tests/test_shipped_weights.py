@@ -118,3 +118,25 @@ def test_each_shipped_dncnn_reads_the_range_it_was_chosen_with():
     network, _ = load_weights("dncnn-natural")
     with pytest.raises(UsageError, match="range_window"):
         DnCNNDenoiser(network, sigma_range=(0, 0.2), range_window=0)
+
+
+def test_mulog_decorrelates_on_request_like_sarcnn():
+    from sardespeckle.decorrelate import Subsampled
+    from sardespeckle.errors import UsageError
+    from sardespeckle.methods import build_method
+    from sardespeckle.mulog.method import MULOG_HALO, make_mulog_method
+
+    params = {"denoiser": "dncnn-sar", "iterations": 2}
+    plain = build_method("mulog", looks=1, params=params)
+    assert plain.decorrelate == "none" and plain.halo == MULOG_HALO  # the default is unchanged
+    built = build_method("mulog", looks=1, params={**params, "decorrelate": "subsample"})
+    assert built.decorrelate == "subsample" and built.parameters["decorrelate"] == "subsample"
+    assert built.halo == 2 * MULOG_HALO + 1
+    noisy = add_speckle(scene(64), 1.0, seed=2)
+    out = despeckle(noisy, method="mulog", looks=1, params={**params, "decorrelate": "subsample"})
+    expected = Subsampled(make_mulog_method(looks=1, denoiser="dncnn-sar", iterations=2),
+                          halo=MULOG_HALO)(noisy)
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
+    assert not np.allclose(out, despeckle(noisy, method="mulog", looks=1, params=params), rtol=1e-3)
+    with pytest.raises(UsageError, match="decorrelate"):
+        build_method("mulog", looks=1, params={**params, "decorrelate": "blur"})

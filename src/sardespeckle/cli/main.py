@@ -103,9 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="network arithmetic (default: bf16 where the CPU/GPU has it, else fp32)")
     run.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None,
                      help="where a network runs (default auto: CUDA when available)")
-    run.add_argument("--decorrelate", choices=("none", "subsample", "whiten"), default=None,
-                     help="decorrelate the speckle before a network (default: whiten complex "
-                          "input, subsample correlated single-look input, else none)")
+    run.add_argument("--decorrelate", choices=("auto", "none", "subsample", "whiten"), default=None,
+                     help="decorrelate the speckle before sarcnn or mulog (sarcnn's default, auto: "
+                          "whiten complex input, subsample correlated single-look input, else "
+                          "none; mulog's default: none)")
     run.add_argument("--denoiser", default=None, metavar="NAME",
                      help="MuLoG's Gaussian denoiser: bm3d (needs the bm3d extra), dncnn-natural "
                           "or dncnn-sar (default bm3d)")

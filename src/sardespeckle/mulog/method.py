@@ -23,7 +23,8 @@ __all__ = [
 DENOISER_NAMES = ("bm3d", "dncnn-natural", "dncnn-sar")
 
 #: Parameters of the registered ``mulog`` method and their defaults.
-MULOG_DEFAULTS: dict[str, Any] = {"denoiser": "bm3d", "iterations": 6, "precision": "fp32"}
+MULOG_DEFAULTS: dict[str, Any] = {"denoiser": "bm3d", "iterations": 6, "precision": "fp32",
+                                  "decorrelate": "none"}
 
 #: Halo (pixels) for tiled processing (MuLoG+BM3D, L = 1, 512² image; ``docs/mulog.md``). MuLoG
 #: is not strictly local and bm3d 4.0.3 is not translation-equivariant, so no halo makes tiled
@@ -165,16 +166,32 @@ def build_mulog(looks: float, params: dict[str, Any]):
         raise UsageError(f"method 'mulog' has no parameter {', '.join(map(repr, unknown))}")
     if resolved["precision"] not in ("fp32", "bf16"):
         raise UsageError(f"expected precision fp32 or bf16 for MuLoG, got {resolved['precision']!r}")
+    from sardespeckle.decorrelate import DECORRELATIONS, Subsampled
+
+    decorrelate = resolved["decorrelate"]
+    if decorrelate == "auto":  # resolved per input by sardespeckle.api; unresolved means none
+        decorrelate = "none"
+    if decorrelate not in DECORRELATIONS:
+        raise UsageError(f"expected decorrelate in ('auto', {', '.join(map(repr, DECORRELATIONS))}), "
+                         f"got {decorrelate!r}")
+    resolved["decorrelate"] = decorrelate
     function = make_mulog_method(looks=looks, denoiser=resolved["denoiser"],
                                  iterations=resolved["iterations"],
                                  precision=resolved["precision"])
+    halo = MULOG_HALO
+    if decorrelate == "subsample":
+        # MuLoG assumes white speckle: on correlated single-look data it runs on the four
+        # polyphase components (its halo counted in component pixels) and averages them back.
+        function = Subsampled(function, halo=MULOG_HALO)
+        halo = function.halo
     name = resolved["denoiser"]
     return BuiltMethod(
         name="mulog",
         function=function,
-        halo=MULOG_HALO,
+        halo=halo,
         parameters=resolved,
         looks=float(looks),
         weights=name if isinstance(name, str) and name.startswith("dncnn") else None,
         tile=MULOG_TILE,
+        decorrelate=decorrelate,
     )
