@@ -41,6 +41,7 @@ import _common
 
 SCRIPT = os.path.abspath(__file__)
 HERE = os.path.dirname(SCRIPT)
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))  # for tests/_random_dncnn.py
 STACKS = os.path.join(HERE, "..", "..", "shared", "data", "sar", "s1_stacks")
 
 
@@ -51,23 +52,13 @@ def random_weights(path: str, seed: int = 0) -> str:
     """Save a depth-19, 64-feature DnCNN with random weights that keep the signal alive."""
     import numpy as np
     import torch
-    from torch import nn
+    from _random_dncnn import he_randomize  # tests/: the conformance tests' randomiser
 
     from sardespeckle.models import DnCNN, normalize_log_amplitude, save_weights
 
     net = DnCNN(depth=19)
-    gen = torch.Generator().manual_seed(seed)
+    he_randomize(net, torch.Generator().manual_seed(seed))
     with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, nn.Conv2d):
-                module.weight.normal_(0.0, math.sqrt(2.0 / module.weight[0].numel()), generator=gen)
-                if module.bias is not None:
-                    module.bias.normal_(0.0, 0.05, generator=gen)
-            elif isinstance(module, nn.BatchNorm2d):
-                module.running_mean.normal_(0.0, 0.2, generator=gen)
-                module.running_var.uniform_(0.5, 2.0, generator=gen)
-                module.weight.uniform_(0.7, 1.3, generator=gen)
-                module.bias.normal_(0.0, 0.1, generator=gen)
         net.eval()
         rng = np.random.default_rng(seed)
         sample = np.exp(rng.normal(5, 1, (64, 64))) * rng.exponential(1.0, (64, 64))
