@@ -23,6 +23,7 @@ stderr, which is also where a failure's traceback goes (exit status not 0).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -84,25 +85,39 @@ def _numpy_scalars_loadable():
     return safe_globals(allowed)
 
 
-def run_sar2sar(intensity, looks: float):
-    """deepdespeckling's SAR2SAR on amplitude, ``SAR2SAR_PATCH``² tiles overlapping by 2 px."""
+def _deepdespeckling_amplitude(intensity, looks: float, network: str):
+    """The amplitude a deepdespeckling network gets (float64, invalid pixels filled), after the
+    checks its tiling and training impose, with the package's INFO logging kept quiet."""
     import logging
 
     import numpy as np
 
     if looks != 1:
-        raise ValueError(f"SAR2SAR is trained for single-look data, got looks={looks:g}")
+        raise ValueError(f"{network} is trained for single-look data, got looks={looks:g}")
     if min(np.shape(intensity)) < SAR2SAR_PATCH:
-        raise ValueError(f"SAR2SAR runs on {SAR2SAR_PATCH} × {SAR2SAR_PATCH} tiles, got an "
+        raise ValueError(f"{network} runs on {SAR2SAR_PATCH} × {SAR2SAR_PATCH} tiles, got an "
                          f"image of shape {np.shape(intensity)}")
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
+    return np.sqrt(fill_invalid(intensity))
+
+
+def _intensity_of(amplitude):
+    import numpy as np
+
+    amplitude = np.asarray(amplitude, dtype=np.float64)
+    return (amplitude * amplitude).astype(np.float32)
+
+
+def run_sar2sar(intensity, looks: float):
+    """deepdespeckling's SAR2SAR on amplitude, ``SAR2SAR_PATCH``² tiles overlapping by 2 px."""
+    import numpy as np
+
+    amplitude = _deepdespeckling_amplitude(intensity, looks, "SAR2SAR").astype(np.float32)
     from deepdespeckling.sar2sar.sar2sar_denoiser import Sar2SarDenoiser
 
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
-    amplitude = np.sqrt(fill_invalid(intensity)).astype(np.float32)
     with _numpy_scalars_loadable():
         result = Sar2SarDenoiser().denoise_image(amplitude, SAR2SAR_PATCH, SAR2SAR_PATCH - 2)
-    despeckled_amplitude = np.asarray(result["denoised"], dtype=np.float64)
-    return (despeckled_amplitude * despeckled_amplitude).astype(np.float32)
+    return _intensity_of(result["denoised"])
 
 
 #: MERLIN models of deepdespeckling by peer name (TerraSAR-X spotlight / stripmap, Sentinel-1 TOPS).
@@ -112,7 +127,7 @@ MERLIN_MODELS = {"merlin-spotlight": "spotlight", "merlin-stripmap": "stripmap",
 MERLIN_PHASE_SEED = 20240409
 
 
-def run_merlin(intensity, looks: float, model: str):
+def run_merlin(intensity, looks: float, *, model: str):
     """deepdespeckling's MERLIN ``model`` on a complex image made from the intensity.
 
     MERLIN denoises the real and imaginary parts of a single-look complex image. The protocol
@@ -124,40 +139,22 @@ def run_merlin(intensity, looks: float, model: str):
     ``SAR2SAR_PATCH``² overlapping by 2 px, the package's default; output: its ``full`` amplitude
     estimate, squared.
     """
-    import logging
-
     import numpy as np
 
-    if looks != 1:
-        raise ValueError(f"MERLIN is trained for single-look data, got looks={looks:g}")
-    if min(np.shape(intensity)) < SAR2SAR_PATCH:
-        raise ValueError(f"MERLIN runs on {SAR2SAR_PATCH} × {SAR2SAR_PATCH} tiles, got an "
-                         f"image of shape {np.shape(intensity)}")
+    amplitude = _deepdespeckling_amplitude(intensity, looks, "MERLIN")
     from deepdespeckling.merlin.merlin_denoiser import MerlinDenoiser
 
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
-    amplitude = np.sqrt(fill_invalid(intensity))
     phase = np.random.default_rng(MERLIN_PHASE_SEED).uniform(0, 2 * np.pi, amplitude.shape)
     parts = np.stack([amplitude * np.cos(phase), amplitude * np.sin(phase)], axis=-1).astype(np.float32)
     with _numpy_scalars_loadable():
         result = MerlinDenoiser(model, symetrise=True).denoise_image(parts, SAR2SAR_PATCH,
                                                                      SAR2SAR_PATCH - 2)
-    despeckled_amplitude = np.asarray(result["denoised"]["full"], dtype=np.float64)
-    return (despeckled_amplitude * despeckled_amplitude).astype(np.float32)
-
-
-def _merlin_runner(model: str):
-    def run(intensity, looks: float):
-        return run_merlin(intensity, looks, model)
-
-    run.__name__ = f"run_merlin_{model.lower().replace('-', '_')}"
-    run.__doc__ = f"MERLIN ``{model}`` (see :func:`run_merlin`)."
-    return run
+    return _intensity_of(result["denoised"]["full"])
 
 
 #: What each peer runs: ``function(intensity, looks) -> intensity``.
 RUNNERS = {"mulog-bm3d": run_mulog_bm3d, "sar2sar": run_sar2sar,
-           **{name: _merlin_runner(model) for name, model in MERLIN_MODELS.items()}}
+           **{name: functools.partial(run_merlin, model=model) for name, model in MERLIN_MODELS.items()}}
 #: Module each peer imports, checked by the ``check`` request.
 ENTRY_MODULES = {"mulog-bm3d": ["mulog.mulog_algorithm", "mulog.gaussian_denoisers"],
                  "sar2sar": ["deepdespeckling.sar2sar.sar2sar_denoiser"],
