@@ -156,6 +156,15 @@ def test_validation_noise_is_fixed_and_psnr_is_on_the_8_bit_scale():
     assert unit_psnr(clean, clean + 1 / 255) == pytest.approx(20 * np.log10(255), abs=1e-6)
 
 
+def test_fixed_sigma_runs_are_validated_at_their_own_sigma(image_dirs):
+    blind = GaussianValidator(tiny_config(image_dirs, sigma_range=[0.0, 0.2]))
+    fixed = GaussianValidator(tiny_config(image_dirs, sigma_range=[0.3, 0.3]))
+    assert blind.sigma == pytest.approx(25 / 255) and fixed.sigma == 0.3
+    for validator, sigma in ((blind, 25 / 255), (fixed, 0.3)):
+        clean, draws = validator.images[0]
+        assert np.std(draws[0] - clean) == pytest.approx(sigma, rel=0.1)
+
+
 # --------------------------------------------------------------------------- configuration
 
 

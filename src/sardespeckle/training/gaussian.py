@@ -23,8 +23,15 @@ from ..window import Window
 from .config import GREY, TrainConfig
 from .data import ReferenceSpec, ValidPatches, load_reference
 
-#: Noise std of the validation PSNR on the ``[0, 1]`` scale: σ = 25 on the 8-bit scale.
+#: Noise std of the validation PSNR on the ``[0, 1]`` scale for blind runs: σ = 25 on the 8-bit
+#: scale (a fixed-σ run, ``sigma_range`` low == high, is validated at its own σ).
 VALIDATION_SIGMA = 25.0 / 255.0
+
+
+def validation_sigma(sigma_range: tuple[float, float]) -> float:
+    """Noise std of the validation draws: the trained σ of a fixed-σ run, else :data:`VALIDATION_SIGMA`."""
+    low, high = sigma_range
+    return float(low) if low == high else VALIDATION_SIGMA
 #: The robust range of a log-image: the percentiles ``DnCNNDenoiser`` uses.
 ROBUST_PERCENTILES = (0.5, 99.5)
 
@@ -203,7 +210,9 @@ def unit_psnr(clean: np.ndarray, estimate: np.ndarray) -> float:
 
 
 class GaussianValidator:
-    """Fixed noisy draws (σ = 25/255) of the validation images, scored by PSNR on ``[0, 1]``.
+    """Fixed noisy draws of the validation images, scored by PSNR on ``[0, 1]``.
+
+    The noise std is :func:`validation_sigma` (25/255, or the σ of a fixed-σ run).
 
     Draw ``d`` of the ``i``-th validation image uses ``default_rng([seed, 1000 + i, d])``; the
     estimate is not clipped (the score measures the network, not a post-processing).
@@ -211,12 +220,13 @@ class GaussianValidator:
 
     def __init__(self, config: TrainConfig):
         self.images = []
+        self.sigma = validation_sigma(config.sigma_range)
         sources = [image for spec in config.validation for image in load_unit_images(spec, span=config.span)]
         for index, image in enumerate(sources):
             if not np.isfinite(image.values).all():
                 raise UsageError(f"validation image {image.name} has invalid pixels; give a window "
                                  "without them")
-            draws = [noisy_draw(image.values, sigma=VALIDATION_SIGMA, seed=(config.seed, 1000 + index, draw))
+            draws = [noisy_draw(image.values, sigma=self.sigma, seed=(config.seed, 1000 + index, draw))
                      for draw in range(config.validation_draws)]
             self.images.append((image.values, draws))
 
