@@ -476,3 +476,37 @@ def test_non_finite_weights(tmp_path, small_net: DnCNN) -> None:
     torch.save(payload, path)
     with pytest.raises(WeightsError, match="layers.0.weight has non-finite values"):
         load_weights(path)
+
+
+def test_forward_mixed_keeps_the_input_precision_and_a_float32_output(sarcnn_net: DnCNN) -> None:
+    net = sarcnn_net.eval().fold_batchnorm()
+    x = torch.from_numpy(normalize_log_amplitude(speckled(40, seed=12)))[None, None]
+    x = x.to(torch.bfloat16).float()  # exactly representable in bf16
+    nudged = x + 0.2 * torch.abs(x) * 2.0**-8  # below half a bf16 step: rounds back to x
+    assert torch.equal(nudged.to(torch.bfloat16).float(), x)
+    with torch.inference_mode():
+        np.testing.assert_array_equal(net.forward_mixed(x, None).numpy(), net(x).numpy())
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            plain, plain_nudged = net(x).float(), net(nudged).float()
+        seen = {}
+        hooks = [module.register_forward_hook(
+            lambda module, args, output, index=index: seen.__setitem__(index, output.dtype))
+            for index, module in enumerate(net.layers) if isinstance(module, nn.Conv2d)]
+        try:
+            out = net.forward_mixed(x, torch.bfloat16)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        out_nudged = net.forward_mixed(nudged, torch.bfloat16)
+    # Plain autocast cannot see a nudge below bf16's resolution; forward_mixed does.
+    assert torch.equal(plain, plain_nudged)
+    assert not torch.equal(out, out_nudged)
+    # Hidden layers in bf16, the output convolution in float32 (the first one runs as two
+    # functional bf16 convolutions, not as its module).
+    convs = sorted(seen)
+    assert out.dtype == torch.float32 and len(convs) == net.depth - 1
+    assert seen[convs[-1]] == torch.float32
+    assert {seen[i] for i in convs[:-1]} == {torch.bfloat16}
+    # And it stays close to float32 (bf16 rounding of the hidden layers only).
+    reference = net(x)
+    assert (out - reference).abs().mean() < 0.05 * reference.abs().mean()

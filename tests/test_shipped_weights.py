@@ -140,3 +140,25 @@ def test_mulog_decorrelates_on_request_like_sarcnn():
     assert not np.allclose(out, despeckle(noisy, method="mulog", looks=1, params=params), rtol=1e-3)
     with pytest.raises(UsageError, match="decorrelate"):
         build_method("mulog", looks=1, params={**params, "decorrelate": "blur"})
+
+
+def test_bf16_keeping_the_input_precision_is_closer_to_fp32_than_plain_autocast():
+    # At digital-number levels (normalised log-amplitude ≈ 0.5–0.8) rounding the input itself
+    # to bf16 costs accuracy; forward_mixed's split input avoids it (measured: mean |error| of
+    # the predicted log-speckle 0.00040 against 0.00069).
+    import torch
+
+    from sardespeckle.models.sarcnn import SarCnnDenoiser, normalize_log_amplitude
+
+    network = SarCnnDenoiser.from_weights(DEFAULT_SARCNN).network
+    noisy = add_speckle(scene(128) * 30, 1.0, seed=0)
+    x = torch.from_numpy(np.pad(normalize_log_amplitude(noisy), 19, mode="reflect"))[None, None]
+    x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        reference = network(x)
+        mixed = network.forward_mixed(x, torch.bfloat16)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            plain = network(x).float()
+    mixed_error = (mixed - reference).abs().mean().item()
+    plain_error = (plain - reference).abs().mean().item()
+    assert mixed_error < 0.7 * plain_error, (mixed_error, plain_error)

@@ -134,3 +134,42 @@ def test_aligned_tiles_start_on_block_multiples():
     for w in windows:
         count[w.slices] += 1
     assert (count == 1).all()
+
+
+class ZeroPaddedBox5:
+    """A 5×5 mean with zero padding that asks the engine for mirrored context instead."""
+
+    def __init__(self):
+        self.shapes = []
+
+    def __call__(self, intensity):
+        raise AssertionError("the engine must use batch_with_context")
+
+    def batch_with_context(self, tiles):
+        self.shapes += [tile.shape for tile in tiles]
+        return [uniform_filter(tile.astype(np.float64), size=5, mode="constant").astype(np.float32)
+                for tile in tiles]
+
+
+@pytest.mark.parametrize("tile", [8, 17, 1000])
+def test_methods_with_context_get_mirrored_raster_edges(speckled_scene, tile):
+    # The same as mirroring the whole raster (numpy "reflect") and cropping: box5 with
+    # scipy's "mirror" mode, which reflects about the edge pixel like numpy's "reflect".
+    method = ZeroPaddedBox5()
+    tiled = process_array(speckled_scene, method, halo=2, tile=tile)
+    expected = uniform_filter(speckled_scene.astype(np.float64), size=5, mode="mirror")
+    np.testing.assert_allclose(tiled, expected, rtol=1e-6)
+    # Every tile has the halo on every side, inside the raster or mirrored.
+    cores = {(w.height + 4, w.width + 4) for w in plan_tiles(speckled_scene.shape, tile=tile)}
+    assert set(method.shapes) == cores
+
+
+def test_methods_with_context_and_masked_pixels(speckled_scene):
+    image = speckled_scene.copy()
+    image[0:6, 0:9] = np.nan  # nodata in a corner: filled, then mirrored
+    image[40, 3] = 0.0
+    whole = process_array(image, ZeroPaddedBox5(), halo=2, tile=None)
+    tiled = process_array(image, ZeroPaddedBox5(), halo=2, tile=12)
+    masked = np.isnan(image) | (image == 0)
+    assert np.isnan(tiled[masked]).all()
+    np.testing.assert_allclose(tiled[~masked], whole[~masked], rtol=1e-6)

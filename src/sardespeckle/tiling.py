@@ -33,9 +33,9 @@ FAR_FILL_VALUE = 1.0
 @dataclass(frozen=True)
 class _Prepared:
     core: Window
-    outer: Window
     intensity: np.ndarray | None  # None when the whole core is masked: nothing to compute
     valid_core: np.ndarray
+    inner: tuple[slice, slice]  # the core within ``intensity`` (and within the method's output)
 
 
 def plan_tiles(shape: tuple[int, int], *, tile: int, align: int | None = None) -> list[Window]:
@@ -146,6 +146,13 @@ def run_tiled(
     before the method runs; tiles containing masked pixels are then read with ``2·halo`` of
     context so that the fill of every pixel that can influence the core is the same as in a
     whole-image run. Tiles whose core is entirely masked are written without computing.
+
+    A method with a ``batch_with_context`` attribute gets every tile with ``halo`` pixels of
+    context on *every* side: where the raster ends, the tile is mirrored (``reflect``) by the
+    missing amount (see :func:`prepare_tile`), so that the method need not pad the tile itself
+    (a network then runs on ``(tile + 2·halo)²`` pixels instead of ``(tile + 4·halo)²``).
+    ``method.batch_with_context(list_of_arrays) -> list_of_arrays`` returns same-shaped
+    outputs of which only the pixels at least ``halo`` from the tile edges are kept.
     """
     halo = int(halo)
     if halo < 0:
@@ -155,8 +162,10 @@ def run_tiled(
     total = len(cores)
     shape = (int(shape[0]), int(shape[1]))
 
+    mirror = callable(getattr(method, "batch_with_context", None))
+
     def prepare(core: Window) -> _Prepared:
-        return prepare_tile(core, shape, read, halo=halo)
+        return prepare_tile(core, shape, read, halo=halo, mirror=mirror)
 
     batches = list(_batches(cores, batch_size))
     done = 0
@@ -178,24 +187,36 @@ def run_tiled(
                 progress(done, total)
 
 
-def prepare_tile(core: Window, shape: tuple[int, int], read: ReadFn, *, halo: int) -> _Prepared:
+def prepare_tile(core: Window, shape: tuple[int, int], read: ReadFn, *, halo: int,
+                 mirror: bool = False) -> _Prepared:
     """Read ``core`` with its context and fill its masked pixels, as :func:`run_tiled` does.
 
     The context is ``halo`` pixels, or ``2·halo`` when some pixel read is masked (see the Notes
     of :func:`run_tiled`); ``read`` is only asked for windows inside ``core.expand(2·halo)``.
+    With ``mirror``, the sides where the raster ends are then extended by mirroring
+    (``numpy.pad`` ``reflect``, about the raster's edge pixel) so that the core has ``halo``
+    pixels of context on every side: the same values as mirroring the whole raster.
     """
     outer = core.expand(halo, shape)
     intensity, valid = read(outer)
-    inner = core.relative_to(outer)
-    valid_core = valid[inner.slices]
+    valid_core = valid[core.relative_to(outer).slices]
     if not valid_core.any():
-        return _Prepared(core, outer, None, valid_core)
+        return _Prepared(core, None, valid_core, core.relative_to(outer).slices)
     if not valid.all():
         outer = core.expand(2 * halo, shape)
         intensity, valid = read(outer)
         intensity = fill_masked(intensity, valid, radius=halo)
         valid_core = valid[core.relative_to(outer).slices]
-    return _Prepared(core, outer, np.ascontiguousarray(intensity, dtype=np.float32), valid_core)
+    intensity = np.ascontiguousarray(intensity, dtype=np.float32)
+    inner = core.relative_to(outer)
+    if mirror:
+        top, left = max(halo - core.row, 0), max(halo - core.col, 0)
+        bottom = max(core.row + core.height + halo - shape[0], 0)
+        right = max(core.col + core.width + halo - shape[1], 0)
+        if top or left or bottom or right:
+            intensity = np.pad(intensity, ((top, bottom), (left, right)), mode="reflect")
+            inner = Window(inner.row + top, inner.col + left, inner.height, inner.width)
+    return _Prepared(core, intensity, valid_core, inner.slices)
 
 
 def process_tile(
@@ -222,7 +243,8 @@ def process_tile(
     if halo < 0:
         raise UsageError(f"expected a halo ≥ 0, got {halo}")
     shape = (int(shape[0]), int(shape[1]))
-    prepared = prepare_tile(core, shape, read, halo=halo)
+    mirror = callable(getattr(method, "batch_with_context", None))
+    prepared = prepare_tile(core, shape, read, halo=halo, mirror=mirror)
     (result,) = _run_method(method, [prepared])
     return _core_output(prepared, result)
 
@@ -230,7 +252,7 @@ def process_tile(
 def _core_output(item: _Prepared, result: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     if result is None:
         return np.full(item.core.shape, np.nan, np.float32), item.valid_core
-    cropped = result[item.core.relative_to(item.outer).slices]
+    cropped = result[item.inner]
     return np.ascontiguousarray(cropped, dtype=np.float32), item.valid_core
 
 
@@ -243,7 +265,9 @@ def _run_method(method, prepared: list[_Prepared]) -> list[np.ndarray | None]:
     """Apply the method to each prepared tile, grouping tiles of equal shape into batches."""
     results: list[np.ndarray | None] = [None] * len(prepared)
     todo = [i for i, p in enumerate(prepared) if p.intensity is not None]
-    batch_fn = getattr(method, "batch", None)
+    batch_fn = getattr(method, "batch_with_context", None)
+    if not callable(batch_fn):
+        batch_fn = getattr(method, "batch", None)
     if batch_fn is None:
         for i in todo:
             results[i] = _checked(method(prepared[i].intensity), prepared[i].intensity.shape)

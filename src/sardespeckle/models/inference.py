@@ -112,6 +112,13 @@ class BatchLimit:
         return self.denoiser(intensity)
 
     def batch(self, tiles: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return self._split(self.denoiser.batch, tiles)
+
+    def batch_with_context(self, tiles: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Tiles that carry the halo already (the tiled engine mirrors raster edges for us)."""
+        return self._split(self.denoiser.batch_with_context, tiles)
+
+    def _split(self, run, tiles: Sequence[np.ndarray]) -> list[np.ndarray]:
         tiles = list(tiles)
         if not tiles:
             return []
@@ -119,7 +126,7 @@ class BatchLimit:
         step = max(1, self.max_pixels // per_tile)
         out: list[np.ndarray] = []
         for start in range(0, len(tiles), step):
-            out.extend(self.denoiser.batch(tiles[start : start + step]))
+            out.extend(run(tiles[start : start + step]))
         return out
 
 

@@ -156,8 +156,10 @@ class SarCnnDenoiser:
     -----
     For intensity ``I``: ``x = normalize_log_amplitude(I)``, ``n = network(x)`` (the predicted
     normalised log-speckle), ``x̂ = x − n − cn(L)``, output ``exp(2·((M − m)·x̂ + m))``.
-    In bf16 only ``n`` carries the reduced precision: it is upcast to float32 before the
-    subtraction, so the error scales with the speckle estimate, not with the image level.
+    In bf16 (fp16) only the hidden layers run in reduced precision: the first convolution reads
+    the float32 input and the last one writes ``n`` in float32 (``DnCNN.forward_mixed``), and
+    the subtraction is in float32, so the error scales with the speckle estimate, not with the
+    image level.
     The output at a pixel depends on the input within :attr:`halo` pixels, so tiles must overlap
     by ``halo``. Every tile is mirrored (``reflect``) by ``halo`` pixels on each side before the
     network runs: at an image border the network then sees image-like context instead of its own
@@ -278,8 +280,22 @@ class SarCnnDenoiser:
         """Despeckle equally shaped ``(rows, cols)`` tiles in one ``(B, 1, rows, cols)`` pass.
 
         Returns the despeckled float32 intensities, in the same order. The result for a tile
-        does not depend on the other tiles of the batch.
+        does not depend on the other tiles of the batch. Each tile is mirrored by :attr:`halo`
+        first (see Notes).
         """
+        return self._despeckle(tiles, pad=self.halo)
+
+    def batch_with_context(self, tiles: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """As :meth:`batch` for tiles that already carry :attr:`halo` pixels of context on every
+        side (the tiled engine's, mirrored where the raster ends): no mirror is added, and the
+        outputs within :attr:`halo` of a tile edge are not meaningful (the engine drops them).
+
+        Saves the mirror band: a 1024-px core with a halo of 19 costs 1062² instead of 1100²
+        network pixels (−7 %).
+        """
+        return self._despeckle(tiles, pad=0)
+
+    def _despeckle(self, tiles: Sequence[np.ndarray], *, pad: int) -> list[np.ndarray]:
         if isinstance(tiles, np.ndarray) or not isinstance(tiles, Sequence) or len(tiles) == 0:
             raise InvalidInputError(f"expected a non-empty list of (rows, cols) arrays, got {type(tiles).__name__}")
         arrays = [np.asarray(tile) for tile in tiles]
@@ -292,9 +308,8 @@ class SarCnnDenoiser:
         if 0 in shape:
             raise InvalidInputError(f"expected non-empty tiles, got shape {shape}")
 
-        pad = self.halo
-        x = np.stack([np.pad(normalize_log_amplitude(array), pad, mode="reflect")
-                      for array in arrays])[:, None]  # (B, 1, H + 2·halo, W + 2·halo)
+        x = np.stack([np.pad(normalize_log_amplitude(array), pad, mode="reflect") if pad
+                      else normalize_log_amplitude(array) for array in arrays])[:, None]
         clean = self._clean_log_amplitude(torch.from_numpy(x))[:, 0, pad:pad + shape[0], pad:pad + shape[1]]
         intensity = denormalize(clean, clip=self.clip)
         return list(intensity)
@@ -303,17 +318,13 @@ class SarCnnDenoiser:
         """``(B, 1, H, W)`` float32 normalised log-amplitude → debiased clean estimate (numpy)."""
         with self._thread_limit(), torch.inference_mode():
             x = x.to(self.device)
-            with self._autocast():
-                out = self.network(x.contiguous(memory_format=torch.channels_last))
-            out = out.float()
+            out = self.network.forward_mixed(x.contiguous(memory_format=torch.channels_last), self._dtype())
             clean = (x - out if self.network.residual else out) - self.offset
             return clean.contiguous().cpu().numpy()
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
+    def _dtype(self) -> torch.dtype | None:
+        """Reduced precision of the hidden layers (see ``DnCNN.forward_mixed``); None for fp32."""
+        return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
 
     def _thread_limit(self) -> contextlib.AbstractContextManager:
         from sardespeckle.models.threads import torch_threads

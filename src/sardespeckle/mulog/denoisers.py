@@ -213,7 +213,8 @@ class DnCNNDenoiser:
     range_window : int, keyword-only
         Side of the local mean whose percentiles measure that range (1: those of ``v``).
     precision : {"fp32", "bf16"}, keyword-only
-        Arithmetic of the convolutions (bf16 through CPU autocast).
+        Arithmetic of the hidden convolutions (bf16 through CPU autocast; the first and last
+        convolution stay float32, see ``DnCNN.forward_mixed``).
     threads : int, optional, keyword-only
         Torch CPU threads during a call (restored afterwards).
 
@@ -339,17 +340,15 @@ class DnCNNDenoiser:
         scaled = ((values - center) * scale + 0.5).astype(np.float32)
         with self._thread_limit(), torch.inference_mode():
             x = torch.from_numpy(scaled)[None, None].contiguous(memory_format=torch.channels_last)
-            with self._autocast():
-                out = self.network.denoise(x)
-            out = out.float()[0, 0].numpy().astype(np.float64)
+            noise = self.network.forward_mixed(x, self._dtype())
+            out = (x - noise if self.network.residual else noise)[0, 0].numpy().astype(np.float64)
         return (out - 0.5) / scale + center
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
+    def _dtype(self):
+        """Reduced precision of the hidden layers (``DnCNN.forward_mixed``); None for fp32."""
         import torch
 
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+        return torch.bfloat16 if self.precision == "bf16" else None
 
     def _thread_limit(self) -> contextlib.AbstractContextManager:
         from sardespeckle.models.threads import torch_threads
