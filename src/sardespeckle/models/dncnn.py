@@ -6,7 +6,6 @@ Tensors are ``(B, C, H, W)`` throughout this module.
 from __future__ import annotations
 
 import copy
-import functools
 
 import torch
 from torch import nn
@@ -121,43 +120,43 @@ class DnCNN(nn.Module):
         return x - out if self.residual else out
 
     def forward_mixed(self, x: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
-        """:meth:`forward` with the convolutions in ``dtype`` (bf16/fp16) but the input kept
-        at float32 precision; float32 output. ``dtype=None`` is plain :meth:`forward`.
+        """:meth:`forward` with the convolutions in ``dtype`` (bf16/fp16, autocast) but the input
+        read at float32 precision; float32 output. ``dtype=None`` is plain :meth:`forward`.
 
         Rounded to bf16 (8 significant bits), a normalised log-amplitude of 0.6 loses ±0.001,
         i.e. ±1 % of amplitude after the ×(M − m) de-normalisation, before the network has seen
-        it. So the first convolution reads ``x = hi + lo`` split into two ``dtype`` parts
-        (``hi`` = ``x`` rounded, ``lo`` = the remainder rounded, together ≈ 16 significant
-        bits): ``conv(hi) + conv(lo)`` with the bias added in float32. The hidden layers run
-        under autocast, the last convolution in float32 (``n`` is not rounded either). The two
-        end layers are ≈ 0.1 % of the work.
+        it. So the input is split as ``x = hi + lo`` (``hi`` = ``x`` rounded to ``dtype``,
+        ``lo`` = the remainder rounded, together ≈ 16 significant bits) and the first
+        convolution reads both as two channels with the same kernel: one ``dtype`` convolution
+        that accumulates ``W∗hi + W∗lo`` in float32 and rounds once, which costs next to nothing
+        (2 input channels against 64 for each hidden layer).
 
-        Why not simply a float32 first convolution: its results vary in the last bit with the
-        tile shape (oneDNN picks other kernels for other shapes), which flips bf16 roundings of
-        the next layer; tiles then differed from the whole image by up to 7 % at a few pixels
-        near the raster corners. The ``dtype`` convolutions give the same bits for any tile
-        shape, so tiled and whole-image outputs stay identical.
-        Measured with sarcnn-s1-l1-v2 on a 512² simulated single-look crop of a training
-        reference: bf16 − fp32 PSNR −0.047 dB with the input rounded to bf16, −0.001 dB so.
+        Why not a float32 first convolution: its results vary in the last bit with the tile
+        shape (oneDNN picks other kernels for other shapes), which flips bf16 roundings of the
+        next layer; tiles then differed from the whole image by up to 7 % at a few pixels near
+        the raster corners, and converting its 64 float32 feature maps cost ≈ 10 % of the time.
+        Measured with sarcnn-s1-l1-v2 (``benchmarks/bench_sarcnn.py --only b``: simulated
+        single-look speckle on a real 1024² crop, 3 draws): bf16 − fp32 PSNR −0.065 dB with the
+        input rounded to bf16, −0.03 dB so; tiled and whole-image outputs stay identical.
         """
         if dtype is None:
             return self.forward(x).float()
         self._check_input(x)
         layers = list(self.layers)
-        first, hidden = layers[0], nn.Sequential(*layers[2:-1])
+        first = layers[0]
         x = x.float()
         hi = x.to(dtype)
         lo = (x - hi.float()).to(dtype)
+        split = torch.cat([hi, lo], dim=1)
+        if x.is_contiguous(memory_format=torch.channels_last):
+            split = split.contiguous(memory_format=torch.channels_last)
         weight = first.weight.to(dtype)
-        conv = functools.partial(F.conv2d, weight=weight, stride=first.stride, padding=first.padding,
-                                 dilation=first.dilation, groups=first.groups)
-        h = conv(hi).float() + conv(lo).float()
-        if first.bias is not None:
-            h = h + first.bias.float().reshape(1, -1, 1, 1)
-        h = layers[1](h)
+        weight = torch.cat([weight, weight], dim=1)
         with torch.autocast(device_type=x.device.type, dtype=dtype):
-            h = hidden(h)
-        return layers[-1](h.float())
+            h = F.conv2d(split, weight, first.bias, stride=first.stride, padding=first.padding,
+                         dilation=first.dilation, groups=first.groups)
+            out = nn.Sequential(*layers[1:])(h)
+        return out.float()
 
     def fold_batchnorm(self) -> DnCNN:
         """Return an eval-mode copy with each batch norm merged into the convolution before it.

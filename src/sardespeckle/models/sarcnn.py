@@ -156,10 +156,10 @@ class SarCnnDenoiser:
     -----
     For intensity ``I``: ``x = normalize_log_amplitude(I)``, ``n = network(x)`` (the predicted
     normalised log-speckle), ``x̂ = x − n − cn(L)``, output ``exp(2·((M − m)·x̂ + m))``.
-    In bf16 (fp16) only the hidden layers run in reduced precision: the first convolution reads
-    the float32 input and the last one writes ``n`` in float32 (``DnCNN.forward_mixed``), and
-    the subtraction is in float32, so the error scales with the speckle estimate, not with the
-    image level.
+    In bf16 (fp16) the convolutions run in reduced precision but the input keeps float32
+    precision (split into two bf16 parts, ``DnCNN.forward_mixed``), and ``n`` is upcast to
+    float32 before the subtraction, so the error scales with the speckle estimate, not with
+    the image level.
     The output at a pixel depends on the input within :attr:`halo` pixels, so tiles must overlap
     by ``halo``. Every tile is mirrored (``reflect``) by ``halo`` pixels on each side before the
     network runs: at an image border the network then sees image-like context instead of its own
