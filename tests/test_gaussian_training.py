@@ -271,9 +271,9 @@ def test_tiny_gaussian_run_learns_and_its_weights_serve_mulog(tmp_path, image_di
         sha256=weights_module.sha256_file(result.weights_path),
         architecture=Architecture(depth=4, features=16), domain="gaussian-01", sigma_range=(0.05, 0.15),
     )
-    denoiser = denoiser_from_name("dncnn-natural")
+    denoiser = denoiser_from_name("dncnn-natural-blind")
     assert denoiser.sigma_range == (0.05, 0.15) and denoiser.span == 0.8
-    built = build_mulog(1.0, {"denoiser": "dncnn-natural", "iterations": 2})
+    built = build_mulog(1.0, {"denoiser": "dncnn-natural-blind", "iterations": 2})
     noisy = (4.0 * np.random.default_rng(0).exponential(1.0, (24, 24))).astype(np.float32)
     out = built.function(noisy)
     assert out.dtype == np.float32 and out.shape == noisy.shape and (out > 0).all()
@@ -284,7 +284,7 @@ def test_tiny_gaussian_run_learns_and_its_weights_serve_mulog(tmp_path, image_di
         architecture=Architecture(depth=4, features=16), domain="gaussian-01", sigma_range=(0.0, 0.2),
     )
     with pytest.raises(WeightsError, match="registry says"):
-        denoiser_from_name("dncnn-natural")
+        denoiser_from_name("dncnn-natural-blind")
 
 
 def test_sar_log_run_fixed_sigma_export_and_init_from(tmp_path, image_dirs):

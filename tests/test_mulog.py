@@ -156,6 +156,39 @@ def test_dncnn_denoiser_contract_and_rescaling(tiny_dncnn, rng):
         DnCNNDenoiser(object(), trained_sigma=0.1)
 
 
+def test_dncnn_set_picks_the_largest_sigma_within_the_training_contrast(tiny_dncnn, rng):
+    from sardespeckle.mulog import DnCNNDenoiser, DnCNNSetDenoiser
+    from sardespeckle.mulog.denoisers import NATURAL_MAX_CONTRAST, signal_range
+
+    members = [DnCNNDenoiser(tiny_dncnn, trained_sigma=k / 255) for k in (70, 35)]
+    chosen = DnCNNSetDenoiser(members)
+    assert chosen.max_contrast == NATURAL_MAX_CONTRAST == 0.87
+    assert [m.trained_sigma for m in chosen.members] == [35 / 255, 70 / 255]  # sorted
+    # A ramp whose signal range is ≈ 4: member k sees the contrast 4·σ_k/σ.
+    v = np.tile(np.linspace(0.0, 4.0, 200), (60, 1)) + 0.01 * rng.normal(size=(60, 200))
+    low, high = signal_range(v)
+    extent = high - low
+    assert extent == pytest.approx(0.99 * 4.0, rel=0.02)
+    fits_70 = extent * (70 / 255) / 0.87  # smallest σ at which σ_k = 70/255 fits
+    fits_35 = extent * (35 / 255) / 0.87
+    assert chosen.select(v, 1.02 * fits_70).trained_sigma == 70 / 255
+    assert chosen.select(v, 0.98 * fits_70).trained_sigma == 35 / 255
+    assert chosen.select(v, 1.02 * fits_35).trained_sigma == 35 / 255
+    assert chosen.select(v, 0.5 * fits_35).trained_sigma == 35 / 255  # none fits: the smallest
+    assert chosen.select(np.ones((8, 8)), 0.3) is chosen.members[-1]  # flat: all fit
+    # A call is the chosen member's call; σ = 0 returns v.
+    np.testing.assert_array_equal(chosen(v, 2 * fits_70), chosen.members[1](v, 2 * fits_70))
+    assert np.array_equal(chosen(v, 0.0), v)
+    with pytest.raises(UsageError, match="fixed-σ"):
+        DnCNNSetDenoiser([DnCNNDenoiser(tiny_dncnn, sigma_range=(0, 0.2))])
+    with pytest.raises(UsageError, match="fixed-σ"):
+        DnCNNSetDenoiser([])
+    with pytest.raises(UsageError, match="distinct"):
+        DnCNNSetDenoiser([members[0], DnCNNDenoiser(tiny_dncnn, trained_sigma=70 / 255)])
+    with pytest.raises(UsageError, match="max_contrast"):
+        DnCNNSetDenoiser(members, max_contrast=0)
+
+
 def test_mulog_runs_with_a_dncnn(tiny_dncnn):
     from sardespeckle.mulog import DnCNNDenoiser
 
@@ -481,8 +514,9 @@ def test_build_mulog_and_missing_dncnn_weights(monkeypatch):
     from sardespeckle.models import weights as weights_module
 
     monkeypatch.setattr(weights_module, "REGISTRY", {})
-    for name in ("dncnn-natural", "dncnn-sar"):
-        with pytest.raises(WeightsError, match=f"weights for {name} are not installed yet"):
+    for name, weights in (("dncnn-natural", "dncnn-natural-s35"), ("dncnn-natural-blind", "dncnn-natural"),
+                          ("dncnn-sar", "dncnn-sar")):
+        with pytest.raises(WeightsError, match=f"denoiser '{name}': weights '{weights}' are not installed"):
             make_mulog_method(looks=1, denoiser=name)
     assert MULOG_DEFAULTS == {"denoiser": "bm3d", "iterations": 6, "precision": "fp32",
                               "decorrelate": "none"}
@@ -508,7 +542,7 @@ def test_dncnn_weights_are_loaded_once_registered(tmp_path, monkeypatch, tiny_dn
         architecture=Architecture(depth=3, features=8), domain="log-intensity-gaussian",
     )
     built = build_mulog(1.0, {"denoiser": "dncnn-sar", "iterations": 2})
-    assert built.weights == "dncnn-sar"
+    assert built.weights == f"dncnn-sar sha256:{digest[:16]}"
     out = built.function(add_speckle(np.full((24, 24), 2.0, dtype=np.float32), 1, seed=0))
     assert out.dtype == np.float32 and np.all(out > 0)
 
@@ -541,19 +575,21 @@ def test_mulog_is_a_registered_method_with_its_parameters():
     assert np.std(np.log(out)) < 0.3 * np.std(np.log(noisy))
 
 
-@pytest.mark.parametrize("name", ["dncnn-natural", "dncnn-sar"])
-def test_cli_mulog_without_dncnn_weights_explains(tmp_path, name, monkeypatch, capsys):
+@pytest.mark.parametrize("name,weights", [("dncnn-natural", "dncnn-natural-s70"),
+                                          ("dncnn-natural-blind", "dncnn-natural"),
+                                          ("dncnn-sar", "dncnn-sar")])
+def test_cli_mulog_without_dncnn_weights_explains(tmp_path, name, weights, monkeypatch, capsys):
     from sardespeckle.cli.main import main
-    from sardespeckle.models import weights
+    from sardespeckle.models import weights as weights_module
 
-    monkeypatch.delitem(weights.REGISTRY, name, raising=False)
+    monkeypatch.delitem(weights_module.REGISTRY, weights, raising=False)
     src = tmp_path / "in.npy"
     np.save(src, add_speckle(np.full((40, 40), 3.0), 1, seed=1).astype(np.float32))
     out = tmp_path / "out.npy"
     code = main(["run", str(src), "-o", str(out), "--kind", "intensity", "--looks", "1",
                  "--method", "mulog", "--denoiser", name])
     assert code == 1 and not out.exists()
-    assert f"weights for {name} are not installed" in capsys.readouterr().err
+    assert f"denoiser {name!r}: weights {weights!r} are not installed" in capsys.readouterr().err
 
 
 def test_cli_mulog_unknown_denoiser_is_a_usage_error(tmp_path, capsys):

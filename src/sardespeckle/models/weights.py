@@ -159,6 +159,23 @@ class WeightsEntry:
         return WEIGHTS_DIR / self.filename
 
 
+def _fixed_sigma_natural(sigma_255: int, sha256: str, validation_psnr: float) -> WeightsEntry:
+    """Entry of a member of MuLoG's ``dncnn-natural`` set: a DnCNN-17 for σ = sigma_255/255."""
+    name = f"dncnn-natural-s{sigma_255}"
+    return WeightsEntry(
+        name=name,
+        filename=f"{name}.pt",
+        sha256=sha256,
+        architecture=Architecture(kind="dncnn", depth=17, channels=1, features=64, residual=True),
+        domain="gaussian-01",
+        trained_sigma=sigma_255 / 255.0,
+        training_data="train400 (400 grey natural images, 180²)",
+        validation_psnr=validation_psnr,
+        description=f"fixed-σ Gaussian DnCNN on [0, 1] natural images, σ = {sigma_255}/255, member "
+                    "of MuLoG's dncnn-natural set (see docs/model_cards/dncnn-natural-fixed.md)",
+    )
+
+
 #: Released weights, by name.
 REGISTRY: dict[str, WeightsEntry] = {
     "sarcnn-s1-l1": WeightsEntry(
@@ -196,6 +213,10 @@ REGISTRY: dict[str, WeightsEntry] = {
         description="blind Gaussian DnCNN on [0, 1] natural images, σ in [0, 55]/255, for MuLoG "
                     "(see docs/model_cards/dncnn-natural.md)",
     ),
+    "dncnn-natural-s35": _fixed_sigma_natural(
+        35, "8978c01d745d9af8a218e8e17ec814d99efef6615e422daa0471e4331913b25e", 27.34),
+    "dncnn-natural-s70": _fixed_sigma_natural(
+        70, "a6fae926056bc0c39f6797a774e5c3c843717528fab39abec59092d08c1689e4", 24.50),
     "dncnn-sar": WeightsEntry(
         name="dncnn-sar",
         filename="dncnn-sar.pt",

@@ -15,6 +15,7 @@ from sardespeckle.mulog.admm import MulogIterate, default_beta0, mulog, mulog_it
 from sardespeckle.mulog.denoisers import (
     Bm3dDenoiser,
     DnCNNDenoiser,
+    DnCNNSetDenoiser,
     GaussianDenoiser,
     GaussianFilterDenoiser,
     MissingDependencyError,
@@ -39,6 +40,7 @@ __all__ = [
     "MULOG_HALO",
     "Bm3dDenoiser",
     "DnCNNDenoiser",
+    "DnCNNSetDenoiser",
     "FisherTippett",
     "GaussianDenoiser",
     "GaussianFilterDenoiser",

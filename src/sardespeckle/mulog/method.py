@@ -11,6 +11,7 @@ from sardespeckle.errors import UsageError, WeightsError
 
 __all__ = [
     "DENOISER_NAMES",
+    "DENOISER_SETS",
     "DNCNN_SIGMA_RANGE",
     "MULOG_DEFAULTS",
     "MULOG_HALO",
@@ -20,7 +21,16 @@ __all__ = [
 ]
 
 #: Denoisers that can be named in the registry / CLI.
-DENOISER_NAMES = ("bm3d", "dncnn-natural", "dncnn-sar")
+DENOISER_NAMES = ("bm3d", "dncnn-natural", "dncnn-natural-blind", "dncnn-sar")
+
+#: Denoiser names made of several fixed-σ weights (registry names), one picked per call
+#: (:class:`~sardespeckle.mulog.denoisers.DnCNNSetDenoiser`).
+DENOISER_SETS: dict[str, tuple[str, ...]] = {
+    "dncnn-natural": ("dncnn-natural-s35", "dncnn-natural-s70"),
+}
+
+#: Denoiser names served by registry weights of another name.
+_WEIGHTS_OF = {"dncnn-natural-blind": "dncnn-natural"}
 
 #: Parameters of the registered ``mulog`` method and their defaults.
 MULOG_DEFAULTS: dict[str, Any] = {"denoiser": "bm3d", "iterations": 6, "precision": "fp32",
@@ -44,6 +54,10 @@ DNCNN_SIGMA_RANGE = (0.0, 55.0 / 255.0)
 def denoiser_from_name(name: str, *, precision: str = "fp32", threads: int | None = None):
     """The Gaussian denoiser called ``name`` (one of :data:`DENOISER_NAMES`).
 
+    ``dncnn-natural`` is the set of fixed-σ natural-image networks of :data:`DENOISER_SETS`
+    (one picked per call); ``dncnn-natural-blind`` the blind natural-image network (registry
+    name ``dncnn-natural``); ``dncnn-sar`` the blind SAR-trained network (the hybrid).
+
     Raises
     ------
     UsageError
@@ -51,48 +65,72 @@ def denoiser_from_name(name: str, *, precision: str = "fp32", threads: int | Non
     MissingDependencyError
         ``"bm3d"`` without the optional ``bm3d`` package.
     WeightsError
-        ``"dncnn-natural"`` / ``"dncnn-sar"`` while no weights of that name are registered in
+        A DnCNN name while its weights are not registered in
         :data:`sardespeckle.models.weights.REGISTRY`, or when they fail their checks.
     """
-    from sardespeckle.mulog.denoisers import DnCNNDenoiser, bm3d_denoiser
+    from sardespeckle.mulog.denoisers import DnCNNSetDenoiser, bm3d_denoiser
 
     if name == "bm3d":
         return bm3d_denoiser()
-    if name in ("dncnn-natural", "dncnn-sar"):
-        from sardespeckle.models.weights import GAUSSIAN_DOMAINS, REGISTRY, load_weights
-
-        if name not in REGISTRY:
-            raise WeightsError(
-                f"MuLoG denoiser {name!r}: weights for {name} are not installed yet (no entry "
-                f"{name!r} in sardespeckle.models.weights.REGISTRY); use denoiser='bm3d' meanwhile"
-            )
-        network, meta = load_weights(name)
-        if meta.get("domain") == "log-amplitude":
-            raise WeightsError(
-                f"weights {name!r} are SAR-CNN log-amplitude weights, expected a Gaussian denoiser"
-            )
-        if meta.get("domain") not in GAUSSIAN_DOMAINS:
-            raise WeightsError(f"weights {name!r} have domain {meta.get('domain')!r}, expected a "
-                               f"Gaussian denoiser (domain in {GAUSSIAN_DOMAINS})")
-        # Files written by `sardespeckle train` (task gaussian) state their noise and span;
-        # older Gaussian files fall back to the DnCNN-B range and the wrapper's default span.
-        # SAR-trained networks (their files state a span) read the range of their input as it
-        # is; natural-image networks the range of its 7×7 local mean. Chosen on six 256² crops
-        # of the training references (MuLoG PSNR, one draw each): dncnn-sar 25.87 vs 25.81 dB,
-        # dncnn-natural 24.23 vs 23.42 dB (the validation references were not used).
-        span = ({"span": float(meta["span"]), "range_window": 1} if meta.get("span") is not None
-                else {})
-        trained = meta.get("trained_sigma")
-        if trained is not None:
-            return DnCNNDenoiser(network, trained_sigma=float(trained), precision=precision,
-                                 threads=threads, **span)
-        sigma_range = tuple(meta.get("sigma_range") or DNCNN_SIGMA_RANGE)
-        return DnCNNDenoiser(network, sigma_range=sigma_range, precision=precision,
-                             threads=threads, **span)
+    if name in DENOISER_SETS:
+        members = [_dncnn_denoiser(member, precision=precision, threads=threads, label=name)
+                   for member in DENOISER_SETS[name]]
+        return DnCNNSetDenoiser(members)
+    if name in ("dncnn-natural-blind", "dncnn-sar"):
+        return _dncnn_denoiser(_WEIGHTS_OF.get(name, name), precision=precision, threads=threads,
+                               label=name)
     raise UsageError(
         f"unknown MuLoG denoiser {name!r}; expected one of {', '.join(DENOISER_NAMES)} "
         "or a callable f(v, sigma)"
     )
+
+
+def _dncnn_denoiser(weights: str, *, precision: str, threads: int | None, label: str):
+    """A :class:`DnCNNDenoiser` on the registered Gaussian weights ``weights``."""
+    from sardespeckle.models.weights import GAUSSIAN_DOMAINS, REGISTRY, load_weights
+    from sardespeckle.mulog.denoisers import DnCNNDenoiser
+
+    if weights not in REGISTRY:
+        raise WeightsError(
+            f"MuLoG denoiser {label!r}: weights {weights!r} are not installed (no entry "
+            f"{weights!r} in sardespeckle.models.weights.REGISTRY); use denoiser='bm3d' meanwhile"
+        )
+    network, meta = load_weights(weights)
+    if meta.get("domain") == "log-amplitude":
+        raise WeightsError(
+            f"weights {weights!r} are SAR-CNN log-amplitude weights, expected a Gaussian denoiser"
+        )
+    if meta.get("domain") not in GAUSSIAN_DOMAINS:
+        raise WeightsError(f"weights {weights!r} have domain {meta.get('domain')!r}, expected a "
+                           f"Gaussian denoiser (domain in {GAUSSIAN_DOMAINS})")
+    # Files written by `sardespeckle train` (task gaussian) state their noise, and SAR-trained
+    # ones their span; older Gaussian files fall back to the DnCNN-B range and the wrapper's
+    # default span. SAR-trained networks (their files state a span) read the range of their
+    # input as it is; natural-image networks the range of its 7×7 local mean. Chosen on six
+    # 256² crops of the training references (MuLoG PSNR, one draw each): dncnn-sar 25.87 vs
+    # 25.81 dB, dncnn-natural (blind) 24.23 vs 23.42 dB (the validation references were not
+    # used).
+    span = ({"span": float(meta["span"]), "range_window": 1} if meta.get("span") is not None
+            else {})
+    trained = meta.get("trained_sigma")
+    if trained is not None:
+        return DnCNNDenoiser(network, trained_sigma=float(trained), precision=precision,
+                             threads=threads, **span)
+    sigma_range = tuple(meta.get("sigma_range") or DNCNN_SIGMA_RANGE)
+    return DnCNNDenoiser(network, sigma_range=sigma_range, precision=precision,
+                         threads=threads, **span)
+
+
+def denoiser_weights_id(denoiser) -> str | None:
+    """Provenance of a named DnCNN denoiser's weights: ``"NAME sha256:<16 hex>"`` per registry
+    file (comma-separated for a set); ``None`` for BM3D and callables."""
+    from sardespeckle.models.weights import REGISTRY
+
+    if not isinstance(denoiser, str) or not denoiser.startswith("dncnn"):
+        return None
+    names = DENOISER_SETS.get(denoiser, (_WEIGHTS_OF.get(denoiser, denoiser),))
+    return ", ".join(f"{name} sha256:{REGISTRY[name].sha256[:16]}" if name in REGISTRY else name
+                     for name in names)
 
 
 def make_mulog_method(
@@ -109,7 +147,7 @@ def make_mulog_method(
     ----------
     looks : float, keyword-only
         Number of looks of the data.
-    denoiser : {"bm3d", "dncnn-natural", "dncnn-sar"} or callable, keyword-only
+    denoiser : {"bm3d", "dncnn-natural", "dncnn-natural-blind", "dncnn-sar"} or callable, keyword-only
         The Gaussian denoiser; a callable ``f(v, sigma)`` is used as is.
     iterations : int, keyword-only
         ADMM iterations.
@@ -184,14 +222,13 @@ def build_mulog(looks: float, params: dict[str, Any]):
         # polyphase components (its halo counted in component pixels) and averages them back.
         function = Subsampled(function, halo=MULOG_HALO)
         halo = function.halo
-    name = resolved["denoiser"]
     return BuiltMethod(
         name="mulog",
         function=function,
         halo=halo,
         parameters=resolved,
         looks=float(looks),
-        weights=name if isinstance(name, str) and name.startswith("dncnn") else None,
+        weights=denoiser_weights_id(resolved["denoiser"]),
         tile=MULOG_TILE,
         decorrelate=decorrelate,
     )
