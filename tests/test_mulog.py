@@ -187,6 +187,8 @@ def test_dncnn_set_picks_the_largest_sigma_within_the_training_contrast(tiny_dnc
         DnCNNSetDenoiser([members[0], DnCNNDenoiser(tiny_dncnn, trained_sigma=70 / 255)])
     with pytest.raises(UsageError, match="max_contrast"):
         DnCNNSetDenoiser(members, max_contrast=0)
+    with pytest.raises(UsageError, match="range_window"):
+        DnCNNSetDenoiser([members[0], DnCNNDenoiser(tiny_dncnn, trained_sigma=0.5, range_window=1)])
 
 
 def test_mulog_runs_with_a_dncnn(tiny_dncnn):

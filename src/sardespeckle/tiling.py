@@ -162,7 +162,7 @@ def run_tiled(
     total = len(cores)
     shape = (int(shape[0]), int(shape[1]))
 
-    mirror = callable(getattr(method, "batch_with_context", None))
+    mirror = _with_context(method) is not None
 
     def prepare(core: Window) -> _Prepared:
         return prepare_tile(core, shape, read, halo=halo, mirror=mirror)
@@ -243,8 +243,7 @@ def process_tile(
     if halo < 0:
         raise UsageError(f"expected a halo ≥ 0, got {halo}")
     shape = (int(shape[0]), int(shape[1]))
-    mirror = callable(getattr(method, "batch_with_context", None))
-    prepared = prepare_tile(core, shape, read, halo=halo, mirror=mirror)
+    prepared = prepare_tile(core, shape, read, halo=halo, mirror=_with_context(method) is not None)
     (result,) = _run_method(method, [prepared])
     return _core_output(prepared, result)
 
@@ -261,13 +260,17 @@ def _batches(cores: Sequence[Window], batch_size: int) -> Iterator[list[Window]]
         yield list(cores[start : start + batch_size])
 
 
+def _with_context(method):
+    """The method's ``batch_with_context`` (tiles carry the halo on every side), or None."""
+    batch = getattr(method, "batch_with_context", None)
+    return batch if callable(batch) else None
+
+
 def _run_method(method, prepared: list[_Prepared]) -> list[np.ndarray | None]:
     """Apply the method to each prepared tile, grouping tiles of equal shape into batches."""
     results: list[np.ndarray | None] = [None] * len(prepared)
     todo = [i for i, p in enumerate(prepared) if p.intensity is not None]
-    batch_fn = getattr(method, "batch_with_context", None)
-    if not callable(batch_fn):
-        batch_fn = getattr(method, "batch", None)
+    batch_fn = _with_context(method) or getattr(method, "batch", None)
     if batch_fn is None:
         for i in todo:
             results[i] = _checked(method(prepared[i].intensity), prepared[i].intensity.shape)

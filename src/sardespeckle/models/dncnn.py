@@ -114,10 +114,13 @@ class DnCNN(nn.Module):
         self._check_input(x)
         return self.layers(x)
 
-    def denoise(self, x: torch.Tensor) -> torch.Tensor:
-        """Clean estimate, ``(B, C, H, W)`` → ``(B, C, H, W)``."""
-        out = self.forward(x)
-        return x - out if self.residual else out
+    def denoise(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Clean estimate, ``(B, C, H, W)`` → ``(B, C, H, W)``; with ``dtype`` (bf16/fp16) the
+        network runs as in :meth:`forward_mixed` and the residual is taken in float32."""
+        out = self.forward(x) if dtype is None else self.forward_mixed(x, dtype)
+        if not self.residual:
+            return out
+        return x - out if dtype is None else x.float() - out
 
     def forward_mixed(self, x: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
         """:meth:`forward` with the convolutions in ``dtype`` (bf16/fp16, autocast) but the input

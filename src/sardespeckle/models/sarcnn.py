@@ -318,8 +318,8 @@ class SarCnnDenoiser:
         """``(B, 1, H, W)`` float32 normalised log-amplitude → debiased clean estimate (numpy)."""
         with self._thread_limit(), torch.inference_mode():
             x = x.to(self.device)
-            out = self.network.forward_mixed(x.contiguous(memory_format=torch.channels_last), self._dtype())
-            clean = (x - out if self.network.residual else out) - self.offset
+            clean = self.network.denoise(x.contiguous(memory_format=torch.channels_last),
+                                         self._dtype()) - self.offset
             return clean.contiguous().cpu().numpy()
 
     def _dtype(self) -> torch.dtype | None:

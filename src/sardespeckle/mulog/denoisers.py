@@ -195,6 +195,9 @@ _PRECISIONS = ("fp32", "bf16")
 #: Side of the local mean whose percentiles give the signal range of ``v`` (DnCNNDenoiser).
 RANGE_WINDOW = 7
 
+#: Percentiles that bound the robust range of an image (DnCNNDenoiser, SAR training images).
+ROBUST_PERCENTILES = (0.5, 99.5)
+
 
 class DnCNNDenoiser:
     """A DnCNN trained on ``[0, 1]``-scaled images with white Gaussian noise, as ``f(v, sigma)``.
@@ -314,9 +317,11 @@ class DnCNNDenoiser:
             f"threads={self.threads})"
         )
 
-    def scale_for(self, v: np.ndarray, sigma: float) -> tuple[float, float]:
-        """The affine map ``(c, s)`` used for ``v`` at noise ``sigma`` (see Notes)."""
-        low_q, high_q = signal_range(v, self.range_window)
+    def scale_for(self, v: np.ndarray, sigma: float, *,
+                  bounds: tuple[float, float] | None = None) -> tuple[float, float]:
+        """The affine map ``(c, s)`` used for ``v`` at noise ``sigma`` (see Notes); ``bounds``
+        is ``signal_range(v, self.range_window)`` when the caller has it already."""
+        low_q, high_q = signal_range(v, self.range_window) if bounds is None else bounds
         center = 0.5 * float(low_q + high_q)
         if self.trained_sigma is not None:
             return center, self.trained_sigma / sigma
@@ -326,18 +331,21 @@ class DnCNNDenoiser:
         return center, float(np.clip(fit, low / sigma, high / sigma))
 
     def __call__(self, v: np.ndarray, sigma: float) -> np.ndarray:
-        import torch
-
         array, sigma = _check_call(v, sigma)
         if sigma == 0:
             return array.astype(np.float64, copy=True)
-        values = array.astype(np.float64)
-        center, scale = self.scale_for(values, sigma)
+        return self._denoise(array.astype(np.float64), sigma)
+
+    def _denoise(self, values: np.ndarray, sigma: float,
+                 bounds: tuple[float, float] | None = None) -> np.ndarray:
+        """``f(values, sigma)`` for checked float64 ``values`` and ``sigma > 0``."""
+        import torch
+
+        center, scale = self.scale_for(values, sigma, bounds=bounds)
         scaled = ((values - center) * scale + 0.5).astype(np.float32)
         with self._thread_limit(), torch.inference_mode():
             x = torch.from_numpy(scaled)[None, None].contiguous(memory_format=torch.channels_last)
-            noise = self.network.forward_mixed(x, self._dtype())
-            out = (x - noise if self.network.residual else noise)[0, 0].numpy().astype(np.float64)
+            out = self.network.denoise(x, self._dtype())[0, 0].numpy().astype(np.float64)
         return (out - 0.5) / scale + center
 
     def _dtype(self):
@@ -359,7 +367,7 @@ def signal_range(v: np.ndarray, window: int = RANGE_WINDOW) -> tuple[float, floa
     from scipy.ndimage import uniform_filter
 
     local = uniform_filter(v, window, mode="reflect") if window > 1 else v
-    low_q, high_q = np.percentile(local, [0.5, 99.5])
+    low_q, high_q = np.percentile(local, ROBUST_PERCENTILES)
     return float(low_q), float(high_q)
 
 
@@ -405,6 +413,8 @@ class DnCNNSetDenoiser:
             raise UsageError("expected members with distinct trained_sigma")
         if not (isinstance(max_contrast, numbers.Real) and 0 < float(max_contrast)):
             raise UsageError(f"expected max_contrast > 0, got {max_contrast!r}")
+        if len({m.range_window for m in members}) != 1:
+            raise UsageError("expected members with the same range_window")
         self.members = sorted(members, key=lambda m: m.trained_sigma)
         self.max_contrast = float(max_contrast)
 
@@ -418,8 +428,11 @@ class DnCNNSetDenoiser:
 
     def select(self, v: np.ndarray, sigma: float) -> DnCNNDenoiser:
         """The member used for ``v`` at noise ``sigma > 0`` (see Notes)."""
-        low_q, high_q = signal_range(np.asarray(v, dtype=np.float64), self.members[0].range_window)
-        extent = high_q - low_q
+        return self._select(signal_range(np.asarray(v, dtype=np.float64),
+                                         self.members[0].range_window), sigma)
+
+    def _select(self, bounds: tuple[float, float], sigma: float) -> DnCNNDenoiser:
+        extent = bounds[1] - bounds[0]
         fitting = [m for m in self.members if extent * m.trained_sigma / sigma <= self.max_contrast]
         return fitting[-1] if fitting else self.members[0]
 
@@ -427,7 +440,10 @@ class DnCNNSetDenoiser:
         array, sigma = _check_call(v, sigma)
         if sigma == 0:
             return array.astype(np.float64, copy=True)
-        return self.select(array, sigma)(array, sigma)
+        values = array.astype(np.float64)
+        # The members share the range window: the range picks the member and maps the image.
+        bounds = signal_range(values, self.members[0].range_window)
+        return self._select(bounds, sigma)._denoise(values, sigma, bounds)
 
 
 def check_denoiser(denoiser) -> Callable[[np.ndarray, float], np.ndarray]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError, InvalidInputError, UsageError
+from ..mulog.denoisers import ROBUST_PERCENTILES  # the range MuLoG's wrapper maps
 from ..window import Window
 from .config import GREY, TrainConfig
 from .data import ReferenceSpec, ValidPatches, load_reference
@@ -32,8 +33,7 @@ def validation_sigma(sigma_range: tuple[float, float]) -> float:
     """Noise std of the validation draws: the trained σ of a fixed-σ run, else :data:`VALIDATION_SIGMA`."""
     low, high = sigma_range
     return float(low) if low == high else VALIDATION_SIGMA
-#: The robust range of a log-image: the percentiles ``DnCNNDenoiser`` uses.
-ROBUST_PERCENTILES = (0.5, 99.5)
+
 
 
 @dataclass
