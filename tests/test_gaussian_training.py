@@ -19,7 +19,15 @@ from sardespeckle.training import (
     log_image_to_unit,
     train,
 )
-from sardespeckle.training.gaussian import GaussianValidator, noisy_draw, source_paths, unit_psnr
+from sardespeckle.training.gaussian import (
+    GaussianValidator,
+    LogScalePatchSampler,
+    centred_log_image,
+    noisy_draw,
+    source_paths,
+    unit_psnr,
+    validation_log_sigma,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -146,6 +154,50 @@ def test_sampler_noise_levels_validity_and_determinism():
     with pytest.raises(InvalidInputError, match="fully valid patch"):
         GaussianPatchSampler([UnitImage("holes", np.full((20, 20), np.nan, np.float32))], patch_size=8,
                              sigma_range=(0.0, 0.1))
+
+
+def test_centred_log_image_centres_the_robust_range_and_marks_invalid_pixels():
+    rng = np.random.default_rng(2)
+    intensity = rng.lognormal(4.0, 1.5, (50, 50))
+    intensity[0, :5] = [0.0, -1.0, np.nan, np.inf, 0.0]
+    out = centred_log_image(intensity)
+    assert out.dtype == np.float32 and np.isnan(out[0, :5]).all()
+    valid = np.isfinite(out)
+    low, high = np.percentile(out[valid], [0.5, 99.5])
+    assert low + high == pytest.approx(0.0, abs=1e-4)
+    # Log units are kept (no rescaling): only the offset differs from log I.
+    np.testing.assert_allclose(out[valid] - np.log(intensity[valid]), (out - np.log(intensity))[5, 5],
+                               atol=1e-4)
+    with pytest.raises(InvalidInputError, match="valid"):
+        centred_log_image(np.zeros((8, 8)))
+
+
+def test_log_scale_sampler_scales_each_patch_by_its_noise_level():
+    # A log-intensity ramp: every 16² patch (any flip/rotation) has the same std s0, so a
+    # patch's clean std tells its scale t/σ.
+    ramp = np.tile(np.arange(64, dtype=np.float32) * 0.05, (64, 1))
+    ramp[:, :8] = np.nan
+    t, low, high = 0.1, 0.25, 1.0
+    sampler = LogScalePatchSampler([UnitImage("ramp", ramp - 2.0)], patch_size=16, trained_sigma=t,
+                                   log_sigma_range=(low, high))
+    noisy, clean = sampler.sample(512, np.random.default_rng(5))
+    assert noisy.shape == clean.shape == (512, 1, 16, 16) and noisy.dtype == np.float32
+    assert np.isfinite(clean).all()
+    s0 = np.nanstd(ramp[:, 8:24])
+    sigma = s0 * t / clean.std(axis=(1, 2, 3))
+    assert sigma.min() >= low * 0.999 and sigma.max() <= high * 1.001
+    # log-uniform: the mean of log σ is the middle of the log range, the spread is that of a uniform
+    assert np.mean(np.log(sigma)) == pytest.approx(np.log(np.sqrt(low * high)), abs=0.04)
+    assert np.std(np.log(sigma)) == pytest.approx(np.log(high / low) / np.sqrt(12), rel=0.1)
+    # The noise is fixed at t whatever the scale, and the patches keep the image's centring.
+    stds = (noisy - clean).std(axis=(1, 2, 3))
+    assert np.mean(stds) == pytest.approx(t, rel=0.02) and stds.max() < 1.3 * t
+    mid = clean.mean(axis=(1, 2, 3)) - 0.5
+    patch_mean = sigma * mid / t  # back in log units: a 16-column window of the valid ramp
+    first, last = -2.0 + 0.05 * (8 + 7.5), -2.0 + 0.05 * (48 + 7.5)
+    assert first - 1e-3 < patch_mean.min() < first + 0.1 and last - 0.1 < patch_mean.max() < last + 1e-3
+    again, _ = sampler.sample(512, np.random.default_rng(5))
+    np.testing.assert_array_equal(noisy, again)
 
 
 def test_validation_noise_is_fixed_and_psnr_is_on_the_8_bit_scale():
@@ -310,6 +362,60 @@ def test_sar_log_run_fixed_sigma_export_and_init_from(tmp_path, image_dirs):
               tmp_path / "sarcnn", max_steps=0)
 
 
+def log_scaled_config(tmp_path, image_dirs, **overrides):
+    rng = np.random.default_rng(4)
+    from scipy.ndimage import gaussian_filter
+
+    np.save(tmp_path / "ref.npy", np.exp(3.0 + 20 * gaussian_filter(rng.standard_normal((48, 48)), 4))
+            .astype(np.float32))
+    values = dict(references=[{"path": str(tmp_path / "ref.npy"), "kind": "intensity"}],
+                  validation=[{"path": str(tmp_path / "ref.npy"), "kind": "intensity"}],
+                  sigma_range=[0.1, 0.1], log_sigma_range=[0.3, 1.2])
+    values.update(overrides)
+    return tiny_config(image_dirs, **values)
+
+
+def test_log_scaled_configs_and_their_errors(tmp_path, image_dirs):
+    config = log_scaled_config(tmp_path, image_dirs)
+    assert config.log_sigma_range == (0.3, 1.2) and config.span is None
+    again = TrainConfig.from_dict(json.loads(json.dumps(config.as_dict())))
+    assert again == config
+    for overrides, message in (
+        ({"sigma_range": [0.0, 0.2]}, "fixed-noise network"),
+        ({"span": 0.8}, "exclude each other"),
+        ({"log_sigma_range": [0.0, 1.0]}, "0 < low"),
+        ({"log_sigma_range": [1.0, 0.5]}, "low ≤ high"),
+        ({"log_sigma_range": "wide"}, r"\[low, high\]"),
+        ({"references": [{"path": str(image_dirs / "train"), "kind": "grey"}]}, "needs SAR references"),
+    ):
+        with pytest.raises(UsageError, match=message):
+            log_scaled_config(tmp_path, image_dirs, **overrides)
+    with pytest.raises(UsageError, match="log_sigma_range is an option of task 'gaussian'"):
+        TrainConfig.from_dict({"references": ["ref.npy"], "log_sigma_range": [0.3, 1.2]})
+
+
+def test_log_scaled_run_validates_exports_and_serves_mulog(tmp_path, image_dirs):
+    from sardespeckle.models.weights import load_weights
+    from sardespeckle.mulog import DnCNNDenoiser
+
+    config = log_scaled_config(tmp_path, image_dirs)
+    validator = GaussianValidator(config)
+    clean, draws = validator.images[0]
+    # Validation at σ_log = √(0.3·1.2) = 0.6: the centred log-image scaled by 0.1/0.6.
+    reference = centred_log_image(np.load(tmp_path / "ref.npy"))
+    np.testing.assert_allclose(clean, reference * (0.1 / validation_log_sigma((0.3, 1.2))) + 0.5,
+                               atol=1e-6)
+    assert np.std(draws[0] - clean) == pytest.approx(0.1, rel=0.1)
+    result = train(config, tmp_path / "run")
+    assert result.finished and np.isfinite(result.last_validation_psnr)
+    network, meta = load_weights(result.weights_path)
+    assert meta["trained_sigma"] == 0.1 and meta["log_sigma_range"] == [0.3, 1.2]
+    assert meta.get("span") is None and "scaled by σ/σ_log" in meta["description"]
+    denoiser = DnCNNDenoiser(network, trained_sigma=meta["trained_sigma"])
+    v = np.log(np.load(tmp_path / "ref.npy")).astype(np.float64)
+    assert np.isfinite(denoiser(v + np.random.default_rng(0).normal(0, 0.6, v.shape), 0.6)).all()
+
+
 def test_weights_noise_metadata_is_checked(tmp_path):
     from sardespeckle.models import DnCNN, load_weights, save_weights
 
@@ -321,6 +427,12 @@ def test_weights_noise_metadata_is_checked(tmp_path):
                      trained_sigma=0.1)
     with pytest.raises(InvalidInputError, match="0 <= low < high < 1"):
         save_weights(network, tmp_path / "a.pt", domain="gaussian-01", sigma_range=(0.3, 0.2))
+    with pytest.raises(InvalidInputError, match="fixed-σ network"):
+        save_weights(network, tmp_path / "a.pt", domain="gaussian-01", sigma_range=(0.0, 0.2),
+                     log_sigma_range=(0.3, 1.2))
+    with pytest.raises(InvalidInputError, match="0 < low <= high"):
+        save_weights(network, tmp_path / "a.pt", domain="gaussian-01", trained_sigma=0.1,
+                     log_sigma_range=(1.2, 0.3))
     save_weights(network, tmp_path / "ok.pt", domain="gaussian-01", sigma_range=(0.0, 0.2))
     payload = torch.load(tmp_path / "ok.pt", weights_only=True)
     payload["meta"]["trained_sigma"] = 2.0
@@ -336,8 +448,9 @@ def test_cli_trains_a_gaussian_config_and_refuses_bad_ones(tmp_path, image_dirs,
     path = tmp_path / "config.json"
     path.write_text(json.dumps(tiny_config(image_dirs, steps=2, name="dncnn-tiny").as_dict()))
     assert main(["train", str(path), "--run-dir", str(tmp_path / "run"), "-q"]) == 0
-    assert "register it" in capsys.readouterr().err
-    assert (tmp_path / "run" / "dncnn-tiny.pt").is_file()
+    weights = tmp_path / "run" / "dncnn-tiny.pt"
+    assert f"--method mulog --denoiser {weights}" in capsys.readouterr().err
+    assert weights.is_file()
     path.write_text(json.dumps({**tiny_config(image_dirs).as_dict(), "sigma_range": [0.3, 0.1]}))
     assert main(["train", str(path), "--run-dir", str(tmp_path / "bad")]) == 2
     assert "sigma_range" in capsys.readouterr().err

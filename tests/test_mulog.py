@@ -517,7 +517,7 @@ def test_build_mulog_and_missing_dncnn_weights(monkeypatch):
 
     monkeypatch.setattr(weights_module, "REGISTRY", {})
     for name, weights in (("dncnn-natural", "dncnn-natural-s35"), ("dncnn-natural-blind", "dncnn-natural"),
-                          ("dncnn-sar", "dncnn-sar")):
+                          ("dncnn-sar", "dncnn-sar-s25"), ("dncnn-sar-blind", "dncnn-sar")):
         with pytest.raises(WeightsError, match=f"denoiser '{name}': weights '{weights}' are not installed"):
             make_mulog_method(looks=1, denoiser=name)
     assert MULOG_DEFAULTS == {"denoiser": "bm3d", "iterations": 6, "precision": "fp32",
@@ -543,7 +543,7 @@ def test_dncnn_weights_are_loaded_once_registered(tmp_path, monkeypatch, tiny_dn
         name="dncnn-sar", filename="dncnn-sar-test.pt", sha256=digest,
         architecture=Architecture(depth=3, features=8), domain="log-intensity-gaussian",
     )
-    built = build_mulog(1.0, {"denoiser": "dncnn-sar", "iterations": 2})
+    built = build_mulog(1.0, {"denoiser": "dncnn-sar-blind", "iterations": 2})
     assert built.weights == f"dncnn-sar sha256:{digest[:16]}"
     out = built.function(add_speckle(np.full((24, 24), 2.0, dtype=np.float32), 1, seed=0))
     assert out.dtype == np.float32 and np.all(out > 0)
@@ -579,7 +579,8 @@ def test_mulog_is_a_registered_method_with_its_parameters():
 
 @pytest.mark.parametrize("name,weights", [("dncnn-natural", "dncnn-natural-s70"),
                                           ("dncnn-natural-blind", "dncnn-natural"),
-                                          ("dncnn-sar", "dncnn-sar")])
+                                          ("dncnn-sar", "dncnn-sar-s25"),
+                                          ("dncnn-sar-blind", "dncnn-sar")])
 def test_cli_mulog_without_dncnn_weights_explains(tmp_path, name, weights, monkeypatch, capsys):
     from sardespeckle.cli.main import main
     from sardespeckle.models import weights as weights_module
@@ -618,3 +619,72 @@ def test_cli_mulog_bm3d_despeckles_a_file(tmp_path):
     result = np.load(out)
     assert result.shape == noisy.shape
     assert psnr(np.sqrt(reflectivity), np.sqrt(result)) > psnr(np.sqrt(reflectivity), np.sqrt(noisy)) + 10
+
+
+# --------------------------------------------------------------------------- user weights files
+
+
+def _gaussian_file(path, tiny_dncnn, **noise):
+    from sardespeckle.models import save_weights
+
+    save_weights(tiny_dncnn, path, name="mine", domain="gaussian-01", **noise)
+    return path
+
+
+def test_mulog_log_sigmas_are_the_noise_levels_the_admm_asks_for():
+    from sardespeckle.mulog.method import mulog_log_sigmas
+
+    low, high = mulog_log_sigmas(1.0, 6)
+    assert high == pytest.approx(np.pi / np.sqrt(6), rel=1e-6)  # √ψ₁(1)
+    assert low == pytest.approx(high / np.sqrt(3 * 1.05 ** 4), rel=1e-6)
+    # Record what the ADMM asks for: σ = 1 then √(1/β), in units of √ψ₁(L).
+    asked = []
+
+    def spy(v, sigma):
+        asked.append(sigma)
+        return v
+
+    mulog(add_speckle(np.full((16, 16), 3.0), 4, seed=0), looks=4, denoiser=spy, iterations=6)
+    unit_low, unit_high = mulog_log_sigmas(4.0, 6)
+    scale = np.sqrt(float(__import__("scipy").special.polygamma(1, 4)))
+    assert max(asked) * scale == pytest.approx(unit_high)
+    assert min(asked) * scale >= unit_low * (1 - 1e-9)
+
+
+def test_a_weights_file_is_a_mulog_denoiser(tmp_path, tiny_dncnn, capsys, monkeypatch):
+    import warnings
+
+    from sardespeckle.cli.main import main
+    from sardespeckle.models.weights import sha256_file
+    from sardespeckle.mulog import DnCNNDenoiser, denoiser_from_name
+
+    path = _gaussian_file(tmp_path / "mine.pt", tiny_dncnn, trained_sigma=0.1,
+                          log_sigma_range=(0.5, 1.5))
+    denoiser = denoiser_from_name(str(path))
+    assert isinstance(denoiser, DnCNNDenoiser) and denoiser.trained_sigma == 0.1
+    assert denoiser.log_sigma_range == (0.5, 1.5)
+    built = build_mulog(1.0, {"denoiser": str(path), "iterations": 2})
+    assert built.weights == f"mine.pt sha256:{sha256_file(path)[:16]}"
+    # A relative path is recorded (and shipped to workers) as an absolute one.
+    monkeypatch.chdir(tmp_path)
+    relative = build_mulog(1.0, {"denoiser": "mine.pt", "iterations": 2})
+    assert relative.parameters["denoiser"] == str(path.resolve())
+    # L = 1 asks for 0.67–1.28: inside the trained range, no warning; L = 10 is far outside.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_mulog_method(looks=1, denoiser=str(path), iterations=6)
+    with pytest.warns(UserWarning, match=r"trained for log-intensity noise std in \[0.5, 1.5\]"):
+        make_mulog_method(looks=10, denoiser=str(path), iterations=6)
+    src, out = tmp_path / "in.npy", tmp_path / "out.npy"
+    np.save(src, add_speckle(np.full((40, 40), 3.0), 1, seed=1).astype(np.float32))
+    code = main(["run", str(src), "-o", str(out), "--kind", "intensity", "--looks", "1",
+                 "--method", "mulog", "--denoiser", str(path), "--iterations", "2"])
+    assert code == 0 and np.all(np.load(out) > 0)
+    with pytest.raises(UsageError, match="no such weights file"):
+        denoiser_from_name(str(tmp_path / "missing.pt"))
+    with pytest.raises(WeightsError, match="SAR-CNN log-amplitude weights"):
+        save = __import__("sardespeckle.models", fromlist=["save_weights"]).save_weights
+        save(tiny_dncnn, tmp_path / "sarcnn.pt", name="x")
+        denoiser_from_name(str(tmp_path / "sarcnn.pt"))
+    with pytest.raises(UsageError, match="give trained_sigma too"):
+        DnCNNDenoiser(tiny_dncnn, sigma_range=(0.0, 0.2), log_sigma_range=(0.5, 1.5))

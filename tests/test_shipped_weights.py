@@ -123,7 +123,8 @@ def test_dncnn_natural_is_the_set_of_fixed_sigma_networks():
     assert all(f"{name} sha256:{REGISTRY[name].sha256[:16]}" in ids for name in DENOISER_SETS["dncnn-natural"])
 
 
-@pytest.mark.parametrize("denoiser", ["dncnn-natural", "dncnn-natural-blind", "dncnn-sar"])
+@pytest.mark.parametrize("denoiser", ["dncnn-natural", "dncnn-natural-blind", "dncnn-sar",
+                                      "dncnn-sar-blind"])
 def test_mulog_with_each_shipped_dncnn_beats_the_noisy_input(denoiser):
     clean = scene(64)
     noisy = add_speckle(clean, 1.0, seed=11)
@@ -137,14 +138,27 @@ def test_dncnn_sar_states_the_span_of_its_training_images():
     assert meta["span"] == pytest.approx(0.8)
     _, natural = load_weights("dncnn-natural")
     assert natural.get("span") is None
+    # MuLoG's dncnn-sar: fixed noise, trained on log-images scaled by the noise MuLoG asks to
+    # remove, over a range that covers L = 1 … 40 with 6 iterations.
+    from sardespeckle.mulog.method import mulog_log_sigmas
+
+    _, fixed = load_weights("dncnn-sar-s25")
+    assert fixed["trained_sigma"] == pytest.approx(25 / 255) and fixed.get("span") is None
+    low, high = fixed["log_sigma_range"]
+    for looks in (1, 4, 40):
+        asked = mulog_log_sigmas(looks, 6)
+        assert low / 1.1 <= asked[0] and asked[1] <= high * 1.1
 
 
 def test_each_shipped_dncnn_reads_the_range_it_was_chosen_with():
     from sardespeckle.errors import UsageError
     from sardespeckle.mulog.denoisers import RANGE_WINDOW, DnCNNDenoiser
 
-    sar, natural = denoiser_from_name("dncnn-sar"), denoiser_from_name("dncnn-natural-blind")
+    sar, natural = denoiser_from_name("dncnn-sar-blind"), denoiser_from_name("dncnn-natural-blind")
     assert (sar.range_window, sar.span) == (1, pytest.approx(0.8))
+    fixed = denoiser_from_name("dncnn-sar")
+    assert fixed.range_window == 7 and fixed.trained_sigma == pytest.approx(25 / 255)
+    assert fixed.log_sigma_range is not None
     assert natural.range_window == RANGE_WINDOW == 7
     # The signal-range rule on a noisy ramp: the scale follows the ramp, not the noise.
     rng = np.random.default_rng(0)

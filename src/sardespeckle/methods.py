@@ -234,7 +234,7 @@ def _register_mulog() -> None:
             family="plug-and-play",
             description=(
                 "MuLoG (Deledalle et al. 2017): ADMM in the log domain with a Gaussian denoiser "
-                "(denoiser=bm3d|dncnn-natural|dncnn-natural-blind|dncnn-sar), any looks; decorrelate=subsample|auto for "
+                "(denoiser=bm3d|dncnn-natural|dncnn-natural-blind|dncnn-sar|dncnn-sar-blind), any looks; decorrelate=subsample|auto for "
                 "correlated single-look speckle."
             ),
             defaults=dict(MULOG_DEFAULTS),

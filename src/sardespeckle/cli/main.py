@@ -110,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--denoiser", default=None, metavar="NAME",
                      help="MuLoG's Gaussian denoiser: bm3d (needs the bm3d extra), dncnn-natural "
                           "(fixed-σ natural-image DnCNNs, one picked per iteration), "
-                          "dncnn-natural-blind or dncnn-sar (SAR-trained: the hybrid) (default bm3d)")
+                          "dncnn-natural-blind, dncnn-sar (SAR-trained: the hybrid), "
+                          "dncnn-sar-blind, or a Gaussian-denoiser weights file FILE.pt from "
+                          "'sardespeckle train' (default bm3d)")
     run.add_argument("--iterations", type=_positive_int, default=None, metavar="T",
                      help="MuLoG's ADMM iterations (default 6)")
     run.add_argument("-p", "--param", type=_param_arg, action="append", default=[],

@@ -106,9 +106,8 @@ def run_train_command(args: argparse.Namespace) -> int:
     if result.finished:
         sys.stderr.write(f"finished {result.step} steps{psnr}; weights: {result.weights_path}\n")
         if config.task == "gaussian":
-            sys.stderr.write("a Gaussian denoiser: register it in sardespeckle.models.weights.REGISTRY "
-                             "(as dncnn-sar, dncnn-natural for the blind network, or a member of "
-                             "mulog.method.DENOISER_SETS) to use it in MuLoG (docs/mulog.md)\n")
+            sys.stderr.write(f"a Gaussian denoiser: use it in MuLoG with --method mulog --denoiser "
+                             f"{result.weights_path} (docs/mulog.md)\n")
     else:
         sys.stderr.write(f"stopped at step {result.step}/{config.steps}{psnr}; rerun the same "
                          "command to resume\n")

@@ -228,7 +228,21 @@ REGISTRY: dict[str, WeightsEntry] = {
         training_data="log-images of the speckle-free Sentinel-1 references (Lely, Marais 2)",
         validation_psnr=31.31,
         description="blind Gaussian DnCNN on SAR log-images mapped to [0, 1], σ in [0, 55]/255, "
-                    "the paper's hybrid for MuLoG (see docs/model_cards/dncnn-sar.md)",
+                    "MuLoG's dncnn-sar-blind (see docs/model_cards/dncnn-sar.md)",
+    ),
+    "dncnn-sar-s25": WeightsEntry(
+        name="dncnn-sar-s25",
+        filename="dncnn-sar-s25.pt",
+        sha256="586d3dc66b05ac4ed482a1aab96befe4108e6f86b72f03f6508e0702868b1d67",
+        architecture=Architecture(kind="dncnn", depth=17, channels=1, features=64, residual=True),
+        looks=1.0,
+        domain="gaussian-01",
+        trained_sigma=25.0 / 255.0,
+        training_data="log-images of the speckle-free Sentinel-1 references (Lely, Marais 2)",
+        validation_psnr=34.19,
+        description="fixed-σ Gaussian DnCNN (σ = 25/255) on SAR log-images scaled by their "
+                    "log-intensity noise level in [0.15, 1.5]: the paper's hybrid, MuLoG's "
+                    "dncnn-sar (see docs/model_cards/dncnn-sar-s25.md)",
     ),
 }
 
@@ -265,6 +279,7 @@ def save_weights(
     sigma_range: tuple[float, float] | None = None,
     trained_sigma: float | None = None,
     span: float | None = None,
+    log_sigma_range: tuple[float, float] | None = None,
 ) -> str:
     """Write ``model``'s state and its identity to ``path``; return the file's sha256.
 
@@ -275,8 +290,10 @@ def save_weights(
 
     Gaussian denoisers (a domain in :data:`GAUSSIAN_DOMAINS`) record their noise: ``sigma_range``
     ``(low, high)`` for a blind network or ``trained_sigma`` for a fixed-σ one (``[0, 1]``
-    scale), and ``span``, the share of ``[0, 1]`` their SAR log training images filled. These
-    keys are written only when given, so SAR-CNN files keep their exact former content.
+    scale), and ``span``, the share of ``[0, 1]`` their SAR log training images filled, or
+    ``log_sigma_range``, the log-intensity noise levels a fixed-σ SAR network was trained for
+    (``sardespeckle.training.gaussian.LogScalePatchSampler``). These keys are written only when
+    given, so SAR-CNN files keep their exact former content.
     """
     if not isinstance(model, DnCNN):
         raise InvalidInputError(f"expected a DnCNN, got {type(model).__name__}")
@@ -289,9 +306,11 @@ def save_weights(
     if not (math.isfinite(norm_min) and math.isfinite(norm_max) and norm_max > norm_min):
         raise InvalidInputError(f"expected finite norm_min < norm_max, got {norm_min!r}, {norm_max!r}")
     noise = {key: value for key, value in (("sigma_range", sigma_range), ("trained_sigma", trained_sigma),
-                                           ("span", span)) if value is not None}
-    if "sigma_range" in noise:
-        noise["sigma_range"] = [float(value) for value in sigma_range]
+                                           ("span", span), ("log_sigma_range", log_sigma_range))
+             if value is not None}
+    for key in ("sigma_range", "log_sigma_range"):
+        if key in noise:
+            noise[key] = [float(value) for value in noise[key]]
     try:
         _check_gaussian_meta({"domain": domain, **noise})
     except WeightsError as error:
@@ -414,7 +433,8 @@ def _check_gaussian_meta(meta: Mapping[str, Any]) -> None:
     domain = meta.get("domain")
     if domain is not None and domain not in DOMAINS:
         raise WeightsError(f"expected domain in {DOMAINS}, got {domain!r}")
-    noise_keys = [key for key in ("sigma_range", "trained_sigma", "span") if meta.get(key) is not None]
+    noise_keys = [key for key in ("sigma_range", "trained_sigma", "span", "log_sigma_range")
+                  if meta.get(key) is not None]
     if not noise_keys:
         return
     if domain not in GAUSSIAN_DOMAINS:
@@ -434,6 +454,16 @@ def _check_gaussian_meta(meta: Mapping[str, Any]) -> None:
     span = meta.get("span")
     if span is not None and not (_is_number(span) and 0 < span <= 1):
         raise WeightsError(f"expected span in (0, 1], got {span!r}")
+    log_range = meta.get("log_sigma_range")
+    if log_range is not None:
+        if not (isinstance(log_range, (list, tuple)) and len(log_range) == 2
+                and all(_is_number(v) for v in log_range) and 0 < log_range[0] <= log_range[1]):
+            raise WeightsError(f"expected log_sigma_range [low, high] with 0 < low <= high, got "
+                               f"{log_range!r}")
+        if trained_sigma is None or span is not None:
+            raise WeightsError("log_sigma_range describes a fixed-σ network (trained_sigma, no "
+                               "span); got it with "
+                               f"trained_sigma={trained_sigma!r}, span={span!r}")
 
 
 def _is_number(value: Any) -> bool:

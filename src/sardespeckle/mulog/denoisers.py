@@ -221,6 +221,11 @@ class DnCNNDenoiser:
         precision, see ``DnCNN.forward_mixed``).
     threads : int, optional, keyword-only
         Torch CPU threads during a call (restored afterwards).
+    log_sigma_range : (float, float), optional, keyword-only
+        For a fixed-σ network trained on SAR log-images scaled by their noise level
+        (``sardespeckle.training.gaussian.LogScalePatchSampler``): the noise stds, in
+        log-intensity units, it was trained for. Informational (MuLoG warns when it would ask
+        for others); it does not change the map.
 
     Notes
     -----
@@ -250,6 +255,7 @@ class DnCNNDenoiser:
         range_window: int = RANGE_WINDOW,
         precision: str = "fp32",
         threads: int | None = None,
+        log_sigma_range: tuple[float, float] | None = None,
     ) -> None:
         from sardespeckle.models.dncnn import DnCNN
 
@@ -291,7 +297,18 @@ class DnCNNDenoiser:
         ):
             raise UsageError(f"expected threads to be a positive integer or None, got {threads!r}")
 
+        if log_sigma_range is not None:
+            if trained_sigma is None:
+                raise UsageError("log_sigma_range describes a fixed-σ network; give trained_sigma too")
+            try:
+                log_low, log_high = (float(value) for value in log_sigma_range)
+            except (TypeError, ValueError):
+                raise UsageError(f"expected log_sigma_range as (low, high), got {log_sigma_range!r}") from None
+            if not 0 < log_low <= log_high < math.inf:
+                raise UsageError(f"expected 0 < low <= high for log_sigma_range, got {log_sigma_range!r}")
+            log_sigma_range = (log_low, log_high)
         self.trained_sigma = trained_sigma
+        self.log_sigma_range = log_sigma_range
         self.sigma_range = sigma_range
         self.span = float(span)
         self.range_window = range_window

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ __all__ = [
 ]
 
 #: Denoisers that can be named in the registry / CLI.
-DENOISER_NAMES = ("bm3d", "dncnn-natural", "dncnn-natural-blind", "dncnn-sar")
+DENOISER_NAMES = ("bm3d", "dncnn-natural", "dncnn-natural-blind", "dncnn-sar", "dncnn-sar-blind")
 
 #: Denoiser names made of several fixed-σ weights (registry names), one picked per call
 #: (:class:`~sardespeckle.mulog.denoisers.DnCNNSetDenoiser`).
@@ -30,7 +31,8 @@ DENOISER_SETS: dict[str, tuple[str, ...]] = {
 }
 
 #: Denoiser names served by registry weights of another name.
-_WEIGHTS_OF = {"dncnn-natural-blind": "dncnn-natural"}
+_WEIGHTS_OF = {"dncnn-natural-blind": "dncnn-natural", "dncnn-sar": "dncnn-sar-s25",
+               "dncnn-sar-blind": "dncnn-sar"}
 
 #: Parameters of the registered ``mulog`` method and their defaults.
 MULOG_DEFAULTS: dict[str, Any] = {"denoiser": "bm3d", "iterations": 6, "precision": "fp32",
@@ -56,12 +58,15 @@ def denoiser_from_name(name: str, *, precision: str = "fp32", threads: int | Non
 
     ``dncnn-natural`` is the set of fixed-σ natural-image networks of :data:`DENOISER_SETS`
     (one picked per call); ``dncnn-natural-blind`` the blind natural-image network (registry
-    name ``dncnn-natural``); ``dncnn-sar`` the blind SAR-trained network (the hybrid).
+    name ``dncnn-natural``); ``dncnn-sar`` the SAR-trained fixed-noise network (the hybrid,
+    registry name ``dncnn-sar-s25``); ``dncnn-sar-blind`` the blind SAR-trained network it was
+    fine-tuned from (registry name ``dncnn-sar``). A path to a ``.pt`` file of Gaussian-denoiser
+    weights (``sardespeckle train`` with task ``gaussian``) is a DnCNN denoiser as well.
 
     Raises
     ------
     UsageError
-        Unknown name.
+        Unknown name, or a ``.pt`` path that is not a file.
     MissingDependencyError
         ``"bm3d"`` without the optional ``bm3d`` package.
     WeightsError
@@ -76,21 +81,30 @@ def denoiser_from_name(name: str, *, precision: str = "fp32", threads: int | Non
         members = [_dncnn_denoiser(member, precision=precision, threads=threads, label=name)
                    for member in DENOISER_SETS[name]]
         return DnCNNSetDenoiser(members)
-    if name in ("dncnn-natural-blind", "dncnn-sar"):
-        return _dncnn_denoiser(_WEIGHTS_OF.get(name, name), precision=precision, threads=threads,
+    if name in _WEIGHTS_OF:
+        return _dncnn_denoiser(_WEIGHTS_OF[name], precision=precision, threads=threads,
                                label=name)
+    if _is_weights_path(name):
+        if not Path(name).is_file():
+            raise UsageError(f"MuLoG denoiser: no such weights file: {name}")
+        return _dncnn_denoiser(name, precision=precision, threads=threads, label=name)
     raise UsageError(
-        f"unknown MuLoG denoiser {name!r}; expected one of {', '.join(DENOISER_NAMES)} "
-        "or a callable f(v, sigma)"
+        f"unknown MuLoG denoiser {name!r}; expected one of {', '.join(DENOISER_NAMES)}, "
+        "a Gaussian-denoiser weights file (.pt) or a callable f(v, sigma)"
     )
 
 
+def _is_weights_path(name: str) -> bool:
+    """Whether a denoiser name is meant as a weights file (``*.pt``)."""
+    return name.endswith(".pt")
+
+
 def _dncnn_denoiser(weights: str, *, precision: str, threads: int | None, label: str):
-    """A :class:`DnCNNDenoiser` on the registered Gaussian weights ``weights``."""
+    """A :class:`DnCNNDenoiser` on the Gaussian weights ``weights`` (registry name or file)."""
     from sardespeckle.models.weights import GAUSSIAN_DOMAINS, REGISTRY, load_weights
     from sardespeckle.mulog.denoisers import DnCNNDenoiser
 
-    if weights not in REGISTRY:
+    if weights not in REGISTRY and not _is_weights_path(weights):
         raise WeightsError(
             f"MuLoG denoiser {label!r}: weights {weights!r} are not installed (no entry "
             f"{weights!r} in sardespeckle.models.weights.REGISTRY); use denoiser='bm3d' meanwhile"
@@ -114,18 +128,53 @@ def _dncnn_denoiser(weights: str, *, precision: str, threads: int | None, label:
             else {})
     trained = meta.get("trained_sigma")
     if trained is not None:
+        log_range = meta.get("log_sigma_range")
         return DnCNNDenoiser(network, trained_sigma=float(trained), precision=precision,
-                             threads=threads, **span)
+                             threads=threads, log_sigma_range=None if log_range is None
+                             else tuple(float(v) for v in log_range), **span)
     sigma_range = tuple(meta.get("sigma_range") or DNCNN_SIGMA_RANGE)
     return DnCNNDenoiser(network, sigma_range=sigma_range, precision=precision,
                          threads=threads, **span)
 
 
+def mulog_log_sigmas(looks: float, iterations: int) -> tuple[float, float]:
+    """Bounds of the noise std, in log-intensity units, that MuLoG asks its denoiser to remove
+    at ``looks`` in ``iterations`` iterations: ``√ψ₁(L)`` first, then ``√ψ₁(L)/√β`` with
+    ``β`` from ``β₀ = 1 + 2/L`` up to ``β₀·1.05^(T−2)`` (when every iteration stalls)."""
+    from scipy import special
+
+    from sardespeckle.mulog.admm import BETA_GROWTH, default_beta0
+
+    unit = float(np.sqrt(special.polygamma(1, looks)))
+    most_beta = default_beta0(looks) * BETA_GROWTH ** max(iterations - 2, 0)
+    return unit / float(np.sqrt(most_beta)), unit
+
+
+def _check_trained_log_sigmas(denoiser, label: str, looks: float, iterations: int) -> None:
+    """Warn when MuLoG at ``looks`` asks a fixed-noise SAR network for noise levels far outside
+    those it was trained on (its ``log_sigma_range``)."""
+    trained = getattr(denoiser, "log_sigma_range", None)  # fixed-noise SAR networks only
+    if trained is None:
+        return
+    low, high = mulog_log_sigmas(looks, iterations)
+    if low < trained[0] / 1.1 or high > trained[1] * 1.1:
+        import warnings
+
+        warnings.warn(
+            f"MuLoG denoiser {label!r} was trained for log-intensity noise std in "
+            f"[{trained[0]:g}, {trained[1]:g}]; at L = {looks:g} MuLoG asks for "
+            f"[{low:.3g}, {high:.3g}], so results may be degraded; consider denoiser='bm3d'",
+            UserWarning, stacklevel=3,
+        )
+
+
 def denoiser_weights_id(denoiser) -> str | None:
     """Provenance of a named DnCNN denoiser's weights: ``"NAME sha256:<16 hex>"`` per registry
-    file (comma-separated for a set); ``None`` for BM3D and callables."""
-    from sardespeckle.models.weights import REGISTRY
+    file (comma-separated for a set) or weights file; ``None`` for BM3D and callables."""
+    from sardespeckle.models.weights import REGISTRY, sha256_file
 
+    if isinstance(denoiser, str) and _is_weights_path(denoiser) and Path(denoiser).is_file():
+        return f"{Path(denoiser).name} sha256:{sha256_file(denoiser)[:16]}"
     if not isinstance(denoiser, str) or not denoiser.startswith("dncnn"):
         return None
     names = DENOISER_SETS.get(denoiser, (_WEIGHTS_OF.get(denoiser, denoiser),))
@@ -147,7 +196,7 @@ def make_mulog_method(
     ----------
     looks : float, keyword-only
         Number of looks of the data.
-    denoiser : {"bm3d", "dncnn-natural", "dncnn-natural-blind", "dncnn-sar"} or callable, keyword-only
+    denoiser : {"bm3d", "dncnn-natural", "dncnn-natural-blind", "dncnn-sar", "dncnn-sar-blind"} or callable, keyword-only
         The Gaussian denoiser; a callable ``f(v, sigma)`` is used as is.
     iterations : int, keyword-only
         ADMM iterations.
@@ -176,6 +225,7 @@ def make_mulog_method(
     if isinstance(denoiser, str):
         function = denoiser_from_name(denoiser, precision=precision, threads=threads)
         label = denoiser
+        _check_trained_log_sigmas(function, label, looks, iterations)
     else:
         function = check_denoiser(denoiser)
         label = getattr(denoiser, "__name__", type(denoiser).__name__)
@@ -213,6 +263,9 @@ def build_mulog(looks: float, params: dict[str, Any]):
         raise UsageError(f"expected decorrelate in ('auto', {', '.join(map(repr, DECORRELATIONS))}), "
                          f"got {decorrelate!r}")
     resolved["decorrelate"] = decorrelate
+    if isinstance(resolved["denoiser"], str) and _is_weights_path(resolved["denoiser"]):
+        # A weights file is named by its absolute path, so that workers and records find it.
+        resolved["denoiser"] = str(Path(resolved["denoiser"]).resolve())
     function = make_mulog_method(looks=looks, denoiser=resolved["denoiser"],
                                  iterations=resolved["iterations"],
                                  precision=resolved["precision"])

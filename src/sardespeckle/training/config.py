@@ -37,6 +37,12 @@ class TrainConfig:
     speckle: the network then meets every scene level, not only the references' (which are
     digital numbers of one processor), and learns to leave flat areas at their level whatever it is.
 
+    ``log_sigma_range`` (Gaussian task on SAR references) trains the network MuLoG calls with a
+    noise level: instead of mapping each log-image's range to ``span``, each patch of
+    log-intensity is scaled by ``t/σ`` with ``t`` the fixed ``sigma_range`` (``[t, t]``) and
+    ``σ`` drawn log-uniformly in ``log_sigma_range`` (a noise std in log-intensity units), as
+    :class:`sardespeckle.mulog.DnCNNDenoiser` scales MuLoG's log-images for a fixed-σ network.
+
     The learning rate is ``learning_rate`` until ``decay_at`` × ``steps``, then
     ``learning_rate × decay`` (the DnCNN lineage: 1e-3 then 1e-4).
 
@@ -73,6 +79,7 @@ class TrainConfig:
     sigma_range: tuple[float, float] | None = None
     span: float | None = None
     gain_range: tuple[float, float] | None = None
+    log_sigma_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "references",
@@ -112,7 +119,7 @@ class TrainConfig:
                              "'gaussian'; remove it")
         if not gaussian:
             object.__setattr__(self, "gain_range", _gain_range(self.gain_range))
-            for option in ("sigma_range", "span"):
+            for option in ("sigma_range", "span", "log_sigma_range"):
                 if getattr(self, option) is not None:
                     raise UsageError(f"{option} is an option of task 'gaussian', got it with task "
                                      f"{self.task!r}; remove it or set \"task\": \"gaussian\"")
@@ -127,10 +134,28 @@ class TrainConfig:
             raise UsageError(f"expected every source of task 'gaussian' to give its kind ({GREY!r} "
                              f"for 8-bit grey images, or a SAR kind among {KINDS}), got {wrong[0]!r}")
         object.__setattr__(self, "sigma_range", _sigma_range(self.sigma_range))
+        if self.log_sigma_range is not None:
+            self._resolve_log_scaling(kinds)
+            return
         span = GAUSSIAN_SPAN if self.span is None else self.span
         if isinstance(span, bool) or not isinstance(span, (int, float)) or not 0 < span <= 1:
             raise UsageError(f"expected span in (0, 1], got {self.span!r}")
         object.__setattr__(self, "span", float(span))
+
+    def _resolve_log_scaling(self, kinds: list[str]) -> None:
+        """Checks of ``log_sigma_range``: SAR sources, a fixed ``sigma_range``, no ``span``."""
+        low, high = _positive_range(self.log_sigma_range, "log_sigma_range")
+        if GREY in kinds:
+            raise UsageError("log_sigma_range scales SAR log-intensities; it needs SAR references "
+                             f"(kind intensity, amplitude or db), got a source of kind {GREY!r}")
+        if self.sigma_range[0] != self.sigma_range[1]:
+            raise UsageError("log_sigma_range trains a fixed-noise network: give sigma_range "
+                             f"[t, t] (e.g. [{25 / 255:.6f}, {25 / 255:.6f}]), got "
+                             f"{list(self.sigma_range)}")
+        if self.span is not None:
+            raise UsageError("span and log_sigma_range exclude each other (the scale of a patch "
+                             "comes from its noise level); remove span")
+        object.__setattr__(self, "log_sigma_range", (low, high))
 
     def learning_rate_at(self, step: int) -> float:
         return self.learning_rate * (self.decay if step >= self.decay_at * self.steps else 1.0)
@@ -182,12 +207,17 @@ def _sigma_range(value) -> tuple[float, float]:
 
 def _gain_range(value) -> tuple[float, float] | None:
     """``gain_range`` checked: ``None`` or ``(low, high)`` with ``0 < low ≤ high``."""
-    if value is None:
-        return None
+    return None if value is None else _positive_range(value, "gain_range")
+
+
+def _positive_range(value, option: str) -> tuple[float, float]:
+    """``(low, high)`` with ``0 < low ≤ high < ∞``, or a UsageError naming ``option``."""
+    if isinstance(value, (str, bytes)):
+        raise UsageError(f"expected {option} [low, high], got {value!r}")
     try:
         low, high = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise UsageError(f"expected gain_range [low, high], got {value!r}") from None
+        raise UsageError(f"expected {option} [low, high], got {value!r}") from None
     if not (0 < low <= high < float("inf")):
-        raise UsageError(f"expected gain_range with 0 < low ≤ high (finite), got {value!r}")
+        raise UsageError(f"expected {option} with 0 < low ≤ high (finite), got {value!r}")
     return (low, high)

@@ -7,6 +7,10 @@ the map :class:`sardespeckle.mulog.DnCNNDenoiser` applies to MuLoG's log-images 
 The sampler draws patches uniformly over the valid positions, one of the 8 flips/rotations, a
 noise std per patch uniformly in ``sigma_range``, and white Gaussian noise, all from one seeded
 ``numpy.random.Generator`` (saved in checkpoints, so a resumed run draws the same patches).
+
+With ``log_sigma_range`` (SAR references only) the images are instead centred log-intensities
+(:func:`centred_log_image`) and :class:`LogScalePatchSampler` scales each patch by its own
+noise level, as MuLoG's fixed-σ wrapper does at run time.
 """
 
 from __future__ import annotations
@@ -67,11 +71,26 @@ def log_image_to_unit(intensity: np.ndarray, *, span: float = 0.8) -> np.ndarray
     ``q₊ ↦ ½ + span/2`` (0.1 and 0.9 for the default span). The map is affine in ``log I``, so
     MuLoG's normalisation of the log-image by ``√ψ₁(L)`` and its debiasing do not change it.
     """
+    if not 0 < span <= 1:
+        raise InvalidInputError(f"expected span in (0, 1], got {span!r}")
+    centred, extent = _centred_log(intensity)
+    scale = span / extent if extent > 0 else 1.0
+    return (centred * scale + 0.5).astype(np.float32)
+
+
+def centred_log_image(intensity: np.ndarray) -> np.ndarray:
+    """``log I − c`` with ``c`` the mid-point of its 0.5 and 99.5 percentiles (float32, NaN
+    where ``I`` is non-finite or ≤ 0): a SAR log-image in its own units, centred as
+    :class:`sardespeckle.mulog.DnCNNDenoiser` centres MuLoG's log-images before scaling them."""
+    return _centred_log(intensity)[0].astype(np.float32)
+
+
+def _centred_log(intensity: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(log I − (q₋ + q₊)/2, q₊ − q₋)`` with ``q₋, q₊`` the robust percentiles of the valid
+    log-intensities (float64, NaN where ``I`` is non-finite or ≤ 0)."""
     values = np.asarray(intensity, dtype=np.float64)
     if values.ndim != 2:
         raise InvalidInputError(f"expected a (rows, cols) intensity image, got shape {values.shape}")
-    if not 0 < span <= 1:
-        raise InvalidInputError(f"expected span in (0, 1], got {span!r}")
     with np.errstate(invalid="ignore"):
         valid = np.isfinite(values) & (values > 0)
     if not valid.any():
@@ -79,8 +98,7 @@ def log_image_to_unit(intensity: np.ndarray, *, span: float = 0.8) -> np.ndarray
     log_intensity = np.full(values.shape, np.nan)
     log_intensity[valid] = np.log(values[valid])
     low, high = np.percentile(log_intensity[valid], ROBUST_PERCENTILES)
-    scale = span / (high - low) if high > low else 1.0
-    return ((log_intensity - 0.5 * (low + high)) * scale + 0.5).astype(np.float32)
+    return log_intensity - 0.5 * (low + high), float(high - low)
 
 
 def source_paths(spec: ReferenceSpec) -> list[Path]:
@@ -124,17 +142,27 @@ def read_grey_image(path: Path, window: tuple[int, int, int, int] | None = None)
     return pixels[box.row:box.row + box.height, box.col:box.col + box.width]
 
 
-def load_unit_images(spec: ReferenceSpec, *, span: float) -> list[UnitImage]:
-    """The ``[0, 1]`` images of one source (grey images or SAR log-images, see the module)."""
+def load_unit_images(spec: ReferenceSpec, *, span: float | None) -> list[UnitImage]:
+    """The images of one source: ``[0, 1]`` grey images, SAR log-images mapped to ``span`` of
+    ``[0, 1]``, or with ``span=None`` centred SAR log-images (:func:`centred_log_image`)."""
     images = []
     for path in source_paths(spec):
         if spec.kind == GREY:
             values = read_grey_image(path, spec.window)
         else:
             reference = load_reference(ReferenceSpec(str(path), spec.kind, spec.window))
-            values = log_image_to_unit(reference.intensity, span=span)
+            values = (centred_log_image(reference.intensity) if span is None
+                      else log_image_to_unit(reference.intensity, span=span))
         images.append(UnitImage(path.stem, values))
     return images
+
+
+def _valid_patches(images: Sequence[UnitImage], patch_size: int) -> ValidPatches:
+    """The patch positions of ``images`` (NaN marks pixels a patch may not contain)."""
+    if not images:
+        raise InvalidInputError("expected at least one training image, got none")
+    return ValidPatches([(image.name, image.values, np.isfinite(image.values)) for image in images],
+                        size=int(patch_size))
 
 
 class GaussianPatchSampler:
@@ -152,14 +180,9 @@ class GaussianPatchSampler:
 
     def __init__(self, images: Sequence[UnitImage], *, patch_size: int,
                  sigma_range: tuple[float, float]):
-        if not images:
-            raise InvalidInputError("expected at least one training image, got none")
-        self.patch_size = int(patch_size)
+        self._patches = _valid_patches(images, patch_size)
+        self.patch_size = self._patches.size
         self.sigma_range = (float(sigma_range[0]), float(sigma_range[1]))
-        self._patches = ValidPatches(
-            [(image.name, image.values, np.isfinite(image.values)) for image in images],
-            size=self.patch_size,
-        )
 
     @property
     def positions(self) -> int:
@@ -176,6 +199,54 @@ class GaussianPatchSampler:
         noise = rng.standard_normal(clean.shape)
         noisy = (clean + sigma[:, None, None] * noise).astype(np.float32)
         return noisy[:, None], clean[:, None]
+
+
+class LogScalePatchSampler:
+    """Patches of centred SAR log-images seen as a fixed-σ network sees them inside MuLoG.
+
+    Parameters
+    ----------
+    images : sequence of UnitImage
+        Centred log-intensities (:func:`centred_log_image`; NaN marks invalid pixels).
+    patch_size : int, keyword-only
+        Side of the square patches.
+    trained_sigma : float, keyword-only
+        The network's noise std ``t`` (``[0, 1]`` image scale).
+    log_sigma_range : (float, float), keyword-only
+        Each patch's noise std in log-intensity units, ``σ``, is drawn log-uniformly in
+        ``[low, high]``.
+
+    Notes
+    -----
+    A patch ``ℓ`` becomes ``ℓ·t/σ + ½`` and gets white noise of std ``t``: MuLoG asks its
+    denoiser for noise ``σ`` and a fixed-σ :class:`~sardespeckle.mulog.DnCNNDenoiser` scales
+    the log-image by ``t/σ``, so the network always removes noise ``t`` and the scene's
+    contrast relative to that noise, which carries the noise level, is the SAR scene's own.
+    """
+
+    def __init__(self, images: Sequence[UnitImage], *, patch_size: int, trained_sigma: float,
+                 log_sigma_range: tuple[float, float]):
+        self._patches = _valid_patches(images, patch_size)
+        self.patch_size = self._patches.size
+        self.trained_sigma = float(trained_sigma)
+        self.log_sigma_range = (float(log_sigma_range[0]), float(log_sigma_range[1]))
+
+    positions = GaussianPatchSampler.positions
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``(noisy, clean)`` as float32 ``(batch, 1, P, P)``; the draws use only ``rng``."""
+        patches = self._patches.draw(batch_size, rng)
+        low, high = np.log(self.log_sigma_range)
+        sigma = np.exp(rng.uniform(low, high, size=batch_size))
+        clean = patches * (self.trained_sigma / sigma)[:, None, None] + 0.5
+        noisy = clean + self.trained_sigma * rng.standard_normal(clean.shape)
+        return noisy.astype(np.float32)[:, None], clean.astype(np.float32)[:, None]
+
+
+def validation_log_sigma(log_sigma_range: tuple[float, float]) -> float:
+    """Log-intensity noise std of the validation draws of a ``log_sigma_range`` run: the
+    geometric mean of the range."""
+    return float(np.sqrt(log_sigma_range[0] * log_sigma_range[1]))
 
 
 def denoise_unit_images(network, images: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -212,7 +283,9 @@ def unit_psnr(clean: np.ndarray, estimate: np.ndarray) -> float:
 class GaussianValidator:
     """Fixed noisy draws of the validation images, scored by PSNR on ``[0, 1]``.
 
-    The noise std is :func:`validation_sigma` (25/255, or the σ of a fixed-σ run).
+    The noise std is :func:`validation_sigma` (25/255, or the σ of a fixed-σ run). A
+    ``log_sigma_range`` run scales its centred log-images by ``t/σ`` with ``σ`` from
+    :func:`validation_log_sigma`, as :class:`LogScalePatchSampler` does.
 
     Draw ``d`` of the ``i``-th validation image uses ``default_rng([seed, 1000 + i, d])``; the
     estimate is not clipped (the score measures the network, not a post-processing).
@@ -222,6 +295,10 @@ class GaussianValidator:
         self.images = []
         self.sigma = validation_sigma(config.sigma_range)
         sources = [image for spec in config.validation for image in load_unit_images(spec, span=config.span)]
+        if config.log_sigma_range is not None:
+            scale = self.sigma / validation_log_sigma(config.log_sigma_range)
+            sources = [UnitImage(image.name, image.values * np.float32(scale) + np.float32(0.5))
+                       for image in sources]
         for index, image in enumerate(sources):
             if not np.isfinite(image.values).all():
                 raise UsageError(f"validation image {image.name} has invalid pixels; give a window "

@@ -224,11 +224,17 @@ def _task_data(config: TrainConfig):
     """``(sampler, validator, offset)`` of the run's task: the patch sampler, the validation
     scorer and the constant added to the clean target (SAR-CNN's log-speckle mean ``cn``)."""
     if config.task == "gaussian":
-        from .gaussian import GaussianPatchSampler, GaussianValidator, load_unit_images
+        from .gaussian import (GaussianPatchSampler, GaussianValidator, LogScalePatchSampler,
+                               load_unit_images)
 
         images = [image for spec in config.references for image in load_unit_images(spec, span=config.span)]
-        sampler = GaussianPatchSampler(images, patch_size=config.patch_size,
-                                       sigma_range=config.sigma_range)
+        if config.log_sigma_range is not None:
+            sampler = LogScalePatchSampler(images, patch_size=config.patch_size,
+                                           trained_sigma=config.sigma_range[0],
+                                           log_sigma_range=config.log_sigma_range)
+        else:
+            sampler = GaussianPatchSampler(images, patch_size=config.patch_size,
+                                           sigma_range=config.sigma_range)
         return sampler, GaussianValidator(config), 0.0
     from ..models.sarcnn import cn
 
@@ -243,7 +249,8 @@ def weights_identity(config: TrainConfig, trained: str) -> dict:
 
     SAR-CNN: looks and the reference names. Gaussian DnCNN: domain ``"gaussian-01"``, its noise
     (``sigma_range``, or ``trained_sigma`` when ``low == high``) and, when trained on SAR
-    log-images, their ``span``: what :func:`sardespeckle.mulog.method.denoiser_from_name` reads.
+    log-images, their ``span`` (or ``log_sigma_range``): what
+    :func:`sardespeckle.mulog.method.denoiser_from_name` reads.
     """
     if config.task != "gaussian":
         return {"looks": config.looks,
@@ -253,6 +260,9 @@ def weights_identity(config: TrainConfig, trained: str) -> dict:
     noise = {"trained_sigma": low} if low == high else {"sigma_range": (low, high)}
     sar = any(spec.kind != GREY for spec in config.references)
     images = "SAR log-images" if sar else "grey images"
+    if config.log_sigma_range is not None:
+        noise["log_sigma_range"] = config.log_sigma_range
+        images += f" scaled by σ/σ_log, σ_log in [{config.log_sigma_range[0]:g}, {config.log_sigma_range[1]:g}]"
     return {"domain": "gaussian-01", "span": config.span if sar else None, **noise,
             "training_data": ", ".join(r.path for r in config.references),
             "description": f"Gaussian DnCNN depth {config.depth} ({config.loss}, σ in "
