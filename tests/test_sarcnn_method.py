@@ -84,7 +84,8 @@ def write_tif(path, array):
 def test_registered_as_a_network():
     spec = get_method("sarcnn")
     assert spec.family == "cnn"
-    assert set(spec.defaults) == {"weights", "precision", "device", "decorrelate", "threads"}
+    assert set(spec.defaults) == {"weights", "precision", "device", "decorrelate", "threads", "ensemble"}
+    assert spec.defaults["ensemble"] == 1
     assert list_methods()[0].family == "cnn"
 
 
@@ -102,7 +103,7 @@ def test_built_method_carries_halo_batch_and_weights_identity(weights_file):
     assert built.halo == 19 and built.batch_size > 1 and built.decorrelate == "none"
     assert built.weights == f"random-sarcnn sha256:{sha256_file(weights_file)[:16]}"
     assert built.parameters == {"weights": weights_file, "precision": "fp32", "device": "cpu",
-                                "decorrelate": "none", "threads": 0}
+                                "decorrelate": "none", "threads": 0, "ensemble": 1}
     subsampled = build_method("sarcnn", looks=1, params=run_params(weights_file, decorrelate="subsample"))
     assert subsampled.halo == 2 * 19 + 1
 
@@ -126,6 +127,8 @@ def test_default_weights_come_from_the_registry(tmp_path, monkeypatch):
     ({"decorrelate": "blur"}, "expected decorrelate"),
     ({"threads": -1}, "threads"),
     ({"device": "tpu"}, "expected device"),
+    ({"ensemble": 4}, "expected ensemble in"),
+    ({"ensemble": True}, "expected ensemble in"),
 ])
 def test_bad_parameters_are_usage_errors(weights_file, params, message):
     with pytest.raises(UsageError, match=message):
@@ -176,6 +179,34 @@ def test_tiled_equals_whole_image(weights_file, decorrelate):
         np.testing.assert_allclose(whole, direct, rtol=1e-4)
     short = process_array(image, built.function, halo=built.halo // 2, tile=128, batch_size=4)
     assert np.max(np.abs(short / whole - 1)) > 1e-3
+
+
+def test_self_ensemble_is_the_mean_of_the_eight_flips_and_rotations(weights_file):
+    from sardespeckle.models.sarcnn import SarCnnDenoiser
+
+    image = speckled((45, 38), seed=8)  # not square: rotations swap the sides
+    single = SarCnnDenoiser.from_weights(weights_file)
+    logs = []
+    for turns in range(4):
+        for flip in (False, True):
+            view = np.rot90(image, turns)
+            view = view[:, ::-1] if flip else view
+            out = single(np.ascontiguousarray(view))
+            out = out[:, ::-1] if flip else out
+            logs.append(np.log(np.rot90(out, -turns)))
+    expected = np.exp(np.mean(logs, axis=0))
+    ensemble = SarCnnDenoiser.from_weights(weights_file, ensemble=8)
+    np.testing.assert_allclose(ensemble(image), expected, rtol=1e-4)
+    assert not np.allclose(single(image), expected, rtol=1e-3)  # it is not the single pass
+    # Through the engine: tiled (the engine's halo on every side) equals the whole image.
+    params = run_params(weights_file, ensemble=8)
+    big = speckled((150, 131), seed=9)
+    whole = despeckle(big, method="sarcnn", looks=1, params=params, tile=None)
+    np.testing.assert_allclose(despeckle(big, method="sarcnn", looks=1, params=params, tile=64),
+                               whole, rtol=1e-4)
+    np.testing.assert_allclose(whole, SarCnnDenoiser.from_weights(weights_file, ensemble=8)(big),
+                               rtol=1e-4)
+    assert build_method("sarcnn", looks=1, params=params).parameters["ensemble"] == 8
 
 
 @pytest.mark.skipif(not cpu_has_fast_bf16(), reason="no native bf16 on this CPU")

@@ -210,7 +210,8 @@ def _register_networks() -> None:
             family="cnn",
             description=(
                 "SAR-CNN (Dalsasso et al. 2020): DnCNN-19 on log-amplitude, for single-look "
-                "speckle; weights from the registry (sardespeckle weights) or a file."
+                "speckle; weights from the registry (sardespeckle weights) or a file; "
+                "ensemble=8 averages the 8 flips/rotations (8x slower, sharper estimate)."
             ),
             defaults={
                 "weights": None,
@@ -218,6 +219,7 @@ def _register_networks() -> None:
                 "device": "auto",
                 "decorrelate": "auto",
                 "threads": 0,
+                "ensemble": 1,
             },
             build=_build_sarcnn,
             uses_looks=False,
@@ -265,7 +267,8 @@ def _build_sarcnn(looks: float, params: dict[str, Any]) -> BuiltMethod:
     from .models.inference import BatchLimit, load_sarcnn
 
     loaded = load_sarcnn(
-        params["weights"], precision=params["precision"], device=params["device"], threads=threads or None
+        params["weights"], precision=params["precision"], device=params["device"], threads=threads or None,
+        ensemble=params["ensemble"],
     )
     network = BatchLimit(loaded.denoiser)
     function, halo = network, network.halo
@@ -282,6 +285,7 @@ def _build_sarcnn(looks: float, params: dict[str, Any]) -> BuiltMethod:
             "device": loaded.device,
             "decorrelate": decorrelate,
             "threads": threads,
+            "ensemble": loaded.denoiser.ensemble,
         },
         looks=looks,
         weights=loaded.weights_id,

@@ -148,6 +148,7 @@ def load_sarcnn(
     precision: str = "auto",
     device: str = "auto",
     threads: int | None = None,
+    ensemble: int = 1,
 ) -> LoadedSarCnn:
     """Load checked SAR-CNN weights once and wrap them for inference.
 
@@ -162,6 +163,8 @@ def load_sarcnn(
         See :func:`resolve_device`.
     threads : int or None
         Torch CPU threads during inference; ``None`` keeps torch's setting.
+    ensemble : {1, 8}
+        Geometric self-ensemble of :class:`SarCnnDenoiser` (8: every flip/rotation).
 
     Notes
     -----
@@ -180,7 +183,8 @@ def load_sarcnn(
         raise UsageError(f"expected threads to be a positive integer, got {threads!r}")
     network, meta = load_weights(name)
     denoiser = SarCnnDenoiser.from_loaded(
-        network, meta, precision=resolved_precision, device=resolved_device, threads=threads
+        network, meta, precision=resolved_precision, device=resolved_device, threads=threads,
+        ensemble=ensemble,
     )
     return LoadedSarCnn(
         denoiser=denoiser,

@@ -38,6 +38,8 @@ LOG_AMPLITUDE_MIN = -1.429329123112601
 _SPAN = LOG_AMPLITUDE_MAX - LOG_AMPLITUDE_MIN
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("cpu", "cuda", "auto")
+#: Allowed sizes of the geometric self-ensemble (1: none; 8: every flip/rotation).
+ENSEMBLES = (1, 8)
 
 
 def normalize_log_amplitude(intensity: np.ndarray) -> np.ndarray:
@@ -151,6 +153,10 @@ class SarCnnDenoiser:
         setting.
     clip : bool
         Clip the normalised output to ``[0, 1]`` as the paper does (see :func:`denormalize`).
+    ensemble : {1, 8}
+        8: geometric self-ensemble, the mean of the debiased log-amplitude estimates of the 8
+        flips/rotations of each tile, each mapped back (8× the network work; +0.23 dB PSNR
+        measured on unseen Sentinel-1 crops, ``docs/sarcnn.md``). 1: one pass.
 
     Notes
     -----
@@ -177,6 +183,7 @@ class SarCnnDenoiser:
         device: str = "cpu",
         threads: int | None = None,
         clip: bool = False,
+        ensemble: int = 1,
     ) -> None:
         if not isinstance(network, DnCNN):
             raise InvalidInputError(f"expected a DnCNN network, got {type(network).__name__}")
@@ -194,7 +201,11 @@ class SarCnnDenoiser:
             raise UsageError("expected a CUDA device, got none available; use device='cpu' or 'auto'")
         if precision == "fp16" and device != "cuda":
             raise UsageError(f"expected precision 'fp32' or 'bf16' on {device}, got 'fp16' (CUDA only)")
+        if isinstance(ensemble, bool) or ensemble not in ENSEMBLES:
+            raise UsageError(f"expected ensemble in {ENSEMBLES} (1: one pass, 8: every flip/rotation), "
+                             f"got {ensemble!r}")
 
+        self.ensemble = int(ensemble)
         self.looks = float(looks)
         self.offset = cn(looks)
         self.precision = precision
@@ -219,6 +230,7 @@ class SarCnnDenoiser:
         device: str = "cpu",
         threads: int | None = None,
         clip: bool = False,
+        ensemble: int = 1,
     ) -> SarCnnDenoiser:
         """Build from checked weights (see ``load_weights``); ``looks`` defaults to the file's.
 
@@ -228,7 +240,8 @@ class SarCnnDenoiser:
 
         network, meta = load_weights(name_or_path)
         return cls.from_loaded(
-            network, meta, looks=looks, precision=precision, device=device, threads=threads, clip=clip
+            network, meta, looks=looks, precision=precision, device=device, threads=threads, clip=clip,
+            ensemble=ensemble,
         )
 
     @classmethod
@@ -242,6 +255,7 @@ class SarCnnDenoiser:
         device: str = "cpu",
         threads: int | None = None,
         clip: bool = False,
+        ensemble: int = 1,
     ) -> SarCnnDenoiser:
         """Build from a network and the ``meta`` returned by ``load_weights`` (same checks as
         :meth:`from_weights`, without reading the file again)."""
@@ -259,6 +273,7 @@ class SarCnnDenoiser:
             device=device,
             threads=threads,
             clip=clip,
+            ensemble=ensemble,
         )
 
     @property
@@ -269,7 +284,8 @@ class SarCnnDenoiser:
     def __repr__(self) -> str:
         return (
             f"SarCnnDenoiser(depth={self.network.depth}, looks={self.looks}, precision={self.precision!r}, "
-            f"device={self.device.type!r}, threads={self.threads}, clip={self.clip})"
+            f"device={self.device.type!r}, threads={self.threads}, clip={self.clip}, "
+            f"ensemble={self.ensemble})"
         )
 
     def __call__(self, intensity: np.ndarray) -> np.ndarray:
@@ -318,9 +334,26 @@ class SarCnnDenoiser:
         """``(B, 1, H, W)`` float32 normalised log-amplitude → debiased clean estimate (numpy)."""
         with self._thread_limit(), torch.inference_mode():
             x = x.to(self.device)
-            clean = self.network.denoise(x.contiguous(memory_format=torch.channels_last),
-                                         self._dtype()) - self.offset
-            return clean.contiguous().cpu().numpy()
+            if self.ensemble == 1:
+                clean = self._denoise(x)
+            else:
+                # Each flip/rotation of the tile (its halo is the same on every side, so the
+                # core maps onto the core), denoised and mapped back; the mean of the 8.
+                clean = torch.zeros_like(x, dtype=torch.float32)
+                for turns in range(4):
+                    for flip in (False, True):
+                        view = torch.rot90(x, turns, dims=(2, 3))
+                        view = torch.flip(view, dims=(3,)) if flip else view
+                        out = self._denoise(view)
+                        out = torch.flip(out, dims=(3,)) if flip else out
+                        clean += torch.rot90(out, -turns, dims=(2, 3))
+                clean /= 8
+            return (clean - self.offset).contiguous().cpu().numpy()
+
+    def _denoise(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's clean normalised log-amplitude of ``x`` (not debiased), float32."""
+        return self.network.denoise(x.contiguous(memory_format=torch.channels_last),
+                                    self._dtype()).float()
 
     def _dtype(self) -> torch.dtype | None:
         """Reduced precision of the hidden layers (see ``DnCNN.forward_mixed``); None for fp32."""
