@@ -128,10 +128,8 @@ def _dncnn_denoiser(weights: str, *, precision: str, threads: int | None, label:
             else {})
     trained = meta.get("trained_sigma")
     if trained is not None:
-        log_range = meta.get("log_sigma_range")
         return DnCNNDenoiser(network, trained_sigma=float(trained), precision=precision,
-                             threads=threads, log_sigma_range=None if log_range is None
-                             else tuple(float(v) for v in log_range), **span)
+                             threads=threads, log_sigma_range=meta.get("log_sigma_range"), **span)
     sigma_range = tuple(meta.get("sigma_range") or DNCNN_SIGMA_RANGE)
     return DnCNNDenoiser(network, sigma_range=sigma_range, precision=precision,
                          threads=threads, **span)
@@ -141,11 +139,10 @@ def mulog_log_sigmas(looks: float, iterations: int) -> tuple[float, float]:
     """Bounds of the noise std, in log-intensity units, that MuLoG asks its denoiser to remove
     at ``looks`` in ``iterations`` iterations: ``√ψ₁(L)`` first, then ``√ψ₁(L)/√β`` with
     ``β`` from ``β₀ = 1 + 2/L`` up to ``β₀·1.05^(T−2)`` (when every iteration stalls)."""
-    from scipy import special
-
     from sardespeckle.mulog.admm import BETA_GROWTH, default_beta0
+    from sardespeckle.speckle import log_speckle_std
 
-    unit = float(np.sqrt(special.polygamma(1, looks)))
+    unit = log_speckle_std(looks)
     most_beta = default_beta0(looks) * BETA_GROWTH ** max(iterations - 2, 0)
     return unit / float(np.sqrt(most_beta)), unit
 

@@ -157,15 +157,26 @@ def load_unit_images(spec: ReferenceSpec, *, span: float | None) -> list[UnitIma
     return images
 
 
-def _valid_patches(images: Sequence[UnitImage], patch_size: int) -> ValidPatches:
-    """The patch positions of ``images`` (NaN marks pixels a patch may not contain)."""
-    if not images:
-        raise InvalidInputError("expected at least one training image, got none")
-    return ValidPatches([(image.name, image.values, np.isfinite(image.values)) for image in images],
-                        size=int(patch_size))
+class _UnitPatches:
+    """The valid ``patch_size``² patch positions of some images (NaN marks pixels a patch may
+    not contain): what the Gaussian samplers draw their clean patches from."""
+
+    def __init__(self, images: Sequence[UnitImage], patch_size: int):
+        if not images:
+            raise InvalidInputError("expected at least one training image, got none")
+        self._patches = ValidPatches(
+            [(image.name, image.values, np.isfinite(image.values)) for image in images],
+            size=int(patch_size),
+        )
+        self.patch_size = self._patches.size
+
+    @property
+    def positions(self) -> int:
+        """Number of distinct valid patch positions."""
+        return self._patches.positions
 
 
-class GaussianPatchSampler:
+class GaussianPatchSampler(_UnitPatches):
     """Random ``patch_size²`` patches of ``[0, 1]`` images with white Gaussian noise.
 
     Parameters
@@ -180,14 +191,8 @@ class GaussianPatchSampler:
 
     def __init__(self, images: Sequence[UnitImage], *, patch_size: int,
                  sigma_range: tuple[float, float]):
-        self._patches = _valid_patches(images, patch_size)
-        self.patch_size = self._patches.size
+        super().__init__(images, patch_size)
         self.sigma_range = (float(sigma_range[0]), float(sigma_range[1]))
-
-    @property
-    def positions(self) -> int:
-        """Number of distinct valid patch positions."""
-        return self._patches.positions
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``(noisy, clean)`` as float32 ``(batch, 1, P, P)``; the draws use only ``rng``.
@@ -201,7 +206,7 @@ class GaussianPatchSampler:
         return noisy[:, None], clean[:, None]
 
 
-class LogScalePatchSampler:
+class LogScalePatchSampler(_UnitPatches):
     """Patches of centred SAR log-images seen as a fixed-σ network sees them inside MuLoG.
 
     Parameters
@@ -226,12 +231,9 @@ class LogScalePatchSampler:
 
     def __init__(self, images: Sequence[UnitImage], *, patch_size: int, trained_sigma: float,
                  log_sigma_range: tuple[float, float]):
-        self._patches = _valid_patches(images, patch_size)
-        self.patch_size = self._patches.size
+        super().__init__(images, patch_size)
         self.trained_sigma = float(trained_sigma)
         self.log_sigma_range = (float(log_sigma_range[0]), float(log_sigma_range[1]))
-
-    positions = GaussianPatchSampler.positions
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``(noisy, clean)`` as float32 ``(batch, 1, P, P)``; the draws use only ``rng``."""
