@@ -521,14 +521,14 @@ def test_build_mulog_and_missing_dncnn_weights(monkeypatch):
         with pytest.raises(WeightsError, match=f"denoiser '{name}': weights '{weights}' are not installed"):
             make_mulog_method(looks=1, denoiser=name)
     assert MULOG_DEFAULTS == {"denoiser": "bm3d", "iterations": 6, "precision": "fp32",
-                              "decorrelate": "none"}
+                              "decorrelate": "none", "lam": "auto"}
     with pytest.raises(UsageError, match="no parameter"):
         build_mulog(1.0, {"window": 3})
     if HAS_BM3D:
         built = build_mulog(1.0, {"iterations": 2})
         assert built.name == "mulog" and built.halo == MULOG_HALO and built.weights is None
         assert built.parameters == {"denoiser": "bm3d", "iterations": 2, "precision": "fp32",
-                                     "decorrelate": "none"}
+                                     "decorrelate": "none", "lam": 1.0}
 
 
 def test_dncnn_weights_are_loaded_once_registered(tmp_path, monkeypatch, tiny_dncnn):
@@ -558,7 +558,11 @@ def test_mulog_is_a_registered_method_with_its_parameters():
     spec = get_method("mulog")
     assert spec.family == "plug-and-play" and spec.uses_looks
     assert dict(spec.defaults) == {"denoiser": "bm3d", "iterations": 6, "precision": "fp32",
-                                   "decorrelate": "none"}
+                                   "decorrelate": "none", "lam": "auto"}
+    for bad in ("strong", "0", "-1", "nan"):
+        with pytest.raises(UsageError, match="lam"):
+            build_method("mulog", looks=1, params={"denoiser": gaussian_filter_denoiser(),
+                                                   "lam": bad})
     with pytest.raises(UsageError, match="has no parameter 'window_size'"):
         build_method("mulog", looks=1, params={"window_size": 3})
     with pytest.raises(UsageError, match="unknown MuLoG denoiser 'foo'"):
@@ -649,6 +653,70 @@ def test_mulog_log_sigmas_are_the_noise_levels_the_admm_asks_for():
     scale = np.sqrt(float(__import__("scipy").special.polygamma(1, 4)))
     assert max(asked) * scale == pytest.approx(unit_high)
     assert min(asked) * scale >= unit_low * (1 - 1e-9)
+
+
+def test_fixed_sigma_prior_weight_rule():
+    from sardespeckle.mulog.denoisers import fixed_sigma_prior_weight
+
+    assert fixed_sigma_prior_weight(1) == pytest.approx(0.82 ** 2)
+    assert fixed_sigma_prior_weight(2) == pytest.approx(0.91 ** 2)
+    assert fixed_sigma_prior_weight(1.5) == pytest.approx((0.82 + 0.09 * math.log2(1.5)) ** 2)
+    assert fixed_sigma_prior_weight(0.5) == fixed_sigma_prior_weight(1)  # below one look: L = 1
+    assert fixed_sigma_prior_weight(4) == fixed_sigma_prior_weight(40) == 1.0
+    with pytest.raises(InvalidInputError, match="looks"):
+        fixed_sigma_prior_weight(0)
+
+
+def test_prior_weight_sets_the_noise_level_asked_after_the_first_iteration():
+    asked = []
+
+    def spy(v, sigma):
+        asked.append(sigma)
+        return v
+
+    noisy = add_speckle(np.full((16, 16), 3.0), 1, seed=0)
+    mulog(noisy, looks=1, denoiser=spy, iterations=3)
+    plain = list(asked)
+    assert plain[0] == 1.0 and plain[1] == pytest.approx(math.sqrt(1 / 3))  # λ = 1 by default
+
+    # A denoiser stating its prior weight gets it; an explicit lam wins over it.
+    spy.prior_weight = lambda looks: 0.25 if looks == 1 else 1.0
+    asked.clear()
+    mulog(noisy, looks=1, denoiser=spy, iterations=3)
+    assert asked[0] == 1.0 and asked[1] == pytest.approx(0.5 * plain[1])
+    asked.clear()
+    mulog(noisy, looks=1, denoiser=spy, iterations=3, lam=4.0)
+    assert asked[1] == pytest.approx(2.0 * plain[1])
+    # The covariance path follows the same rule.
+    asked.clear()
+    field = simulate_wishart(np.broadcast_to(np.diag([2.0, 1.0]).astype(complex), (12, 12, 2, 2)),
+                             1, seed=0)
+    mulog_covariance(field, looks=1, denoiser=spy, iterations=3)
+    first = [s for s in asked if s == 1.0]
+    assert len(first) == 4 and min(asked) == pytest.approx(0.5 * plain[1])
+    for bad in (0, -1.0, float("nan"), True):
+        with pytest.raises(UsageError, match="lam"):
+            mulog(noisy, looks=1, denoiser=gaussian_filter_denoiser(), lam=bad)
+    spy.prior_weight = lambda looks: float("inf")
+    with pytest.raises(InvalidInputError, match="prior_weight"):
+        mulog(noisy, looks=1, denoiser=spy)
+
+
+def test_dncnn_prior_weights_and_the_built_method_records_it(tiny_dncnn):
+    from sardespeckle.mulog import DnCNNDenoiser, DnCNNSetDenoiser
+    from sardespeckle.mulog.denoisers import fixed_sigma_prior_weight
+
+    fixed = DnCNNDenoiser(tiny_dncnn, trained_sigma=25 / 255)
+    blind = DnCNNDenoiser(tiny_dncnn, sigma_range=(0, 55 / 255))
+    chosen = DnCNNSetDenoiser([fixed, DnCNNDenoiser(tiny_dncnn, trained_sigma=70 / 255)])
+    assert fixed.prior_weight(1) == chosen.prior_weight(1) == fixed_sigma_prior_weight(1) < 1
+    assert blind.prior_weight(1) == 1.0 and fixed.prior_weight(8) == 1.0
+    assert make_mulog_method(looks=1, denoiser=fixed).lam == pytest.approx(0.82 ** 2)
+    assert make_mulog_method(looks=1, denoiser=fixed, lam=0.5).lam == 0.5
+    assert make_mulog_method(looks=1, denoiser=gaussian_filter_denoiser()).lam == 1.0
+    built = build_mulog(2.0, {"denoiser": "dncnn-sar", "iterations": 2})
+    assert built.parameters["lam"] == pytest.approx(0.91 ** 2, abs=1e-6)
+    assert build_mulog(2.0, {"denoiser": "dncnn-sar", "lam": "0.9"}).parameters["lam"] == 0.9
 
 
 def test_a_weights_file_is_a_mulog_denoiser(tmp_path, tiny_dncnn, capsys, monkeypatch):

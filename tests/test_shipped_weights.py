@@ -145,8 +145,9 @@ def test_dncnn_sar_states_the_span_of_its_training_images():
     _, fixed = load_weights("dncnn-sar-s25")
     assert fixed["trained_sigma"] == pytest.approx(25 / 255) and fixed.get("span") is None
     low, high = fixed["log_sigma_range"]
+    dncnn_sar = denoiser_from_name("dncnn-sar")
     for looks in (1, 4, 40):
-        asked = mulog_log_sigmas(looks, 6)
+        asked = mulog_log_sigmas(looks, 6, dncnn_sar.prior_weight(looks))
         assert low / 1.1 <= asked[0] and asked[1] <= high * 1.1
 
 

@@ -237,7 +237,8 @@ def _register_mulog() -> None:
             description=(
                 "MuLoG (Deledalle et al. 2017): ADMM in the log domain with a Gaussian denoiser "
                 "(denoiser=bm3d|dncnn-natural|dncnn-natural-blind|dncnn-sar|dncnn-sar-blind), any looks; decorrelate=subsample|auto for "
-                "correlated single-look speckle."
+                "correlated single-look speckle; lam=auto|NUMBER, the prior weight (auto: 1 for "
+                "BM3D and blind networks, less at low looks for the fixed-noise DnCNNs)."
             ),
             defaults=dict(MULOG_DEFAULTS),
             build=build_mulog,

@@ -132,6 +132,8 @@ def pnp_admm(
         raise UsageError(f"expected iterations to be an integer >= 1, got {iterations!r}")
     if not (isinstance(beta0, numbers.Real) and math.isfinite(beta0) and beta0 > 0):
         raise UsageError(f"expected beta0 to be a finite number > 0, got {beta0!r}")
+    if isinstance(lam, bool) or not (isinstance(lam, numbers.Real) and math.isfinite(lam) and lam > 0):
+        raise UsageError(f"expected lam (the prior weight) to be a finite number > 0, got {lam!r}")
     iterations = int(iterations)
     beta = float(beta0)
     z = denoise(y, 1.0)
@@ -199,6 +201,18 @@ def _resolve(denoiser):
     return check_denoiser(denoiser)
 
 
+def resolve_prior_weight(denoiser, looks: float, lam: float | None) -> float:
+    """``lam`` checked, or the default prior weight of ``denoiser`` at ``looks`` when None."""
+    if lam is None:
+        from sardespeckle.mulog.denoisers import prior_weight_of
+
+        return prior_weight_of(denoiser, looks)
+    if isinstance(lam, bool) or not isinstance(lam, numbers.Real) or not (
+            math.isfinite(lam) and lam > 0):
+        raise UsageError(f"expected lam (the prior weight) to be a finite number > 0, got {lam!r}")
+    return float(lam)
+
+
 def _checked_denoiser(denoise, shape):
     def run(v, sigma):
         out = np.asarray(denoise(v, sigma), dtype=np.float64)
@@ -220,6 +234,7 @@ def mulog_iterates(
     denoiser,
     iterations: int = 6,
     beta0: float | None = None,
+    lam: float | None = None,
 ) -> Iterator[MulogIterate]:
     """MuLoG on an intensity image, one ADMM iterate at a time.
 
@@ -231,7 +246,9 @@ def mulog_iterates(
 
     array = _check_intensity(intensity)
     looks = _check_looks(looks)
-    denoise = _checked_denoiser(_resolve(denoiser), array.shape)
+    resolved = _resolve(denoiser)
+    lam = resolve_prior_weight(resolved, looks, lam)
+    denoise = _checked_denoiser(resolved, array.shape)
     beta0 = default_beta0(looks) if beta0 is None else beta0
 
     observed = safeguard_intensity(array)
@@ -245,7 +262,7 @@ def mulog_iterates(
     offset = 0.0
     fidelity = FisherTippett(log_intensity, looks, scale=sigma, offset=offset)
     start = (initial - offset) / sigma
-    for item in pnp_admm(start, fidelity, denoise, iterations=iterations, beta0=beta0):
+    for item in pnp_admm(start, fidelity, denoise, iterations=iterations, beta0=beta0, lam=lam):
         yield replace(item, x=sigma * item.x + offset, z=sigma * item.z + offset)
 
 
@@ -256,6 +273,7 @@ def mulog(
     denoiser,
     iterations: int = 6,
     beta0: float | None = None,
+    lam: float | None = None,
     callback: Callable[[MulogIterate], None] | None = None,
 ) -> np.ndarray:
     """Despeckle an intensity image with MuLoG and a Gaussian denoiser.
@@ -274,6 +292,12 @@ def mulog(
         ADMM iterations ``T`` (6 in the paper); the denoiser runs ``T`` times.
     beta0 : float, optional, keyword-only
         Initial ADMM penalty; ``1 + 2/L`` by default.
+    lam : float, optional, keyword-only
+        Prior weight λ > 0: after the first iteration the denoiser is asked to remove noise of
+        std ``√(λ/β)`` (normalised units). By default the denoiser's own
+        ``prior_weight(looks)`` when it has one (the fixed-σ DnCNNs:
+        :func:`~sardespeckle.mulog.denoisers.fixed_sigma_prior_weight`), else 1 (MuLoG's
+        value, used with BM3D).
     callback : callable, optional, keyword-only
         Called with each :class:`MulogIterate` (e.g. to report progress, ``k`` of
         ``iterations``).
@@ -301,7 +325,7 @@ def mulog(
     3. Normalise to unit noise: ``ỹ = y₀/σ`` with ``σ = √ψ₁(L)`` (the std of log-speckle,
        1.2825 for ``L = 1``). Unlike the PCA of the multi-channel case, no mean is removed:
        the result must not depend on statistics of the tile being processed.
-    4. :func:`pnp_admm` with ``T`` iterations, ``β₀ = 1 + 2/L``, ``λ = 1``, and the
+    4. :func:`pnp_admm` with ``T`` iterations, ``β₀ = 1 + 2/L``, ``λ`` (see ``lam``), and the
        Fisher–Tippett data term of :class:`~sardespeckle.mulog.prox.FisherTippett` on the
        *non-debiased* ``y``: the likelihood models the bias itself.
     5. Output ``exp(σx̃)`` of the last prox: no further debiasing (the data term keeps the
@@ -330,7 +354,7 @@ def mulog(
     array = np.asarray(intensity)
     last = None
     for item in mulog_iterates(intensity, looks=looks, denoiser=denoiser, iterations=iterations,
-                               beta0=beta0):
+                               beta0=beta0, lam=lam):
         last = item
         if callback is not None:
             callback(item)

@@ -14,7 +14,13 @@ import numpy as np
 from scipy import ndimage, special
 
 from sardespeckle.errors import InvalidInputError
-from sardespeckle.mulog.admm import MulogIterate, _resolve, default_beta0, pnp_admm
+from sardespeckle.mulog.admm import (
+    MulogIterate,
+    _resolve,
+    default_beta0,
+    pnp_admm,
+    resolve_prior_weight,
+)
 from sardespeckle.mulog.hermitian import (
     condition_field,
     from_channels,
@@ -172,6 +178,7 @@ def mulog_covariance_iterates(
     iterations: int = 6,
     beta0: float | None = None,
     prox_iterations: int = 20,
+    lam: float | None = None,
 ) -> Iterator[MulogIterate]:
     """MuLoG on a covariance field, one ADMM iterate at a time.
 
@@ -184,6 +191,7 @@ def mulog_covariance_iterates(
     array = _check_covariance(covariance)
     looks = _check_looks(looks)
     denoise = _resolve(denoiser)
+    lam = resolve_prior_weight(denoise, looks, lam)
     beta0 = default_beta0(looks) if beta0 is None else beta0
     rows, cols, size, _ = array.shape
 
@@ -217,7 +225,7 @@ def mulog_covariance_iterates(
         return from_channels(raw, size).reshape(rows, cols, size, size) + shift
 
     for item in pnp_admm(normalised, fidelity, _per_channel(denoise, (rows, cols)),
-                         iterations=iterations, beta0=beta0):
+                         iterations=iterations, beta0=beta0, lam=lam):
         yield replace(item, x=to_log_matrix(item.x), z=to_log_matrix(item.z))
 
 
@@ -228,6 +236,7 @@ def mulog_covariance(
     denoiser,
     iterations: int = 6,
     beta0: float | None = None,
+    lam: float | None = None,
     callback: Callable[[MulogIterate], None] | None = None,
 ) -> np.ndarray:
     """Despeckle a field of covariance matrices with MuLoG and a Gaussian denoiser.
@@ -247,6 +256,9 @@ def mulog_covariance(
         ADMM iterations ``T``.
     beta0 : float, optional, keyword-only
         Initial ADMM penalty, ``1 + 2/L`` by default.
+    lam : float, optional, keyword-only
+        Prior weight λ > 0; by default the denoiser's ``prior_weight(looks)``, else 1, as in
+        :func:`~sardespeckle.mulog.admm.mulog`.
     callback : callable, optional, keyword-only
         Called with each :class:`MulogIterate`.
 
@@ -300,7 +312,7 @@ def mulog_covariance(
     array = np.asarray(covariance)
     last = None
     for item in mulog_covariance_iterates(covariance, looks=looks, denoiser=denoiser,
-                                          iterations=iterations, beta0=beta0):
+                                          iterations=iterations, beta0=beta0, lam=lam):
         last = item
         if callback is not None:
             callback(item)

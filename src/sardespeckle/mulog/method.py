@@ -36,7 +36,7 @@ _WEIGHTS_OF = {"dncnn-natural-blind": "dncnn-natural", "dncnn-sar": "dncnn-sar-s
 
 #: Parameters of the registered ``mulog`` method and their defaults.
 MULOG_DEFAULTS: dict[str, Any] = {"denoiser": "bm3d", "iterations": 6, "precision": "fp32",
-                                  "decorrelate": "none"}
+                                  "decorrelate": "none", "lam": "auto"}
 
 #: Halo (pixels) for tiled processing (MuLoG+BM3D, L = 1, 512² image; ``docs/mulog.md``). MuLoG
 #: is not strictly local and bm3d 4.0.3 is not translation-equivariant, so no halo makes tiled
@@ -135,25 +135,31 @@ def _dncnn_denoiser(weights: str, *, precision: str, threads: int | None, label:
                          threads=threads, **span)
 
 
-def mulog_log_sigmas(looks: float, iterations: int) -> tuple[float, float]:
+def mulog_log_sigmas(looks: float, iterations: int, lam: float = 1.0) -> tuple[float, float]:
     """Bounds of the noise std, in log-intensity units, that MuLoG asks its denoiser to remove
-    at ``looks`` in ``iterations`` iterations: ``√ψ₁(L)`` first, then ``√ψ₁(L)/√β`` with
-    ``β`` from ``β₀ = 1 + 2/L`` up to ``β₀·1.05^(T−2)`` (when every iteration stalls)."""
+    at ``looks`` in ``iterations`` iterations with prior weight ``lam``: ``√ψ₁(L)`` first, then
+    ``√ψ₁(L)·√(λ/β)`` with ``β`` from ``β₀ = 1 + 2/L`` up to ``β₀·1.05^(T−2)`` (when every
+    iteration stalls)."""
     from sardespeckle.mulog.admm import BETA_GROWTH, default_beta0
     from sardespeckle.speckle import log_speckle_std
 
     unit = log_speckle_std(looks)
-    most_beta = default_beta0(looks) * BETA_GROWTH ** max(iterations - 2, 0)
-    return unit / float(np.sqrt(most_beta)), unit
+    beta0 = default_beta0(looks)
+    most_beta = beta0 * BETA_GROWTH ** max(iterations - 2, 0)
+    later = (float(np.sqrt(lam / most_beta)), float(np.sqrt(lam / beta0)))
+    if iterations < 2:  # the first denoising only
+        later = (1.0, 1.0)
+    return unit * min(1.0, later[0]), unit * max(1.0, later[1])
 
 
-def _check_trained_log_sigmas(denoiser, label: str, looks: float, iterations: int) -> None:
+def _check_trained_log_sigmas(denoiser, label: str, looks: float, iterations: int,
+                              lam: float) -> None:
     """Warn when MuLoG at ``looks`` asks a fixed-noise SAR network for noise levels far outside
     those it was trained on (its ``log_sigma_range``)."""
     trained = getattr(denoiser, "log_sigma_range", None)  # fixed-noise SAR networks only
     if trained is None:
         return
-    low, high = mulog_log_sigmas(looks, iterations)
+    low, high = mulog_log_sigmas(looks, iterations, lam)
     if low < trained[0] / 1.1 or high > trained[1] * 1.1:
         import warnings
 
@@ -186,6 +192,7 @@ def make_mulog_method(
     iterations: int = 6,
     precision: str = "fp32",
     threads: int | None = None,
+    lam: float | None = None,
 ) -> Callable[[np.ndarray], np.ndarray]:
     """Build MuLoG as an engine method ``f(intensity) -> intensity``.
 
@@ -199,20 +206,23 @@ def make_mulog_method(
         ADMM iterations.
     precision, threads : keyword-only
         Passed to :class:`~sardespeckle.mulog.DnCNNDenoiser` for the DnCNN denoisers.
+    lam : float, optional, keyword-only
+        Prior weight λ; by default the denoiser's (``mulog``'s ``lam``).
 
     Returns
     -------
     callable
         ``method(intensity)``: ``(rows, cols)`` intensity → float32 despeckled intensity. The
         denoiser is built (and its weights checked) here, so errors come before any data is
-        read. Tile it with a halo of :data:`MULOG_HALO` pixels.
+        read. Tile it with a halo of :data:`MULOG_HALO` pixels. Its attribute ``lam`` is the
+        prior weight it uses.
 
     Raises
     ------
     UsageError, WeightsError, MissingDependencyError
         See :func:`denoiser_from_name`; bad ``iterations`` or ``looks``.
     """
-    from sardespeckle.mulog.admm import mulog
+    from sardespeckle.mulog.admm import mulog, resolve_prior_weight
     from sardespeckle.mulog.denoisers import check_denoiser
     from sardespeckle.speckle import _check_looks
 
@@ -222,18 +232,21 @@ def make_mulog_method(
     if isinstance(denoiser, str):
         function = denoiser_from_name(denoiser, precision=precision, threads=threads)
         label = denoiser
-        _check_trained_log_sigmas(function, label, looks, iterations)
     else:
         function = check_denoiser(denoiser)
         label = getattr(denoiser, "__name__", type(denoiser).__name__)
+    weight = resolve_prior_weight(function, looks, lam)
+    if isinstance(denoiser, str):
+        _check_trained_log_sigmas(function, label, looks, iterations, weight)
 
     def method(intensity: np.ndarray) -> np.ndarray:
         out = mulog(np.asarray(intensity, dtype=np.float32), looks=looks, denoiser=function,
-                    iterations=iterations)
+                    iterations=iterations, lam=weight)
         return out.astype(np.float32, copy=False)
 
     method.__name__ = f"mulog[{label}]"
-    method.__doc__ = f"MuLoG with {label}, L = {looks}, T = {iterations}."
+    method.__doc__ = f"MuLoG with {label}, L = {looks}, T = {iterations}, λ = {weight:.4g}."
+    method.lam = weight
     return method
 
 
@@ -260,12 +273,20 @@ def build_mulog(looks: float, params: dict[str, Any]):
         raise UsageError(f"expected decorrelate in ('auto', {', '.join(map(repr, DECORRELATIONS))}), "
                          f"got {decorrelate!r}")
     resolved["decorrelate"] = decorrelate
+    lam = resolved["lam"]
+    if isinstance(lam, str):
+        try:
+            lam = None if lam == "auto" else float(lam)
+        except ValueError:
+            raise UsageError(f"expected lam to be 'auto' or a number > 0, got {lam!r}") from None
     if isinstance(resolved["denoiser"], str) and _is_weights_path(resolved["denoiser"]):
         # A weights file is named by its absolute path, so that workers and records find it.
         resolved["denoiser"] = str(Path(resolved["denoiser"]).resolve())
     function = make_mulog_method(looks=looks, denoiser=resolved["denoiser"],
                                  iterations=resolved["iterations"],
-                                 precision=resolved["precision"])
+                                 precision=resolved["precision"], lam=lam)
+    # The prior weight actually used, for the records ("auto" resolves per denoiser and looks).
+    resolved["lam"] = round(function.lam, 6)
     halo = MULOG_HALO
     if decorrelate == "subsample":
         # MuLoG assumes white speckle: on correlated single-look data it runs on the four
