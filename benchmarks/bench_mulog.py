@@ -193,8 +193,10 @@ def part_single(args) -> dict:
                     "theirs_db": psnr(amplitude, np.sqrt(theirs[index]), peak),
                     "theirs_s": theirs_t[index],
                     "theirs_mean_ratio": float(theirs[index].mean() / (amplitude**2).mean()),
-                    "agreement_db": psnr(np.sqrt(theirs[index]), np.sqrt(ours[index]), peak),
                 })
+                if "bm3d" in results:  # same denoiser family: how far apart the two MuLoGs are
+                    row["agreement_bm3d_db"] = psnr(np.sqrt(theirs[index]),
+                                                    np.sqrt(results["bm3d"][0][index]), peak)
             rows.append(row)
             print(row, flush=True)
         if figure is None:
@@ -437,13 +439,19 @@ def part_report(args) -> None:
         rows = data["rows"]
         headers = ["image", "seed", "noisy dB", "ours dB", "ours s"]
         has_theirs = rows and "theirs_db" in rows[0]
+        # Files before 2026-11-26 compared the package with the *first* denoiser ("agreement_db");
+        # only a BM3D-vs-BM3D figure says how far apart the two implementations are.
+        agreement = next((key for key in ("agreement_bm3d_db", "agreement_db")
+                          if rows and key in rows[0]), None)
+        if agreement == "agreement_db" and data.get("denoisers", ["bm3d"])[0] != "bm3d":
+            agreement = None
         if has_theirs:
-            headers += ["mulog pkg dB", "mulog pkg s", "ours vs pkg dB"]
+            headers += ["mulog pkg dB", "mulog pkg s"] + (["BM3D ours vs pkg dB"] if agreement else [])
         table_rows = []
         for row in rows:
             cells = [row["image"], row["seed"], row["noisy_db"], row["ours_db"], row["ours_s"]]
             if has_theirs:
-                cells += [row["theirs_db"], row["theirs_s"], row["agreement_db"]]
+                cells += [row["theirs_db"], row["theirs_s"]] + ([row[agreement]] if agreement else [])
             table_rows.append(cells)
         print(data["machine"])
         print(_common.table(headers, table_rows))
@@ -452,7 +460,8 @@ def part_report(args) -> None:
             seconds = np.array([row[f"ours_{label}_s"] for row in rows])
             print(f"MuLoG+{label} ({data.get('precision', 'fp32')}): {values.mean():.2f} ± "
                   f"{values.std():.2f} dB, {seconds.mean():.1f} s per image")
-        for key in ("noisy_db", "ours_db") + (("theirs_db", "agreement_db") if has_theirs else ()):
+        for key in ("noisy_db", "ours_db") + (("theirs_db",) if has_theirs else ()) + (
+                (agreement,) if agreement else ()):
             values = np.array([row[key] for row in rows])
             print(f"{key}: {values.mean():.2f} ± {values.std():.2f}")
     halos = sorted(p.stem for p in args.out.glob("halo_*.json"))
