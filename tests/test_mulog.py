@@ -520,7 +520,7 @@ def test_build_mulog_and_missing_dncnn_weights(monkeypatch):
                           ("dncnn-sar", "dncnn-sar-s25"), ("dncnn-sar-blind", "dncnn-sar")):
         with pytest.raises(WeightsError, match=f"denoiser '{name}': weights '{weights}' are not installed"):
             make_mulog_method(looks=1, denoiser=name)
-    assert MULOG_DEFAULTS == {"denoiser": "bm3d", "iterations": 6, "precision": "fp32",
+    assert MULOG_DEFAULTS == {"denoiser": "bm3d", "iterations": 6, "precision": "auto",
                               "decorrelate": "none", "lam": "auto"}
     with pytest.raises(UsageError, match="no parameter"):
         build_mulog(1.0, {"window": 3})
@@ -557,7 +557,7 @@ def test_mulog_is_a_registered_method_with_its_parameters():
 
     spec = get_method("mulog")
     assert spec.family == "plug-and-play" and spec.uses_looks
-    assert dict(spec.defaults) == {"denoiser": "bm3d", "iterations": 6, "precision": "fp32",
+    assert dict(spec.defaults) == {"denoiser": "bm3d", "iterations": 6, "precision": "auto",
                                    "decorrelate": "none", "lam": "auto"}
     for bad in ("strong", "0", "-1", "nan"):
         with pytest.raises(UsageError, match="lam"):
@@ -717,6 +717,25 @@ def test_dncnn_prior_weights_and_the_built_method_records_it(tiny_dncnn):
     built = build_mulog(2.0, {"denoiser": "dncnn-sar", "iterations": 2})
     assert built.parameters["lam"] == pytest.approx(0.91 ** 2, abs=1e-6)
     assert build_mulog(2.0, {"denoiser": "dncnn-sar", "lam": "0.9"}).parameters["lam"] == 0.9
+
+
+def test_mulog_precision_auto_is_bf16_only_for_dncnn_on_a_bf16_cpu(monkeypatch):
+    from sardespeckle.models import inference
+    from sardespeckle.mulog.method import resolve_mulog_precision
+
+    for fast, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(inference, "cpu_has_fast_bf16", lambda fast=fast: fast)
+        assert resolve_mulog_precision("auto", "dncnn-sar") == expected
+        assert resolve_mulog_precision("auto", "/some/where/my-denoiser.pt") == expected
+        assert resolve_mulog_precision("auto", "bm3d") == "fp32"
+        assert resolve_mulog_precision("auto", gaussian_filter_denoiser()) == "fp32"
+        assert resolve_mulog_precision("fp32", "dncnn-sar") == "fp32"
+        assert resolve_mulog_precision("bf16", "dncnn-sar") == "bf16"
+        built = build_mulog(1.0, {"denoiser": "dncnn-sar", "iterations": 1})
+        assert built.parameters["precision"] == expected
+        assert make_mulog_method(looks=1, denoiser="dncnn-natural").precision == expected
+    with pytest.raises(UsageError, match="precision"):
+        resolve_mulog_precision("fp16", "dncnn-sar")
 
 
 def test_a_weights_file_is_a_mulog_denoiser(tmp_path, tiny_dncnn, capsys, monkeypatch):

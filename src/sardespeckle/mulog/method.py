@@ -19,6 +19,7 @@ __all__ = [
     "build_mulog",
     "denoiser_from_name",
     "make_mulog_method",
+    "resolve_mulog_precision",
 ]
 
 #: Denoisers that can be named in the registry / CLI.
@@ -35,8 +36,11 @@ _WEIGHTS_OF = {"dncnn-natural-blind": "dncnn-natural", "dncnn-sar": "dncnn-sar-s
                "dncnn-sar-blind": "dncnn-sar"}
 
 #: Parameters of the registered ``mulog`` method and their defaults.
-MULOG_DEFAULTS: dict[str, Any] = {"denoiser": "bm3d", "iterations": 6, "precision": "fp32",
+MULOG_DEFAULTS: dict[str, Any] = {"denoiser": "bm3d", "iterations": 6, "precision": "auto",
                                   "decorrelate": "none", "lam": "auto"}
+
+#: Arithmetic choices of the DnCNN denoisers; ``auto`` is bf16 on a CPU with native bf16.
+MULOG_PRECISIONS = ("auto", "fp32", "bf16")
 
 #: Halo (pixels) for tiled processing (MuLoG+BM3D, L = 1, 512² image; ``docs/mulog.md``). MuLoG
 #: is not strictly local and bm3d 4.0.3 is not translation-equivariant, so no halo makes tiled
@@ -185,12 +189,30 @@ def denoiser_weights_id(denoiser) -> str | None:
                      for name in names)
 
 
+def resolve_mulog_precision(precision: str, denoiser) -> str:
+    """``"auto"`` → ``"bf16"`` for a DnCNN denoiser (a ``dncnn*`` name or a ``.pt`` file) on a CPU
+    with native bf16 (AVX512-BF16 or AMX), else ``"fp32"``; BM3D and callables are ``"fp32"``
+    (the setting does not reach them). bf16 cost ≤ 0.05 dB inside MuLoG (validation references:
+    dncnn-sar 24.94 vs 24.95 dB, dncnn-natural 22.69 vs 22.74; training crops at L = 4 and 16
+    ≤ 0.02 dB) for half the time."""
+    if precision not in MULOG_PRECISIONS:
+        raise UsageError(f"expected precision in {MULOG_PRECISIONS} for MuLoG, got {precision!r}")
+    if precision != "auto":
+        return precision
+    is_dncnn = isinstance(denoiser, str) and (denoiser.startswith("dncnn") or _is_weights_path(denoiser))
+    if not is_dncnn:
+        return "fp32"
+    from sardespeckle.models.inference import cpu_has_fast_bf16
+
+    return "bf16" if cpu_has_fast_bf16() else "fp32"
+
+
 def make_mulog_method(
     *,
     looks: float,
     denoiser="bm3d",
     iterations: int = 6,
-    precision: str = "fp32",
+    precision: str = "auto",
     threads: int | None = None,
     lam: float | None = None,
 ) -> Callable[[np.ndarray], np.ndarray]:
@@ -205,7 +227,8 @@ def make_mulog_method(
     iterations : int, keyword-only
         ADMM iterations.
     precision, threads : keyword-only
-        Passed to :class:`~sardespeckle.mulog.DnCNNDenoiser` for the DnCNN denoisers.
+        Passed to :class:`~sardespeckle.mulog.DnCNNDenoiser` for the DnCNN denoisers;
+        ``precision="auto"`` is resolved by :func:`resolve_mulog_precision`.
     lam : float, optional, keyword-only
         Prior weight λ; by default the denoiser's (``mulog``'s ``lam``).
 
@@ -214,8 +237,8 @@ def make_mulog_method(
     callable
         ``method(intensity)``: ``(rows, cols)`` intensity → float32 despeckled intensity. The
         denoiser is built (and its weights checked) here, so errors come before any data is
-        read. Tile it with a halo of :data:`MULOG_HALO` pixels. Its attribute ``lam`` is the
-        prior weight it uses.
+        read. Tile it with a halo of :data:`MULOG_HALO` pixels. Its attributes ``lam`` and
+        ``precision`` are the prior weight and the arithmetic it uses.
 
     Raises
     ------
@@ -229,6 +252,7 @@ def make_mulog_method(
     looks = _check_looks(looks)
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise UsageError(f"expected iterations to be an integer >= 1, got {iterations!r}")
+    precision = resolve_mulog_precision(precision, denoiser)
     if isinstance(denoiser, str):
         function = denoiser_from_name(denoiser, precision=precision, threads=threads)
         label = denoiser
@@ -247,6 +271,7 @@ def make_mulog_method(
     method.__name__ = f"mulog[{label}]"
     method.__doc__ = f"MuLoG with {label}, L = {looks}, T = {iterations}, λ = {weight:.4g}."
     method.lam = weight
+    method.precision = precision
     return method
 
 
@@ -262,8 +287,9 @@ def build_mulog(looks: float, params: dict[str, Any]):
     unknown = sorted(set(resolved) - set(MULOG_DEFAULTS))
     if unknown:
         raise UsageError(f"method 'mulog' has no parameter {', '.join(map(repr, unknown))}")
-    if resolved["precision"] not in ("fp32", "bf16"):
-        raise UsageError(f"expected precision fp32 or bf16 for MuLoG, got {resolved['precision']!r}")
+    if resolved["precision"] not in MULOG_PRECISIONS:
+        raise UsageError(f"expected precision in {MULOG_PRECISIONS} for MuLoG, "
+                         f"got {resolved['precision']!r}")
     from sardespeckle.decorrelate import DECORRELATIONS, Subsampled
 
     decorrelate = resolved["decorrelate"]
@@ -287,6 +313,7 @@ def build_mulog(looks: float, params: dict[str, Any]):
                                  precision=resolved["precision"], lam=lam)
     # The prior weight actually used, for the records ("auto" resolves per denoiser and looks).
     resolved["lam"] = round(function.lam, 6)
+    resolved["precision"] = function.precision
     halo = MULOG_HALO
     if decorrelate == "subsample":
         # MuLoG assumes white speckle: on correlated single-look data it runs on the four
