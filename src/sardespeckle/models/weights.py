@@ -159,6 +159,11 @@ class WeightsEntry:
         return WEIGHTS_DIR / self.filename
 
 
+#: The shipped networks' architectures: the Gaussian DnCNN-17 (MuLoG) and SAR-CNN's DnCNN-19.
+_DNCNN17 = Architecture(kind="dncnn", depth=17, channels=1, features=64, residual=True)
+_SARCNN19 = Architecture(kind="dncnn", depth=19, channels=1, features=64, residual=True)
+
+
 def _fixed_sigma_natural(sigma_255: int, sha256: str, validation_psnr: float) -> WeightsEntry:
     """Entry of a member of MuLoG's ``dncnn-natural`` set: a DnCNN-17 for σ = sigma_255/255."""
     name = f"dncnn-natural-s{sigma_255}"
@@ -166,7 +171,7 @@ def _fixed_sigma_natural(sigma_255: int, sha256: str, validation_psnr: float) ->
         name=name,
         filename=f"{name}.pt",
         sha256=sha256,
-        architecture=Architecture(kind="dncnn", depth=17, channels=1, features=64, residual=True),
+        architecture=_DNCNN17,
         domain="gaussian-01",
         trained_sigma=sigma_255 / 255.0,
         training_data="train400 (400 grey natural images, 180²)",
@@ -182,7 +187,7 @@ REGISTRY: dict[str, WeightsEntry] = {
         name="sarcnn-s1-l1",
         filename="sarcnn-s1-l1.pt",
         sha256="5a71a66fbd13c505f09a57222c6bfb55fc3cf632f05ffd128463c85ac045ce85",
-        architecture=Architecture(kind="dncnn", depth=19, channels=1, features=64, residual=True),
+        architecture=_SARCNN19,
         looks=1.0,
         training_data="change-aware temporal references of Sentinel-1 series (Lely, Marais 2)",
         validation_psnr=24.41,
@@ -193,7 +198,7 @@ REGISTRY: dict[str, WeightsEntry] = {
         name="sarcnn-s1-l1-v2",
         filename="sarcnn-s1-l1-v2.pt",
         sha256="ca287da8a3c129c31eecde62f85f7305a30157e8fbfe81f4330a23376443bfa6",
-        architecture=Architecture(kind="dncnn", depth=19, channels=1, features=64, residual=True),
+        architecture=_SARCNN19,
         looks=1.0,
         training_data="change-aware temporal references of Sentinel-1 series (Lely, Marais 2)",
         validation_psnr=24.56,
@@ -204,7 +209,7 @@ REGISTRY: dict[str, WeightsEntry] = {
         name="dncnn-natural",
         filename="dncnn-natural.pt",
         sha256="2615824301b5e23f9d1835a2b041755b3e2af501e65af14625223a979a3bddd1",
-        architecture=Architecture(kind="dncnn", depth=17, channels=1, features=64, residual=True),
+        architecture=_DNCNN17,
         looks=1.0,
         domain="gaussian-01",
         sigma_range=(0.0, 55.0 / 255.0),
@@ -221,7 +226,7 @@ REGISTRY: dict[str, WeightsEntry] = {
         name="dncnn-sar",
         filename="dncnn-sar.pt",
         sha256="06a43b083b86d5649eb0f55ddce9809b157b395b4e33c9229f202004273032a2",
-        architecture=Architecture(kind="dncnn", depth=17, channels=1, features=64, residual=True),
+        architecture=_DNCNN17,
         looks=1.0,
         domain="gaussian-01",
         sigma_range=(0.0, 55.0 / 255.0),
@@ -234,7 +239,7 @@ REGISTRY: dict[str, WeightsEntry] = {
         name="dncnn-sar-s25",
         filename="dncnn-sar-s25.pt",
         sha256="586d3dc66b05ac4ed482a1aab96befe4108e6f86b72f03f6508e0702868b1d67",
-        architecture=Architecture(kind="dncnn", depth=17, channels=1, features=64, residual=True),
+        architecture=_DNCNN17,
         looks=1.0,
         domain="gaussian-01",
         trained_sigma=25.0 / 255.0,

@@ -132,7 +132,7 @@ def pnp_admm(
         raise UsageError(f"expected iterations to be an integer >= 1, got {iterations!r}")
     if not (isinstance(beta0, numbers.Real) and math.isfinite(beta0) and beta0 > 0):
         raise UsageError(f"expected beta0 to be a finite number > 0, got {beta0!r}")
-    if isinstance(lam, bool) or not (isinstance(lam, numbers.Real) and math.isfinite(lam) and lam > 0):
+    if not _is_weight(lam):
         raise UsageError(f"expected lam (the prior weight) to be a finite number > 0, got {lam!r}")
     iterations = int(iterations)
     beta = float(beta0)
@@ -201,16 +201,27 @@ def _resolve(denoiser):
     return check_denoiser(denoiser)
 
 
-def resolve_prior_weight(denoiser, looks: float, lam: float | None) -> float:
-    """``lam`` checked, or the default prior weight of ``denoiser`` at ``looks`` when None."""
-    if lam is None:
-        from sardespeckle.mulog.denoisers import prior_weight_of
+def _is_weight(value) -> bool:
+    """Whether ``value`` can be a prior weight: a finite real number > 0."""
+    return (not isinstance(value, bool) and isinstance(value, numbers.Real)
+            and math.isfinite(value) and value > 0)
 
-        return prior_weight_of(denoiser, looks)
-    if isinstance(lam, bool) or not isinstance(lam, numbers.Real) or not (
-            math.isfinite(lam) and lam > 0):
-        raise UsageError(f"expected lam (the prior weight) to be a finite number > 0, got {lam!r}")
-    return float(lam)
+
+def resolve_prior_weight(denoiser, looks: float, lam: float | None) -> float:
+    """``lam`` checked, or, when None, the prior weight of ``denoiser`` at ``looks``: its
+    ``prior_weight(looks)`` when it has one, else :data:`LAMBDA` (MuLoG's 1)."""
+    if lam is not None:
+        if not _is_weight(lam):
+            raise UsageError(f"expected lam (the prior weight) to be a finite number > 0, got {lam!r}")
+        return float(lam)
+    stated = getattr(denoiser, "prior_weight", None)
+    if stated is None:
+        return LAMBDA
+    value = stated(looks)
+    if not _is_weight(value):
+        raise InvalidInputError(f"denoiser's prior_weight({looks!r}) returned {value!r}, "
+                                "expected a finite number > 0")
+    return float(value)
 
 
 def _checked_denoiser(denoise, shape):

@@ -33,7 +33,6 @@ __all__ = [
     "bm3d_denoiser",
     "fixed_sigma_prior_weight",
     "gaussian_filter_denoiser",
-    "prior_weight_of",
 ]
 
 
@@ -107,20 +106,6 @@ def fixed_sigma_prior_weight(looks: float) -> float:
     looks = _check_looks(looks)
     strength = FIXED_SIGMA_STRENGTH_L1 + FIXED_SIGMA_STRENGTH_SLOPE * math.log2(max(looks, 1.0))
     return min(1.0, strength) ** 2
-
-
-def prior_weight_of(denoiser, looks: float) -> float:
-    """The prior weight λ MuLoG uses with ``denoiser`` by default: its ``prior_weight(looks)``
-    when it has one, else 1 (MuLoG's value)."""
-    method = getattr(denoiser, "prior_weight", None)
-    if method is None:
-        return 1.0
-    value = method(looks)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-            math.isfinite(value) and value > 0):
-        raise InvalidInputError(f"denoiser's prior_weight({looks!r}) returned {value!r}, "
-                                "expected a finite number > 0")
-    return float(value)
 
 
 # --- BM3D -----------------------------------------------------------------------------------

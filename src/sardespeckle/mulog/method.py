@@ -103,6 +103,11 @@ def _is_weights_path(name: str) -> bool:
     return name.endswith(".pt")
 
 
+def _is_dncnn(denoiser) -> bool:
+    """Whether ``denoiser`` names a DnCNN denoiser (``dncnn*`` or a weights file)."""
+    return isinstance(denoiser, str) and (denoiser.startswith("dncnn") or _is_weights_path(denoiser))
+
+
 def _dncnn_denoiser(weights: str, *, precision: str, threads: int | None, label: str):
     """A :class:`DnCNNDenoiser` on the Gaussian weights ``weights`` (registry name or file)."""
     from sardespeckle.models.weights import GAUSSIAN_DOMAINS, REGISTRY, load_weights
@@ -199,8 +204,7 @@ def resolve_mulog_precision(precision: str, denoiser) -> str:
         raise UsageError(f"expected precision in {MULOG_PRECISIONS} for MuLoG, got {precision!r}")
     if precision != "auto":
         return precision
-    is_dncnn = isinstance(denoiser, str) and (denoiser.startswith("dncnn") or _is_weights_path(denoiser))
-    if not is_dncnn:
+    if not _is_dncnn(denoiser):
         return "fp32"
     from sardespeckle.models.inference import cpu_has_fast_bf16
 
