@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import UsageError
 from .data import ReferenceSpec
+from .targets import MAX_RATE
 
 #: What a run trains: SAR-CNN (speckle, log-amplitude) or a Gaussian denoiser of [0, 1] images.
 TASKS = ("sarcnn", "gaussian")
@@ -36,6 +37,10 @@ class TrainConfig:
     multiplies each clean patch by a gain drawn log-uniformly in ``[low, high]`` before the
     speckle: the network then meets every scene level, not only the references' (which are
     digital numbers of one processor), and learns to leave flat areas at their level whatever it is.
+    ``bright_targets`` (SAR-CNN, and the Gaussian task with ``log_sigma_range``) adds bright point
+    and line targets to each clean patch at that rate (targets per pixel, ≤ 0.01;
+    :mod:`sardespeckle.training.targets`): references made from clipped 8-bit series lack the
+    strong scatterers of real scenes.
 
     ``log_sigma_range`` (Gaussian task on SAR references) trains the network MuLoG calls with a
     noise level: instead of mapping each log-image's range to ``span``, each patch of
@@ -80,6 +85,7 @@ class TrainConfig:
     span: float | None = None
     gain_range: tuple[float, float] | None = None
     log_sigma_range: tuple[float, float] | None = None
+    bright_targets: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "references",
@@ -117,6 +123,10 @@ class TrainConfig:
         if gaussian and self.gain_range is not None:
             raise UsageError("gain_range is an option of task 'sarcnn' (speckle), got it with task "
                              "'gaussian'; remove it")
+        if gaussian and self.bright_targets is not None and self.log_sigma_range is None:
+            raise UsageError("bright_targets is an option of task 'sarcnn' and of task 'gaussian' "
+                             "with log_sigma_range (SAR references); remove it")
+        object.__setattr__(self, "bright_targets", _bright_targets(self.bright_targets))
         if not gaussian:
             object.__setattr__(self, "gain_range", _gain_range(self.gain_range))
             for option in ("sigma_range", "span", "log_sigma_range"):
@@ -208,6 +218,16 @@ def _sigma_range(value) -> tuple[float, float]:
 def _gain_range(value) -> tuple[float, float] | None:
     """``gain_range`` checked: ``None`` or ``(low, high)`` with ``0 < low ≤ high``."""
     return None if value is None else _positive_range(value, "gain_range")
+
+
+def _bright_targets(value) -> float | None:
+    """``bright_targets`` checked: ``None`` or a rate in ``[0, MAX_RATE]`` (targets per pixel)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_RATE:
+        raise UsageError(f"expected bright_targets as a rate in [0, {MAX_RATE}] (targets per "
+                         f"pixel, e.g. 5e-4), got {value!r}")
+    return float(value)
 
 
 def _positive_range(value, option: str) -> tuple[float, float]:

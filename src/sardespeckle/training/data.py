@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..window import Window
+from .targets import add_bright_targets
 
 
 @dataclass(frozen=True)
@@ -145,15 +146,20 @@ class PatchSampler:
         Number of looks of the simulated speckle (Gamma(L, 1/L) on intensity).
     gain_range : (float, float) or None
         When set, each clean patch is multiplied by a gain drawn log-uniformly in it.
+    bright_targets : float or None
+        When set, bright point and line targets are added to each clean patch at this rate
+        (targets per pixel), see :mod:`sardespeckle.training.targets`.
     """
 
     def __init__(self, references: Sequence[Reference], *, patch_size: int, looks: float,
-                 gain_range: tuple[float, float] | None = None):
+                 gain_range: tuple[float, float] | None = None,
+                 bright_targets: float | None = None):
         if not references:
             raise InvalidInputError("expected at least one training reference, got none")
         self.patch_size = int(patch_size)
         self.looks = float(looks)
         self.gain_range = None if gain_range is None else (float(gain_range[0]), float(gain_range[1]))
+        self.bright_targets = None if bright_targets is None else float(bright_targets)
         self._patches = ValidPatches(
             [(reference.name, reference.intensity,
               np.isfinite(reference.intensity) & (np.nan_to_num(reference.intensity) > 0))
@@ -178,6 +184,9 @@ class PatchSampler:
             # Drawn last, so that runs without gains keep their sequence of draws.
             low, high = np.log(self.gain_range)
             clean = clean * np.exp(rng.uniform(low, high, size=(batch_size, 1, 1))).astype(np.float32)
+        if self.bright_targets is not None:
+            # Also drawn after everything else, for the same reason.
+            clean = add_bright_targets(clean, self.bright_targets, rng)
         noisy = clean * speckle
         return (normalized_log_amplitude(noisy)[:, None],
                 normalized_log_amplitude(clean)[:, None])

@@ -27,6 +27,7 @@ from ..mulog.denoisers import ROBUST_PERCENTILES  # the range MuLoG's wrapper ma
 from ..window import Window
 from .config import GREY, TrainConfig
 from .data import ReferenceSpec, ValidPatches, load_reference
+from .targets import add_bright_targets_log
 
 #: Noise std of the validation PSNR on the ``[0, 1]`` scale for blind runs: σ = 25 on the 8-bit
 #: scale (a fixed-σ run, ``sigma_range`` low == high, is validated at its own σ).
@@ -220,6 +221,9 @@ class LogScalePatchSampler(_UnitPatches):
     log_sigma_range : (float, float), keyword-only
         Each patch's noise std in log-intensity units, ``σ``, is drawn log-uniformly in
         ``[low, high]``.
+    bright_targets : float or None, keyword-only
+        When set, bright point and line targets are added to each clean patch at this rate
+        (targets per pixel), see :mod:`sardespeckle.training.targets`.
 
     Notes
     -----
@@ -230,18 +234,23 @@ class LogScalePatchSampler(_UnitPatches):
     """
 
     def __init__(self, images: Sequence[UnitImage], *, patch_size: int, trained_sigma: float,
-                 log_sigma_range: tuple[float, float]):
+                 log_sigma_range: tuple[float, float], bright_targets: float | None = None):
         super().__init__(images, patch_size)
         self.trained_sigma = float(trained_sigma)
         self.log_sigma_range = (float(log_sigma_range[0]), float(log_sigma_range[1]))
+        self.bright_targets = None if bright_targets is None else float(bright_targets)
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``(noisy, clean)`` as float32 ``(batch, 1, P, P)``; the draws use only ``rng``."""
         patches = self._patches.draw(batch_size, rng)
         low, high = np.log(self.log_sigma_range)
         sigma = np.exp(rng.uniform(low, high, size=batch_size))
+        noise = rng.standard_normal(patches.shape)
+        if self.bright_targets is not None:
+            # Drawn after everything else, so that runs without targets keep their draws.
+            patches = add_bright_targets_log(patches, self.bright_targets, rng)
         clean = patches * (self.trained_sigma / sigma)[:, None, None] + 0.5
-        noisy = clean + self.trained_sigma * rng.standard_normal(clean.shape)
+        noisy = clean + self.trained_sigma * noise
         return noisy.astype(np.float32)[:, None], clean.astype(np.float32)[:, None]
 
 

@@ -231,7 +231,8 @@ def _task_data(config: TrainConfig):
         if config.log_sigma_range is not None:
             sampler = LogScalePatchSampler(images, patch_size=config.patch_size,
                                            trained_sigma=config.sigma_range[0],
-                                           log_sigma_range=config.log_sigma_range)
+                                           log_sigma_range=config.log_sigma_range,
+                                           bright_targets=config.bright_targets)
         else:
             sampler = GaussianPatchSampler(images, patch_size=config.patch_size,
                                            sigma_range=config.sigma_range)
@@ -240,7 +241,7 @@ def _task_data(config: TrainConfig):
 
     sampler = PatchSampler([load_reference(s) for s in config.references],
                            patch_size=config.patch_size, looks=config.looks,
-                           gain_range=config.gain_range)
+                           gain_range=config.gain_range, bright_targets=config.bright_targets)
     return sampler, _Validator(config), cn(config.looks)
 
 
