@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._args import positive_float
+
 
 def _method_param(text: str) -> tuple[str, str, str]:
     method, sep, rest = text.partition(":")
@@ -39,16 +41,6 @@ def _count(minimum: int):
         return value
 
     return parse
-
-
-def _looks(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
 
 
 def add_evaluate_parser(subparsers) -> None:
@@ -89,7 +81,7 @@ def add_evaluate_parser(subparsers) -> None:
                                "interpreter, e.g. mulog-bm3d=/tmp/mulog-venv/bin/python for a "
                                "package that cannot be installed here (repeatable; with "
                                "--peers auto the peer is evaluated too)")
-    evaluate.add_argument("--looks", type=_looks, default=1.0, metavar="L",
+    evaluate.add_argument("--looks", type=positive_float, default=1.0, metavar="L",
                           help="looks of the simulated speckle and of the real images (default 1)")
     evaluate.add_argument("--draws", type=_count(1), default=3, metavar="N",
                           help="speckle draws per reference (default 3)")

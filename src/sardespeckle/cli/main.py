@@ -13,6 +13,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from ._args import positive_float_or_auto, positive_int
+
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 KINDS = ("intensity", "amplitude", "db", "complex")
@@ -27,33 +29,11 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def _looks_arg(text: str) -> float | None:
-    if text == "auto":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'auto', got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'auto', got {text!r}")
-    return value
-
-
 def _param_arg(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     return name.strip().replace("-", "_"), value.strip()
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-m", "--method", default=None,
                      help="method name (see 'sardespeckle methods'; default: %(default)s → the "
                           "package default)")
-    run.add_argument("--looks", type=_looks_arg, default=None, metavar="L",
+    run.add_argument("--looks", type=positive_float_or_auto, default=None, metavar="L",
                      help="number of looks of the input, or 'auto' (default: 1 for complex input, "
                           "else estimated from homogeneous windows and reported)")
     run.add_argument("--kind", choices=KINDS, default=None,
@@ -93,9 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--complex-layout", choices=("last", "first", "bands"), default=None,
                      help="read real/imaginary parts from a 3-D .npy (axis last/first) or from "
                           "two GeoTIFF bands")
-    run.add_argument("--tile", type=_positive_int, default=None, metavar="PX",
+    run.add_argument("--tile", type=positive_int, default=None, metavar="PX",
                      help="core tile side in pixels (default 512; 1024 for networks)")
-    run.add_argument("--window-size", type=_positive_int, default=None, metavar="N",
+    run.add_argument("--window-size", type=positive_int, default=None, metavar="N",
                      help="window size of a classical filter (odd)")
     run.add_argument("--weights", default=None, metavar="NAME|PATH",
                      help="network weights: a name from 'sardespeckle weights' or a file")
@@ -113,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "dncnn-natural-blind, dncnn-sar (SAR-trained: the hybrid), "
                           "dncnn-sar-blind, or a Gaussian-denoiser weights file FILE.pt from "
                           "'sardespeckle train' (default bm3d)")
-    run.add_argument("--iterations", type=_positive_int, default=None, metavar="T",
+    run.add_argument("--iterations", type=positive_int, default=None, metavar="T",
                      help="MuLoG's ADMM iterations (default 6)")
     run.add_argument("-p", "--param", type=_param_arg, action="append", default=[],
                      metavar="NAME=VALUE", help="a method parameter (repeatable)")
@@ -126,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--scheduler", metavar="ADDRESS", default=None,
                          help="compute the tiles on the Dask cluster of this scheduler "
                               "(tcp://HOST:8786); its workers must read INPUT at the same path")
-    cluster.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+    cluster.add_argument("--workers", type=positive_int, default=None, metavar="N",
                          help="compute the tiles on a local Dask cluster of N worker processes "
                               "(one thread each), started for this run")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
@@ -140,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate", help="multiply a clean image by simulated speckle")
     sim.add_argument("input", metavar="CLEAN")
     sim.add_argument("-o", "--output", required=True, metavar="NOISY")
-    sim.add_argument("--looks", type=_looks_arg, required=True, metavar="L")
+    sim.add_argument("--looks", type=positive_float_or_auto, required=True, metavar="L")
     sim.add_argument("--seed", type=int, required=True)
     sim.add_argument("--kind", choices=KINDS[:3], default=None,
                      help="what the clean image holds (default: detected)")
@@ -161,9 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
                                          "each file's sha256 (exit 1 if any is missing or differs).")
     weights.add_argument("--verify", action="store_true", help="check every file's sha256")
 
+    from .covariance import add_covariance_parser
     from .references import add_references_parser
     from .train import add_train_parser
 
+    add_covariance_parser(sub)
     add_references_parser(sub)
     add_train_parser(sub)
 
@@ -468,6 +450,12 @@ def _cmd_weights(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_covariance(args: argparse.Namespace) -> int:
+    from .covariance import run_covariance_command
+
+    return run_covariance_command(args)
+
+
 def _cmd_references(args: argparse.Namespace) -> int:
     from .references import run_references_command
 
@@ -493,6 +481,7 @@ _COMMANDS = {
     "preview": _cmd_preview,
     "methods": _cmd_methods,
     "weights": _cmd_weights,
+    "covariance": _cmd_covariance,
     "references": _cmd_references,
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,

@@ -12,25 +12,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._args import positive_float, positive_float_or_auto, positive_int
+
 EXIT_OK = 0
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
-def _looks(text: str) -> float | None:
-    return None if text == "auto" else _positive_float(text)
-
-
 def _false_alarm(text: str) -> float:
-    value = _positive_float(text)
+    value = positive_float(text)
     if value >= 1:
         raise argparse.ArgumentTypeError(f"expected a probability in (0, 1), got {text!r}")
     return value
@@ -43,16 +31,6 @@ def _odd_size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an odd integer >= 1, got {text!r}") from None
     if value < 1 or value % 2 == 0:
         raise argparse.ArgumentTypeError(f"expected an odd integer >= 1, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
     return value
 
 
@@ -75,14 +53,14 @@ def add_references_parser(subparsers) -> argparse.ArgumentParser:
     build.add_argument("stack", nargs="+", metavar="STACK", help="one file per date, in order")
     build.add_argument("-o", "--output", required=True, metavar="REF",
                        help="reference file (.tif/.tiff or .npy)")
-    build.add_argument("--looks", type=_looks, default=None, metavar="L",
+    build.add_argument("--looks", type=positive_float_or_auto, default=None, metavar="L",
                        help="looks of each date, or 'auto' (default: estimated from the "
                             "date-to-date fluctuation and reported)")
     build.add_argument("--kind", choices=("intensity", "amplitude", "db", "complex"),
                        default=None, help="what the dates hold (default: detected per file)")
     build.add_argument("--output-kind", choices=("intensity", "amplitude"),
                        default="intensity", help="what to write (default: %(default)s)")
-    build.add_argument("--png-threshold", type=_positive_float, default=None, metavar="THR",
+    build.add_argument("--png-threshold", type=positive_float, default=None, metavar="THR",
                        help="for 8-bit PNG dates: the amplitude of grey level 255 "
                             "(A = png / 255 * THR; 0 and 255 are masked)")
     build.add_argument("--method", choices=("change-aware", "mean"), default="change-aware",
@@ -91,10 +69,10 @@ def add_references_parser(subparsers) -> argparse.ArgumentParser:
                        help="false-alarm probability of one test (default: %(default)g)")
     build.add_argument("--window-size", type=_odd_size, default=3, metavar="K",
                        help="odd side of the window whose mean is tested (default: %(default)s)")
-    build.add_argument("--window-looks", type=_looks, default="auto", metavar="LW",
+    build.add_argument("--window-looks", type=positive_float_or_auto, default="auto", metavar="LW",
                        help="looks of a K×K window mean, or 'auto' (default: measured on the "
                             "stack, which accounts for spatially correlated speckle)")
-    build.add_argument("--max-iterations", type=_positive_int, default=10, metavar="N",
+    build.add_argument("--max-iterations", type=positive_int, default=10, metavar="N",
                        help="most re-estimate/re-test rounds (default: %(default)s)")
     build.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     build.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")

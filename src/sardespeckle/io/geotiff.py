@@ -325,20 +325,27 @@ def write_geotiff(
     *,
     georef: Georef,
     nodata: float | None,
-    description: str | None,
+    description: str | list[str] | None,
     tags: dict[str, str],
     overwrite: bool,
     block_size: int = 256,
 ) -> None:
-    """Write a whole 2-D array as a single-band GeoTIFF, atomically (see ``write_array``)."""
+    """Write a whole 2-D array as a single-band GeoTIFF, or a ``(bands, rows, cols)`` array as
+    a multi-band one (``description`` then one name per band), atomically (see
+    ``write_array``)."""
     block_size = _check_block_size(block_size)
     dtype = np.dtype(array.dtype)
     predictor = {"f": 3, "i": 2, "u": 2}.get(dtype.kind, 1)
+    bands = array[None] if array.ndim == 2 else array
+    descriptions = [description] if isinstance(description, str) or description is None \
+        else list(description)
+    if len(descriptions) != bands.shape[0] and description is not None:
+        raise ValueError(f"expected {bands.shape[0]} band descriptions, got {len(descriptions)}")
     profile = {
         "driver": "GTiff",
-        "height": array.shape[0],
-        "width": array.shape[1],
-        "count": 1,
+        "height": bands.shape[1],
+        "width": bands.shape[2],
+        "count": bands.shape[0],
         "dtype": dtype.name,
         "nodata": nodata,
         "tiled": True,
@@ -352,11 +359,12 @@ def write_geotiff(
     temp = temporary_path(path)
     try:
         with _open_for_writing(temp, profile) as dataset:
-            dataset.write(array, 1)
+            dataset.write(bands)
             if tags:
                 dataset.update_tags(**tags)
-            if description:
-                dataset.set_band_description(1, description)
+            for index, text in enumerate(descriptions, start=1):
+                if text:
+                    dataset.set_band_description(index, text)
         publish(temp, path, overwrite=overwrite)
     except BaseException:
         if os.path.exists(temp):

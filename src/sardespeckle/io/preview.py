@@ -91,7 +91,7 @@ def save_preview(
     """
     from PIL import Image, ImageDraw, ImageFont
 
-    path = _check_png_path(path, overwrite)
+    path = check_png_path(path, overwrite)
     panels = [np.asarray(panel) for panel in panels]
     if not panels:
         raise InvalidInputError("expected at least one panel, got none")
@@ -152,9 +152,18 @@ def save_preview(
                       fill=_TEXT_COLOUR, font=font)
         left += db.shape[1] + GAP
 
+    return write_png(path, canvas, overwrite=overwrite)
+
+
+def write_png(path: str, image, *, overwrite: bool) -> str:
+    """Write a PIL image or a uint8 array as a PNG, atomically (temporary file, then rename)."""
+    from PIL import Image
+
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
     temp = temporary_path(path)
     try:
-        canvas.save(temp, format="PNG")
+        image.save(temp, format="PNG")
         publish(temp, path, overwrite=overwrite)
     except BaseException:
         if os.path.exists(temp):
@@ -163,7 +172,8 @@ def save_preview(
     return path
 
 
-def _check_png_path(path: str | os.PathLike, overwrite: bool) -> str:
+def check_png_path(path: str | os.PathLike, overwrite: bool) -> str:
+    """``path`` as a string if it is a usable PNG output; UsageError / OutputExistsError."""
     path = os.fspath(path)
     if os.path.splitext(path)[1].lower() != ".png":
         raise UsageError(f"expected a preview ending in .png, got {os.path.basename(path)!r}")

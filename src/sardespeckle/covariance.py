@@ -1,0 +1,275 @@
+"""Covariance-field files for MuLoG's multi-channel path: read, build, write, preview.
+
+What a user holds, and what :func:`read_covariance_input` accepts:
+
+* a field of covariance matrices: one ``.npy`` of shape ``(rows, cols, D, D)``, complex,
+  Hermitian (PolSAR C3 in the lexicographic basis [HH, √2 HV, VV], dual-pol C2 [VV, VH], an
+  interferometric pair), of any number of looks;
+* ``D`` co-registered single-look complex channels (SLC polarisations, or the two images of an
+  interferometric pair): ``D`` files (``.npy`` complex 2-D, or GeoTIFF whose first band is
+  complex), or one ``.npy`` of shape ``(rows, cols, D)``. The field is then ``k kᴴ`` per pixel
+  (one look).
+
+:func:`write_covariance` writes ``.npy`` ``(rows, cols, D, D)`` complex64, or a GeoTIFF of ``D²``
+float32 bands — the ``D`` diagonal intensities ``C11 … CDD``, then ``Re Cij`` and ``Im Cij`` for
+``i < j`` — with the georeferencing of the first input when it is a GeoTIFF. :func:`preview_rgb`
+draws a Pauli RGB (``D = 3``) or a dual-pol RGB (``D = 2``, with the phase of ``C12`` from
+:func:`phase_rgb`: the interferogram of an InSAR pair) for a person to judge.
+
+The whole field is held in memory (MuLoG's channel PCA and noise levels are global):
+:func:`check_memory` refuses a field whose working set would not fit.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputFileError, InvalidInputError, UsageError
+
+#: Bytes MuLoG's covariance path holds per pixel and per real channel (measured peak ≈ 150 B on
+#: 256² D = 3 fields; a margin for the eigendecompositions of larger fields).
+BYTES_PER_PIXEL_CHANNEL = 250
+
+
+def covariance_from_channels(channels: np.ndarray) -> np.ndarray:
+    """Single-look covariance ``k kᴴ`` ``(rows, cols, D, D)`` of channels ``(rows, cols, D)``."""
+    channels = np.asarray(channels)
+    if channels.ndim != 3 or not 2 <= channels.shape[-1] <= 4:
+        raise InvalidInputError(f"expected channels of shape (rows, cols, D) with D in 2..4, got "
+                                f"{channels.shape}")
+    if not np.iscomplexobj(channels):
+        raise InvalidInputError(f"expected complex channels (single-look complex data), got "
+                                f"{channels.dtype}; a covariance needs the phases")
+    k = channels.astype(np.complex128)
+    return k[..., :, None] * np.conj(k[..., None, :])
+
+
+def _load_npy(path: str) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: no such file") from None
+    except (ValueError, OSError) as error:
+        raise InputFileError(f"{path}: not a readable .npy array ({error})") from None
+
+
+def _read_channel(path: str) -> tuple[np.ndarray, object | None]:
+    """One complex 2-D channel and, for a GeoTIFF, its Source (for the georeferencing)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npy":
+        array = _load_npy(path)
+        if array.ndim != 2 or not np.iscomplexobj(array):
+            raise InvalidInputError(f"{path}: expected a complex 2-D array (one SLC channel), got "
+                                    f"{array.dtype} of shape {array.shape}")
+        return np.asarray(array), None
+    if suffix in (".tif", ".tiff"):
+        from .io import open_source
+        from .window import Window
+
+        source = open_source(path, kind="complex")
+        array = source.read(Window(0, 0, *source.shape))
+        return array, source
+    raise InputFileError(f"{path}: expected a .npy or .tif/.tiff file")
+
+
+def read_covariance_input(paths) -> tuple[np.ndarray, object | None, bool]:
+    """``(field, like, single_look)`` from a covariance ``.npy`` or ``D`` complex channels.
+
+    ``field`` is ``(rows, cols, D, D)`` complex128; ``like`` the first GeoTIFF input's Source
+    (closed; for its georeferencing) or None; ``single_look`` whether the field was built from
+    channels (then ``looks`` is 1 unless the data say otherwise).
+    """
+    paths = [os.fspath(p) for p in paths]
+    if not paths:
+        raise UsageError("expected a covariance .npy or 2-4 complex channel files, got none")
+    for path in paths:
+        if not os.path.isfile(path):
+            raise InputFileError(f"{path}: no such file")
+    if len(paths) == 1:
+        if Path(paths[0]).suffix.lower() != ".npy":
+            raise UsageError(f"{paths[0]}: one input must be a .npy covariance field (rows, cols, "
+                             "D, D) or channel stack (rows, cols, D); give D GeoTIFF channels "
+                             "as D files")
+        array = _load_npy(paths[0])
+        if array.ndim == 4 and array.shape[-1] == array.shape[-2]:
+            if not np.iscomplexobj(array):
+                raise InvalidInputError(f"{paths[0]}: expected a complex covariance field, got "
+                                        f"{array.dtype}")
+            field = np.asarray(array, dtype=np.complex128)
+            _check_field(field, paths[0])
+            return field, None, False
+        if array.ndim == 3:
+            field = covariance_from_channels(np.asarray(array))
+            _check_field(field, paths[0])
+            return field, None, True
+        raise InvalidInputError(f"{paths[0]}: expected shape (rows, cols, D, D) or (rows, cols, "
+                                f"D), got {array.shape}")
+    if len(paths) > 4:
+        raise UsageError(f"expected 2-4 channel files, got {len(paths)}")
+    channels, like = [], None
+    for path in paths:
+        array, source = _read_channel(path)
+        if channels and array.shape != channels[0].shape:
+            raise InvalidInputError(f"{path}: shape {array.shape} differs from {paths[0]}'s "
+                                    f"{channels[0].shape}; the channels must be co-registered")
+        if like is None and source is not None:
+            like = source
+        if source is not None and source is not like:
+            source.close()
+        channels.append(array)
+    if like is not None:
+        like.close()
+    field = covariance_from_channels(np.stack(channels, axis=-1))
+    _check_field(field, paths[0])
+    return field, like, True
+
+
+def _check_field(field: np.ndarray, where: str) -> None:
+    if min(field.shape[:2]) < 16:
+        raise InvalidInputError(f"{where}: {field.shape[0]}×{field.shape[1]} pixels is too small "
+                                "for MuLoG (at least 16×16)")
+    if not np.isfinite(field).all():
+        raise InvalidInputError(f"{where}: the field holds NaN or infinite values; MuLoG's "
+                                "covariance path needs every pixel (crop or fill them)")
+    diagonal = np.einsum("...ii->...i", field).real
+    if (diagonal < 0).any():
+        raise InvalidInputError(f"{where}: negative intensities on the diagonal; not a "
+                                "covariance field")
+
+
+def check_memory(shape: tuple[int, ...], available: int | None = None) -> int:
+    """Bytes the field's MuLoG run needs; InvalidInputError if over 80 % of ``available``
+    (default: the machine's available memory, when known)."""
+    rows, cols, dim = shape[0], shape[1], shape[-1]
+    need = rows * cols * dim * dim * BYTES_PER_PIXEL_CHANNEL
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+            return need
+    if need > 0.8 * available:
+        raise InvalidInputError(
+            f"a {rows}×{cols} field of {dim}×{dim} matrices needs about {need / 2**30:.1f} GiB "
+            f"in memory and {available / 2**30:.1f} GiB are available; MuLoG's covariance path "
+            "holds the whole field: cut the scene into windows (docs/mulog.md)")
+    return need
+
+
+def covariance_bands(field: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """``D²`` float32 bands ``(D², rows, cols)`` and their names (diagonal, then Re/Im Cij)."""
+    dim = field.shape[-1]
+    bands, names = [], []
+    for i in range(dim):
+        bands.append(field[..., i, i].real)
+        names.append(f"C{i + 1}{i + 1}")
+    for i in range(dim):
+        for j in range(i + 1, dim):
+            bands += [field[..., i, j].real, field[..., i, j].imag]
+            names += [f"Re C{i + 1}{j + 1}", f"Im C{i + 1}{j + 1}"]
+    return np.stack(bands).astype(np.float32), names
+
+
+def write_covariance(path, field: np.ndarray, *, like=None, tags=None, inputs=(),
+                     overwrite: bool = False) -> str:
+    """Write the field atomically: ``.npy`` complex64 ``(rows, cols, D, D)`` or GeoTIFF bands
+    (georeferencing of ``like``); ``inputs`` are paths the output must not replace."""
+    path = os.fspath(path)
+    suffix = Path(path).suffix.lower()
+    from .io.base import check_output_path
+
+    check_output_path(path, overwrite=overwrite, inputs=tuple(inputs))
+    if suffix == ".npy":
+        from .io.npy import write_npy
+
+        write_npy(path, field.astype(np.complex64), overwrite=overwrite)
+        return path
+    if suffix in (".tif", ".tiff"):
+        from .io.base import Georef
+        from .io.geotiff import write_geotiff
+        from .io.raster import provenance_tags
+
+        bands, names = covariance_bands(field)
+        georef = like.georef if like is not None else Georef()
+        write_geotiff(path, bands, georef=georef, nodata=None, description=names,
+                      tags=provenance_tags(tags), overwrite=overwrite)
+        return path
+    raise UsageError(f"{path}: expected an output ending in .npy, .tif or .tiff")
+
+
+def _stretch(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    scaled = (np.asarray(values, dtype=np.float64) - low) / max(high - low, 1e-12)
+    return (255 * np.clip(scaled, 0, 1)).astype(np.uint8)
+
+
+def preview_rgb(field: np.ndarray, stretch=None) -> tuple[np.ndarray, object]:
+    """``(rgb uint8 (rows, cols, 3), stretch)``: Pauli RGB for ``D = 3`` (R |HH−VV|, G 2|HV|,
+    B |HH+VV|, amplitudes up to their 98th percentiles), dual-pol RGB for ``D = 2`` (R C11,
+    G C22, B C11/C22 in dB between their 2nd and 98th percentiles). Pass the returned
+    ``stretch`` to draw another field (the despeckled one) with the same scale."""
+    dim = field.shape[-1]
+    if dim == 3:
+        c11, c22, c33 = (field[..., k, k].real for k in range(3))
+        c13 = field[..., 0, 2].real
+        rgb = np.sqrt(np.maximum(np.stack([0.5 * (c11 + c33 - 2 * c13), c22,
+                                           0.5 * (c11 + c33 + 2 * c13)], axis=-1), 0))
+        if stretch is None:
+            stretch = np.maximum(np.percentile(rgb.reshape(-1, 3), 98, axis=0), 1e-12)
+        return (255 * np.clip(rgb / stretch, 0, 1)).astype(np.uint8), stretch
+    if dim == 2:
+        c11 = np.maximum(field[..., 0, 0].real, 1e-12)
+        c22 = np.maximum(field[..., 1, 1].real, 1e-12)
+        channels = [10 * np.log10(c) for c in (c11, c22, c11 / c22)]
+        if stretch is None:
+            stretch = [tuple(np.percentile(c, [2, 98])) for c in channels]
+        rgb = np.stack([_stretch(c, lo, hi) for c, (lo, hi) in zip(channels, stretch)], axis=-1)
+        return rgb, stretch
+    raise InvalidInputError(f"expected a field of 2×2 or 3×3 matrices for a preview, got {dim}×{dim}")
+
+
+def phase_rgb(field: np.ndarray) -> np.ndarray:
+    """Phase of ``C12`` (interferometric phase for an InSAR pair) as a cyclic hue, uint8 RGB."""
+    phase = np.angle(field[..., 0, 1])
+    hue = (phase + np.pi) / (2 * np.pi) * 6.0
+    sector = np.floor(hue).astype(int) % 6
+    frac = hue - np.floor(hue)
+    one, zero = np.ones_like(phase), np.zeros_like(phase)
+    table = [(one, frac, zero), (1 - frac, one, zero), (zero, one, frac),
+             (zero, 1 - frac, one), (frac, zero, one), (one, zero, 1 - frac)]
+    rgb = np.zeros(phase.shape + (3,))
+    for index, channels in enumerate(table):
+        mask = sector == index
+        rgb[mask] = np.stack([c[mask] for c in channels], axis=-1)
+    return (255 * rgb).astype(np.uint8)
+
+
+def preview_rows(before: np.ndarray, after: np.ndarray) -> list[list[np.ndarray]]:
+    """The preview of a run: rows of ``[input, output]`` panels with one shared stretch —
+    :func:`preview_rgb`, and for ``D = 2`` also the phase of ``C12`` (:func:`phase_rgb`)."""
+    first, stretch = preview_rgb(before)
+    rows = [[first, preview_rgb(after, stretch)[0]]]
+    if before.shape[-1] == 2:
+        rows.append([phase_rgb(before), phase_rgb(after)])
+    return rows
+
+
+def save_side_by_side_png(path, panels, *, overwrite: bool = False, gap: int = 4) -> str:
+    """Write RGB panels side by side (white gaps) as a PNG, atomically; ``panels`` is a list of
+    panels or a list of rows of panels."""
+    from .io.preview import check_png_path, write_png
+
+    path = check_png_path(path, overwrite)
+    rows = panels if isinstance(panels[0], (list, tuple)) else [panels]
+    height = sum(max(p.shape[0] for p in row) for row in rows) + gap * (len(rows) - 1)
+    width = max(sum(p.shape[1] for p in row) + gap * (len(row) - 1) for row in rows)
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    top = 0
+    for row in rows:
+        left = 0
+        for panel in row:
+            canvas[top:top + panel.shape[0], left:left + panel.shape[1]] = panel
+            left += panel.shape[1] + gap
+        top += max(p.shape[0] for p in row) + gap
+    return write_png(path, canvas, overwrite=overwrite)
