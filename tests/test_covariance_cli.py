@@ -116,6 +116,11 @@ def test_bad_inputs_are_refused_with_clear_errors(tmp_path):
         ([tmp_path / "nan.npy"], InvalidInputError, "NaN"),
         ([tmp_path / "c1.npy"] * 5, UsageError, "2-4"),
     ]
+    with rasterio.open(tmp_path / "grd.tif", "w", driver="GTiff", width=48, height=48, count=1,
+                       dtype="float32") as dst:
+        dst.write(np.abs(k[..., 0]).astype(np.float32), 1)
+    cases.append(([tmp_path / "grd.tif", tmp_path / "grd.tif"], InvalidInputError,
+                  "complex band.*sardespeckle run"))
     for inputs, error, match in cases:
         with pytest.raises(error, match=match):
             read_covariance_input(inputs)

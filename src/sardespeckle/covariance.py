@@ -43,7 +43,9 @@ def covariance_from_channels(channels: np.ndarray) -> np.ndarray:
                                 f"{channels.shape}")
     if not np.iscomplexobj(channels):
         raise InvalidInputError(f"expected complex channels (single-look complex data), got "
-                                f"{channels.dtype}; a covariance needs the phases")
+                                f"{channels.dtype}; a covariance needs the phases (for "
+                                "amplitude or intensity bands, e.g. GRD VV/VH, despeckle each "
+                                "band with 'sardespeckle run')")
     k = channels.astype(np.complex128)
     return k[..., :, None] * np.conj(k[..., None, :])
 
@@ -64,13 +66,20 @@ def _read_channel(path: str) -> tuple[np.ndarray, object | None]:
         array = _load_npy(path)
         if array.ndim != 2 or not np.iscomplexobj(array):
             raise InvalidInputError(f"{path}: expected a complex 2-D array (one SLC channel), got "
-                                    f"{array.dtype} of shape {array.shape}")
+                                    f"{array.dtype} of shape {array.shape}; for amplitude or "
+                                    "intensity bands (e.g. GRD VV/VH) use 'sardespeckle run' "
+                                    "on each band")
         return np.asarray(array), None
     if suffix in (".tif", ".tiff"):
         from .io import open_source
         from .window import Window
 
-        source = open_source(path, kind="complex")
+        try:
+            source = open_source(path, kind="complex")
+        except InvalidInputError as error:
+            raise InvalidInputError(f"{path}: expected a complex band (one SLC channel): {error}; "
+                                    "for amplitude or intensity bands (e.g. GRD VV/VH) use "
+                                    "'sardespeckle run' on each band") from None
         array = source.read(Window(0, 0, *source.shape))
         return array, source
     raise InputFileError(f"{path}: expected a .npy or .tif/.tiff file")
