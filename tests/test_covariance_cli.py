@@ -210,3 +210,12 @@ def test_cli_needs_looks_for_a_field_and_checks_arguments(tmp_path, capsys):
     code = main(["covariance", str(tmp_path / "field.npy"), "-o", str(out), "--looks", "3",
                  "--denoiser", "dncnn-sar", "--iterations", "3", "-q"])
     assert code == 0 and np.load(out).shape == field.shape
+    # GeoTIFF output records what ran: the resolved prior weight and the weights' identity.
+    tif = tmp_path / "out.tif"
+    assert main(["covariance", str(tmp_path / "field.npy"), "-o", str(tif), "--looks", "1",
+                 "--denoiser", "dncnn-sar", "--iterations", "2", "-q"]) == 0
+    with rasterio.open(tif) as ds:
+        tags = ds.tags()
+    assert float(tags["SARDESPECKLE_LAM"]) == pytest.approx(0.82 ** 2)  # fixed-σ rule at L = 1
+    assert tags["SARDESPECKLE_WEIGHTS"].startswith("dncnn-sar-s25 sha256:")
+    assert tags["SARDESPECKLE_METHOD"] == "mulog-covariance"

@@ -61,7 +61,9 @@ def run_covariance_command(args: argparse.Namespace) -> int:
     from sardespeckle.io.base import check_output_path
     from sardespeckle.io.preview import check_png_path
     from sardespeckle.mulog import mulog_covariance
-    from sardespeckle.mulog.method import denoiser_from_name, resolve_mulog_precision
+    from sardespeckle.mulog.admm import resolve_prior_weight
+    from sardespeckle.mulog.method import (denoiser_from_name, denoiser_weights_id,
+                                           resolve_mulog_precision)
 
     check_output_path(args.output, inputs=tuple(args.inputs), overwrite=args.overwrite)
     if args.preview is not None:
@@ -73,10 +75,12 @@ def run_covariance_command(args: argparse.Namespace) -> int:
     check_memory(field.shape)
     precision = resolve_mulog_precision("auto", args.denoiser)
     denoiser = denoiser_from_name(args.denoiser, precision=precision)
+    lam = resolve_prior_weight(denoiser, looks, args.lam)
     rows, cols, dim = field.shape[0], field.shape[1], field.shape[-1]
     if not args.quiet:
         sys.stderr.write(f"{rows}×{cols} field of {dim}×{dim} matrices, L = {looks:g}, "
-                         f"denoiser {args.denoiser} ({precision}), {args.iterations} iterations\n")
+                         f"denoiser {args.denoiser} ({precision}), λ = {lam:.3g}, "
+                         f"{args.iterations} iterations\n")
     started = time.perf_counter()
 
     live = sys.stderr.isatty()
@@ -88,11 +92,14 @@ def run_covariance_command(args: argparse.Namespace) -> int:
             sys.stderr.flush()
 
     out = mulog_covariance(field, looks=looks, denoiser=denoiser, iterations=args.iterations,
-                           lam=args.lam, callback=progress)
+                           lam=lam, callback=progress)
     elapsed = time.perf_counter() - started
     tags = {"method": "mulog-covariance", "denoiser": args.denoiser, "looks": looks,
-            "iterations": args.iterations, "lam": "auto" if args.lam is None else args.lam,
-            "precision": precision, "inputs": [os.path.basename(p) for p in args.inputs]}
+            "iterations": args.iterations, "lam": lam, "precision": precision,
+            "inputs": [os.path.basename(p) for p in args.inputs]}
+    weights = denoiser_weights_id(args.denoiser)
+    if weights is not None:
+        tags["weights"] = weights
     write_covariance(args.output, out, like=like, tags=tags, inputs=args.inputs,
                      overwrite=args.overwrite)
     if args.preview is not None:
