@@ -94,6 +94,34 @@ def test_inputs_field_stack_and_channel_files_agree(tmp_path):
     np.testing.assert_allclose(built, from_field, rtol=1e-5)
 
 
+def write_multiband_tif(path, bands, dtype):
+    profile = dict(driver="GTiff", width=bands.shape[2], height=bands.shape[1],
+                   count=bands.shape[0], dtype=dtype, crs="EPSG:32631",
+                   transform=from_origin(600000, 5800000, 10, 10))
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(bands.astype(dtype))
+    return path
+
+
+def test_one_geotiff_of_complex_bands_or_iq_pairs_gives_the_same_field(tmp_path):
+    field = true_field(dim=2)
+    k = channels_of(field, 4).astype(np.complex64)
+    expected = covariance_from_channels(k)
+    complex_bands = write_multiband_tif(tmp_path / "slc.tif", np.moveaxis(k, -1, 0), "complex64")
+    iq = np.stack([k[..., 0].real, k[..., 0].imag, k[..., 1].real, k[..., 1].imag])
+    iq_bands = write_multiband_tif(tmp_path / "iq.tif", iq, "float32")  # SNAP: i_VV q_VV i_VH q_VH
+    for path in (complex_bands, iq_bands):
+        built, like, single = read_covariance_input([path])
+        assert single and str(like.georef.crs) == "EPSG:32631"
+        np.testing.assert_allclose(built, expected, rtol=1e-5, atol=1e-6)
+    odd = write_multiband_tif(tmp_path / "odd.tif", iq[:3], "float32")
+    with pytest.raises(InvalidInputError, match="pairs"):
+        read_covariance_input([odd])
+    one = write_multiband_tif(tmp_path / "one.tif", iq[:2], "float32")
+    with pytest.raises(InvalidInputError, match="2-4"):
+        read_covariance_input([one])
+
+
 def test_bad_inputs_are_refused_with_clear_errors(tmp_path):
     field = true_field()
     k = channels_of(field, 1)

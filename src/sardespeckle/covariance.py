@@ -7,8 +7,9 @@ What a user holds, and what :func:`read_covariance_input` accepts:
   interferometric pair), of any number of looks;
 * ``D`` co-registered single-look complex channels (SLC polarisations, or the two images of an
   interferometric pair): ``D`` files (``.npy`` complex 2-D, or GeoTIFF whose first band is
-  complex), or one ``.npy`` of shape ``(rows, cols, D)``. The field is then ``k kᴴ`` per pixel
-  (one look).
+  complex), one ``.npy`` of shape ``(rows, cols, D)``, or one GeoTIFF of ``D`` complex bands or
+  ``2·D`` real bands in (real, imaginary) pairs (SNAP's ``i_VV, q_VV, i_VH, q_VH``). The field
+  is then ``k kᴴ`` per pixel (one look).
 
 :func:`write_covariance` writes ``.npy`` ``(rows, cols, D, D)`` complex64, or a GeoTIFF of ``D²``
 float32 bands — the ``D`` diagonal intensities ``C11 … CDD``, then ``Re Cij`` and ``Im Cij`` for
@@ -85,6 +86,43 @@ def _read_channel(path: str) -> tuple[np.ndarray, object | None]:
     raise InputFileError(f"{path}: expected a .npy or .tif/.tiff file")
 
 
+def _read_multiband_channels(path: str) -> tuple[np.ndarray, object]:
+    """``(channels (rows, cols, D), Source)`` of one GeoTIFF holding D complex bands, or 2·D real
+    bands in (real, imaginary) pairs — SNAP's ``i_VV, q_VV, i_VH, q_VH`` export."""
+    import rasterio
+
+    from .io import open_source
+    from .window import Window
+
+    try:
+        with rasterio.open(path) as dataset:
+            count, dtype = dataset.count, np.dtype(dataset.dtypes[0])
+    except rasterio.errors.RasterioIOError as error:
+        raise InputFileError(f"{path}: not a readable GeoTIFF ({error})") from None
+    if np.issubdtype(dtype, np.complexfloating):
+        starts, layout = list(range(1, count + 1)), None
+    elif count % 2 == 0:
+        starts, layout = list(range(1, count + 1, 2)), "bands"
+    else:
+        raise InvalidInputError(
+            f"{path}: {count} real band(s); a channel file needs complex bands, or real bands in "
+            "(real, imaginary) pairs (e.g. i_VV q_VV i_VH q_VH); for amplitude or intensity "
+            "bands (e.g. GRD VV/VH) use 'sardespeckle run' on each band")
+    if not 2 <= len(starts) <= 4:
+        raise InvalidInputError(f"{path}: {len(starts)} complex channel(s); expected 2-4 "
+                                "(dual-pol, InSAR pair, PolSAR), or one file per channel")
+    channels, like = [], None
+    for band in starts:
+        source = open_source(path, kind="complex", band=band, complex_layout=layout)
+        channels.append(source.read(Window(0, 0, *source.shape)))
+        if like is None:
+            like = source
+        else:
+            source.close()
+    like.close()
+    return np.stack(channels, axis=-1), like
+
+
 def read_covariance_input(paths) -> tuple[np.ndarray, object | None, bool]:
     """``(field, like, single_look)`` from a covariance ``.npy`` or ``D`` complex channels.
 
@@ -98,11 +136,14 @@ def read_covariance_input(paths) -> tuple[np.ndarray, object | None, bool]:
     for path in paths:
         if not os.path.isfile(path):
             raise InputFileError(f"{path}: no such file")
+    if len(paths) == 1 and Path(paths[0]).suffix.lower() in (".tif", ".tiff"):
+        channels, like = _read_multiband_channels(paths[0])
+        field = covariance_from_channels(channels)
+        _check_field(field, paths[0])
+        return field, like, True
     if len(paths) == 1:
         if Path(paths[0]).suffix.lower() != ".npy":
-            raise UsageError(f"{paths[0]}: one input must be a .npy covariance field (rows, cols, "
-                             "D, D) or channel stack (rows, cols, D); give D GeoTIFF channels "
-                             "as D files")
+            raise InputFileError(f"{paths[0]}: expected a .npy or .tif/.tiff file")
         array = _load_npy(paths[0])
         if array.ndim == 4 and array.shape[-1] == array.shape[-2]:
             if not np.iscomplexobj(array):

@@ -20,15 +20,17 @@ def add_covariance_parser(subparsers) -> argparse.ArgumentParser:
         description=(
             "Despeckle a field of D×D covariance matrices with MuLoG (matrix-log ADMM, Wishart "
             "likelihood). INPUT is one .npy field (rows, cols, D, D) complex, one .npy stack of "
-            "D single-look complex channels (rows, cols, D), or D files of co-registered "
-            "single-look complex channels (.npy or GeoTIFF; e.g. VV VH, or the two images of an "
-            "interferometric pair), whose covariance k·kᴴ is formed (one look). OUTPUT is .npy "
+            "D single-look complex channels (rows, cols, D), one GeoTIFF of D complex bands or "
+            "2·D real bands in (real, imaginary) pairs (SNAP's i_VV q_VV i_VH q_VH), or D files "
+            "of co-registered single-look complex channels (.npy or GeoTIFF; e.g. VV VH, or the "
+            "two images of an interferometric pair), whose covariance k·kᴴ is formed (one look). OUTPUT is .npy "
             "(rows, cols, D, D) complex64 or a GeoTIFF of D² float32 bands (C11…CDD, then Re and "
             "Im of each Cij, i<j) with the first GeoTIFF input's georeferencing. The whole "
             "field is held in memory. See docs/mulog.md."),
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="covariance .npy, channel-stack .npy, or 2-4 channel files")
+                        help="covariance .npy, channel-stack .npy or GeoTIFF, or 2-4 channel "
+                             "files")
     parser.add_argument("-o", "--output", required=True, metavar="OUTPUT",
                         help="output .npy or .tif/.tiff (never an input)")
     parser.add_argument("--looks", type=positive_float, default=None, metavar="L",
