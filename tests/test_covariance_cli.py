@@ -9,7 +9,8 @@ from rasterio.transform import from_origin
 
 from sardespeckle.cli.main import main
 from sardespeckle.covariance import (check_memory, covariance_bands, covariance_from_channels,
-                                     preview_rows, read_covariance_input, write_covariance)
+                                     fill_nodata, nodata_mask, preview_rows, read_covariance_input,
+                                     write_covariance)
 from sardespeckle.errors import InputFileError, InvalidInputError, UsageError
 from sardespeckle.mulog.hermitian import simulate_wishart
 
@@ -130,9 +131,9 @@ def test_bad_inputs_are_refused_with_clear_errors(tmp_path):
     np.save(tmp_path / "real.npy", np.abs(k[..., 1]))
     np.save(tmp_path / "realfield.npy", field.real)
     np.save(tmp_path / "flat.npy", np.ones((48, 48), complex))
-    nan = covariance_from_channels(k)
-    nan[3, 3, 0, 0] = np.nan
-    np.save(tmp_path / "nan.npy", nan)
+    negative = covariance_from_channels(k)
+    negative[3, 3, 0, 0] = -1.0
+    np.save(tmp_path / "negative.npy", negative)
     (tmp_path / "broken.npy").write_bytes(b"not a numpy file")
     cases = [
         ([tmp_path / "missing.npy"], InputFileError, "no such file"),
@@ -141,7 +142,7 @@ def test_bad_inputs_are_refused_with_clear_errors(tmp_path):
         ([tmp_path / "c1.npy", tmp_path / "small.npy"], InvalidInputError, "co-registered"),
         ([tmp_path / "realfield.npy"], InvalidInputError, "complex covariance"),
         ([tmp_path / "flat.npy"], InvalidInputError, "shape"),
-        ([tmp_path / "nan.npy"], InvalidInputError, "NaN"),
+        ([tmp_path / "negative.npy"], InvalidInputError, "negative intensities"),
         ([tmp_path / "c1.npy"] * 5, UsageError, "2-4"),
     ]
     with rasterio.open(tmp_path / "grd.tif", "w", driver="GTiff", width=48, height=48, count=1,
@@ -247,3 +248,42 @@ def test_cli_needs_looks_for_a_field_and_checks_arguments(tmp_path, capsys):
     assert float(tags["SARDESPECKLE_LAM"]) == pytest.approx(0.82 ** 2)  # fixed-σ rule at L = 1
     assert tags["SARDESPECKLE_WEIGHTS"].startswith("dncnn-sar-s25 sha256:")
     assert tags["SARDESPECKLE_METHOD"] == "mulog-covariance"
+
+
+def test_nodata_pixels_are_filled_for_the_run_and_written_as_nan(tmp_path, capsys):
+    field = true_field(size=64, dim=2)
+    k = channels_of(field, 5)
+    k[:, :6] = 0  # a zero-filled swath border, as in SLC products
+    k[40, 40, 0] = np.nan
+    invalid = nodata_mask(covariance_from_channels(k))
+    assert invalid[:, :6].all() and invalid[40, 40] and invalid.sum() == 64 * 6 + 1
+    noisy = covariance_from_channels(k)
+    filled = fill_nodata(noisy, invalid)
+    assert np.isfinite(filled).all()
+    np.testing.assert_array_equal(filled[~invalid], noisy[~invalid])
+    # Smooth: the border holds a local mean of the valid pixels, far less speckled than they are.
+    border = filled[:, :6, 0, 0].real
+    assert border.std() < 0.3 * filled[:, 6:, 0, 0].real.std()
+    assert 0.5 < border.mean() / filled[:, 6:12, 0, 0].real.mean() < 1.5
+    with pytest.raises(InvalidInputError, match="every pixel"):
+        fill_nodata(filled, np.ones((64, 64), bool))
+    np.save(tmp_path / "stack.npy", k)
+    out = tmp_path / "out.tif"
+    assert main(["covariance", str(tmp_path / "stack.npy"), "-o", str(out),
+                 "--denoiser", "dncnn-sar", "--iterations", "3"]) == 0
+    assert "385 missing pixels" in capsys.readouterr().err
+    with rasterio.open(out) as ds:
+        bands = ds.read()
+        assert np.isnan(ds.nodata)
+    assert np.isnan(bands[:, invalid]).all() and np.isfinite(bands[:, ~invalid]).all()
+    # The valid part matches a run on the valid crop alone (the border does not leak in).
+    np.save(tmp_path / "crop.npy", k[:, 6:])
+    assert main(["covariance", str(tmp_path / "crop.npy"), "-o", str(tmp_path / "crop.npy.out.npy"),
+                 "--denoiser", "dncnn-sar", "--iterations", "3", "-q"]) == 0
+    crop = np.load(tmp_path / "crop.npy.out.npy")
+    change = np.abs(bands[0][:, 6:] / crop[..., 0, 0].real - 1)  # NaN at the missing pixel
+    # Measured: median 0.024, p99 0.17 (filling with the nearest pixel instead: p99 0.46, 0.76
+    # within 8 px of the border).
+    assert np.nanmedian(change) < 0.05
+    assert np.nanpercentile(change, 99) < 0.25
+    assert np.nanpercentile(change[:, :8], 99) < 0.3

@@ -17,8 +17,10 @@ float32 bands — the ``D`` diagonal intensities ``C11 … CDD``, then ``Re Cij`
 draws a Pauli RGB (``D = 3``) or a dual-pol RGB (``D = 2``, with the phase of ``C12`` from
 :func:`phase_rgb`: the interferogram of an InSAR pair) for a person to judge.
 
-The whole field is held in memory (MuLoG's channel PCA and noise levels are global):
-:func:`check_memory` refuses a field whose working set would not fit.
+Missing pixels (non-finite, or zero in every channel: SLC borders and burst gaps) are found by
+:func:`nodata_mask`, filled smoothly from the valid pixels around them for the run
+(:func:`fill_nodata`) and written as NaN. The whole field is held in memory (MuLoG's channel PCA and noise levels are
+global): :func:`check_memory` refuses a field whose working set would not fit.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ from .errors import InputFileError, InvalidInputError, UsageError
 #: D = 3 field), with a margin.
 BYTES_PER_PIXEL_CHANNEL = 250
 
+_GRD_HINT = ("for amplitude or intensity bands (e.g. GRD VV/VH) use 'sardespeckle run' on each "
+             "band")
+
 
 def covariance_from_channels(channels: np.ndarray) -> np.ndarray:
     """Single-look covariance ``k kᴴ`` ``(rows, cols, D, D)`` of channels ``(rows, cols, D)``."""
@@ -44,9 +49,7 @@ def covariance_from_channels(channels: np.ndarray) -> np.ndarray:
                                 f"{channels.shape}")
     if not np.iscomplexobj(channels):
         raise InvalidInputError(f"expected complex channels (single-look complex data), got "
-                                f"{channels.dtype}; a covariance needs the phases (for "
-                                "amplitude or intensity bands, e.g. GRD VV/VH, despeckle each "
-                                "band with 'sardespeckle run')")
+                                f"{channels.dtype}; a covariance needs the phases; {_GRD_HINT}")
     k = channels.astype(np.complex128)
     return k[..., :, None] * np.conj(k[..., None, :])
 
@@ -67,9 +70,7 @@ def _read_channel(path: str) -> tuple[np.ndarray, object | None]:
         array = _load_npy(path)
         if array.ndim != 2 or not np.iscomplexobj(array):
             raise InvalidInputError(f"{path}: expected a complex 2-D array (one SLC channel), got "
-                                    f"{array.dtype} of shape {array.shape}; for amplitude or "
-                                    "intensity bands (e.g. GRD VV/VH) use 'sardespeckle run' "
-                                    "on each band")
+                                    f"{array.dtype} of shape {array.shape}; {_GRD_HINT}")
         return np.asarray(array), None
     if suffix in (".tif", ".tiff"):
         from .io import open_source
@@ -79,8 +80,7 @@ def _read_channel(path: str) -> tuple[np.ndarray, object | None]:
             source = open_source(path, kind="complex")
         except InvalidInputError as error:
             raise InvalidInputError(f"{path}: expected a complex band (one SLC channel): {error}; "
-                                    "for amplitude or intensity bands (e.g. GRD VV/VH) use "
-                                    "'sardespeckle run' on each band") from None
+                                    f"{_GRD_HINT}") from None
         array = source.read(Window(0, 0, *source.shape))
         return array, source
     raise InputFileError(f"{path}: expected a .npy or .tif/.tiff file")
@@ -106,8 +106,7 @@ def _read_multiband_channels(path: str) -> tuple[np.ndarray, object]:
     else:
         raise InvalidInputError(
             f"{path}: {count} real band(s); a channel file needs complex bands, or real bands in "
-            "(real, imaginary) pairs (e.g. i_VV q_VV i_VH q_VH); for amplitude or intensity "
-            "bands (e.g. GRD VV/VH) use 'sardespeckle run' on each band")
+            f"(real, imaginary) pairs (e.g. i_VV q_VV i_VH q_VH); {_GRD_HINT}")
     if not 2 <= len(starts) <= 4:
         raise InvalidInputError(f"{path}: {len(starts)} complex channel(s); expected 2-4 "
                                 "(dual-pol, InSAR pair, PolSAR), or one file per channel")
@@ -182,13 +181,47 @@ def _check_field(field: np.ndarray, where: str) -> None:
     if min(field.shape[:2]) < 16:
         raise InvalidInputError(f"{where}: {field.shape[0]}×{field.shape[1]} pixels is too small "
                                 "for MuLoG (at least 16×16)")
-    if not np.isfinite(field).all():
-        raise InvalidInputError(f"{where}: the field holds NaN or infinite values; MuLoG's "
-                                "covariance path needs every pixel (crop or fill them)")
     diagonal = np.einsum("...ii->...i", field).real
     if (diagonal < 0).any():
         raise InvalidInputError(f"{where}: negative intensities on the diagonal; not a "
                                 "covariance field")
+
+
+def nodata_mask(field: np.ndarray) -> np.ndarray:
+    """``(rows, cols)`` True where a pixel is missing: a non-finite entry, or no power in any
+    channel (the zeros SLC products put outside the swath or between bursts)."""
+    finite = np.isfinite(field).all(axis=(-2, -1))
+    power = np.einsum("...ii->...", np.where(np.isfinite(field), field, 0)).real
+    return ~finite | ~(power > 0)
+
+
+def fill_nodata(field: np.ndarray, invalid: np.ndarray, *, sigma: float = 4.0) -> np.ndarray:
+    """The field with its missing pixels filled for the run (the caller writes them as nodata).
+
+    A missing pixel takes the Gaussian-weighted mean (std ``sigma`` px) of the valid matrices
+    around it, and pixels farther than that from any valid one take the nearest filled value:
+    a smooth fill, so that MuLoG's denoiser sees no false structure next to the valid data
+    (filling with the nearest speckled pixel instead changed the valid pixels next to a
+    zero-filled border by up to 76 %, the smooth fill by 17 %; tests/test_covariance_cli.py).
+    """
+    if invalid.all():
+        raise InvalidInputError("every pixel of the field is missing (NaN, infinite or zero "
+                                "power in all channels)")
+    if not invalid.any():
+        return field
+    from scipy.ndimage import distance_transform_edt, gaussian_filter
+
+    spread = (sigma, sigma) + (0,) * (field.ndim - 2)
+    known = np.where(invalid[..., None, None], 0, field)
+    weight = gaussian_filter((~invalid).astype(np.float64), sigma)
+    mean = (gaussian_filter(known.real, spread) + 1j * gaussian_filter(known.imag, spread)) \
+        / np.maximum(weight, 1e-12)[..., None, None]
+    out = np.where(invalid[..., None, None], mean, field)
+    far = invalid & (weight < 1e-3)
+    if far.any():
+        _, (rows, cols) = distance_transform_edt(far, return_indices=True)
+        out = np.where(far[..., None, None], out[rows, cols], out)
+    return out
 
 
 def check_memory(shape: tuple[int, ...], available: int | None = None) -> int:
@@ -244,7 +277,8 @@ def write_covariance(path, field: np.ndarray, *, like=None, tags=None, inputs=()
 
         bands, names = covariance_bands(field)
         georef = like.georef if like is not None else Georef()
-        write_geotiff(path, bands, georef=georef, nodata=None, description=names,
+        nodata = float("nan") if np.isnan(bands).any() else None
+        write_geotiff(path, bands, georef=georef, nodata=nodata, description=names,
                       tags=provenance_tags(tags), overwrite=overwrite)
         return path
     raise UsageError(f"{path}: expected an output ending in .npy, .tif or .tiff")

@@ -57,8 +57,11 @@ def run_covariance_command(args: argparse.Namespace) -> int:
     """Run ``covariance``; errors propagate as :mod:`sardespeckle.errors` types."""
     import os
 
-    from sardespeckle.covariance import (check_memory, preview_rows, read_covariance_input,
-                                         save_side_by_side_png, write_covariance)
+    import numpy as np
+
+    from sardespeckle.covariance import (check_memory, fill_nodata, nodata_mask, preview_rows,
+                                         read_covariance_input, save_side_by_side_png,
+                                         write_covariance)
     from sardespeckle.errors import UsageError
     from sardespeckle.io.base import check_output_path
     from sardespeckle.io.preview import check_png_path
@@ -75,6 +78,8 @@ def run_covariance_command(args: argparse.Namespace) -> int:
         raise UsageError("a covariance field's looks are not in the file: pass --looks L")
     looks = 1.0 if args.looks is None else args.looks
     check_memory(field.shape)
+    invalid = nodata_mask(field)
+    field = fill_nodata(field, invalid)
     precision = resolve_mulog_precision("auto", args.denoiser)
     denoiser = denoiser_from_name(args.denoiser, precision=precision)
     lam = resolve_prior_weight(denoiser, looks, args.lam)
@@ -82,7 +87,9 @@ def run_covariance_command(args: argparse.Namespace) -> int:
     if not args.quiet:
         sys.stderr.write(f"{rows}×{cols} field of {dim}×{dim} matrices, L = {looks:g}, "
                          f"denoiser {args.denoiser} ({precision}), λ = {lam:.3g}, "
-                         f"{args.iterations} iterations\n")
+                         f"{args.iterations} iterations"
+                         + (f", {int(invalid.sum())} missing pixels (written as NaN)"
+                            if invalid.any() else "") + "\n")
     started = time.perf_counter()
 
     live = sys.stderr.isatty()
@@ -96,6 +103,7 @@ def run_covariance_command(args: argparse.Namespace) -> int:
     out = mulog_covariance(field, looks=looks, denoiser=denoiser, iterations=args.iterations,
                            lam=lam, callback=progress)
     elapsed = time.perf_counter() - started
+    out[invalid] = complex(np.nan, np.nan)
     tags = {"method": "mulog-covariance", "denoiser": args.denoiser, "looks": looks,
             "iterations": args.iterations, "lam": lam, "precision": precision,
             "inputs": [os.path.basename(p) for p in args.inputs]}
@@ -105,7 +113,8 @@ def run_covariance_command(args: argparse.Namespace) -> int:
     write_covariance(args.output, out, like=like, tags=tags, inputs=args.inputs,
                      overwrite=args.overwrite)
     if args.preview is not None:
-        save_side_by_side_png(args.preview, preview_rows(field, out), overwrite=args.overwrite)
+        shown = fill_nodata(out, invalid)  # previews draw missing pixels like their neighbours
+        save_side_by_side_png(args.preview, preview_rows(field, shown), overwrite=args.overwrite)
     if not args.quiet:
         sys.stderr.write(f"{chr(13) if live else ''}wrote {args.output} in {elapsed:.1f} s"
                          + (f" and {args.preview}" if args.preview else "") + "\n")
