@@ -101,7 +101,7 @@ def run_covariance_command(args: argparse.Namespace) -> int:
             sys.stderr.flush()
 
     out = mulog_covariance(field, looks=looks, denoiser=denoiser, iterations=args.iterations,
-                           lam=lam, callback=progress)
+                           lam=lam, callback=progress, valid=~invalid)
     elapsed = time.perf_counter() - started
     out[invalid] = complex(np.nan, np.nan)
     tags = {"method": "mulog-covariance", "denoiser": args.denoiser, "looks": looks,

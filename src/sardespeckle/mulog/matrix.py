@@ -125,14 +125,22 @@ def initial_covariance(covariance: np.ndarray, looks: float, *,
     return start * (looks / math.exp(float(special.digamma(looks))))
 
 
-def robust_noise_std(channel: np.ndarray) -> float:
+def robust_noise_std(channel: np.ndarray, valid: np.ndarray | None = None) -> float:
     """Noise std of a ``(rows, cols)`` image from the MAD of its neighbour differences.
 
     ``σ = 1.4826 · median(|d − median(d)|) / √2`` over the horizontal and vertical differences
     ``d`` (a difference of two independent noises has variance ``2σ²``; 1.4826 turns a MAD into
     a Gaussian std). Edges are a minority of the differences, so they barely move the median.
+    With ``valid``, only differences between two valid pixels count.
     """
-    diffs = np.concatenate([np.diff(channel, axis=0).ravel(), np.diff(channel, axis=1).ravel()])
+    if valid is None:
+        diffs = np.concatenate([np.diff(channel, axis=0).ravel(),
+                                np.diff(channel, axis=1).ravel()])
+    else:
+        diffs = np.concatenate([np.diff(channel, axis=0)[valid[1:] & valid[:-1]],
+                                np.diff(channel, axis=1)[valid[:, 1:] & valid[:, :-1]]])
+        if diffs.size == 0:
+            raise InvalidInputError("no two neighbouring valid pixels to estimate the noise from")
     mad = np.median(np.abs(diffs - np.median(diffs)))
     return float(1.4826 * mad / math.sqrt(2.0))
 
@@ -179,6 +187,7 @@ def mulog_covariance_iterates(
     beta0: float | None = None,
     prox_iterations: int = 20,
     lam: float | None = None,
+    valid: np.ndarray | None = None,
 ) -> Iterator[MulogIterate]:
     """MuLoG on a covariance field, one ADMM iterate at a time.
 
@@ -194,23 +203,30 @@ def mulog_covariance_iterates(
     lam = resolve_prior_weight(denoise, looks, lam)
     beta0 = default_beta0(looks) if beta0 is None else beta0
     rows, cols, size, _ = array.shape
+    if valid is not None:
+        valid = np.asarray(valid, dtype=bool)
+        if valid.shape != (rows, cols) or not valid.any():
+            raise InvalidInputError(f"expected valid as a (rows, cols) = {(rows, cols)} mask with "
+                                    f"some True, got shape {valid.shape}")
+    inside = np.ones((rows, cols), bool) if valid is None else valid
 
     data = safeguard_covariance(array)
     # One global scale keeps log-eigenvalues near 0 (no overflow in e^{−λ}); MuLoG is exactly
     # equivariant to it (the channel mean absorbs it), so it changes nothing else.
     level = math.exp(float(np.mean(np.log(np.stack(
-        [data[..., k, k].real for k in range(size)])))))
+        [data[..., k, k].real[inside] for k in range(size)])))))
     data = data / level
 
     start = to_channels(matrix_log(initial_covariance(data, looks)))  # (rows, cols, D²)
     channels = start.shape[-1]
     flat = start.reshape(-1, channels)
-    offset = flat.mean(axis=0)
+    offset = flat[inside.ravel()].mean(axis=0)
     centred = flat - offset
-    eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred)
+    kept = centred[inside.ravel()]
+    eigenvalues, eigenvectors = np.linalg.eigh(kept.T @ kept)
     rotation = eigenvectors[:, ::-1]  # principal axes A, largest variance first
     projected = (centred @ rotation).reshape(rows, cols, channels)
-    noise = np.array([robust_noise_std(projected[..., k]) for k in range(channels)])
+    noise = np.array([robust_noise_std(projected[..., k], valid) for k in range(channels)])
     floor = max(1e-3 * float(noise.max()), 1e-12)
     noise = np.maximum(noise, floor)
     basis = rotation * noise[None, :]  # M = A·diag(σ): x = b + M x̃
@@ -238,6 +254,7 @@ def mulog_covariance(
     beta0: float | None = None,
     lam: float | None = None,
     callback: Callable[[MulogIterate], None] | None = None,
+    valid: np.ndarray | None = None,
 ) -> np.ndarray:
     """Despeckle a field of covariance matrices with MuLoG and a Gaussian denoiser.
 
@@ -261,6 +278,10 @@ def mulog_covariance(
         :func:`~sardespeckle.mulog.admm.mulog`.
     callback : callable, optional, keyword-only
         Called with each :class:`MulogIterate`.
+    valid : ndarray of bool, optional, keyword-only
+        ``(rows, cols)`` mask of the pixels to learn the global statistics from (scale, channel
+        means and principal axes, noise levels); the others (filled nodata) are despeckled but
+        do not move them. Default: every pixel.
 
     Returns
     -------
@@ -312,7 +333,8 @@ def mulog_covariance(
     array = np.asarray(covariance)
     last = None
     for item in mulog_covariance_iterates(covariance, looks=looks, denoiser=denoiser,
-                                          iterations=iterations, beta0=beta0, lam=lam):
+                                          iterations=iterations, beta0=beta0, lam=lam,
+                                          valid=valid):
         last = item
         if callback is not None:
             callback(item)
