@@ -69,6 +69,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(HERE))
 import _common  # noqa: E402
 
+from sardespeckle.covariance import phase_rgb, preview_rgb  # noqa: E402
 from sardespeckle.mulog import bm3d_denoiser, mulog, mulog_covariance  # noqa: E402
 from sardespeckle.mulog.method import denoiser_from_name  # noqa: E402
 from sardespeckle.speckle import add_speckle  # noqa: E402
@@ -318,45 +319,6 @@ def part_halo(args) -> dict:
     return record
 
 
-def pauli_rgb(covariance: np.ndarray, scale: np.ndarray | None = None):
-    """Pauli RGB (R |HH−VV|, G 2|HV|... as amplitudes) of a lexicographic [HH, √2HV, VV] field."""
-    c11, c22, c33 = (covariance[..., k, k].real for k in range(3))
-    c13 = covariance[..., 0, 2].real
-    red = 0.5 * (c11 + c33 - 2 * c13)    # |HH − VV|² / 2
-    green = c22                           # 2 |HV|²
-    blue = 0.5 * (c11 + c33 + 2 * c13)   # |HH + VV|² / 2
-    rgb = np.sqrt(np.maximum(np.stack([red, green, blue], axis=-1), 0))
-    if scale is None:
-        scale = np.percentile(rgb.reshape(-1, 3), 98, axis=0)
-    return (255 * np.clip(rgb / scale, 0, 1)).astype(np.uint8), scale
-
-
-def dualpol_rgb(covariance: np.ndarray, limits=None):
-    """R = VV, G = VH, B = VV/VH, each in dB between its 2nd and 98th percentiles."""
-    vv = covariance[..., 0, 0].real
-    vh = covariance[..., 1, 1].real
-    channels = [10 * np.log10(np.maximum(c, 1e-12)) for c in (vv, vh, vv / np.maximum(vh, 1e-12))]
-    if limits is None:
-        limits = [tuple(np.percentile(c, [2, 98])) for c in channels]
-    rgb = np.stack([to_uint8(c, lo, hi) for c, (lo, hi) in zip(channels, limits)], axis=-1)
-    return rgb, limits
-
-
-def hue_wheel(phase: np.ndarray, value: np.ndarray | None = None) -> np.ndarray:
-    """Cyclic colour of a phase in (−π, π] (HSV hue, full saturation)."""
-    hue = (phase + np.pi) / (2 * np.pi) * 6.0
-    sector = np.floor(hue).astype(int) % 6
-    frac = hue - np.floor(hue)
-    v = np.ones_like(phase) if value is None else value
-    p, q, t = np.zeros_like(v), v * (1 - frac), v * frac
-    table = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
-    rgb = np.zeros(phase.shape + (3,))
-    for index, (r, g, b) in enumerate(table):
-        mask = sector == index
-        rgb[mask] = np.stack([r[mask], g[mask], b[mask]], axis=-1)
-    return (255 * np.clip(rgb, 0, 1)).astype(np.uint8)
-
-
 def boxcar_coherence(covariance: np.ndarray, size: int = 5) -> np.ndarray:
     from scipy.ndimage import uniform_filter
 
@@ -377,8 +339,8 @@ def part_polsar(args) -> dict:
         started = time.perf_counter()
         out = mulog_covariance(field, looks=2.7, denoiser=denoiser)
         record["sanfrancisco_s"] = time.perf_counter() - started
-        before, scale = pauli_rgb(field)
-        after, _ = pauli_rgb(out, scale)
+        before, scale = preview_rgb(field)  # Pauli RGB
+        after, _ = preview_rgb(out, scale)
         save_png(FIGURES / "mulog_polsar_sanfrancisco.png", side_by_side([before, after]))
         record["sanfrancisco_min_eig"] = float(np.linalg.eigvalsh(out).min())
         print(record, flush=True)
@@ -388,8 +350,8 @@ def part_polsar(args) -> dict:
         started = time.perf_counter()
         out = mulog_covariance(field, looks=1.2, denoiser=denoiser)
         record["labrador_s"] = time.perf_counter() - started
-        before, limits = dualpol_rgb(field)
-        after, _ = dualpol_rgb(out, limits)
+        before, limits = preview_rgb(field)  # VV, VH, VV/VH in dB
+        after, _ = preview_rgb(out, limits)
         save_png(FIGURES / "mulog_dualpol_labrador.png", side_by_side([before, after]))
         record["labrador_min_eig"] = float(np.linalg.eigvalsh(out).min())
         print(record, flush=True)
@@ -416,7 +378,7 @@ def part_polsar(args) -> dict:
         coherence_after = np.abs(out[..., 0, 1]) / np.sqrt(out[..., 0, 0].real * out[..., 1, 1].real)
         phase_before = np.angle(field[..., 0, 1])
         phase_after = np.angle(out[..., 0, 1])
-        top = side_by_side([hue_wheel(phase_before), hue_wheel(phase_after)])
+        top = side_by_side([phase_rgb(phase_before), phase_rgb(phase_after)])
         bottom = side_by_side([to_uint8(coherence_before, 0, 1), to_uint8(coherence_after, 0, 1)])
         grid = np.concatenate([top, np.full((4, top.shape[1], 3), 255, np.uint8), bottom], axis=0)
         save_png(FIGURES / "mulog_insar.png", grid)

@@ -315,9 +315,9 @@ def preview_rgb(field: np.ndarray, stretch=None) -> tuple[np.ndarray, object]:
     raise InvalidInputError(f"expected a field of 2×2 or 3×3 matrices for a preview, got {dim}×{dim}")
 
 
-def phase_rgb(field: np.ndarray) -> np.ndarray:
-    """Phase of ``C12`` (interferometric phase for an InSAR pair) as a cyclic hue, uint8 RGB."""
-    phase = np.angle(field[..., 0, 1])
+def phase_rgb(phase: np.ndarray) -> np.ndarray:
+    """A phase in (−π, π] (e.g. of ``C12``: the interferogram of an InSAR pair) as a cyclic hue,
+    uint8 RGB."""
     hue = (phase + np.pi) / (2 * np.pi) * 6.0
     sector = np.floor(hue).astype(int) % 6
     frac = hue - np.floor(hue)
@@ -337,7 +337,7 @@ def preview_rows(before: np.ndarray, after: np.ndarray) -> list[list[np.ndarray]
     first, stretch = preview_rgb(before)
     rows = [[first, preview_rgb(after, stretch)[0]]]
     if before.shape[-1] == 2:
-        rows.append([phase_rgb(before), phase_rgb(after)])
+        rows.append([phase_rgb(np.angle(before[..., 0, 1])), phase_rgb(np.angle(after[..., 0, 1]))])
     return rows
 
 
