@@ -1,4 +1,5 @@
-"""Covariance-field files for MuLoG's multi-channel path: read, build, write, preview.
+"""Covariance-field files for MuLoG's multi-channel path: read, build, write, preview, and
+:func:`despeckle_covariance_files`, file in → file out (what ``sardespeckle covariance`` runs).
 
 What a user holds, and what :func:`read_covariance_input` accepts:
 
@@ -359,3 +360,56 @@ def save_side_by_side_png(path, panels, *, overwrite: bool = False, gap: int = 4
             left += panel.shape[1] + gap
         top += max(p.shape[0] for p in row) + gap
     return write_png(path, canvas, overwrite=overwrite)
+
+
+def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
+                               denoiser="bm3d", iterations: int = 6, lam: float | None = None,
+                               precision: str = "auto", preview=None, overwrite: bool = False,
+                               progress=None) -> dict:
+    """Read a covariance field (:func:`read_covariance_input`), despeckle it with
+    :func:`~sardespeckle.mulog.mulog_covariance` and write it (:func:`write_covariance`), with
+    an optional input | output ``preview`` PNG. Missing pixels are filled for the run, kept out
+    of MuLoG's statistics and written as NaN. Every output path is checked before any work;
+    ``looks`` is required for a covariance field (1 by default for channels). ``progress`` is
+    called with each ADMM iterate. Returns a summary (sizes, looks, λ, precision, missing
+    pixels, seconds, paths)."""
+    import time
+
+    from .io.base import check_output_path
+    from .io.preview import check_png_path
+    from .mulog import mulog_covariance
+    from .mulog.method import denoiser_weights_id, prepare_mulog_denoiser
+
+    inputs = [os.fspath(p) for p in inputs]
+    output = os.fspath(output)
+    check_output_path(output, inputs=tuple(inputs), overwrite=overwrite)
+    if preview is not None:
+        preview = check_png_path(preview, overwrite)
+    field, like, single_look = read_covariance_input(inputs)
+    if looks is None and not single_look:
+        raise UsageError("a covariance field's looks are not in the file: pass --looks L "
+                         "(looks=)")
+    looks = 1.0 if looks is None else float(looks)
+    check_memory(field.shape)
+    prepared = prepare_mulog_denoiser(denoiser, looks=looks, precision=precision, lam=lam)
+    invalid = nodata_mask(field)
+    field = fill_nodata(field, invalid)
+    started = time.perf_counter()
+    out = mulog_covariance(field, looks=looks, denoiser=prepared.function, iterations=iterations,
+                           lam=prepared.lam, callback=progress, valid=~invalid)
+    seconds = time.perf_counter() - started
+    out[invalid] = complex(np.nan, np.nan)
+    tags = {"method": "mulog-covariance", "denoiser": prepared.label, "looks": looks,
+            "iterations": iterations, "lam": prepared.lam, "precision": prepared.precision,
+            "inputs": [os.path.basename(p) for p in inputs]}
+    weights = denoiser_weights_id(denoiser)
+    if weights is not None:
+        tags["weights"] = weights
+    write_covariance(output, out, like=like, tags=tags, inputs=inputs, overwrite=overwrite)
+    if preview is not None:
+        shown = fill_nodata(out, invalid)  # missing pixels drawn like their neighbours
+        save_side_by_side_png(preview, preview_rows(field, shown), overwrite=overwrite)
+    return {"rows": field.shape[0], "cols": field.shape[1], "dim": field.shape[-1],
+            "looks": looks, "denoiser": prepared.label, "precision": prepared.precision,
+            "lam": prepared.lam, "iterations": iterations, "missing": int(invalid.sum()),
+            "seconds": seconds, "output": output, "preview": preview}

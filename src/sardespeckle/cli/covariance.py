@@ -1,12 +1,11 @@
 """``sardespeckle covariance``: MuLoG on covariance fields (dual-pol, InSAR, PolSAR) from the
-command line. Parsing and messages only; :mod:`sardespeckle.covariance` reads and writes the
-files, :func:`sardespeckle.mulog.mulog_covariance` does the work."""
+command line. Parsing and messages only;
+:func:`sardespeckle.covariance.despeckle_covariance_files` does the work."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 from ._args import positive_float, positive_float_or_auto, positive_int
 
@@ -55,42 +54,7 @@ def add_covariance_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_covariance_command(args: argparse.Namespace) -> int:
     """Run ``covariance``; errors propagate as :mod:`sardespeckle.errors` types."""
-    import os
-
-    import numpy as np
-
-    from sardespeckle.covariance import (check_memory, fill_nodata, nodata_mask, preview_rows,
-                                         read_covariance_input, save_side_by_side_png,
-                                         write_covariance)
-    from sardespeckle.errors import UsageError
-    from sardespeckle.io.base import check_output_path
-    from sardespeckle.io.preview import check_png_path
-    from sardespeckle.mulog import mulog_covariance
-    from sardespeckle.mulog.admm import resolve_prior_weight
-    from sardespeckle.mulog.method import (denoiser_from_name, denoiser_weights_id,
-                                           resolve_mulog_precision)
-
-    check_output_path(args.output, inputs=tuple(args.inputs), overwrite=args.overwrite)
-    if args.preview is not None:
-        check_png_path(args.preview, args.overwrite)
-    field, like, single_look = read_covariance_input(args.inputs)
-    if args.looks is None and not single_look:
-        raise UsageError("a covariance field's looks are not in the file: pass --looks L")
-    looks = 1.0 if args.looks is None else args.looks
-    check_memory(field.shape)
-    invalid = nodata_mask(field)
-    field = fill_nodata(field, invalid)
-    precision = resolve_mulog_precision("auto", args.denoiser)
-    denoiser = denoiser_from_name(args.denoiser, precision=precision)
-    lam = resolve_prior_weight(denoiser, looks, args.lam)
-    rows, cols, dim = field.shape[0], field.shape[1], field.shape[-1]
-    if not args.quiet:
-        sys.stderr.write(f"{rows}×{cols} field of {dim}×{dim} matrices, L = {looks:g}, "
-                         f"denoiser {args.denoiser} ({precision}), λ = {lam:.3g}, "
-                         f"{args.iterations} iterations"
-                         + (f", {int(invalid.sum())} missing pixels (written as NaN)"
-                            if invalid.any() else "") + "\n")
-    started = time.perf_counter()
+    from sardespeckle.covariance import despeckle_covariance_files
 
     live = sys.stderr.isatty()
 
@@ -100,22 +64,18 @@ def run_covariance_command(args: argparse.Namespace) -> int:
                              + ("" if live else "\n"))
             sys.stderr.flush()
 
-    out = mulog_covariance(field, looks=looks, denoiser=denoiser, iterations=args.iterations,
-                           lam=lam, callback=progress, valid=~invalid)
-    elapsed = time.perf_counter() - started
-    out[invalid] = complex(np.nan, np.nan)
-    tags = {"method": "mulog-covariance", "denoiser": args.denoiser, "looks": looks,
-            "iterations": args.iterations, "lam": lam, "precision": precision,
-            "inputs": [os.path.basename(p) for p in args.inputs]}
-    weights = denoiser_weights_id(args.denoiser)
-    if weights is not None:
-        tags["weights"] = weights
-    write_covariance(args.output, out, like=like, tags=tags, inputs=args.inputs,
-                     overwrite=args.overwrite)
-    if args.preview is not None:
-        shown = fill_nodata(out, invalid)  # previews draw missing pixels like their neighbours
-        save_side_by_side_png(args.preview, preview_rows(field, shown), overwrite=args.overwrite)
+    report = despeckle_covariance_files(
+        args.inputs, args.output, looks=args.looks, denoiser=args.denoiser,
+        iterations=args.iterations, lam=args.lam, preview=args.preview,
+        overwrite=args.overwrite, progress=progress)
     if not args.quiet:
-        sys.stderr.write(f"{chr(13) if live else ''}wrote {args.output} in {elapsed:.1f} s"
-                         + (f" and {args.preview}" if args.preview else "") + "\n")
+        sys.stderr.write(
+            f"{chr(13) if live else ''}{report['rows']}×{report['cols']} field of "
+            f"{report['dim']}×{report['dim']} matrices, L = {report['looks']:g}, denoiser "
+            f"{report['denoiser']} ({report['precision']}), λ = {report['lam']:.3g}, "
+            f"{report['iterations']} iterations"
+            + (f", {report['missing']} missing pixels (written as NaN)" if report["missing"]
+               else "") + f": {report['seconds']:.1f} s\n"
+            f"wrote {report['output']}" + (f" and {report['preview']}" if report["preview"]
+                                            else "") + "\n")
     return EXIT_OK

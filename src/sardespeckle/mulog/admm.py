@@ -132,8 +132,7 @@ def pnp_admm(
         raise UsageError(f"expected iterations to be an integer >= 1, got {iterations!r}")
     if not (isinstance(beta0, numbers.Real) and math.isfinite(beta0) and beta0 > 0):
         raise UsageError(f"expected beta0 to be a finite number > 0, got {beta0!r}")
-    if not _is_weight(lam):
-        raise UsageError(f"expected lam (the prior weight) to be a finite number > 0, got {lam!r}")
+    _check_weight(lam)
     iterations = int(iterations)
     beta = float(beta0)
     z = denoise(y, 1.0)
@@ -207,13 +206,18 @@ def _is_weight(value) -> bool:
             and math.isfinite(value) and value > 0)
 
 
+def _check_weight(lam) -> float:
+    """``lam`` as a float, or the UsageError of a bad prior weight."""
+    if not _is_weight(lam):
+        raise UsageError(f"expected lam (the prior weight) to be a finite number > 0, got {lam!r}")
+    return float(lam)
+
+
 def resolve_prior_weight(denoiser, looks: float, lam: float | None) -> float:
     """``lam`` checked, or, when None, the prior weight of ``denoiser`` at ``looks``: its
     ``prior_weight(looks)`` when it has one, else :data:`LAMBDA` (MuLoG's 1)."""
     if lam is not None:
-        if not _is_weight(lam):
-            raise UsageError(f"expected lam (the prior weight) to be a finite number > 0, got {lam!r}")
-        return float(lam)
+        return _check_weight(lam)
     stated = getattr(denoiser, "prior_weight", None)
     if stated is None:
         return LAMBDA

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ __all__ = [
     "build_mulog",
     "denoiser_from_name",
     "make_mulog_method",
+    "prepare_mulog_denoiser",
     "resolve_mulog_precision",
 ]
 
@@ -211,6 +213,36 @@ def resolve_mulog_precision(precision: str, denoiser) -> str:
     return "bf16" if cpu_has_fast_bf16() else "fp32"
 
 
+@dataclass(frozen=True)
+class PreparedDenoiser:
+    """A denoiser ready for MuLoG: the callable, its label for messages and records, the
+    prior weight λ and the arithmetic (``fp32``/``bf16``) it runs with."""
+
+    function: Callable[[np.ndarray, float], np.ndarray]
+    label: str
+    lam: float
+    precision: str
+
+
+def prepare_mulog_denoiser(denoiser, *, looks: float, precision: str = "auto",
+                           threads: int | None = None, lam: float | None = None
+                           ) -> PreparedDenoiser:
+    """Build (and check) a denoiser for MuLoG at ``looks``: a name or weights file through
+    :func:`denoiser_from_name` with ``precision`` resolved by :func:`resolve_mulog_precision`,
+    or a callable; ``lam`` resolved by :func:`~sardespeckle.mulog.admm.resolve_prior_weight`."""
+    from sardespeckle.mulog.admm import resolve_prior_weight
+    from sardespeckle.mulog.denoisers import check_denoiser
+
+    precision = resolve_mulog_precision(precision, denoiser)
+    if isinstance(denoiser, str):
+        function = denoiser_from_name(denoiser, precision=precision, threads=threads)
+        label = denoiser
+    else:
+        function = check_denoiser(denoiser)
+        label = getattr(denoiser, "__name__", type(denoiser).__name__)
+    return PreparedDenoiser(function, label, resolve_prior_weight(function, looks, lam), precision)
+
+
 def make_mulog_method(
     *,
     looks: float,
@@ -249,21 +281,15 @@ def make_mulog_method(
     UsageError, WeightsError, MissingDependencyError
         See :func:`denoiser_from_name`; bad ``iterations`` or ``looks``.
     """
-    from sardespeckle.mulog.admm import mulog, resolve_prior_weight
-    from sardespeckle.mulog.denoisers import check_denoiser
+    from sardespeckle.mulog.admm import mulog
     from sardespeckle.speckle import _check_looks
 
     looks = _check_looks(looks)
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise UsageError(f"expected iterations to be an integer >= 1, got {iterations!r}")
-    precision = resolve_mulog_precision(precision, denoiser)
-    if isinstance(denoiser, str):
-        function = denoiser_from_name(denoiser, precision=precision, threads=threads)
-        label = denoiser
-    else:
-        function = check_denoiser(denoiser)
-        label = getattr(denoiser, "__name__", type(denoiser).__name__)
-    weight = resolve_prior_weight(function, looks, lam)
+    prepared = prepare_mulog_denoiser(denoiser, looks=looks, precision=precision, threads=threads,
+                                      lam=lam)
+    function, label, weight = prepared.function, prepared.label, prepared.lam
     if isinstance(denoiser, str):
         _check_trained_log_sigmas(function, label, looks, iterations, weight)
 
@@ -275,7 +301,7 @@ def make_mulog_method(
     method.__name__ = f"mulog[{label}]"
     method.__doc__ = f"MuLoG with {label}, L = {looks}, T = {iterations}, λ = {weight:.4g}."
     method.lam = weight
-    method.precision = precision
+    method.precision = prepared.precision
     return method
 
 
