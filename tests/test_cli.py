@@ -230,6 +230,20 @@ def test_simulate_is_seeded(tmp_path, amplitude_tif):
         assert ra.crs.to_epsg() == 32631
 
 
+def test_simulated_tif_says_its_kind(tmp_path, speckled_scene, capsys):
+    # The README's chain: simulate from a file whose kind had to be given, then use the result
+    # without --kind.
+    clean = tmp_path / "clean.npy"
+    np.save(clean, np.sqrt(speckled_scene).astype(np.float32))
+    noisy = tmp_path / "noisy.tif"
+    assert main(["simulate", str(clean), "--kind", "amplitude", "-o", str(noisy), "--looks", "1",
+                 "--seed", "1"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(noisy), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["kind"] == "amplitude"
+    assert main(["run", str(noisy), "-o", str(tmp_path / "out.tif"), "-m", "kuan", "--looks", "1"]) == 0
+
+
 def test_preview(tmp_path, amplitude_tif):
     png = tmp_path / "p.png"
     assert main(["preview", str(amplitude_tif), str(amplitude_tif), "-o", str(png)]) == 0

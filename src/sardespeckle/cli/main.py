@@ -388,7 +388,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         from ..io.kinds import from_intensity
 
         out = from_intensity(noisy, valid, kind, nodata_out=np.nan)
-        write_array(args.output, out, like=source, overwrite=args.overwrite,
+        write_array(args.output, out, like=source, kind=kind, overwrite=args.overwrite,
                     tags={"SARDESPECKLE_SIMULATED_LOOKS": f"{args.looks:g}",
                           "SARDESPECKLE_SEED": str(args.seed), "SARDESPECKLE_KIND": kind})
     sys.stderr.write(f"wrote {args.output} ({kind}, {args.looks:g}-look speckle, seed {args.seed})\n")
