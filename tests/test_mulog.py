@@ -775,3 +775,19 @@ def test_a_weights_file_is_a_mulog_denoiser(tmp_path, tiny_dncnn, capsys, monkey
         denoiser_from_name(str(tmp_path / "sarcnn.pt"))
     with pytest.raises(UsageError, match="give trained_sigma too"):
         DnCNNDenoiser(tiny_dncnn, sigma_range=(0.0, 0.2), log_sigma_range=(0.5, 1.5))
+
+
+def test_registered_gaussian_weights_are_denoisers_by_name():
+    from sardespeckle.mulog import DnCNNDenoiser, denoiser_from_name
+    from sardespeckle.mulog.method import _is_dncnn
+
+    # The hybrid's network under its registry name is the same denoiser as the alias dncnn-sar.
+    by_name = denoiser_from_name("dncnn-sar-s25")
+    alias = denoiser_from_name("dncnn-sar")
+    assert isinstance(by_name, DnCNNDenoiser) and by_name.trained_sigma == alias.trained_sigma
+    v = np.random.default_rng(0).normal(size=(48, 48))
+    assert np.array_equal(by_name(v, 1.0), alias(v, 1.0))
+    assert _is_dncnn("dncnn-natural-s35")
+    # SAR-CNN weights are registered too, but are no Gaussian denoiser.
+    with pytest.raises(UsageError, match="unknown MuLoG denoiser 'sarcnn-s1-l1-v2'"):
+        denoiser_from_name("sarcnn-s1-l1-v2")

@@ -37,8 +37,8 @@ def add_covariance_parser(subparsers) -> argparse.ArgumentParser:
                              "for a covariance .npy)")
     parser.add_argument("--denoiser", default="bm3d", metavar="NAME|PATH",
                         help="bm3d (default; pip install 'sardespeckle[bm3d]'), dncnn-sar, "
-                             "dncnn-natural, dncnn-sar-blind, dncnn-natural-blind, or a Gaussian "
-                             "DnCNN weights file")
+                             "dncnn-natural, dncnn-sar-blind, dncnn-natural-blind, registered "
+                             "Gaussian weights by name, or a Gaussian DnCNN weights file")
     parser.add_argument("--iterations", type=positive_int, default=6, metavar="T",
                         help="ADMM iterations (default: %(default)s)")
     parser.add_argument("--lam", type=positive_float_or_auto, default=None, metavar="auto|X",

@@ -91,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="MuLoG's Gaussian denoiser: bm3d (needs the bm3d extra), dncnn-natural "
                           "(fixed-σ natural-image DnCNNs, one picked per iteration), "
                           "dncnn-natural-blind, dncnn-sar (SAR-trained: the hybrid), "
-                          "dncnn-sar-blind, or a Gaussian-denoiser weights file FILE.pt from "
-                          "'sardespeckle train' (default bm3d)")
+                          "dncnn-sar-blind, registered Gaussian weights by name "
+                          "('sardespeckle weights'), or a Gaussian-denoiser weights file FILE.pt "
+                          "from 'sardespeckle train' (default bm3d)")
     run.add_argument("--iterations", type=positive_int, default=None, metavar="T",
                      help="MuLoG's ADMM iterations (default 6)")
     run.add_argument("-p", "--param", type=_param_arg, action="append", default=[],

@@ -66,8 +66,10 @@ def denoiser_from_name(name: str, *, precision: str = "fp32", threads: int | Non
     (one picked per call); ``dncnn-natural-blind`` the blind natural-image network (registry
     name ``dncnn-natural``); ``dncnn-sar`` the SAR-trained fixed-noise network (the hybrid,
     registry name ``dncnn-sar-s25``); ``dncnn-sar-blind`` the blind SAR-trained network it was
-    fine-tuned from (registry name ``dncnn-sar``). A path to a ``.pt`` file of Gaussian-denoiser
-    weights (``sardespeckle train`` with task ``gaussian``) is a DnCNN denoiser as well.
+    fine-tuned from (registry name ``dncnn-sar``). Any other registry name of Gaussian-denoiser
+    weights (``dncnn-sar-s25``, ``dncnn-natural-s35``, weights a user registered) and a path to a
+    ``.pt`` file of them (``sardespeckle train`` with task ``gaussian``) are DnCNN denoisers as
+    well.
 
     Raises
     ------
@@ -94,10 +96,21 @@ def denoiser_from_name(name: str, *, precision: str = "fp32", threads: int | Non
         if not Path(name).is_file():
             raise UsageError(f"MuLoG denoiser: no such weights file: {name}")
         return _dncnn_denoiser(name, precision=precision, threads=threads, label=name)
+    if _registered_gaussian(name):
+        return _dncnn_denoiser(name, precision=precision, threads=threads, label=name)
     raise UsageError(
         f"unknown MuLoG denoiser {name!r}; expected one of {', '.join(DENOISER_NAMES)}, "
-        "a Gaussian-denoiser weights file (.pt) or a callable f(v, sigma)"
+        "the registry name of Gaussian-denoiser weights (sardespeckle weights), a "
+        "Gaussian-denoiser weights file (.pt) or a callable f(v, sigma)"
     )
+
+
+def _registered_gaussian(name: str) -> bool:
+    """Whether ``name`` is a :data:`~sardespeckle.models.weights.REGISTRY` entry of Gaussian
+    denoiser weights (e.g. ``dncnn-sar-s25``, or weights a user registered)."""
+    from sardespeckle.models.weights import GAUSSIAN_DOMAINS, REGISTRY
+
+    return name in REGISTRY and REGISTRY[name].domain in GAUSSIAN_DOMAINS
 
 
 def _is_weights_path(name: str) -> bool:
@@ -106,8 +119,10 @@ def _is_weights_path(name: str) -> bool:
 
 
 def _is_dncnn(denoiser) -> bool:
-    """Whether ``denoiser`` names a DnCNN denoiser (``dncnn*`` or a weights file)."""
-    return isinstance(denoiser, str) and (denoiser.startswith("dncnn") or _is_weights_path(denoiser))
+    """Whether ``denoiser`` names a DnCNN denoiser (``dncnn*``, registered Gaussian weights or a
+    weights file)."""
+    return isinstance(denoiser, str) and (denoiser.startswith("dncnn") or _is_weights_path(denoiser)
+                                          or _registered_gaussian(denoiser))
 
 
 def _dncnn_denoiser(weights: str, *, precision: str, threads: int | None, label: str):
