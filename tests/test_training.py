@@ -162,6 +162,23 @@ def test_kill_and_resume_continues_identically(tmp_path, reference_file, task):
     assert [int(r.split(",")[0]) for r in log[1:]] == [1, 2, 3, 4, 5, 6]
 
 
+def test_precision_auto_is_the_default_and_trains_as_the_resolved_precision(tmp_path, reference_file):
+    from sardespeckle.models.inference import resolve_precision
+
+    values = {"references": [str(reference_file)]}
+    assert TrainConfig.from_dict(values).precision == "auto"
+    assert TrainConfig.from_dict(values).device == "auto"
+    resolved = resolve_precision("auto", "cpu")
+    auto = train(tiny_config(reference_file, precision="auto", steps=2), tmp_path / "auto")
+    explicit = train(tiny_config(reference_file, precision=resolved, steps=2), tmp_path / "explicit")
+    other = train(tiny_config(reference_file, precision="fp32" if resolved == "bf16" else "bf16",
+                              steps=2), tmp_path / "other")
+    a, b, c = (torch.load(r.weights_path, weights_only=True)["state_dict"] for r in (auto, explicit, other))
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert not all(torch.equal(a[key], c[key]) for key in a)
+    assert json.loads((tmp_path / "auto" / "config.json").read_text())["precision"] == "auto"
+
+
 def test_resume_refuses_another_config(tmp_path, reference_file):
     train(tiny_config(reference_file), tmp_path / "run", max_steps=1)
     with pytest.raises(UsageError, match="another configuration"):

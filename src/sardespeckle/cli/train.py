@@ -34,9 +34,9 @@ def add_train_parser(subparsers) -> None:
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--patch-size", type=int, default=40)
     train.add_argument("--learning-rate", type=float, default=1e-3)
-    train.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                       help="bf16 autocast helps on CPUs with AMX or on GPUs; fp32 is faster on "
-                            "CPUs without AMX")
+    train.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                       help="auto (default): bf16 autocast where the device computes bf16 "
+                            "natively (CPU with AVX512-BF16 or AMX, CUDA), else fp32")
     train.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--threads", type=int, default=None,

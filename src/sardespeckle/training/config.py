@@ -48,6 +48,10 @@ class TrainConfig:
     ``σ`` drawn log-uniformly in ``log_sigma_range`` (a noise std in log-intensity units), as
     :class:`sardespeckle.mulog.DnCNNDenoiser` scales MuLoG's log-images for a fixed-σ network.
 
+    ``precision`` ``"auto"`` (the default) trains with bf16 autocast where the device computes
+    bf16 natively (a CPU with AVX512-BF16 or AMX, a CUDA GPU with bf16), else in fp32; like
+    ``device`` (default ``"auto"``: CUDA when torch sees it) it is resolved when the run starts.
+
     The learning rate is ``learning_rate`` until ``decay_at`` × ``steps``, then
     ``learning_rate × decay`` (the DnCNN lineage: 1e-3 then 1e-4).
 
@@ -68,8 +72,8 @@ class TrainConfig:
     learning_rate: float = 1e-3
     decay_at: float = 0.6
     decay: float = 0.1
-    precision: str = "bf16"
-    device: str = "cpu"
+    precision: str = "auto"
+    device: str = "auto"
     threads: int | None = None
     seed: int = 0
     validation_draws: int = 3
@@ -96,8 +100,8 @@ class TrainConfig:
                                  for r in self.validation))
         if not self.references:
             raise UsageError("expected at least one training reference in the config, got none")
-        if self.precision not in ("fp32", "bf16"):
-            raise UsageError(f"expected precision fp32 or bf16, got {self.precision!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise UsageError(f"expected precision auto, fp32 or bf16, got {self.precision!r}")
         if self.device not in ("cpu", "cuda", "auto"):
             raise UsageError(f"expected device cpu, cuda or auto, got {self.device!r}")
         for name in ("depth", "features", "patch_size", "batch_size", "steps", "validate_every",

@@ -131,8 +131,11 @@ def train(
         step = int(state["step"])
 
     sampler, validator, offset = _task_data(config)
+    from ..models.inference import resolve_precision
+
+    precision = resolve_precision(config.precision, device.type)
     autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-                if config.precision == "bf16" else contextlib.nullcontext())
+                if precision == "bf16" else contextlib.nullcontext())
     model = model.to(memory_format=torch.channels_last)
 
     def save_checkpoint() -> None:
