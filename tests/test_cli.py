@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 
@@ -194,12 +195,27 @@ def test_nodata_passthrough(tmp_path, speckled_scene):
     assert np.isfinite(result[rest]).all() and (result[rest] > 0).all()
 
 
-def test_all_nodata_image(tmp_path):
+def test_all_nodata_image(tmp_path, capsys):
+    # A scene with no data (a tile outside the swath) is not an error in a batch, but says so.
     src = tmp_path / "empty.npy"
     np.save(src, np.full((40, 40), np.nan, np.float32))
     out = tmp_path / "empty_out.npy"
     assert main(["run", str(src), "-o", str(out), "--kind", "intensity", "--looks", "1"]) == 0
     assert np.isnan(np.load(out)).all()
+    assert "note: the input has no valid pixel" in capsys.readouterr().err
+    # Amplitudes that overflow float32 once squared are invalid too, and said so.
+    np.save(src, np.full((40, 40), 1e200))
+    assert main(["run", str(src), "-o", str(out), "--kind", "amplitude", "--looks", "1",
+                 "-m", "kuan", "--overwrite"]) == 0
+    assert np.isnan(np.load(out)).all()
+    assert "note: the input has no valid pixel" in capsys.readouterr().err
+    # One valid pixel is enough to stay silent.
+    partly = np.full((40, 40), np.nan, np.float32)
+    partly[20, 20] = 1.0
+    np.save(src, partly)
+    assert main(["run", str(src), "-o", str(out), "--kind", "intensity", "--looks", "1",
+                 "-m", "kuan", "--overwrite"]) == 0
+    assert "no valid pixel" not in capsys.readouterr().err
 
 
 def test_complex_input_gives_intensity(tmp_path, rng):
@@ -244,6 +260,29 @@ def test_simulated_tif_says_its_kind(tmp_path, speckled_scene, capsys):
     assert main(["run", str(noisy), "-o", str(tmp_path / "out.tif"), "-m", "kuan", "--looks", "1"]) == 0
 
 
+def test_simulate_keeps_nodata_and_checks_its_options(tmp_path, speckled_scene, capsys):
+    amplitude = np.sqrt(speckled_scene).astype(np.float32)
+    amplitude[:8, :8] = -9999.0
+    src = write_tif(tmp_path / "nd.tif", amplitude, nodata=-9999.0)
+    out = tmp_path / "sim.tif"
+    assert main(["simulate", str(src), "-o", str(out), "--looks", "1", "--seed", "0"]) == 0
+    with rasterio.open(out) as dst:
+        values = dst.read(1)
+        assert dst.nodata == -9999.0
+    assert (values[:8, :8] == -9999.0).all() and (values[8:, 8:] > 0).all()
+    npy = tmp_path / "sim.npy"
+    assert main(["simulate", str(src), "-o", str(npy), "--looks", "1", "--seed", "0"]) == 0
+    assert np.isnan(np.load(npy)[:8, :8]).all()
+    for bad in (["--seed", "-1"], ["--looks", "auto"], ["--looks", "0"]):
+        options = {"--seed": "0", "--looks": "1"}
+        options[bad[0]] = bad[1]
+        argv = ["simulate", str(src), "-o", str(tmp_path / "x.tif")]
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv + [item for pair in options.items() for item in pair])
+        assert exit_info.value.code == 2 and not (tmp_path / "x.tif").exists()
+    capsys.readouterr()
+
+
 def test_preview(tmp_path, amplitude_tif):
     png = tmp_path / "p.png"
     assert main(["preview", str(amplitude_tif), str(amplitude_tif), "-o", str(png)]) == 0
@@ -267,3 +306,94 @@ def test_methods_lists_every_filter(capsys):
     for name in ["boxcar", "lee", "enhanced-lee", "refined-lee", "frost", "kuan", "gamma-map",
                  "lee-sigma", "median"]:
         assert name in out
+
+
+def test_run_checks_its_preview_before_working(tmp_path, amplitude_tif, capsys):
+    out, png = tmp_path / "out.tif", tmp_path / "exists.png"
+    png.write_bytes(b"keep me")
+    # An existing preview is refused without --overwrite, before the output is written.
+    assert main(["run", str(amplitude_tif), "-o", str(out), "-m", "kuan", "--looks", "1",
+                 "--preview", str(png)]) == 1
+    assert "exists" in capsys.readouterr().err
+    assert png.read_bytes() == b"keep me" and not out.exists()
+    for bad in (tmp_path / "p.txt", tmp_path / "missing" / "p.png"):
+        assert main(["run", str(amplitude_tif), "-o", str(out), "-m", "kuan", "--looks", "1",
+                     "--preview", str(bad)]) == 2
+        assert not out.exists()
+    assert main(["run", str(amplitude_tif), "-o", str(out), "-m", "kuan", "--looks", "1",
+                 "--preview", str(png), "--overwrite"]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.exists()
+
+
+def test_sigterm_leaves_no_partial_output(tmp_path):
+    import signal
+    import time
+
+    src = tmp_path / "in.npy"
+    np.save(src, (np.random.default_rng(0).gamma(1.0, 1.0, (256, 256)) * 50).astype(np.float32))
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = folder / "o.tif"
+    code = "import sys; from sardespeckle.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    # SAR-CNN with the 8-fold ensemble on 32-px tiles: seconds of work, time to be stopped.
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "run", str(src), "-o", str(out), "--kind", "intensity",
+         "--looks", "1", "-m", "sarcnn", "-p", "ensemble=8", "--tile", "32", "-q"],
+        stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(folder.iterdir()) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be stopped"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert "terminated; no output was written" in err
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_an_unwritable_output_folder_is_a_plain_error(tmp_path, amplitude_tif, capsys):
+    # Nothing can be created in /proc, whoever runs the tests (root included).
+    assert main(["run", str(amplitude_tif), "-o", "/proc/out.tif", "-m", "kuan", "--looks", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write /proc/out.tif" in err and "internal error" not in err
+    assert main(["preview", str(amplitude_tif), "-o", "/proc/p.png"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write /proc/p.png" in err and "internal error" not in err
+
+
+def test_info_json_is_strict_json_with_a_nan_nodata(tmp_path, speckled_scene, capsys):
+    amplitude = np.sqrt(speckled_scene).astype(np.float32)
+    amplitude[:4, :4] = np.nan
+    src = write_tif(tmp_path / "nan_nodata.tif", amplitude, nodata=float("nan"))
+    assert main(["info", str(src), "--json"]) == 0
+    text = capsys.readouterr().out
+
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    info = json.loads(text, parse_constant=refuse)
+    assert info["nodata"] is None and info["kind"] == "amplitude"
+
+
+def test_parameter_type_messages_read_as_english(tmp_path, amplitude_tif, capsys):
+    out = tmp_path / "o.tif"
+    assert main(["run", str(amplitude_tif), "-o", str(out), "-m", "kuan", "--looks", "1",
+                 "-p", "window_size=seven"]) == 2
+    assert "parameter 'window_size' expects an integer, got 'seven'" in capsys.readouterr().err
+
+
+def test_a_multiband_input_says_which_band_is_despeckled(tmp_path, speckled_scene, capsys):
+    amplitude = np.sqrt(speckled_scene).astype(np.float32)
+    src = tmp_path / "three.tif"
+    with rasterio.open(src, "w", driver="GTiff", width=amplitude.shape[1], height=amplitude.shape[0],
+                       count=3, dtype="float32", crs="EPSG:32631",
+                       transform=from_origin(600000, 5800000, 10, 10)) as dst:
+        for band in (1, 2, 3):
+            dst.write(amplitude * band, band)
+    out = tmp_path / "o.tif"
+    assert main(["run", str(src), "-o", str(out), "-m", "kuan", "--looks", "1", "--kind", "amplitude"]) == 0
+    assert "note: the input has 3 bands; only band 1 is despeckled" in capsys.readouterr().err
+    single = write_tif(tmp_path / "one.tif", amplitude)
+    assert main(["run", str(single), "-o", str(tmp_path / "o1.tif"), "-m", "kuan", "--looks", "1"]) == 0
+    assert "bands" not in capsys.readouterr().err

@@ -434,8 +434,41 @@ def test_weights_only_rejects_pickled_objects(tmp_path, small_net: DnCNN) -> Non
     path = tmp_path / "w.pt"
     meta = {"format": "sardespeckle-weights", "format_version": 1, "architecture": {}, "extra": NotAllowed()}
     torch.save({"state_dict": small_net.state_dict(), "meta": meta}, path)
-    with pytest.raises(WeightsError, match=r"refused by safe loading \(weights_only=True\)"):
+    with pytest.raises(WeightsError, match=r"refused by safe loading: it holds Python objects") as info:
         load_weights(path)
+    # torch's own advice (load with weights_only=False, i.e. run the file's code) is not passed on.
+    assert "weights_only=False" not in str(info.value)
+    # A legacy (non-zip) pickle is refused the same way, without torch's warning on stderr.
+    legacy = tmp_path / "legacy.pt"
+    import pickle
+    import warnings
+
+    legacy.write_bytes(pickle.dumps({"state_dict": {}, "meta": NotAllowed()}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(WeightsError, match="refused by safe loading"):
+            load_weights(legacy)
+
+
+def test_a_modified_copy_never_passes_for_registered_weights(tmp_path):
+    import shutil
+
+    from sardespeckle.models.inference import weights_identity
+    from sardespeckle.models.weights import REGISTRY, sha256_file
+
+    entry = REGISTRY["sarcnn-s1-l1-v2"]
+    copy = tmp_path / "copy.pt"
+    shutil.copyfile(entry.path, copy)
+    _, meta = load_weights(copy)
+    assert meta["name"] == "sarcnn-s1-l1-v2"
+    # An exact copy is the registered weights, under their name.
+    assert weights_identity(str(copy), meta) == f"sarcnn-s1-l1-v2 sha256:{entry.sha256[:16]}"
+    # A modified copy keeps the name inside, but is labelled by its file name.
+    payload = torch.load(copy, weights_only=True)
+    payload["state_dict"]["layers.0.bias"] = payload["state_dict"]["layers.0.bias"] + 1e-3
+    torch.save(payload, copy)
+    _, meta = load_weights(copy)
+    assert weights_identity(str(copy), meta) == f"copy.pt sha256:{sha256_file(copy)[:16]}"
 
 
 def test_foreign_torch_file(tmp_path, small_net: DnCNN) -> None:

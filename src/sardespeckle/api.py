@@ -239,6 +239,13 @@ def plan_run(
     if decorrelation:
         tags["SARDESPECKLE_DECORRELATE"] = decorrelation
         report.notes.append(decorrelation)
+    bands = getattr(getattr(source, "_dataset", None), "count", 1)
+    used = 2 if getattr(source, "complex_layout", None) == "bands" else 1
+    if bands > used:
+        report.notes.append(
+            f"the input has {bands} bands; only band {source.band}"
+            + (f" (with {source.band + 1}: real, imaginary)" if used == 2 else "")
+            + " is despeckled (one output band; open_source(..., band=N) picks another)")
     return RunPlan(built=built, report=report, tags=tags, whitening=whitening)
 
 
@@ -292,6 +299,11 @@ def despeckle_file(
                 run_tiled(source.shape, plan.reader(source), sink.write, built.function,
                           halo=built.halo, tile=plan.report.tile, batch_size=built.batch_size,
                           progress=progress, align=getattr(sink, "block_size", None))
+            valid_pixels = sink.valid_pixels
     report = plan.report
+    if valid_pixels == 0:
+        report.notes.append(
+            "the input has no valid pixel (every pixel is nodata, NaN, zero or negative, or "
+            "outside float32's range once squared to intensity): the output is all nodata")
     report.seconds = time.perf_counter() - started
     return report

@@ -26,5 +26,9 @@ class OutputExistsError(SardespeckleError, FileExistsError):
     """The output exists and overwriting was not asked for."""
 
 
+class OutputFileError(SardespeckleError, OSError):
+    """An output cannot be written there (permissions, a read-only or full disk)."""
+
+
 class WeightsError(SardespeckleError, ValueError):
     """A weights file is missing, corrupt or does not match its architecture."""

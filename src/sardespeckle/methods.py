@@ -86,10 +86,14 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
             return float(value)
     except ValueError:
         raise UsageError(
-            f"parameter {key!r} expects a {type(default).__name__}, got {value!r}"
+            f"parameter {key!r} expects {_TYPE_WORDS.get(type(default), type(default).__name__)}, "
+            f"got {value!r}"
         ) from None
     return value
 
+
+#: How a parameter's type is named in messages.
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a text"}
 
 _REGISTRY: dict[str, MethodSpec] = {}
 

@@ -26,6 +26,17 @@ def positive_float_or_auto(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected a number > 0 or 'auto', got {text!r}") from None
 
 
+def non_negative_int(text: str) -> int:
+    """An integer ≥ 0 (seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An integer ≥ 1."""
     try:

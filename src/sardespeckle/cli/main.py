@@ -13,9 +13,18 @@ import json
 import sys
 from collections.abc import Sequence
 
-from ._args import positive_float_or_auto, positive_int
+from ._args import non_negative_int, positive_float, positive_float_or_auto, positive_int
 
-EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so that the same clean-up runs (temporary
+    outputs deleted, training checkpointed)."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated()
 
 KINDS = ("intensity", "amplitude", "db", "complex")
 
@@ -121,8 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate", help="multiply a clean image by simulated speckle")
     sim.add_argument("input", metavar="CLEAN")
     sim.add_argument("-o", "--output", required=True, metavar="NOISY")
-    sim.add_argument("--looks", type=positive_float_or_auto, required=True, metavar="L")
-    sim.add_argument("--seed", type=int, required=True)
+    sim.add_argument("--looks", type=positive_float, required=True, metavar="L",
+                     help="looks of the simulated speckle (a number > 0)")
+    sim.add_argument("--seed", type=non_negative_int, required=True,
+                     help="seed of the speckle draw (an integer >= 0)")
     sim.add_argument("--kind", choices=KINDS[:3], default=None,
                      help="what the clean image holds (default: detected)")
     sim.add_argument("--overwrite", action="store_true")
@@ -168,8 +179,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     handler = _COMMANDS[args.command]
+    import signal
+    import threading
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         return handler(args)
+    except _Terminated:
+        sys.stderr.write("sardespeckle: terminated; no output was written\n")
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         sys.stderr.write("sardespeckle: interrupted; no output was written\n")
         return EXIT_INTERRUPTED
@@ -177,6 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         return _report_error(error)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _report_error(error: BaseException) -> int:
@@ -189,7 +211,14 @@ def _report_error(error: BaseException) -> int:
         sys.stderr.write(f"sardespeckle: error: {error}\n")
         return EXIT_RUNTIME
     if isinstance(error, MemoryError):
-        sys.stderr.write("sardespeckle: error: out of memory; hint: use a smaller --tile\n")
+        sys.stderr.write("sardespeckle: error: out of memory; hint: use a smaller --tile where "
+                         "the command has one, or a smaller input\n")
+        return EXIT_RUNTIME
+    if isinstance(error, OSError) and error.filename is not None:
+        # The system refused a file operation (permissions, a read-only or full disk, a path
+        # under /proc or /sys): a plain message, not an internal error.
+        sys.stderr.write(f"sardespeckle: error: cannot use {error.filename}: "
+                         f"{error.strerror or error}\n")
         return EXIT_RUNTIME
     sys.stderr.write(
         f"sardespeckle: internal error: {type(error).__name__}: {error}\n"
@@ -263,6 +292,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     params = _run_params(args)
     if is_batch(args.input, args.output):
         return _run_batch(args, params)
+    if args.preview:
+        _check_preview_path(args)
     bar = _ProgressBar("despeckling", args.quiet)
     try:
         with _scene_runner(args, params) as run:
@@ -278,10 +309,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                      complex_layout=args.complex_layout),
                   read_preview_panel(args.output, kind=report.output_kind)]
         save_preview(panels, args.preview, titles=["input", f"{report.method}"],
-                     overwrite=True)
+                     overwrite=args.overwrite)
         if not args.quiet:
             sys.stderr.write(f"wrote preview {args.preview}\n")
     return EXIT_OK
+
+
+def _check_preview_path(args: argparse.Namespace) -> None:
+    """Refuse a --preview that could not be written, before any work: not a .png (so neither
+    the input nor the output), in a missing folder, or existing without --overwrite."""
+    from ..io.preview import check_png_path
+
+    check_png_path(args.preview, args.overwrite)
 
 
 def _run_summary(report) -> str:
@@ -351,6 +390,20 @@ def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def _json_safe(value):
+    """``value`` with non-finite floats (a NaN nodata) as ``null``: strict JSON has no NaN."""
+    import math
+    import numbers
+
+    if isinstance(value, numbers.Real) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from ..api import estimate_source_looks
     from ..io import open_source
@@ -362,7 +415,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         except Exception as error:  # noqa: BLE001 - an estimate that fails is reported, not fatal
             info["estimated_looks"] = f"unavailable ({error})"
     if args.json:
-        print(json.dumps(info, indent=2, default=str))
+        print(json.dumps(_json_safe(info), indent=2, default=str))
     else:
         width = max(len(k) for k in info)
         for key, value in info.items():
@@ -388,8 +441,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         noisy = np.where(valid, intensity * speckle, np.nan).astype(np.float32)
         from ..io.kinds import from_intensity
 
-        out = from_intensity(noisy, valid, kind, nodata_out=np.nan)
-        write_array(args.output, out, like=source, kind=kind, overwrite=args.overwrite,
+        # Masked pixels stay nodata: the input's nodata value in a GeoTIFF, NaN in a .npy.
+        to_npy = str(args.output).lower().endswith(".npy")
+        nodata = np.nan if to_npy or source.nodata is None else float(source.nodata)
+        out = from_intensity(noisy, valid, kind, nodata_out=nodata)
+        write_array(args.output, out, like=source, kind=kind, nodata=None if to_npy else nodata,
+                    overwrite=args.overwrite,
                     tags={"SARDESPECKLE_SIMULATED_LOOKS": f"{args.looks:g}",
                           "SARDESPECKLE_SEED": str(args.seed), "SARDESPECKLE_KIND": kind})
     sys.stderr.write(f"wrote {args.output} ({kind}, {args.looks:g}-look speckle, seed {args.seed})\n")

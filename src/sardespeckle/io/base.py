@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from sardespeckle.errors import InvalidInputError, OutputExistsError, UsageError
+from sardespeckle.errors import InvalidInputError, OutputExistsError, OutputFileError, UsageError
 from sardespeckle.io.kinds import from_intensity, to_intensity
 from sardespeckle.window import Window
 
@@ -261,7 +261,10 @@ def temporary_path(path: str) -> str:
     """A new, hidden file next to ``path`` (same folder, so the final rename is atomic)."""
     folder, name = os.path.split(os.path.abspath(path))
     suffix = os.path.splitext(name)[1]
-    handle, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".partial{suffix}", dir=folder)
+    try:
+        handle, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".partial{suffix}", dir=folder)
+    except OSError as error:
+        raise OutputFileError(f"cannot write {path}: {error.strerror or error} (in {folder})") from error
     os.close(handle)
     return temp
 
@@ -315,6 +318,8 @@ class Sink:
         The provenance tags written (empty for formats without tags, ``.npy``).
     block_size : int or None
         Tile size of the output: windows aligned on it write fastest.
+    valid_pixels : int
+        Number of pixels written so far with a value (not nodata).
     """
 
     format: str = ""
@@ -341,6 +346,7 @@ class Sink:
         self.overwrite = overwrite
         self.tags = dict(tags or {})
         self.block_size = block_size
+        self.valid_pixels = 0
         self._state = "open"
         self._finalizer = weakref.finalize(self, _discard, self._closer(), temp_path)
 
@@ -372,6 +378,7 @@ class Sink:
             intensity, valid, self.kind_out, nodata_out=self.nodata, dtype=self.dtype
         )
         self._write(window, values)
+        self.valid_pixels += int(np.count_nonzero(valid))
 
     def commit(self) -> str:
         """Finish the file and rename it onto :attr:`path`; return the path."""

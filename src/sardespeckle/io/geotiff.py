@@ -88,10 +88,12 @@ class GeoTiffSource(Source):
         dataset = self._dataset
         bands = 2 if complex_layout == "bands" else 1
         if not isinstance(band, (int, np.integer)) or band < 1 or band + bands - 1 > dataset.count:
-            needed = f"1..{dataset.count - bands + 1}" if dataset.count >= bands else "none"
+            if dataset.count < bands:
+                raise UsageError(f"expected real and imaginary bands (complex layout 'bands'), "
+                                 f"got {dataset.count} band in {path}")
             raise UsageError(
-                f"expected a band in {needed} ({dataset.count} band(s) in {path}"
-                f"{', real and imaginary bands' if bands == 2 else ''}), got {band}"
+                f"expected a band in 1..{dataset.count - bands + 1} ({dataset.count} band(s) in "
+                f"{path}{', real and imaginary bands' if bands == 2 else ''}), got {band}"
             )
         self.path = path
         self.band = int(band)

@@ -489,13 +489,20 @@ def _check_entry_meta(entry: WeightsEntry, meta: Mapping[str, Any], path: Path) 
 
 
 def _read(path: Path) -> Any:
+    import warnings
+
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        with warnings.catch_warnings():
+            # torch warns about legacy (non-zip) files before refusing them: the error says it.
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own message suggests loading with weights_only=False, i.e. running whatever
+        # code the file holds: not advice to pass on.
         raise WeightsError(
-            f"weights file {path} is refused by safe loading (weights_only=True): {first}; "
-            "it holds objects other than tensors and plain values, or is not a torch file"
+            f"weights file {path} is refused by safe loading: it holds Python objects other "
+            "than tensors and plain values, or it is not a torch file (sardespeckle never "
+            "runs code from a weights file)"
         ) from None
     except Exception as exc:  # torch reports truncation/garbage with RuntimeError, EOFError, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

@@ -111,6 +111,11 @@ def fixed_sigma_prior_weight(looks: float) -> float:
 # --- BM3D -----------------------------------------------------------------------------------
 
 
+#: Smallest image side handed to bm3d (smaller images are mirrored up to it): bm3d 4.0.3 raises
+#: below 8 pixels and crashes with a segmentation fault at exactly 8 (measured at σ = 40).
+BM3D_MIN_SIDE = 16
+
+
 class Bm3dDenoiser:
     """BM3D (Dabov et al.) with the affine rescaling under which it was tuned.
 
@@ -163,8 +168,14 @@ class Bm3dDenoiser:
             return array.astype(np.float64, copy=True)
         scale = self.target_sigma / sigma
         scaled = array.astype(np.float64) * scale + 127.5
-        out = bm3d.bm3d(scaled, self.target_sigma, profile=self.profile)
-        return (np.asarray(out, dtype=np.float64).reshape(array.shape) - 127.5) / scale
+        # bm3d 4.0.3 refuses sides below its block size and crashes the interpreter (SIGSEGV)
+        # on an 8-pixel side: smaller images are mirrored up to BM3D_MIN_SIDE and cropped back.
+        grow = [(0, max(0, BM3D_MIN_SIDE - n)) for n in scaled.shape]
+        out = bm3d.bm3d(np.pad(scaled, grow, mode="symmetric"), self.target_sigma,
+                        profile=self.profile)
+        out = np.asarray(out, dtype=np.float64).reshape(scaled.shape[0] + grow[0][1],
+                                                       scaled.shape[1] + grow[1][1])
+        return (out[:array.shape[0], :array.shape[1]] - 127.5) / scale
 
 
 def bm3d_denoiser(*, target_sigma: float = 40.0, profile: str = "np") -> Bm3dDenoiser:
