@@ -221,6 +221,54 @@ def test_bad_input_raises_clear_errors(kwargs, error):
         build_reference(kwargs.pop("stack"), **kwargs)
 
 
+def test_window_larger_than_the_image_is_refused():
+    stack = np.ones((3, 8, 12))
+    with pytest.raises(InvalidInputError, match="at most 8|<= 8"):
+        build_reference(stack, looks=1, window_size=9)
+    with pytest.raises(InvalidInputError, match="<= 8"):
+        estimate_temporal_looks(stack, window_size=9)
+    build_reference(stack, looks=1, window_size=7)
+
+
+def test_memory_does_not_grow_with_the_window():
+    # The thresholds were tabulated for every (n_t, n_o) pair: (k² + 1)(k² (T − 1) + 1) cells,
+    # 29 MB here, two 13 GB float64 tables for k = 201 and 2 dates (the OOM of the CLI).
+    import tracemalloc
+
+    stack = 4.0 * simulate_speckle((3, 24, 24), 1, seed=1)
+    build_reference(stack, looks=1, window_size=3)  # imports and caches out of the count
+    tracemalloc.start()
+    try:
+        result = build_reference(stack, looks=1, window_size=21)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000
+    assert result.report["rejected_fraction"] < 0.01
+
+
+def test_lazy_thresholds_equal_the_table(monkeypatch):
+    truth = changed_stack(piecewise_scene(64, 64))
+    stack = truth * simulate_speckle(truth.shape, 1, seed=5)
+    valid = np.random.default_rng(5).random(stack.shape) > 0.1
+    table = build_reference(stack, looks=1, window_size=5, valid=valid)
+    monkeypatch.setattr(references, "_DENSE_THRESHOLD_CELLS", 0)
+    lazy = build_reference(stack, looks=1, window_size=5, valid=valid)
+    np.testing.assert_array_equal(lazy.change_mask, table.change_mask)
+    assert lazy.report == table.report
+
+
+def test_temporal_looks_estimate_does_not_overflow():
+    stack = 4.0 * simulate_speckle((3, 32, 32), 1, seed=2)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # was: RuntimeWarning: overflow encountered in divide
+        assert estimate_temporal_looks(stack) == pytest.approx(1, rel=0.15)
+        # a near-constant stack has more looks than the search range: the upper end, no warning
+        assert estimate_temporal_looks(1 + 1e-9 * stack) == pytest.approx(1e7)
+
+
 @pytest.mark.parametrize("looks", [1, 4])
 def test_temporal_looks_estimate_on_white_speckle(looks):
     truth = np.repeat(piecewise_scene(96, 96)[None], 6, axis=0)
@@ -287,6 +335,119 @@ def test_build_reference_files_writes_reference_count_changes_and_report(tmp_pat
     assert "estimated" in json.loads((tmp_path / "ref.json").read_text())["looks_source"]
 
 
+def _small_dates(folder, dates=3, shape=(16, 16)):
+    stack = np.sqrt(np.full((dates, *shape), 9.0) * simulate_speckle((dates, *shape), 1, seed=13))
+    return _write_dates(folder, stack)
+
+
+def _outputs(folder):
+    return sorted(path.name for path in folder.iterdir() if not path.name.startswith("date_"))
+
+
+def test_build_reference_files_refuses_a_window_larger_than_the_dates(tmp_path):
+    paths = _small_dates(tmp_path, shape=(16, 20))
+    with pytest.raises(UsageError, match="at most 16, the smaller side of the 16×20 dates"):
+        build_reference_files(paths, tmp_path / "r.npy", looks=1, kind="amplitude",
+                              window_size=17)
+    assert _outputs(tmp_path) == []
+
+
+def test_build_reference_files_checks_every_output_before_any_work(tmp_path, monkeypatch):
+    paths = _small_dates(tmp_path)
+    (tmp_path / "r.json").mkdir()
+    monkeypatch.setattr(references, "load_stack", lambda *a, **k: pytest.fail("loaded"))
+    with pytest.raises(UsageError, match="folder"):
+        build_reference_files(paths, tmp_path / "r.tif", looks=1, kind="amplitude",
+                              overwrite=True)
+    (tmp_path / "r.json").rmdir()
+    (tmp_path / "r.json").write_text("{}")
+    with pytest.raises(OutputExistsError, match="r.json"):
+        build_reference_files(paths, tmp_path / "r.tif", looks=1, kind="amplitude")
+    (tmp_path / "r.json").unlink()
+    (tmp_path / "r_changes.tif").mkdir()
+    with pytest.raises(UsageError, match="folder"):
+        build_reference_files(paths, tmp_path / "r.tif", looks=1, kind="amplitude",
+                              overwrite=True)
+    with pytest.raises(UsageError, match="does not exist"):
+        build_reference_files(paths, tmp_path / "missing" / "r.tif", looks=1, kind="amplitude")
+    assert _outputs(tmp_path) == ["r_changes.tif"]
+
+
+def test_a_failed_write_leaves_no_output_and_keeps_the_replaced_ones(tmp_path, monkeypatch):
+    paths = _small_dates(tmp_path)
+    output = tmp_path / "r.npy"
+
+    def failing(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(references, "_write_json", failing)  # the last file written
+    with pytest.raises(OSError, match="disk full"):
+        build_reference_files(paths, output, looks=1, kind="amplitude")
+    assert _outputs(tmp_path) == []  # no output, no temporary file
+    monkeypatch.undo()
+    build_reference_files(paths, output, looks=1, kind="amplitude")
+    before = {name: (tmp_path / name).read_bytes() for name in _outputs(tmp_path)}
+    assert sorted(before) == ["r.json", "r.npy", "r_changes.npy", "r_count.npy"]
+    monkeypatch.setattr(references, "_write_json", failing)
+    with pytest.raises(OSError, match="disk full"):
+        build_reference_files(paths, output, looks=1, kind="amplitude", method="mean",
+                              overwrite=True)
+    assert {name: (tmp_path / name).read_bytes() for name in _outputs(tmp_path)} == before
+
+    # a rename that fails after the reference was replaced puts the replaced files back
+    from sardespeckle.io import base
+
+    publish = base.publish
+
+    def failing_publish(temp, path, *, overwrite):
+        if path == str(tmp_path / "r_count.npy"):
+            raise OSError("rename failed")
+        publish(temp, path, overwrite=overwrite)
+
+    monkeypatch.undo()
+    monkeypatch.setattr(base, "publish", failing_publish)
+    with pytest.raises(OSError, match="rename failed"):
+        build_reference_files(paths, output, looks=1, kind="amplitude", method="mean",
+                              overwrite=True)
+    assert {name: (tmp_path / name).read_bytes() for name in _outputs(tmp_path)} == before
+
+
+@pytest.mark.parametrize(
+    ("dates", "method", "match"),
+    [
+        (1, "change-aware", "at least 2 distinct dates"),
+        (1, "mean", "at least 2 distinct dates"),
+        (2, "change-aware", "at least 3 distinct dates for the change-aware method"),
+    ],
+)
+def test_build_reference_files_needs_enough_dates(tmp_path, dates, method, match):
+    paths = _small_dates(tmp_path, dates=dates)
+    with pytest.raises(UsageError, match=match):
+        build_reference_files(paths, tmp_path / "r.npy", looks=1, kind="amplitude",
+                              method=method)
+    assert _outputs(tmp_path) == []
+
+
+def test_two_dates_are_enough_for_the_mean(tmp_path):
+    paths = _small_dates(tmp_path, dates=2)
+    report = build_reference_files(paths, tmp_path / "r.npy", looks=1, kind="amplitude",
+                                   method="mean")
+    assert report["dates"] == 2 and report["mean_dates_used"] == 2
+
+
+def test_build_reference_files_refuses_a_date_given_twice(tmp_path):
+    paths = _small_dates(tmp_path)
+    for again in (paths[0], tmp_path / "." / paths[0].name):
+        with pytest.raises(UsageError, match="same file twice"):
+            build_reference_files([*paths, again], tmp_path / "r.npy", looks=1,
+                                  kind="amplitude")
+    (tmp_path / "link.npy").symlink_to(paths[1])
+    with pytest.raises(UsageError, match="date 2.*date 4"):
+        build_reference_files([*paths, tmp_path / "link.npy"], tmp_path / "r.npy", looks=1,
+                              kind="amplitude")
+    assert _outputs(tmp_path) == ["link.npy"]
+
+
 def test_load_stack_refuses_different_shapes(tmp_path):
     paths = _write_dates(tmp_path, [np.ones((8, 8)), np.ones((8, 9))])
     with pytest.raises(InvalidInputError, match="one shape"):
@@ -348,13 +509,37 @@ def test_cli_usage_errors(tmp_path):
         run_references_command(_parser().parse_args(["references"]))
     with pytest.raises(SystemExit):
         _parser().parse_args(["references", "build", "a.npy", "-o", "r.npy", "--window-size", "2"])
-    png = tmp_path / "a.png"
     from PIL import Image
 
-    Image.fromarray(np.full((4, 4), 9, np.uint8)).save(png)
-    args = _parser().parse_args(["references", "build", str(png), "-o", str(tmp_path / "r.npy")])
+    pngs = [tmp_path / f"{name}.png" for name in "abc"]
+    for png in pngs:
+        Image.fromarray(np.full((4, 4), 9, np.uint8)).save(png)
+    args = _parser().parse_args(["references", "build", *map(str, pngs),
+                                 "-o", str(tmp_path / "r.npy")])
     with pytest.raises(UsageError, match="threshold"):
         run_references_command(args)
+
+
+def test_cli_window_too_large_and_out_of_memory_messages(tmp_path, monkeypatch, capsys):
+    from sardespeckle.cli import main as cli_main
+
+    paths = list(map(str, _small_dates(tmp_path)))
+    output = str(tmp_path / "r.tif")
+    for size in ("17", "201", "999"):
+        code = cli_main.main(["references", "build", *paths, "-o", output, "--looks", "1",
+                              "--kind", "amplitude", "--window-size", size])
+        assert code == 2
+        assert "at most 16, the smaller side of the 16×16 dates" in capsys.readouterr().err
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(references, "build_reference", out_of_memory)
+    code = cli_main.main(["references", "build", *paths, "-o", output, "--looks", "1",
+                          "--kind", "amplitude"])
+    err = capsys.readouterr().err
+    assert code == 1 and "out of memory" in err and "--tile" not in err
+    assert _outputs(tmp_path) == []
 
 
 # --------------------------------------------------------------------------------------------

@@ -133,6 +133,24 @@ def _check_int(value, name: str, minimum: int) -> int:
     return int(value)
 
 
+def _check_window_size(window_size, shape: tuple[int, ...]) -> int:
+    """An odd window side that fits in the ``(..., rows, cols)`` images of ``shape``.
+
+    A window wider or taller than the image averages the whole image at every pixel (the test
+    then sees no local change) and only costs memory and time.
+    """
+    window_size = _check_int(window_size, "window_size", 1)
+    if window_size % 2 == 0:
+        raise InvalidInputError(f"expected an odd window_size, got {window_size}")
+    rows, cols = shape[-2:]
+    if window_size > min(rows, cols):
+        raise InvalidInputError(
+            f"expected window_size <= {min(rows, cols)} (the smaller side of the {rows}×{cols} "
+            f"images), got {window_size}"
+        )
+    return window_size
+
+
 def _as_stack(stack, valid) -> tuple[np.ndarray, np.ndarray | None]:
     array = np.asarray(stack)
     if array.dtype == np.bool_ or not (
@@ -220,39 +238,114 @@ def _threshold_tables(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Thresholds indexed by ``[n_t, n_o]``: the integer counts of valid pixels on each side.
 
-    Counts are integers bounded by ``k²`` and ``k² (T − 1)``, so all exact F quantiles the run can
-    need fit in a small table (one ``scipy`` call), looked up per pixel afterwards.
+    Counts are integers bounded by ``k²`` and ``k² (T − 1)``, so for small ``k`` and ``T`` all
+    exact F quantiles the run can need fit in a small table (one ``scipy`` call), looked up per
+    pixel afterwards. The table has ``(k² + 1) (k² (T − 1) + 1)`` cells: use :class:`_Thresholds`,
+    which builds it only when it is small.
     """
     n_date = np.arange(window_pixels + 1, dtype=np.float64)[:, None]
     n_others = np.arange(window_pixels * max(dates - 1, 1) + 1, dtype=np.float64)[None, :]
+    return _thresholds_of_counts(n_date, n_others, looks, false_alarm)
+
+
+def _thresholds_of_counts(
+    n_date: np.ndarray, n_others: np.ndarray, looks: float, false_alarm: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Thresholds for valid-pixel counts ``n_date``, ``n_others`` (broadcast together)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         low, high = change_thresholds(
             np.maximum(n_date, 1) * looks, np.maximum(n_others, 1) * looks, false_alarm
         )
-    low = np.broadcast_to(low, (n_date.size, n_others.size)).copy()
-    high = np.broadcast_to(high, (n_date.size, n_others.size)).copy()
+    shape = np.broadcast_shapes(np.shape(n_date), np.shape(n_others))
+    low = np.broadcast_to(low, shape).copy()
+    high = np.broadcast_to(high, shape).copy()
     # A side without any valid pixel cannot be tested: accept whatever the ratio.
-    low[0, :] = low[:, 0] = 0.0
-    high[0, :] = high[:, 0] = np.inf
+    empty = np.broadcast_to((np.asarray(n_date) == 0) | (np.asarray(n_others) == 0), shape)
+    low[empty] = 0.0
+    high[empty] = np.inf
     return low, high
 
 
-def _box_sums(values: np.ndarray, size: int) -> np.ndarray:
-    """Sums over ``size × size`` windows of each layer of ``(dates, rows, cols)``, zero outside."""
+#: Largest threshold table built at once (cells); above, quantiles are computed per pair met.
+_DENSE_THRESHOLD_CELLS = 1 << 16
+
+
+class _Thresholds:
+    """The test's thresholds looked up by the integer counts ``(n_t, n_o)`` of each pixel.
+
+    The table of every possible pair has ``(k² + 1) (k² (T − 1) + 1)`` cells: 820 for the
+    default ``k = 3`` and 10 dates, but it grows as ``k⁴ T`` (two 13 GB float64 tables for
+    ``k = 201`` and 2 dates) while a run meets only the pairs of its border and mask patterns.
+    Small tables are built at once; otherwise the quantiles of the distinct pairs met are
+    computed when first met and kept (sorted by pair), so memory follows the pairs met (at most
+    the pixels tested), not ``k``. Both give the same values.
+    """
+
+    def __init__(self, looks: float, window_pixels: int, dates: int, false_alarm: float):
+        self.looks, self.false_alarm = looks, false_alarm
+        self.width = window_pixels * max(dates - 1, 1) + 1  # the values n_o can take
+        cells = (window_pixels + 1) * self.width
+        if cells > np.iinfo(np.int64).max:
+            raise InvalidInputError(
+                f"expected window_size**4 * dates below 9e18, got window_size**2 = "
+                f"{window_pixels} with {dates} dates; use a smaller window_size"
+            )
+        self.table = (_threshold_tables(looks, window_pixels, dates, false_alarm)
+                      if cells <= _DENSE_THRESHOLD_CELLS else None)
+        self.keys = np.empty(0, dtype=np.int64)  # n_t * width + n_o of the pairs met, sorted
+        self.low = np.empty(0, dtype=np.float64)
+        self.high = np.empty(0, dtype=np.float64)
+
+    def __call__(self, n_date: np.ndarray, n_others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.table is not None:
+            low_table, high_table = self.table
+            return low_table[n_date, n_others], high_table[n_date, n_others]
+        keys = np.asarray(n_date, dtype=np.int64) * self.width + np.asarray(n_others, np.int64)
+        position = np.searchsorted(self.keys, keys)
+        known = position < self.keys.size
+        known[known] = self.keys[position[known]] == keys[known]
+        if not known.all():
+            met = np.unique(keys[~known])
+            low, high = _thresholds_of_counts((met // self.width).astype(np.float64),
+                                              (met % self.width).astype(np.float64),
+                                              self.looks, self.false_alarm)
+            order = np.argsort(np.concatenate([self.keys, met]), kind="stable")
+            self.keys = np.concatenate([self.keys, met])[order]
+            self.low = np.concatenate([self.low, low])[order]
+            self.high = np.concatenate([self.high, high])[order]
+            position = np.searchsorted(self.keys, keys)
+        return self.low[position], self.high[position]
+
+
+def _box_sums(values: np.ndarray, size: int, rows: slice | None = None) -> np.ndarray:
+    """Sums over ``size × size`` windows of each layer of ``(dates, rows, cols)``, zero outside.
+
+    ``rows`` selects the output rows (the core of a strip whose halo rows are given); the work
+    arrays are about the size of ``values`` in float64, whatever ``size``.
+    """
+    layers, height, width = values.shape
+    rows = slice(0, height) if rows is None else rows
     if size == 1:
-        return values.astype(np.float64, copy=True)
+        return values[:, rows].astype(np.float64, copy=True)
     # Cumulative sums: exact window sums of any size in O(1) per pixel, no filter library.
+    # Window bounds are clipped to the array (the same as zero padding, without the padding).
     pad = size // 2
-    layers, rows, cols = values.shape
-    padded = np.zeros((layers, rows + 2 * pad + 1, cols + 2 * pad + 1), dtype=np.float64)
-    padded[:, 1 + pad: 1 + pad + rows, 1 + pad: 1 + pad + cols] = values
-    np.cumsum(padded, axis=1, out=padded)
-    np.cumsum(padded, axis=2, out=padded)
+    integral = np.zeros((layers, height + 1, width + 1), dtype=np.float64)
+    np.cumsum(values, axis=1, dtype=np.float64, out=integral[:, 1:, 1:])
+    np.cumsum(integral[:, 1:, 1:], axis=2, out=integral[:, 1:, 1:])
+    centre = np.arange(height)[rows]
+    top = np.clip(centre - pad, 0, height)
+    bottom = np.clip(centre + pad + 1, 0, height)
+    columns = np.arange(width)
+    left = np.clip(columns - pad, 0, width)
+    right = np.clip(columns + pad + 1, 0, width)
+    lower, upper = integral[:, bottom], integral[:, top]
+    del integral
     return (
-        padded[:, size:, size:][:, :rows, :cols]
-        - padded[:, :-size, size:][:, :rows, :cols]
-        - padded[:, size:, :-size][:, :rows, :cols]
-        + padded[:, :-size, :-size][:, :rows, :cols]
+        lower[:, :, right]
+        - upper[:, :, right]
+        - lower[:, :, left]
+        + upper[:, :, left]
     )
 
 
@@ -270,17 +363,15 @@ def _strip_change_aware(
     core: slice,
     *,
     window_size: int,
-    low_table: np.ndarray,
-    high_table: np.ndarray,
+    thresholds: _Thresholds,
     max_iterations: int,
 ) -> tuple[np.ndarray, np.ndarray, int, bool]:
     """Retained dates of the core rows of one strip (which carries a halo of ``k // 2`` rows).
 
     Returns ``(retained, fell_back, iterations, converged)`` for the core rows.
     """
-    weights = valid.astype(np.float64)
-    sums = _box_sums(np.where(valid, intensity, 0.0), window_size)[:, core]
-    counts = np.rint(_box_sums(weights, window_size)[:, core]).astype(np.int64)
+    sums = _box_sums(np.where(valid, intensity, 0.0), window_size, core)
+    counts = np.rint(_box_sums(valid, window_size, core)).astype(np.int64)
     valid = valid[:, core]
     sums[~valid] = 0.0  # a date is tested (and averaged) only where its own pixel is valid
     counts[~valid] = 0
@@ -291,8 +382,7 @@ def _strip_change_aware(
     # drag the first estimate (and with it the test of the stable dates) towards themselves.
     median = np.take_along_axis(means, _median_date(means, valid)[None], axis=0)[0]
     others_count = counts.sum(axis=0)[None] - counts
-    low = low_table[counts, others_count]
-    high = high_table[counts, others_count]
+    low, high = thresholds(counts, others_count)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = means / median
     retained = valid & (ratio >= low) & (ratio <= high)
@@ -307,8 +397,7 @@ def _strip_change_aware(
         others_count = kept_counts.sum(axis=0)[None] - kept_counts
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = means / (others_sum / others_count)
-        low = low_table[counts, others_count]
-        high = high_table[counts, others_count]
+        low, high = thresholds(counts, others_count)
         accept = (others_count == 0) | ((ratio >= low) & (ratio <= high))
         updated = _fallback_empty(valid & accept, valid, means, fell_back)
         if np.array_equal(updated, retained):
@@ -463,9 +552,7 @@ def build_reference(
         raise UsageError(f"expected method to be one of {METHODS}, got {method!r}")
     false_alarm = _check_false_alarm(false_alarm)
     max_iterations = _check_int(max_iterations, "max_iterations", 1)
-    window_size = _check_int(window_size, "window_size", 1)
-    if window_size % 2 == 0:
-        raise InvalidInputError(f"expected an odd window_size, got {window_size}")
+    window_size = _check_window_size(window_size, array.shape)
 
     if window_looks is None:
         window_looks = window_size**2 * looks
@@ -491,8 +578,7 @@ def build_reference(
     pad = window_size // 2
     strips = list(range(0, rows, _STRIP_ROWS))
     if method == "change-aware" and dates > 1:
-        low_table, high_table = _threshold_tables(test_looks, window_size**2, dates,
-                                                  false_alarm)
+        thresholds = _Thresholds(test_looks, window_size**2, dates, false_alarm)
         for done, row0 in enumerate(strips, start=1):
             row1 = min(row0 + _STRIP_ROWS, rows)
             top, bottom = max(row0 - pad, 0), min(row1 + pad, rows)
@@ -502,8 +588,7 @@ def build_reference(
                 usable[:, top:bottom],
                 core,
                 window_size=window_size,
-                low_table=low_table,
-                high_table=high_table,
+                thresholds=thresholds,
                 max_iterations=max_iterations,
             )
             retained[:, row0:row1] = strip_kept
@@ -804,7 +889,7 @@ def estimate_temporal_looks(
     from scipy import optimize, stats
 
     array, valid = _as_stack(intensity, valid)
-    window_size = _check_int(window_size, "window_size", 1)
+    window_size = _check_window_size(window_size, array.shape)
     dates = array.shape[0]
     if dates < 2:
         raise InvalidInputError(f"expected at least 2 dates, got {dates}")
@@ -820,8 +905,8 @@ def estimate_temporal_looks(
         top, bottom = max(row0 - pad, 0), min(row1 + pad, array.shape[1])
         core = slice(row0 - top, row0 - top + row1 - row0)
         ok = usable[:, top:bottom]
-        sums = _box_sums(np.where(ok, array[:, top:bottom], 0.0), window_size)[:, core]
-        counts = _box_sums(ok.astype(np.float64), window_size)[:, core]
+        sums = _box_sums(np.where(ok, array[:, top:bottom], 0.0), window_size, core)
+        counts = _box_sums(ok.astype(np.float64), window_size, core)
         ok = ok[:, core]
         sums[~ok] = 0.0
         counts[~ok] = 0.0
@@ -843,11 +928,15 @@ def estimate_temporal_looks(
     q25, q75 = np.percentile(logs, [25, 75])
     observed = float(q75 - q25)
 
+    tiny = np.finfo(np.float64).smallest_subnormal
+
     def spread(log_looks: float) -> float:
         looks = math.exp(log_looks)
-        low = stats.f.ppf(0.25, 2 * looks, 2 * looks * (dates - 1))
-        high = stats.f.ppf(0.75, 2 * looks, 2 * looks * (dates - 1))
-        return math.log(high / low) - observed
+        low = float(stats.f.ppf(0.25, 2 * looks, 2 * looks * (dates - 1)))
+        high = float(stats.f.ppf(0.75, 2 * looks, 2 * looks * (dates - 1)))
+        # The log of each quartile, not of their ratio: at a fraction of a look (the lower end
+        # of the search) the quartiles lie near 1e-300 and 1e+300 and high / low overflows.
+        return math.log(max(high, tiny)) - math.log(max(low, tiny)) - observed
 
     low_bound, high_bound = math.log(1e-3), math.log(1e7)
     if spread(high_bound) > 0:
@@ -962,19 +1051,22 @@ def write_reference(
     -------
     dict
         The report written, with the paths under ``"outputs"``.
+
+    Notes
+    -----
+    All four paths are checked before anything is written (existing file without ``overwrite``,
+    folder in place of a file, missing folder, extension). The files are written under temporary
+    names and renamed together at the end: when anything fails, none of them is left behind and
+    the files they were to replace are kept as they were.
     """
     from sardespeckle.io import open_source, write_array
-    from sardespeckle.io.base import check_output_path
+    from sardespeckle.io.base import temporary_path
+    from sardespeckle.io.raster import provenance_tags
 
     if output_kind not in ("intensity", "amplitude"):
         raise UsageError(f"expected output kind 'intensity' or 'amplitude', got {output_kind!r}")
     paths = side_paths(output)
-    for key in ("reference", "count", "changes"):
-        check_output_path(paths[key], overwrite=overwrite)
-    if os.path.lexists(paths["report"]) and not overwrite:
-        from sardespeckle.errors import OutputExistsError
-
-        raise OutputExistsError(f"output {paths['report']} exists; pass --overwrite")
+    _check_outputs(paths, overwrite=overwrite)
 
     values = result.reflectivity if output_kind == "intensity" else result.amplitude
     report = {**result.report, "output_kind": output_kind, **dict(extra_report or {}),
@@ -983,23 +1075,100 @@ def write_reference(
                                "invalid": CHANGE_INVALID}}
     tags = {"method": "multitemporal reference", "reference": json.dumps(
         {k: report[k] for k in ("dates", "looks", "method", "mean_dates_used", "expected_enl")})}
+    temps: dict[str, str] = {}  # output -> the temporary file written in its place
     like = None
-    if like_path is not None and like_path.lower().endswith((".tif", ".tiff")):
-        like = open_source(like_path)
     try:
-        write_array(paths["reference"], values.astype(np.float32), like=like, kind=output_kind,
-                    nodata=float("nan"), tags=tags, overwrite=overwrite)
-        write_array(paths["count"], result.dates_used, like=like,
-                    description="dates used in the reference", tags=tags, overwrite=overwrite)
+        for key in ("reference", "count", "changes", "report"):
+            temps[paths[key]] = temporary_path(paths[key])
+        if like_path is not None and like_path.lower().endswith((".tif", ".tiff")):
+            like = open_source(like_path)
+        write_array(temps[paths["reference"]], values.astype(np.float32), like=like,
+                    kind=output_kind, nodata=float("nan"), tags=tags, overwrite=True)
+        write_array(temps[paths["count"]], result.dates_used, like=like,
+                    description="dates used in the reference", tags=tags, overwrite=True)
+        _write_layers(temps[paths["changes"]], _change_codes(result), like_path=like_path,
+                      overwrite=True, tags=provenance_tags(tags))
+        _write_json(temps[paths["report"]], report, overwrite=True)
+        _publish_together(temps, overwrite=overwrite)
     finally:
         if like is not None:
             like.close()
-    from sardespeckle.io.raster import provenance_tags
-
-    _write_layers(paths["changes"], _change_codes(result), like_path=like_path,
-                  overwrite=overwrite, tags=provenance_tags(tags))
-    _write_json(paths["report"], report, overwrite=overwrite)
+        for temp in temps.values():  # left only when something failed
+            _remove_quietly(temp)
     return report
+
+
+def _check_outputs(
+    paths: dict[str, str], *, inputs: Sequence[str | os.PathLike] = (), overwrite: bool = False
+) -> None:
+    """Refuse, before any work, a set of outputs (:func:`side_paths`) that cannot all be written.
+
+    Raises
+    ------
+    UsageError
+        An unsupported extension, a missing folder, a folder in place of one of the files, or an
+        output that is one of ``inputs``.
+    OutputExistsError
+        One of the files exists and ``overwrite`` is false.
+    """
+    from sardespeckle.errors import OutputExistsError
+    from sardespeckle.io.base import check_output_path
+
+    inputs = tuple(os.fspath(path) for path in inputs)
+    for key in ("reference", "count", "changes"):
+        check_output_path(paths[key], inputs=inputs, overwrite=overwrite)
+    report = paths["report"]  # same folder as the reference, checked above
+    if os.path.isdir(report):
+        raise UsageError(f"expected an output file for the report, got the folder {report}")
+    if os.path.lexists(report) and not overwrite:
+        raise OutputExistsError(f"output {report} exists; pass --overwrite (overwrite=True)")
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _publish_together(temps: dict[str, str], *, overwrite: bool) -> None:
+    """Rename each temporary file onto its output (``{output: temp}``): all of them or none.
+
+    Outputs being replaced are first moved aside, and put back if a later rename fails.
+    """
+    from sardespeckle.io.base import publish, temporary_path
+
+    aside: dict[str, str] = {}  # output -> its previous file, moved aside
+    published: list[str] = []
+    try:
+        for path, temp in temps.items():
+            if overwrite and os.path.lexists(path):
+                previous = temporary_path(path)
+                try:
+                    os.replace(path, previous)
+                except BaseException:
+                    _remove_quietly(previous)
+                    raise
+                aside[path] = previous
+            publish(temp, path, overwrite=overwrite)
+            published.append(path)
+    except BaseException:
+        for path in published:
+            try:
+                _remove_quietly(path)
+            except OSError:
+                pass
+        for path, previous in aside.items():
+            try:
+                os.replace(previous, path)
+            except OSError:
+                pass
+        raise
+    for previous in aside.values():
+        try:
+            _remove_quietly(previous)
+        except OSError:
+            pass
 
 
 def _write_json(path: str, data: dict[str, Any], *, overwrite: bool) -> None:
@@ -1015,6 +1184,38 @@ def _write_json(path: str, data: dict[str, Any], *, overwrite: bool) -> None:
         if os.path.exists(temp):
             os.remove(temp)
         raise
+
+
+def _distinct_dates(paths: Sequence[str | os.PathLike], method: str) -> list[str]:
+    """The dates as strings, refusing a file given twice and too few dates for ``method``."""
+    paths = [os.fspath(path) for path in paths]
+    seen: dict[object, int] = {}
+    for index, path in enumerate(paths):
+        try:
+            status = os.stat(path)
+            identity: object = (status.st_dev, status.st_ino)
+        except OSError:  # missing or unreadable: load_stack says so
+            identity = os.path.realpath(path)
+        if identity in seen:
+            first = seen[identity]
+            raise UsageError(
+                f"expected distinct dates, got the same file twice: {paths[first]} (date "
+                f"{first + 1}) and {path} (date {index + 1}); a repeated date would count twice "
+                "in the reference and vouch for itself in the change test"
+            )
+        seen[identity] = index
+    if len(paths) < 2:
+        raise UsageError(
+            f"expected at least 2 distinct dates (3 for the change-aware method), got "
+            f"{len(paths)}: a reference averages dates, one date is just itself with its speckle"
+        )
+    if method == "change-aware" and len(paths) < 3:
+        raise UsageError(
+            f"expected at least 3 distinct dates for the change-aware method, got {len(paths)}: "
+            "when 2 dates disagree the test cannot tell which one changed (each is the other's "
+            "only witness); add dates, or average 2 dates with method='mean' (--method mean)"
+        )
+    return paths
 
 
 def build_reference_files(
@@ -1038,7 +1239,8 @@ def build_reference_files(
     Parameters
     ----------
     paths : sequence of path-like
-        One file per date (:func:`load_stack`).
+        One file per date (:func:`load_stack`): at least 2 distinct files, 3 for the change-aware
+        method (with 2, a disagreement cannot be attributed to either date).
     output : path-like
         The reference, ``.tif``/``.tiff`` or ``.npy`` (see :func:`write_reference` for the side
         files written beside it).
@@ -1061,23 +1263,35 @@ def build_reference_files(
     -------
     dict
         The report (also written as ``<out>.json``).
-    """
-    from sardespeckle.io.base import check_output_path
 
+    Raises
+    ------
+    UsageError
+        Fewer than 2 distinct dates (3 for ``method="change-aware"``), a file given twice, a
+        ``window_size`` larger than the images, or outputs that cannot be written (checked
+        before anything is read: see :func:`write_reference`).
+    OutputExistsError
+        An output exists and ``overwrite`` is false.
+    """
     if output_kind not in ("intensity", "amplitude"):
         raise UsageError(f"expected output kind 'intensity' or 'amplitude', got {output_kind!r}")
-    for key, path in side_paths(output).items():
-        if key != "report":
-            check_output_path(path, inputs=tuple(os.fspath(p) for p in paths),
-                              overwrite=overwrite)
+    if method not in METHODS:
+        raise UsageError(f"expected method to be one of {METHODS}, got {method!r}")
+    paths = _distinct_dates(paths, method)
+    _check_outputs(side_paths(output), inputs=paths, overwrite=overwrite)
     stack = load_stack(paths, kind=kind, png_threshold=png_threshold)
+    rows, cols = stack.intensity.shape[1:]
+    if (isinstance(window_size, numbers.Integral) and not isinstance(window_size, bool)
+            and window_size > min(rows, cols)):
+        raise UsageError(
+            f"expected window_size (--window-size) of at most {min(rows, cols)}, the smaller "
+            f"side of the {rows}×{cols} dates, got {window_size}; a larger window averages the "
+            "whole image at every pixel (typical values: 1 to 7)"
+        )
     looks_source = "given"
-    if looks is None and len(stack.paths) > 1:
+    if looks is None:
         looks = estimate_temporal_looks(stack.intensity, valid=stack.valid)
         looks_source = "estimated from the date-to-date fluctuation of single pixels"
-    elif looks is None:
-        looks = estimate_stack_looks(stack.intensity, valid=stack.valid)
-        looks_source = "estimated from homogeneous windows of the single date"
     window_looks_source = "given"
     if isinstance(window_looks, str):
         if window_looks != "auto":

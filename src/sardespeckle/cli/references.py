@@ -12,9 +12,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sardespeckle.errors import SardespeckleError
+
 from ._args import positive_float, positive_float_or_auto, positive_int
 
 EXIT_OK = 0
+
+
+class ReferencesMemoryError(SardespeckleError, MemoryError):
+    """Out of memory in ``references build``: exit 1 with a hint that fits this command."""
 
 
 def _false_alarm(text: str) -> float:
@@ -50,7 +56,9 @@ def add_references_parser(subparsers) -> argparse.ArgumentParser:
             "REF.json (the report)."
         ),
     )
-    build.add_argument("stack", nargs="+", metavar="STACK", help="one file per date, in order")
+    build.add_argument("stack", nargs="+", metavar="STACK",
+                       help="one file per date, in order: at least 3 distinct dates (2 with "
+                            "--method mean)")
     build.add_argument("-o", "--output", required=True, metavar="REF",
                        help="reference file (.tif/.tiff or .npy)")
     build.add_argument("--looks", type=positive_float_or_auto, default=None, metavar="L",
@@ -68,7 +76,8 @@ def add_references_parser(subparsers) -> argparse.ArgumentParser:
     build.add_argument("--false-alarm", type=_false_alarm, default=1e-3, metavar="P",
                        help="false-alarm probability of one test (default: %(default)g)")
     build.add_argument("--window-size", type=_odd_size, default=3, metavar="K",
-                       help="odd side of the window whose mean is tested (default: %(default)s)")
+                       help="odd side of the window whose mean is tested, at most the dates' "
+                            "smaller side (default: %(default)s)")
     build.add_argument("--window-looks", type=positive_float_or_auto, default="auto", metavar="LW",
                        help="looks of a K×K window mean, or 'auto' (default: measured on the "
                             "stack, which accounts for spatially correlated speckle)")
@@ -88,13 +97,21 @@ def run_references_command(args: argparse.Namespace) -> int:
     from sardespeckle.references import build_reference_files
 
     window_looks = "auto" if args.window_looks in (None, "auto") else args.window_looks
-    report = build_reference_files(
-        args.stack, args.output, looks=args.looks, kind=args.kind,
-        output_kind=args.output_kind, overwrite=args.overwrite,
-        png_threshold=args.png_threshold, method=args.method, false_alarm=args.false_alarm,
-        max_iterations=args.max_iterations, window_size=args.window_size,
-        window_looks=window_looks,
-    )
+    try:
+        report = build_reference_files(
+            args.stack, args.output, looks=args.looks, kind=args.kind,
+            output_kind=args.output_kind, overwrite=args.overwrite,
+            png_threshold=args.png_threshold, method=args.method, false_alarm=args.false_alarm,
+            max_iterations=args.max_iterations, window_size=args.window_size,
+            window_looks=window_looks,
+        )
+    except MemoryError as error:
+        # the generic message of cli/main.py suggests options of other commands (--tile)
+        raise ReferencesMemoryError(
+            f"out of memory building a reference of {len(args.stack)} dates: the whole stack "
+            "is held in memory; hint: crop the dates (all to the same window) or use fewer "
+            "of them"
+        ) from error
     if not args.quiet:
         test = report.get("test", {})
         sys.stderr.write(
