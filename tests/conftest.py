@@ -46,3 +46,18 @@ def references(tmp_path) -> list[str]:
         np.save(path, np.sqrt(reflectivity))
         paths.append(str(path))
     return paths
+
+
+@pytest.fixture
+def reference_file(tmp_path):
+    """An 80 × 72 speckle-free intensity reference (ref.npy) and a 32² validation crop of it
+    (val.npy), for tiny training runs."""
+    rng = np.random.default_rng(0)
+    clean = np.full((80, 72), 400.0, np.float32)
+    clean[:, 36:] = 2500.0
+    clean[30:50, 10:30] = 60.0
+    clean *= np.exp(rng.normal(0, 0.05, clean.shape)).astype(np.float32)
+    path = tmp_path / "ref.npy"
+    np.save(path, clean)
+    np.save(tmp_path / "val.npy", clean[:32, :32])
+    return path

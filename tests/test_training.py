@@ -11,18 +11,6 @@ from sardespeckle.training import PatchSampler, Reference, TrainConfig, export_w
 from sardespeckle.training.data import _dihedral, _fully_valid_starts
 
 
-@pytest.fixture
-def reference_file(tmp_path):
-    rng = np.random.default_rng(0)
-    clean = np.full((80, 72), 400.0, np.float32)
-    clean[:, 36:] = 2500.0
-    clean[30:50, 10:30] = 60.0
-    clean *= np.exp(rng.normal(0, 0.05, clean.shape)).astype(np.float32)
-    path = tmp_path / "ref.npy"
-    np.save(path, clean)
-    np.save(tmp_path / "val.npy", clean[:32, :32])
-    return path
-
 
 def tiny_config(reference_file, **overrides):
     values = dict(references=[{"path": str(reference_file), "kind": "intensity"}],

@@ -73,11 +73,13 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--hardware", default="2-core AMD EPYC, no GPU, shared with other work",
                         help="where the run trained, for the card's wall-time line")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing weights file of that name")
     args = parser.parse_args()
 
     config = TrainConfig.load(args.run_dir / "config.json")
     target = WEIGHTS_DIR / f"{args.name}.pt"
-    digest = export_weights(args.run_dir, target, name=args.name)
+    digest = export_weights(args.run_dir, target, name=args.name, overwrite=args.overwrite)
     chain = phases(args.run_dir)
     seconds = sum(phase[2] for phase in chain)
     step, curve, schedule = 0, [], []

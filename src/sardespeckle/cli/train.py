@@ -49,7 +49,11 @@ def add_train_parser(subparsers) -> None:
     train.add_argument("--max-steps", type=int, default=None, metavar="N",
                        help="stop (with a checkpoint) after N steps in this call")
     train.add_argument("--export", metavar="PT", default=None,
-                       help="only write the weights of the latest checkpoint to PT and exit")
+                       help="only write the weights of the latest checkpoint to PT and exit (an "
+                            "existing PT is replaced only with --overwrite; the run's own files "
+                            "and its references never are)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="with --export: replace an existing PT")
     train.add_argument("-q", "--quiet", action="store_true")
 
 
@@ -58,11 +62,16 @@ def run_train_command(args: argparse.Namespace) -> int:
 
     from ..errors import UsageError
     from ..training import TrainConfig, export_weights, train
+    from ..training.trainer import check_run_folder
 
-    if args.export:
-        digest = export_weights(args.run_dir, args.export)
+    if args.export is not None:
+        digest = export_weights(args.run_dir, args.export, overwrite=args.overwrite)
         sys.stderr.write(f"wrote {args.export} (sha256 {digest[:12]})\n")
         return 0
+    if args.overwrite:
+        raise UsageError("--overwrite only applies to --export (a run folder is resumed, never "
+                         "overwritten; use a new --run-dir to start again)")
+    check_run_folder(Path(args.run_dir))
     if args.config and args.references:
         raise UsageError("give either a CONFIG file or --references, not both")
     if args.config:
@@ -81,7 +90,7 @@ def run_train_command(args: argparse.Namespace) -> int:
     else:
         raise UsageError("give a CONFIG file or --references (or a --run-dir to resume)")
 
-    if args.threads:
+    if args.threads is not None:
         config = TrainConfig.from_dict({**config.as_dict(), "threads": args.threads})
     bar = None
     if not args.quiet:

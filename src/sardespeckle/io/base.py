@@ -221,7 +221,7 @@ def check_output_path(
     if not os.path.isdir(folder):
         raise UsageError(f"output folder {folder} does not exist; create it first")
     for source_path in inputs:
-        if source_path is not None and _same_file(path, os.fspath(source_path)):
+        if source_path is not None and same_file(path, os.fspath(source_path)):
             raise UsageError(
                 f"expected an output path different from the input, got {path} for both; "
                 "inputs are never overwritten"
@@ -233,7 +233,8 @@ def check_output_path(
     return path, fmt
 
 
-def _same_file(a: str, b: str) -> bool:
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name the same file (same resolved path, or same inode: hard links)."""
     if os.path.realpath(a) == os.path.realpath(b):
         return True
     try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,16 @@ GAUSSIAN_SIGMA_RANGE = (0.0, 55.0 / 255.0)
 GAUSSIAN_SPAN = 0.8
 #: Kind of a training source that is an 8-bit grey image (PNG...), for the Gaussian task.
 GREY = "grey"
+#: Stems of a run folder's own files (``checkpoint.pt``, ``config.json``, ``log.csv``): a run's
+#: ``name`` may not be one of them, or its final ``NAME.pt`` could replace the checkpoint.
+RESERVED_NAMES = ("checkpoint", "config", "log")
+#: A run's ``name`` (its weights are ``RUN/NAME.pt``): letters, digits, ``. _ + -``, starting with
+#: a letter or digit (no hidden files, no path separators).
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+#: Integer options and their smallest value.
+INTEGER_OPTIONS = {"depth": 3, "features": 1, "patch_size": 1, "batch_size": 1, "steps": 1,
+                   "validate_every": 1, "checkpoint_every": 1, "log_every": 1,
+                   "validation_draws": 1, "seed": 0}
 
 
 @dataclass(frozen=True)
@@ -104,14 +116,25 @@ class TrainConfig:
             raise UsageError(f"expected precision auto, fp32 or bf16, got {self.precision!r}")
         if self.device not in ("cpu", "cuda", "auto"):
             raise UsageError(f"expected device cpu, cuda or auto, got {self.device!r}")
-        for name in ("depth", "features", "patch_size", "batch_size", "steps", "validate_every",
-                     "checkpoint_every", "log_every", "validation_draws"):
-            if int(getattr(self, name)) < 1:
-                raise UsageError(f"expected {name} ≥ 1, got {getattr(self, name)!r}")
-        if not self.looks > 0:
-            raise UsageError(f"expected looks > 0, got {self.looks!r}")
-        if self.depth < 3:
-            raise UsageError(f"expected depth ≥ 3, got {self.depth}")
+        for option, minimum in INTEGER_OPTIONS.items():
+            object.__setattr__(self, option, _integer(getattr(self, option), option, minimum))
+        if self.seed >= 2**63:
+            raise UsageError(f"expected seed as an integer in [0, 2**63), got {self.seed!r}")
+        if self.threads is not None:
+            object.__setattr__(self, "threads", _integer(self.threads, "threads", 1))
+        for option in ("looks", "learning_rate", "decay"):
+            object.__setattr__(self, option, _positive_float(getattr(self, option), option))
+        decay_at = _positive_float(self.decay_at, "decay_at")
+        if decay_at > 1:
+            raise UsageError(f"expected decay_at in (0, 1] (the share of the steps before the "
+                             f"learning rate decays), got {self.decay_at!r}")
+        object.__setattr__(self, "decay_at", decay_at)
+        check_name(self.name)
+        if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):
+            raise UsageError(f"expected init_from as a weights name or path (a string), got "
+                             f"{self.init_from!r}")
+        if not isinstance(self.notes, str):
+            raise UsageError(f"expected notes as a string, got {self.notes!r}")
         self._resolve_task_options()
 
     def _resolve_task_options(self) -> None:
@@ -140,6 +163,12 @@ class TrainConfig:
             if GREY in kinds:
                 raise UsageError(f"sources of kind {GREY!r} (8-bit images) need task 'gaussian'; "
                                  "SAR-CNN trains on SAR references (intensity, amplitude or db)")
+            from ..io.kinds import KINDS
+
+            wrong = [kind for kind in kinds if kind is not None and kind not in KINDS]
+            if wrong:
+                raise UsageError(f"expected the kind of every reference to be one of {KINDS} (or "
+                                 f"null: detected), got {wrong[0]!r}")
             return
         from ..io.kinds import KINDS
 
@@ -182,27 +211,108 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        if not isinstance(values, dict):
+            raise UsageError(f"expected the training options as a JSON object {{\"references\": "
+                             f"[...], ...}}, got {type(values).__name__} {_short(values)}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(set(values) - known, key=str)
         if unknown:
             raise UsageError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
         values = dict(values)
-        values["references"] = tuple(ReferenceSpec.from_dict(r) for r in values.get("references", ()))
-        values["validation"] = tuple(ReferenceSpec.from_dict(r) for r in values.get("validation", ()))
+        for option in ("references", "validation"):
+            specs = values.get(option)
+            specs = () if specs is None else specs
+            if not isinstance(specs, (list, tuple)):
+                raise UsageError(f"expected {option} as a list of reference paths or objects "
+                                 f"{{\"path\": ..., \"kind\": ...}}, got {_short(specs)}")
+            values[option] = tuple(ReferenceSpec.from_dict(r) for r in specs)
         return cls(**values)
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
         try:
-            values = json.loads(Path(path).read_text())
+            text = Path(path).read_bytes().decode("utf-8")
+            values = json.loads(text)
         except FileNotFoundError:
             raise UsageError(f"no such training config: {path}") from None
+        except IsADirectoryError:
+            raise UsageError(f"expected a training config file (JSON), got the folder {path}") from None
+        except UnicodeDecodeError as error:
+            raise UsageError(f"training config {path} is not UTF-8 text (a JSON file): {error}") from None
         except json.JSONDecodeError as error:
             raise UsageError(f"training config {path} is not valid JSON: {error}") from None
-        return cls.from_dict(values)
+        except OSError as error:
+            raise UsageError(f"cannot read the training config {path}: "
+                             f"{error.strerror or error}") from None
+        if not isinstance(values, dict):
+            raise UsageError(f"expected the training config {path} to hold a JSON object "
+                             f"{{\"references\": [...], ...}}, got a JSON {type(values).__name__}")
+        try:
+            return cls.from_dict(values)
+        except UsageError as error:
+            raise UsageError(f"training config {path}: {error}") from None
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.as_dict(), indent=2) + "\n")
+        """Write the config as JSON, atomically (a temporary file renamed onto ``path``)."""
+        import os
+        import tempfile
+
+        from ..io.base import give_default_permissions
+
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(self.as_dict(), indent=2) + "\n")
+            give_default_permissions(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+
+def check_name(name) -> str:
+    """``name`` if it is usable as a run's weights name (``RUN/NAME.pt``), else a UsageError."""
+    if not isinstance(name, str) or not name:
+        raise UsageError(f"expected name as a non-empty string (the weights are RUN_DIR/NAME.pt), "
+                         f"got {name!r}")
+    if "/" in name or "\\" in name or ".." in name:
+        raise UsageError(f"expected name as a plain file name, without '/', '\\' or '..' (the "
+                         f"weights are RUN_DIR/NAME.pt), got {name!r}")
+    if name.lower() in RESERVED_NAMES:
+        raise UsageError(f"expected a name other than {', '.join(RESERVED_NAMES)} (the run folder's "
+                         f"own checkpoint.pt, config.json and log.csv), got {name!r}")
+    if not NAME_PATTERN.fullmatch(name):
+        raise UsageError(f"expected name of at most 100 letters, digits, '.', '_', '+' or '-', "
+                         f"starting with a letter or digit (the weights are RUN_DIR/NAME.pt), got "
+                         f"{name!r}")
+    return name
+
+
+def _integer(value, option: str, minimum: int) -> int:
+    """``value`` as an int ≥ ``minimum`` (an integral float such as ``2e4`` is accepted)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UsageError(f"expected {option} as an integer ≥ {minimum}, got {_short(value)}")
+    return value
+
+
+def _positive_float(value, option: str) -> float:
+    """``value`` as a finite float > 0."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or not value > 0):
+        raise UsageError(f"expected {option} as a finite number > 0, got {_short(value)}")
+    return float(value)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
 
 
 def _sigma_range(value) -> tuple[float, float]:

@@ -10,13 +10,14 @@ saved in checkpoints, so a resumed run draws exactly the patches it would have d
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, UsageError
 from ..window import Window
 from .targets import add_bright_targets
 
@@ -31,11 +32,38 @@ class ReferenceSpec:
 
     @classmethod
     def from_dict(cls, values) -> "ReferenceSpec":
+        """A spec from a path or ``{"path": ..., "kind": ..., "window": ...}`` (UsageError if not)."""
+        if isinstance(values, ReferenceSpec):
+            return values
         if isinstance(values, str):
-            return cls(path=values)
+            values = {"path": values}
+        if not isinstance(values, dict):
+            raise UsageError(f"expected a reference as a path or an object {{\"path\": ..., "
+                             f"\"kind\": ..., \"window\": ...}}, got {values!r}")
+        unknown = sorted(set(values) - {"path", "kind", "window"}, key=str)
+        if unknown:
+            raise UsageError(f"unknown key(s) {unknown} in the reference {values!r}; known: "
+                             "path, kind, window")
+        path = values.get("path")
+        if isinstance(path, os.PathLike):
+            path = os.fspath(path)
+        if not isinstance(path, str) or not path:
+            raise UsageError(f"expected a reference's path as a non-empty string, got {path!r} in "
+                             f"{values!r}")
+        kind = values.get("kind")
+        if kind is not None and not isinstance(kind, str):
+            raise UsageError(f"expected the kind of reference {path} as a string or null, got {kind!r}")
         window = values.get("window")
-        return cls(path=str(values["path"]), kind=values.get("kind"),
-                   window=None if window is None else tuple(int(v) for v in window))
+        if window is not None:
+            if isinstance(window, (list, tuple)):
+                window = [int(v) if isinstance(v, float) and v.is_integer() else v for v in window]
+            if (not isinstance(window, (list, tuple)) or len(window) != 4
+                    or any(isinstance(v, bool) or not isinstance(v, int) for v in window)
+                    or min(window[:2]) < 0 or min(window[2:]) < 1):
+                raise UsageError(f"expected the window of reference {path} as [row, col, height, "
+                                 f"width] (integers, row, col ≥ 0, height, width ≥ 1), got {window!r}")
+            window = tuple(window)
+        return cls(path=path, kind=kind, window=window)
 
     def as_dict(self) -> dict:
         return {"path": self.path, "kind": self.kind,

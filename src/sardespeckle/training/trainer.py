@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import InputFileError, UsageError
+from ..io.base import same_file
 from .config import GREY, TrainConfig
 from .data import PatchSampler, load_reference
 
@@ -103,13 +104,21 @@ def train(
     import torch
 
     from ..models.dncnn import DnCNN
-    from ..models.weights import save_weights
 
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _check_or_write_config(config, run_dir)
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int)
+                                  or max_steps < 0):
+        raise UsageError(f"expected max_steps as an integer ≥ 0, got {max_steps!r}")
+    # Everything the run needs (config, folder, device, data, initial weights) is checked before
+    # the run folder is touched: a call that fails on its inputs leaves no config.json behind to
+    # refuse the corrected retry.
+    check_run_folder(run_dir)
+    resuming = _check_config(config, run_dir)
     if config.threads:
         torch.set_num_threads(int(config.threads))
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("expected a CUDA GPU for device 'cuda', but torch sees none; use device "
+                         "'auto' or 'cpu'")
     device = torch.device("cuda" if config.device == "cuda" or (
         config.device == "auto" and torch.cuda.is_available()) else "cpu")
 
@@ -120,17 +129,40 @@ def train(
     model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     rng = np.random.default_rng(config.seed)
+    sampler, validator, offset = _task_data(config)  # reads and checks every reference
+    checkpoint_path = run_dir / CHECKPOINT
+    log_path = run_dir / "log.csv"
+    created = _create_run_folder(run_dir)
+    new_log = not log_path.exists()
+    if not resuming:
+        config.save(run_dir / "config.json")
+    try:
+        return _run(config, run_dir, max_steps, progress, model, optimizer, rng, device, sampler,
+                    validator, offset)
+    except BaseException:
+        if not resuming and not checkpoint_path.exists():
+            # Nothing was trained: leave the folder as it was, so a corrected retry starts afresh.
+            _remove_new_run(run_dir, created, new_log)
+        raise
+
+
+def _run(config: TrainConfig, run_dir: Path, max_steps, progress, model, optimizer, rng, device,
+         sampler, validator, offset) -> TrainResult:
+    """The training loop of :func:`train`, once everything is checked and config.json written."""
+    import torch
+
+    from ..models.weights import save_weights
+
     step = 0
     checkpoint_path = run_dir / CHECKPOINT
     if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        state = _load_checkpoint(checkpoint_path, device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         rng.bit_generator.state = json.loads(state["numpy_rng"])
         torch.set_rng_state(state["torch_rng"].cpu())  # map_location may have moved it
         step = int(state["step"])
 
-    sampler, validator, offset = _task_data(config)
     from ..models.inference import resolve_precision
 
     precision = resolve_precision(config.precision, device.type)
@@ -334,22 +366,75 @@ def _main_thread() -> bool:
 RUNTIME_SETTINGS = ("threads", "device")
 
 
-def _check_or_write_config(config: TrainConfig, run_dir: Path) -> None:
+def check_run_folder(run_dir: Path) -> None:
+    """UsageError unless ``run_dir`` is a folder or does not exist yet."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"expected a run folder for --run-dir, got the file {run_dir}")
+
+
+def _check_config(config: TrainConfig, run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds this run already (its config.json equals ``config``, runtime
+    settings aside); UsageError if it holds another one."""
     path = run_dir / "config.json"
-    if path.exists():
-        existing = TrainConfig.load(path).as_dict()
-        wanted = config.as_dict()
-        for key in RUNTIME_SETTINGS:
-            existing.pop(key, None)
-            wanted.pop(key, None)
-        if existing != wanted:
-            differing = sorted(k for k, v in wanted.items() if existing.get(k) != v)
-            raise UsageError(
-                f"{run_dir} holds a run with another configuration (differs in {differing}); "
-                "use a new run folder or the same configuration"
-            )
-    else:
-        config.save(path)
+    if not path.exists():
+        return False
+    existing = TrainConfig.load(path).as_dict()
+    wanted = config.as_dict()
+    for key in RUNTIME_SETTINGS:
+        existing.pop(key, None)
+        wanted.pop(key, None)
+    if existing != wanted:
+        differing = sorted(k for k, v in wanted.items() if existing.get(k) != v)
+        raise UsageError(
+            f"{run_dir} holds a run with another configuration (differs in {differing}); "
+            "use a new run folder or the same configuration"
+        )
+    return True
+
+
+def _create_run_folder(run_dir: Path) -> list[Path]:
+    """Create ``run_dir`` (and missing parents); return the folders created, deepest first."""
+    created = []
+    folder = run_dir
+    while not os.path.lexists(folder) and folder != folder.parent:
+        created.append(folder)
+        folder = folder.parent
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot create the run folder {run_dir}: {error.strerror or error}") from None
+    return created
+
+
+def _remove_new_run(run_dir: Path, created: list[Path], new_log: bool) -> None:
+    """Undo a fresh run that failed before its first checkpoint: its config.json, the log.csv
+    this call started, and the folders this call created if they are empty again."""
+    names = ["config.json", "log.csv"] if new_log else ["config.json"]
+    for name in names:
+        with contextlib.suppress(OSError):
+            (run_dir / name).unlink()
+    for folder in created:
+        try:
+            folder.rmdir()  # only ever removes an empty folder
+        except OSError:
+            break
+
+
+def _load_checkpoint(path: Path, device) -> dict:
+    """A run checkpoint (model, optimiser, step, random states), or InputFileError naming it."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is the same user error
+        raise InputFileError(f"cannot read the run checkpoint {path}: {type(error).__name__}: "
+                             f"{error}") from None
+    missing = [key for key in ("model", "optimizer", "numpy_rng", "torch_rng", "step")
+               if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise InputFileError(f"expected a training checkpoint in {path}, got a file without "
+                             f"{missing} (was it replaced by another file?)")
+    return state
 
 
 def _atomic_torch_save(payload, path: Path) -> None:
@@ -366,23 +451,32 @@ def _atomic_torch_save(payload, path: Path) -> None:
         raise
 
 
-def export_weights(run_dir: str | Path, path: str | Path, *, name: str | None = None) -> str:
+def export_weights(run_dir: str | Path, path: str | Path, *, name: str | None = None,
+                   overwrite: bool = False) -> str:
     """Write the weights of a run's latest checkpoint (finished or not) in the registry format.
 
     Returns the file's sha256. Lets a partially trained run be used with ``--weights`` and
-    evaluated while training goes on.
+    evaluated while training goes on. An existing ``path`` is replaced only with ``overwrite``
+    (else :class:`OutputExistsError`); the run's own files (``checkpoint.pt``, ``config.json``,
+    ``log.csv``) and its references, validation files and ``init_from`` weights are never
+    replaced (:class:`UsageError`). The file is written next to ``path`` and renamed onto it.
     """
-    import torch
-
     from ..models.dncnn import DnCNN
     from ..models.weights import save_weights
 
     run_dir = Path(run_dir)
+    check_run_folder(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise UsageError(f"no run in {run_dir} (no config.json); expected the --run-dir of a "
+                         "started run")
     config = TrainConfig.load(run_dir / "config.json")
     checkpoint = run_dir / CHECKPOINT
     if not checkpoint.exists():
         raise UsageError(f"no checkpoint in {run_dir}; has the run started?")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if not os.fspath(path):
+        raise UsageError("expected a weights file path to export to, got ''")
+    _check_export_path(Path(path), run_dir, config, overwrite=overwrite)
+    state = _load_checkpoint(checkpoint, "cpu")
     model = DnCNN(depth=config.depth, features=config.features)
     model.load_state_dict(state["model"])
     model.eval()
@@ -391,3 +485,40 @@ def export_weights(run_dir: str | Path, path: str | Path, *, name: str | None = 
         **weights_identity(config, f"checkpoint at step {int(state['step'])} of {config.steps} "
                                    f"({config.batch_size}×{config.patch_size}² patches)"),
     )
+
+
+def _check_export_path(path: Path, run_dir: Path, config: TrainConfig, *, overwrite: bool) -> None:
+    """UsageError if ``path`` is one of the run's inputs or own files (whatever ``overwrite``
+    says), a folder or empty; OutputExistsError if it exists without ``overwrite``."""
+    from ..errors import OutputExistsError
+
+    protected = [(run_dir / CHECKPOINT, "the run's checkpoint"),
+                 (run_dir / "config.json", "the run's config"),
+                 (run_dir / "log.csv", "the run's log")]
+    for what, specs in (("a training reference", config.references),
+                        ("a validation reference", config.validation)):
+        protected += [(source, what) for spec in specs for source in _source_files(spec.path)]
+    if config.init_from is not None:
+        source = Path(config.init_from)
+        protected += [(source / CHECKPOINT if source.is_dir() else source, "the run's init_from")]
+    for source, what in protected:
+        if same_file(path, source):
+            raise UsageError(f"expected an export path other than {what} ({source}), got {path}; "
+                             "a run's own files and inputs are never overwritten")
+    if path.is_dir():
+        raise UsageError(f"expected a weights file to export to, got the folder {path}")
+    if os.path.lexists(path) and not overwrite:
+        raise OutputExistsError(f"output {path} exists; pass --overwrite (overwrite=True)")
+
+
+def _source_files(source: str) -> list[Path]:
+    """The files a reference source may name: the path itself, a glob's matches, a folder's PNGs."""
+    import glob
+
+    path = Path(source)
+    files = [path]
+    if glob.has_magic(source):
+        files += [Path(match) for match in glob.glob(source)]
+    elif path.is_dir():
+        files += sorted(path.glob("*.png"))
+    return files

@@ -1,0 +1,263 @@
+"""``sardespeckle train`` on bad inputs: clear usage errors, no broken or half-made run folders,
+exports that never replace a run's own files or its data."""
+
+import json
+
+import numpy as np
+import pytest
+
+from sardespeckle.cli.main import main
+from sardespeckle.errors import InputFileError, OutputExistsError, UsageError
+from sardespeckle.training import TrainConfig, export_weights, train
+
+
+def tiny_values(reference_file, **overrides):
+    values = dict(references=[{"path": str(reference_file), "kind": "intensity"}],
+                  validation=[{"path": str(reference_file.parent / "val.npy"), "kind": "intensity"}],
+                  depth=3, features=4, patch_size=16, batch_size=2, steps=2, threads=1,
+                  precision="fp32", validate_every=2, checkpoint_every=1, log_every=1, seed=7,
+                  validation_draws=1)
+    values.update(overrides)
+    return values
+
+
+def tiny_config(reference_file, **overrides):
+    return TrainConfig.from_dict(tiny_values(reference_file, **overrides))
+
+
+def write_config(path, values):
+    path.write_text(json.dumps(values))
+    return str(path)
+
+
+@pytest.fixture
+def finished_run(tmp_path, reference_file):
+    run = tmp_path / "run"
+    train(tiny_config(reference_file), run)
+    return run
+
+
+# --------------------------------------------------------------------------- --export
+
+
+def test_export_refuses_an_existing_file_unless_overwrite(tmp_path, finished_run, capsys):
+    data = tmp_path / "data.npy"
+    np.save(data, np.arange(5.0))
+    before = data.read_bytes()
+    assert main(["train", "--run-dir", str(finished_run), "--export", str(data)]) == 1
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert data.read_bytes() == before
+    with pytest.raises(OutputExistsError):
+        export_weights(finished_run, data)
+    assert main(["train", "--run-dir", str(finished_run), "--export", str(data), "--overwrite"]) == 0
+    from sardespeckle.models.weights import load_weights
+
+    network, _ = load_weights(data)
+    assert network.depth == 3
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # written atomically
+
+
+@pytest.mark.parametrize("target", ["checkpoint.pt", "config.json", "log.csv", "../ref.npy",
+                                    "../val.npy"])
+def test_export_never_replaces_the_runs_own_files_or_its_data(tmp_path, finished_run, target, capsys):
+    path = finished_run / target
+    before = path.read_bytes()
+    assert main(["train", "--run-dir", str(finished_run), "--export", str(path), "--overwrite"]) == 2
+    assert "never overwritten" in capsys.readouterr().err
+    assert path.read_bytes() == before
+    with pytest.raises(UsageError, match="never overwritten"):
+        export_weights(finished_run, path.resolve(), overwrite=True)
+    # The run is intact: it still exports and resumes (as finished).
+    assert main(["train", "--run-dir", str(finished_run), "--export", str(tmp_path / "w.pt")]) == 0
+    assert train(tiny_config(finished_run.parent / "ref.npy"), finished_run).finished
+
+
+def test_export_and_overwrite_option_misuse(tmp_path, finished_run, reference_file, capsys):
+    assert main(["train", "--run-dir", str(finished_run), "--export", str(finished_run)]) == 2
+    assert "folder" in capsys.readouterr().err
+    assert main(["train", "--run-dir", str(finished_run), "--export", ""]) == 2
+    assert main(["train", "--run-dir", str(tmp_path / "none"), "--export", str(tmp_path / "w.pt")]) == 2
+    assert "no run in" in capsys.readouterr().err
+    config = write_config(tmp_path / "c.json", tiny_values(reference_file))
+    assert main(["train", config, "--run-dir", str(tmp_path / "new"), "--overwrite"]) == 2
+    assert "--overwrite only applies to --export" in capsys.readouterr().err
+
+
+def test_a_replaced_checkpoint_is_a_clear_error(tmp_path, finished_run, reference_file, capsys):
+    (finished_run / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    assert main(["train", "--run-dir", str(finished_run), "--export", str(tmp_path / "w.pt")]) == 1
+    assert "cannot read the run checkpoint" in capsys.readouterr().err
+    import torch
+
+    torch.save({"state_dict": {}, "meta": {}}, finished_run / "checkpoint.pt")  # a weights file
+    with pytest.raises(InputFileError, match="expected a training checkpoint"):
+        train(tiny_config(reference_file), finished_run)
+
+
+# --------------------------------------------------------------------------- name
+
+
+@pytest.mark.parametrize("name", ["checkpoint", "Checkpoint", "config", "log", "../escaped", "a/b",
+                                  "a\\b", "", ".hidden", "..", "my model", "x" * 101, 3, None])
+def test_bad_names_are_refused(reference_file, name):
+    with pytest.raises(UsageError, match="name"):
+        tiny_config(reference_file, name=name)
+
+
+@pytest.mark.parametrize("name", ["sarcnn", "my-sarcnn", "sarcnn-s1-l1-v2", "dncnn_sar.s25", "v1+2"])
+def test_good_names_are_kept(reference_file, name):
+    assert tiny_config(reference_file, name=name).name == name
+
+
+@pytest.mark.parametrize("name", ["checkpoint", "../escaped", ""])
+def test_cli_refuses_bad_names_before_writing_anything(tmp_path, reference_file, name, capsys):
+    run = tmp_path / "out" / "run"
+    assert main(["train", "--run-dir", str(run), "--references", str(reference_file),
+                 "--name", name, "-q"]) == 2
+    assert "name" in capsys.readouterr().err
+    config = write_config(tmp_path / "c.json", tiny_values(reference_file, name=name))
+    assert main(["train", config, "--run-dir", str(run), "-q"]) == 2
+    assert f"training config {config}" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json", "ref.npy", "val.npy"]
+
+
+# --------------------------------------------------------------------------- failed calls
+
+
+@pytest.mark.parametrize("bad", [
+    {"references": [{"path": "nope.npy", "kind": "intensity"}]},
+    {"validation": [{"path": "nope.npy", "kind": "intensity"}]},
+    {"references": [{"path": "REF", "kind": "speckle"}]},
+    {"references": [{"path": "REF", "kind": "intensity", "window": [0, 0, 500, 10]}]},
+    {"references": [{"path": "REF", "kind": "intensity", "window": [0, 0, -1, 10]}]},
+    {"patch_size": 200},
+    {"learning_rate": -1},
+    {"init_from": "nope.pt"},
+])
+@pytest.mark.parametrize("folder", ["fresh", "empty", "other"])
+def test_a_failed_call_leaves_the_run_folder_as_it_was(tmp_path, reference_file, bad, folder):
+    run = tmp_path / "parent" / "run"
+    if folder != "fresh":
+        run.mkdir(parents=True)
+    if folder == "other":
+        (run / "notes.txt").write_text("mine")
+    values = json.loads(json.dumps(bad).replace("REF", str(reference_file)))
+    config = write_config(tmp_path / "bad.json", tiny_values(reference_file, **values))
+    assert main(["train", config, "--run-dir", str(run), "-q"]) in (1, 2)
+    if folder == "fresh":
+        assert not (tmp_path / "parent").exists()
+    else:
+        assert sorted(p.name for p in run.iterdir()) == ([] if folder == "empty" else ["notes.txt"])
+    good = write_config(tmp_path / "good.json", tiny_values(reference_file))
+    assert main(["train", good, "--run-dir", str(run), "-q"]) == 0
+    assert (run / "sarcnn.pt").is_file()
+
+
+def test_a_run_failing_before_its_first_checkpoint_is_undone(tmp_path, reference_file):
+    def crash(step, total, loss):
+        raise RuntimeError("crash")
+
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError):
+        train(tiny_config(reference_file, checkpoint_every=5, steps=6), run, progress=crash)
+    assert not run.exists()
+    # Once a checkpoint exists the run is kept (it resumes from there).
+    calls = []
+
+    def crash_at_two(step, total, loss):
+        calls.append(step)
+        if step == 2:
+            raise RuntimeError("crash")
+
+    with pytest.raises(RuntimeError):
+        train(tiny_config(reference_file, steps=4), run, progress=crash_at_two)
+    assert {"config.json", "checkpoint.pt", "log.csv"} <= {p.name for p in run.iterdir()}
+    assert train(tiny_config(reference_file, steps=4), run).finished
+
+
+# --------------------------------------------------------------------------- values
+
+
+@pytest.mark.parametrize("key, value", [
+    ("steps", "abc"), ("steps", 0), ("steps", 1.5), ("steps", True), ("steps", None),
+    ("batch_size", "4"), ("patch_size", -1), ("depth", 2), ("features", 0),
+    ("validation_draws", 0), ("validate_every", 0), ("checkpoint_every", 0), ("log_every", 0),
+    ("seed", -1), ("seed", 2**64), ("threads", 0), ("threads", -1), ("threads", "2"),
+    ("learning_rate", -1), ("learning_rate", 0), ("learning_rate", "1e-3"),
+    ("learning_rate", float("nan")), ("learning_rate", float("inf")),
+    ("looks", 0), ("looks", "1"), ("decay", 0), ("decay", -0.1), ("decay_at", 0),
+    ("decay_at", 1.5), ("decay_at", "0.6"), ("init_from", 3), ("init_from", ""), ("notes", 5),
+])
+def test_bad_values_name_the_key(reference_file, key, value):
+    with pytest.raises(UsageError, match=key):
+        tiny_config(reference_file, **{key: value})
+
+
+@pytest.mark.parametrize("references", [
+    "ref.npy", 5, [5], [{"pth": "ref.npy"}], [{"path": 3}], [{"path": ""}],
+    [{"path": "ref.npy", "kind": 1}], [{"path": "ref.npy", "window": "abc"}],
+    [{"path": "ref.npy", "window": [0, 0, 8]}], [{"path": "ref.npy", "window": [0, 0, 0, 8]}],
+    [{"path": "ref.npy", "window": [0, "0", 8, 8]}],
+])
+def test_bad_references_are_usage_errors(reference_file, references):
+    with pytest.raises(UsageError, match="reference"):
+        tiny_config(reference_file, references=references)
+
+
+def test_good_values_are_normalised(reference_file):
+    assert tiny_config(reference_file, validation=None).validation == ()
+    config = tiny_config(reference_file, steps=2e1, looks=1, learning_rate=1, decay_at=1,
+                         references=[{"path": str(reference_file), "window": [0.0, 0, 16, 16]}])
+    assert config.steps == 20 and isinstance(config.steps, int)
+    assert isinstance(config.looks, float) and isinstance(config.learning_rate, float)
+    assert config.references[0].window == (0, 0, 16, 16)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\xff\xfe{}", "not UTF-8"),
+    (b"{\"references\": ", "not valid JSON"),
+    (b"[1, 2]", "JSON object"),
+    (b"\"ref.npy\"", "JSON object"),
+])
+def test_unreadable_config_files_are_usage_errors(tmp_path, content, message, capsys):
+    path = tmp_path / "config.json"
+    path.write_bytes(content)
+    assert main(["train", str(path), "--run-dir", str(tmp_path / "run"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(path) in err and "internal error" not in err
+    assert main(["train", str(tmp_path), "--run-dir", str(tmp_path / "run"), "-q"]) == 2
+    assert "folder" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--learning-rate", "-1"], "learning_rate"),
+    (["--threads", "-1"], "threads"),
+    (["--threads", "0"], "threads"),
+    (["--max-steps", "-1"], "max_steps"),
+    (["--steps", "0"], "steps"),
+    (["--looks", "nan"], "looks"),
+])
+def test_cli_bad_values_exit_2(tmp_path, reference_file, options, message, capsys):
+    config = write_config(tmp_path / "c.json", tiny_values(reference_file))
+    args = (["train", "--run-dir", str(tmp_path / "run"), "--references", str(reference_file),
+             "--patch-size", "16", "--batch-size", "2", "-q", *options]
+            if options[0] in ("--learning-rate", "--steps", "--looks")
+            else ["train", config, "--run-dir", str(tmp_path / "run"), "-q", *options])
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "internal error" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_run_dir_that_is_a_file(tmp_path, reference_file, capsys):
+    config = write_config(tmp_path / "c.json", tiny_values(reference_file))
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    assert main(["train", config, "--run-dir", str(afile), "-q"]) == 2
+    assert "expected a run folder" in capsys.readouterr().err
+    assert main(["train", "--run-dir", str(afile), "-q"]) == 2
+    assert main(["train", "--run-dir", str(afile), "--export", str(tmp_path / "w.pt")]) == 2
+    assert main(["train", config, "--run-dir", str(afile / "sub"), "-q"]) == 2
+    assert "cannot create the run folder" in capsys.readouterr().err
+    assert afile.read_text() == "keep"
