@@ -767,7 +767,7 @@ def test_a_weights_file_is_a_mulog_denoiser(tmp_path, tiny_dncnn, capsys, monkey
     code = main(["run", str(src), "-o", str(out), "--kind", "intensity", "--looks", "1",
                  "--method", "mulog", "--denoiser", str(path), "--iterations", "2"])
     assert code == 0 and np.all(np.load(out) > 0)
-    with pytest.raises(UsageError, match="no such weights file"):
+    with pytest.raises(WeightsError, match="no such weights file"):
         denoiser_from_name(str(tmp_path / "missing.pt"))
     with pytest.raises(WeightsError, match="SAR-CNN log-amplitude weights"):
         save = __import__("sardespeckle.models", fromlist=["save_weights"]).save_weights

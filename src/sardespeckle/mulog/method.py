@@ -74,12 +74,13 @@ def denoiser_from_name(name: str, *, precision: str = "fp32", threads: int | Non
     Raises
     ------
     UsageError
-        Unknown name, or a ``.pt`` path that is not a file.
+        Unknown name.
     MissingDependencyError
         ``"bm3d"`` without the optional ``bm3d`` package.
     WeightsError
-        A DnCNN name while its weights are not registered in
-        :data:`sardespeckle.models.weights.REGISTRY`, or when they fail their checks.
+        A ``.pt`` path that is not a file (as SAR-CNN's ``--weights``), a DnCNN name while its
+        weights are not registered in :data:`sardespeckle.models.weights.REGISTRY`, or
+        weights that fail their checks.
     """
     from sardespeckle.mulog.denoisers import DnCNNSetDenoiser, bm3d_denoiser
 
@@ -94,7 +95,8 @@ def denoiser_from_name(name: str, *, precision: str = "fp32", threads: int | Non
                                label=name)
     if _is_weights_path(name):
         if not Path(name).is_file():
-            raise UsageError(f"MuLoG denoiser: no such weights file: {name}")
+            # As for SAR-CNN's --weights: a weights problem, exit 1.
+            raise WeightsError(f"MuLoG denoiser: no such weights file: {name}")
         return _dncnn_denoiser(name, precision=precision, threads=threads, label=name)
     if _registered_gaussian(name):
         return _dncnn_denoiser(name, precision=precision, threads=threads, label=name)
