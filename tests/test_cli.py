@@ -397,3 +397,16 @@ def test_a_multiband_input_says_which_band_is_despeckled(tmp_path, speckled_scen
     single = write_tif(tmp_path / "one.tif", amplitude)
     assert main(["run", str(single), "-o", str(tmp_path / "o1.tif"), "-m", "kuan", "--looks", "1"]) == 0
     assert "bands" not in capsys.readouterr().err
+
+
+def test_debug_may_follow_the_command(tmp_path):
+    missing = str(tmp_path / "missing.npy")
+    argv = ["run", missing, "-o", str(tmp_path / "o.npy"), "--looks", "1"]
+    assert main(argv) == 1  # a message, no traceback
+    from sardespeckle.errors import InputFileError, UsageError
+
+    for debug_argv in (["--debug"] + argv, argv + ["--debug"]):
+        with pytest.raises(InputFileError):
+            main(debug_argv)
+    with pytest.raises(UsageError):
+        main(["references", "build", missing, "-o", str(tmp_path / "r.tif"), "--debug"])

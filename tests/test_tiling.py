@@ -173,3 +173,17 @@ def test_methods_with_context_and_masked_pixels(speckled_scene):
     masked = np.isnan(image) | (image == 0)
     assert np.isnan(tiled[masked]).all()
     np.testing.assert_allclose(tiled[~masked], whole[~masked], rtol=1e-6)
+
+
+def test_despeckle_honours_the_mask_of_a_masked_array(speckled_scene):
+    from sardespeckle.api import despeckle
+
+    holes = np.zeros(speckled_scene.shape, bool)
+    holes[10:20, 5:15] = True
+    with_nan = np.where(holes, np.nan, speckled_scene).astype(np.float32)
+    # The masked pixels hold huge values: were they used, their neighbours would change.
+    masked = np.ma.masked_array(np.where(holes, 1e6, speckled_scene).astype(np.float32), mask=holes)
+    expected = despeckle(with_nan, method="lee", looks=1)
+    got = despeckle(masked, method="lee", looks=1)
+    assert np.isnan(got[holes]).all()
+    np.testing.assert_array_equal(got, expected)

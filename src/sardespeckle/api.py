@@ -87,7 +87,8 @@ def despeckle(
     Returns
     -------
     ndarray, float32, shape (rows, cols)
-        The despeckled image; masked pixels (NaN, inf, zero intensity) come back as NaN.
+        The despeckled image; masked pixels (NaN, inf, zero intensity, and the mask of a
+        ``numpy.ma`` array) come back as NaN.
 
     Examples
     --------
@@ -102,12 +103,15 @@ def despeckle(
                               resolve_decorrelation)
     from .io.kinds import from_intensity, to_intensity
 
-    data = np.asarray(data)
+    masked = np.ma.getmaskarray(data) if np.ma.isMaskedArray(data) else None
+    data = np.asarray(np.ma.getdata(data))
     if data.ndim != 2:
         raise InvalidInputError(
             f"expected a 2-D array (rows, cols), got shape {data.shape}",
         )
     intensity, valid = to_intensity(data, kind)
+    if masked is not None:  # a masked array's mask marks nodata, like NaN
+        valid &= ~masked
     looks_value = _check_looks(looks)
     params, _ = resolve_decorrelation(get_method(method).defaults, params, kind=kind,
                                       looks=looks_value, sample=lambda: (intensity, valid))

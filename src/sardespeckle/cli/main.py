@@ -164,7 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
     from .evaluate import add_evaluate_parser
 
     add_evaluate_parser(sub)
+    _accept_debug_anywhere(parser)
     return parser
+
+
+def _accept_debug_anywhere(parser: argparse.ArgumentParser) -> None:
+    """Let ``--debug`` also follow the command name (``sardespeckle run ... --debug``); given
+    there it sets the same flag as before the command."""
+    for action in parser._actions:  # argparse keeps its sub-commands only here
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                child.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                   help="show tracebacks on errors")
+                _accept_debug_anywhere(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
