@@ -29,16 +29,24 @@ def add_train_parser(subparsers) -> None:
                        help="held-out reference files for validation PSNR")
     train.add_argument("--kind", default=None, choices=("intensity", "amplitude", "db"),
                        help="what the reference files hold (default: detected)")
-    train.add_argument("--looks", type=float, default=1.0, help="looks of the simulated speckle")
-    train.add_argument("--steps", type=int, default=20000)
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--patch-size", type=int, default=40)
-    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--looks", type=float, default=1.0,
+                       help="looks of the simulated speckle (default: %(default)s)")
+    train.add_argument("--steps", type=int, default=20000,
+                       help="training steps (default: %(default)s)")
+    train.add_argument("--batch-size", type=int, default=64,
+                       help="patches per step (default: %(default)s)")
+    train.add_argument("--patch-size", type=int, default=40,
+                       help="side of the square patches in pixels (default: %(default)s)")
+    train.add_argument("--learning-rate", type=float, default=1e-3,
+                       help="Adam learning rate, x 0.1 from 60 %% of the steps (default: "
+                            "%(default)g)")
     train.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                        help="auto (default): bf16 autocast where the device computes bf16 "
                             "natively (CPU with AVX512-BF16 or AMX, CUDA), else fp32")
-    train.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
+                       help="auto (default): CUDA when torch sees a GPU, else the CPU")
+    train.add_argument("--seed", type=int, default=0,
+                       help="seed of the patches and speckle draws (default: %(default)s)")
     train.add_argument("--threads", type=int, default=None,
                        help="CPU threads (overrides the config; a run may resume with another "
                             "value)")
