@@ -44,6 +44,14 @@ def test_help_answers_without_importing_torch():
     assert "run" in result.stdout and "preview" in result.stdout
 
 
+def test_run_help_names_the_default_method(capsys):
+    from sardespeckle.api import DEFAULT_METHOD
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert f"default: {DEFAULT_METHOD}," in " ".join(capsys.readouterr().out.split())
+
+
 def test_console_script_runs(tmp_path):
     from pathlib import Path
 

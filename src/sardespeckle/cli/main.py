@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="output file (.tif/.tiff or .npy), never the input; for a batch, the "
                           "output folder (created if missing)")
     run.add_argument("-m", "--method", default=None,
-                     help="method name (see 'sardespeckle methods'; default: %(default)s → the "
-                          "package default)")
+                     help="method name (see 'sardespeckle methods'; default: sarcnn, SAR-CNN "
+                          "with the shipped weights)")
     run.add_argument("--looks", type=positive_float_or_auto, default=None, metavar="L",
                      help="number of looks of the input, or 'auto' (default: 1 for complex input, "
                           "else estimated from homogeneous windows and reported)")
