@@ -14,9 +14,12 @@ definition, ``sardespeckle.metrics.psnr_amplitude``):
 Usage (from the repository root, with ``../shared`` beside it)::
 
     python tools/tuning_crops.py default runs/mine/mine.pt sarcnn-s1-l1
+    python tools/tuning_crops.py default mulog:dncnn-sar     # SAR-CNN against the hybrid
 
-``default`` is the package's default weights; any other argument is a registered name or a file.
-Prints, per weights, the mean PSNR of each group and the ten values.
+``default`` is the package's default SAR-CNN weights, ``mulog:DENOISER`` MuLoG with that
+denoiser; any other argument is SAR-CNN weights (a registered name or a file). Prints, per
+entry, the mean PSNR of each group, the mean |log Â − log A| (amplitude; SAR-CNN's training
+loss up to the normalisation) of each group, and the ten PSNR values.
 """
 
 from __future__ import annotations
@@ -54,7 +57,9 @@ def tuning_crops(shared: Path) -> list[tuple[str, np.ndarray]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("weights", nargs="+", help="'default', a registered name or a .pt file")
+    parser.add_argument("weights", nargs="+",
+                        help="'default', SAR-CNN weights (a registered name or a .pt file), or "
+                             "mulog:DENOISER")
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     args = parser.parse_args()
 
@@ -62,15 +67,21 @@ def main() -> None:
     rng = np.random.default_rng(7)
     noisy = [clean * rng.gamma(1.0, 1.0, clean.shape) for _, clean in crops]
     groups = np.array([group for group, _ in crops])
-    for weights in args.weights:
-        params = {} if weights == "default" else {"weights": weights}
-        psnr = np.array([
-            psnr_amplitude(np.sqrt(clean), np.sqrt(despeckle(y.astype(np.float32), method="sarcnn",
-                                                              looks=1, params=params)))
-            for (_, clean), y in zip(crops, noisy)])
-        print(f"{weights:40s} train {psnr[groups == 'train'].mean():.2f}  unseen "
-              f"{psnr[groups == 'unseen'].mean():.2f}   " + " ".join(f"{p:.2f}" for p in psnr),
-              flush=True)
+    for entry in args.weights:
+        if entry.startswith("mulog:"):
+            method, params = "mulog", {"denoiser": entry.split(":", 1)[1]}
+        else:
+            method, params = "sarcnn", ({} if entry == "default" else {"weights": entry})
+        outputs = [despeckle(y.astype(np.float32), method=method, looks=1, params=params)
+                   for y in noisy]
+        psnr = np.array([psnr_amplitude(np.sqrt(clean), np.sqrt(out))
+                         for (_, clean), out in zip(crops, outputs)])
+        log_l1 = np.array([np.mean(np.abs(0.5 * np.log(out / clean)))
+                           for (_, clean), out in zip(crops, outputs)])
+        print(f"{entry:40s} PSNR train {psnr[groups == 'train'].mean():.2f} unseen "
+              f"{psnr[groups == 'unseen'].mean():.2f} | |dlog A| train "
+              f"{log_l1[groups == 'train'].mean():.4f} unseen {log_l1[groups == 'unseen'].mean():.4f}"
+              " | " + " ".join(f"{p:.2f}" for p in psnr), flush=True)
 
 
 if __name__ == "__main__":
