@@ -243,11 +243,10 @@ def plan_run(
     if decorrelation:
         tags["SARDESPECKLE_DECORRELATE"] = decorrelation
         report.notes.append(decorrelation)
-    bands = getattr(getattr(source, "_dataset", None), "count", 1)
     used = 2 if getattr(source, "complex_layout", None) == "bands" else 1
-    if bands > used:
+    if source.band_count > used:
         report.notes.append(
-            f"the input has {bands} bands; only band {source.band}"
+            f"the input has {source.band_count} bands; only band {source.band}"
             + (f" (with {source.band + 1}: real, imaginary)" if used == 2 else "")
             + " is despeckled (one output band; open_source(..., band=N) picks another)")
     return RunPlan(built=built, report=report, tags=tags, whitening=whitening)

@@ -131,6 +131,11 @@ class Source:
         step = max(1, -(-max(self.shape) // int(max_size)))
         return self._read_decimated(step)
 
+    @property
+    def band_count(self) -> int:
+        """Bands in the file (a ``.npy`` holds one image)."""
+        return 1
+
     def info(self) -> dict[str, Any]:
         """A JSON-friendly summary: size, data type, kind and why, georeferencing, metadata."""
         georef = self.georef

@@ -187,12 +187,16 @@ class GeoTiffSource(Source):
         except RasterioIOError as error:
             raise InputFileError(f"cannot read {self.path}: {error}") from error
 
+    @property
+    def band_count(self) -> int:
+        return self._dataset.count
+
     def _band_descriptions(self) -> list[str | None]:
         return list(self._dataset.descriptions)
 
     def info(self) -> dict:
         summary = super().info()
-        summary["bands"] = self._dataset.count
+        summary["bands"] = self.band_count
         summary["band"] = self.band
         summary["complex_layout"] = self.complex_layout
         summary["band_tags"] = dict(self._band_tags)
