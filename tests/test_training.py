@@ -211,7 +211,7 @@ def test_init_from_a_checkpoint_or_weights_file(tmp_path, reference_file):
         for key, value in first.state_dict().items():
             torch.testing.assert_close(started.state_dict()[key], value, rtol=0, atol=0, msg=key)
         assert json.loads((run / "config.json").read_text())["init_from"] == str(source)
-    with pytest.raises(UsageError, match="init_from: no such"):
+    with pytest.raises(WeightsError, match="init_from: no such"):  # as a missing --weights: exit 1
         train(tiny_config(reference_file, init_from=str(tmp_path / "nope.pt")), tmp_path / "x")
     with pytest.raises(WeightsError, match="does not fit a DnCNN of depth 5"):
         train(tiny_config(reference_file, init_from=str(tmp_path / "first.pt"), depth=5),

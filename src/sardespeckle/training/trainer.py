@@ -323,7 +323,7 @@ def initial_state(config: TrainConfig) -> dict:
         if path.is_dir():
             path = path / CHECKPOINT
         if not path.is_file():
-            raise UsageError(f"init_from: no such weights file, run checkpoint or registered name: {source}")
+            raise WeightsError(f"init_from: no such weights file, run checkpoint or registered name: {source}")
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # noqa: BLE001 - any unreadable file is the same user error
