@@ -418,3 +418,14 @@ def test_debug_may_follow_the_command(tmp_path):
             main(debug_argv)
     with pytest.raises(UsageError):
         main(["references", "build", missing, "-o", str(tmp_path / "r.tif"), "--debug"])
+
+
+def test_unknown_arguments_are_reported_by_the_command(capsys):
+    for argv, prog in ((["methods", "extra"], "sardespeckle methods"),
+                       (["references", "build", "a.tif", "b.tif", "-o", "r.tif", "--bogus"],
+                        "sardespeckle references build")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2
+        assert f"usage: {prog} " in err and f"hint: {prog} --help" in err

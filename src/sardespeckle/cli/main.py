@@ -170,6 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """The parser of the command (and sub-command) ``args`` came through, else ``parser``."""
+    for action in parser._actions:  # argparse keeps its sub-commands only here
+        if isinstance(action, argparse._SubParsersAction):
+            name = getattr(args, action.dest, None)
+            if name in action.choices:
+                return _command_parser(action.choices[name], args)
+    return parser
+
+
 def _accept_debug_anywhere(parser: argparse.ArgumentParser) -> None:
     """Let ``--debug`` also follow the command name (``sardespeckle run ... --debug``); given
     there it sets the same flag as before the command."""
@@ -183,7 +193,9 @@ def _accept_debug_anywhere(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the command's own parser, with its usage line
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.version:
         from .. import __version__
 
