@@ -7,6 +7,7 @@ methods (the registry) — and is the only one that knows all three.
 from __future__ import annotations
 
 import json
+import numbers
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 
 from .errors import InvalidInputError, UsageError
 from .methods import BuiltMethod, build_method, get_method
-from .tiling import ProgressFn, ReadFn, process_array, run_tiled
+from .tiling import ProgressFn, ReadFn, check_tile, process_array, run_tiled
 from .window import Window
 
 #: Method used when none is named.
@@ -112,6 +113,12 @@ def despeckle(
     intensity, valid = to_intensity(data, kind)
     if masked is not None:  # a masked array's mask marks nodata, like NaN
         valid &= ~masked
+    if not valid.any():
+        import warnings
+
+        warnings.warn("despeckle: the input has no valid pixel (every pixel is NaN, infinite, "
+                      "zero or negative, or masked): the result is all NaN", UserWarning,
+                      stacklevel=2)
     looks_value = _check_looks(looks)
     params, _ = resolve_decorrelation(get_method(method).defaults, params, kind=kind,
                                       looks=looks_value, sample=lambda: (intensity, valid))
@@ -129,10 +136,9 @@ def despeckle(
 
 
 def _check_looks(looks: Any) -> float:
-    try:
-        value = float(looks)
-    except (TypeError, ValueError):
-        raise UsageError(f"expected a number of looks > 0, got {looks!r}") from None
+    if isinstance(looks, bool) or not isinstance(looks, numbers.Real):
+        raise UsageError(f"expected a number of looks > 0, got {looks!r} ({type(looks).__name__})")
+    value = float(looks)
     if not np.isfinite(value) or value <= 0:
         raise UsageError(f"expected a number of looks > 0, got {looks!r}")
     return value
@@ -221,7 +227,7 @@ def plan_run(
         raise UsageError(
             f"expected an output kind among intensity, amplitude, db, got {kind_out!r}"
         )
-    tile_side = int(tile or built.tile or DEFAULT_TILE)
+    tile_side = check_tile(tile) if tile is not None else int(built.tile or DEFAULT_TILE)
     report = RunReport(
         input=str(source.path), output=str(output), method=built.name,
         parameters=built.parameters, looks=looks_value, looks_source=looks_source,

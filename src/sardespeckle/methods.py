@@ -12,6 +12,8 @@ needs them is built.
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,7 +113,7 @@ def get_method(name: str) -> MethodSpec:
     _load_builtin()
     try:
         return _REGISTRY[name]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: an unhashable name (a list...)
         names = ", ".join(sorted(_REGISTRY))
         raise UsageError(f"unknown method {name!r}; available methods: {names}") from None
 
@@ -125,6 +127,11 @@ def list_methods() -> list[MethodSpec]:
 def build_method(name: str, *, looks: float, params: Mapping[str, Any] | None = None) -> BuiltMethod:
     """Build method ``name`` for ``looks`` looks with ``params`` overriding its defaults."""
     spec = get_method(name)
+    if isinstance(looks, bool) or not isinstance(looks, numbers.Real) or not (
+            math.isfinite(looks) and looks > 0):
+        raise UsageError(f"expected a number of looks > 0, got {looks!r}")
+    if params is not None and not isinstance(params, Mapping):
+        raise UsageError(f"expected params as a mapping NAME -> value, got {params!r}")
     return spec.build(float(looks), spec.resolve(params))
 
 

@@ -225,7 +225,7 @@ def psnr_amplitude(reference_amplitude, estimate_amplitude) -> float:
     Raises
     ------
     InvalidInputError
-        If the shapes differ, a value is not finite, the reference holds negative values, or its
+        If the shapes differ, a value is not finite, an amplitude is negative, or the reference's
         99th percentile is 0.
 
     Notes
@@ -254,10 +254,11 @@ def psnr_amplitude(reference_amplitude, estimate_amplitude) -> float:
     39.9136
     """
     ref, est = _finite_pair(reference_amplitude, estimate_amplitude)
-    if np.any(ref < 0):
-        raise InvalidInputError(
-            f"expected a non-negative reference amplitude, got a minimum of {ref.min():.4g}"
-        )
+    for label, values in (("reference", ref), ("estimated", est)):
+        if np.any(values < 0):
+            raise InvalidInputError(
+                f"expected a non-negative {label} amplitude, got a minimum of {values.min():.4g}"
+            )
     peak = float(np.percentile(ref, PEAK_PERCENTILE))
     if peak <= 0:
         raise InvalidInputError(

@@ -77,8 +77,9 @@ def _make_rng(seed, rng) -> np.random.Generator:
                 "build one with numpy.random.default_rng(seed)"
             )
         return rng
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise InvalidInputError(f"expected seed to be an integer or None, got {seed!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                             or seed < 0):
+        raise InvalidInputError(f"expected seed to be an integer >= 0 or None, got {seed!r}")
     return np.random.default_rng(seed)
 
 

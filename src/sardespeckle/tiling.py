@@ -12,6 +12,7 @@ result equals the whole-image result up to floating-point rounding.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +39,13 @@ class _Prepared:
     inner: tuple[slice, slice]  # the core within ``intensity`` (and within the method's output)
 
 
+def check_tile(tile) -> int:
+    """``tile`` as an int after checking it is an integer ≥ 1 (a tile side in pixels)."""
+    if isinstance(tile, bool) or not isinstance(tile, numbers.Integral) or tile < 1:
+        raise UsageError(f"expected a tile size as an integer >= 1 (pixels), got {tile!r}")
+    return int(tile)
+
+
 def plan_tiles(shape: tuple[int, int], *, tile: int, align: int | None = None) -> list[Window]:
     """Cut a raster of ``shape`` into core windows of at most ``tile × tile`` pixels.
 
@@ -50,8 +58,7 @@ def plan_tiles(shape: tuple[int, int], *, tile: int, align: int | None = None) -
     rows, cols = (int(s) for s in shape)
     if rows < 1 or cols < 1:
         raise InvalidInputError(f"expected a raster of at least 1×1 pixels, got {rows}×{cols}")
-    if int(tile) < 1:
-        raise UsageError(f"expected a tile size ≥ 1 pixel, got {tile}")
+    tile = check_tile(tile)
     if align:
         step = -(-int(tile) // int(align)) * int(align)
         row_edges = list(range(0, rows, step)) + [rows]

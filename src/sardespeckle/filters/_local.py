@@ -31,7 +31,9 @@ def check_intensity(intensity) -> np.ndarray:
     Raises
     ------
     InvalidInputError
-        If the array is not 2-D or its dtype is not a real floating-point type.
+        If the array is not 2-D, empty, of a dtype other than float32/float64, or holds a value
+        that is not finite and > 0 (filters see only valid pixels: ``sardespeckle.despeckle``
+        and the tiled engine mask NaN, zeros and nodata and fill them before filtering).
     """
     array = np.asarray(intensity)
     if array.ndim != 2:
@@ -39,13 +41,23 @@ def check_intensity(intensity) -> np.ndarray:
             f"expected (rows, cols) intensity image, got an array of shape {array.shape}; "
             "hint: filter each band or each image of a stack separately"
         )
-    if not np.issubdtype(array.dtype, np.floating):
+    if not np.issubdtype(array.dtype, np.floating) or array.dtype.itemsize < 4:
         raise InvalidInputError(
-            "expected (rows, cols) intensity image of real floating-point dtype, "
+            "expected (rows, cols) intensity image of dtype float32 or float64, "
             f"got {array.dtype}; "
             "hint: convert complex data to intensity (|z|**2) and integers with .astype(np.float32)"
         )
-    return array.astype(np.float64, copy=False)
+    if array.size == 0:
+        raise InvalidInputError(f"expected a non-empty intensity image, got shape {array.shape}")
+    array = array.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(array) & (array > 0)):
+        bad = int(np.count_nonzero(~(np.isfinite(array) & (array > 0))))
+        raise InvalidInputError(
+            f"expected finite intensities > 0, got {bad} pixel(s) NaN, infinite, zero or "
+            "negative; hint: sardespeckle.despeckle(...) masks such pixels (nodata) and keeps "
+            "them out of their neighbours' estimates"
+        )
+    return array
 
 
 def check_window_size(window_size, *, name: str = "window_size", minimum: int = 3) -> int:

@@ -374,4 +374,6 @@ def mulog(
         if callback is not None:
             callback(item)
     out = np.exp(last.x)
-    return out.astype(np.float32) if array.dtype == np.float32 else out
+    # float32 in, float32 out (whatever its byte order: '>f4' too)
+    single = array.dtype.kind == "f" and array.dtype.itemsize == 4
+    return out.astype(np.float32) if single else out
