@@ -79,3 +79,20 @@ def test_metrics_seeds_and_byte_order():
     noisy = np.random.default_rng(1).gamma(1.0, 1.0, (16, 16)).astype(">f4")
     out = mulog(noisy, looks=1, denoiser=gaussian_filter_denoiser(), iterations=1)
     assert out.dtype == np.float32
+
+
+def test_covariance_and_stack_inputs_are_checked():
+    from sardespeckle.mulog import gaussian_filter_denoiser, mulog_covariance
+    from sardespeckle.references import build_reference
+
+    field = np.zeros((8, 8, 2, 2), complex)
+    field[..., 0, 0] = field[..., 1, 1] = 1.0
+    field[..., 0, 1] = 5.0  # and C[..., 1, 0] = 0: not a covariance
+    with pytest.raises(InvalidInputError, match="expected Hermitian covariance matrices"):
+        mulog_covariance(field, looks=1, denoiser=gaussian_filter_denoiser(), iterations=1)
+    field[..., 0, 1], field[..., 1, 0] = 0.3 + 0.1j, 0.3 - 0.1j
+    out = mulog_covariance(field, looks=1, denoiser=gaussian_filter_denoiser(), iterations=1)
+    assert out.shape == field.shape
+    for stack in (np.zeros((3, 8, 8)), np.full((3, 8, 8), np.nan)):
+        with pytest.raises(InvalidInputError, match="expected a stack with valid pixels"):
+            build_reference(stack, looks=1)

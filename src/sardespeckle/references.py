@@ -545,6 +545,12 @@ def build_reference(
     (6, 10)
     """
     array, valid = _as_stack(stack, valid)
+    usable = np.isfinite(array) & (array > 0)
+    if not (usable if valid is None else usable & valid).any():
+        raise InvalidInputError(
+            f"expected a stack with valid pixels, got none in its {array.shape[0]} date(s) "
+            "(every pixel NaN, infinite, zero, negative or masked by valid)"
+        )
     looks = _check_positive_real(looks, "looks")
     if kind not in ("intensity", "amplitude"):
         raise UsageError(f"expected kind 'intensity' or 'amplitude', got {kind!r}")

@@ -66,6 +66,18 @@ def _check_covariance(covariance) -> np.ndarray:
         raise InvalidInputError(
             "expected finite covariance matrices, got NaN or infinite values; mask or fill them"
         )
+    # Hermitian up to storage rounding (1e-3 of the pixel's largest diagonal term): anything
+    # else is not a covariance (a transposed or mislabelled layout), not noise to average away.
+    asymmetry = np.abs(array - np.conj(np.swapaxes(array, -1, -2))).max(axis=(-2, -1))
+    scale = np.abs(np.diagonal(array, axis1=-2, axis2=-1)).max(axis=-1)
+    bad = asymmetry > 1e-3 * scale + np.finfo(np.float64).tiny
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise InvalidInputError(
+            f"expected Hermitian covariance matrices (C[..., i, j] = conj(C[..., j, i])), got "
+            f"{int(bad.sum())} pixel(s) that are not, first at (row {row}, col {col}); check the "
+            "channel layout (rows, cols, D, D)"
+        )
     return array
 
 
