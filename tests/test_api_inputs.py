@@ -79,6 +79,8 @@ def test_metrics_seeds_and_byte_order():
     noisy = np.random.default_rng(1).gamma(1.0, 1.0, (16, 16)).astype(">f4")
     out = mulog(noisy, looks=1, denoiser=gaussian_filter_denoiser(), iterations=1)
     assert out.dtype == np.float32
+    with pytest.raises(UsageError, match="beta0"):
+        mulog(noisy, looks=1, denoiser=gaussian_filter_denoiser(), iterations=1, beta0=True)
 
 
 def test_covariance_and_stack_inputs_are_checked():

@@ -130,7 +130,8 @@ def pnp_admm(
     """
     if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 1:
         raise UsageError(f"expected iterations to be an integer >= 1, got {iterations!r}")
-    if not (isinstance(beta0, numbers.Real) and math.isfinite(beta0) and beta0 > 0):
+    if isinstance(beta0, bool) or not (isinstance(beta0, numbers.Real) and math.isfinite(beta0)
+                                       and beta0 > 0):
         raise UsageError(f"expected beta0 to be a finite number > 0, got {beta0!r}")
     _check_weight(lam)
     iterations = int(iterations)
