@@ -214,6 +214,8 @@ def test_bad_inputs(method, scene):
         method.run(complex_data)
     with pytest.raises(SardespeckleError, match="looks"):
         method.run(scene, looks=0)
-    # Documented: masked pixels come back as NaN, so an all-masked image gives all NaN.
-    out = method.run(np.full(SHAPE, np.nan, np.float32))
+    # Documented: masked pixels come back as NaN, so an all-masked image gives all NaN (and a
+    # warning says so).
+    with pytest.warns(UserWarning, match="no valid pixel"):
+        out = method.run(np.full(SHAPE, np.nan, np.float32))
     assert out.shape == SHAPE and out.dtype == np.float32 and np.isnan(out).all()
