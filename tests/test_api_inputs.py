@@ -98,3 +98,16 @@ def test_covariance_and_stack_inputs_are_checked():
     for stack in (np.zeros((3, 8, 8)), np.full((3, 8, 8), np.nan)):
         with pytest.raises(InvalidInputError, match="expected a stack with valid pixels"):
             build_reference(stack, looks=1)
+
+
+def test_paths_callbacks_and_boxes_are_checked(image, tmp_path):
+    from sardespeckle.api import despeckle_file
+    from sardespeckle.metrics import enl
+
+    for path in (None, 3):
+        with pytest.raises(UsageError, match="expected a file path"):
+            despeckle_file(path, tmp_path / "out.npy", method="boxcar", looks=1)
+    with pytest.raises(UsageError, match="expected progress as a function"):
+        despeckle(image, method="boxcar", looks=1, progress=3)
+    with pytest.raises(InvalidInputError, match="the window size is the keyword window="):
+        enl(image, 5)

@@ -130,7 +130,11 @@ def _usable(intensity: np.ndarray, valid, name: str = "intensity") -> np.ndarray
 
 
 def _check_boxes(boxes, shape: tuple[int, int]) -> list[Window]:
-    boxes = list(boxes)
+    try:
+        boxes = list(boxes)
+    except TypeError:
+        raise InvalidInputError(f"expected boxes as a sequence of Window(row, col, height, width), "
+                                f"got {boxes!r}; the window size is the keyword window=") from None
     if not boxes:
         raise InvalidInputError("expected at least one box, got none")
     checked = []

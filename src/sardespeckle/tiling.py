@@ -164,6 +164,8 @@ def run_tiled(
     halo = int(halo)
     if halo < 0:
         raise UsageError(f"expected a halo ≥ 0, got {halo}")
+    if progress is not None and not callable(progress):
+        raise UsageError(f"expected progress as a function (done, total) or None, got {progress!r}")
     batch_size = max(int(batch_size), 1)
     cores = plan_tiles(shape, tile=tile, align=align)
     total = len(cores)

@@ -60,6 +60,8 @@ def open_source(
     UsageError
         Inconsistent options (band out of range, layout for the wrong format, unknown kind).
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise UsageError(f"expected a file path, got {path!r}")
     path = os.fspath(path)
     if not os.path.exists(path):
         raise InputFileError(f"no such file: {path}")
