@@ -26,6 +26,10 @@ class OutputExistsError(SardespeckleError, FileExistsError):
     """The output exists and overwriting was not asked for."""
 
 
+class OutOfMemoryError(SardespeckleError, MemoryError):
+    """Out of memory, with a hint that fits the work that ran out (exit code 1)."""
+
+
 class OutputFileError(SardespeckleError, OSError):
     """An output cannot be written there (permissions, a read-only or full disk)."""
 

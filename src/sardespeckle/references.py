@@ -18,6 +18,7 @@ chosen false-alarm rate.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import numbers
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from sardespeckle.errors import InvalidInputError, UsageError
+from sardespeckle.io.base import remove_if_exists
 
 __all__ = [
     "METHODS",
@@ -1094,13 +1096,13 @@ def write_reference(
                     description="dates used in the reference", tags=tags, overwrite=True)
         _write_layers(temps[paths["changes"]], _change_codes(result), like_path=like_path,
                       overwrite=True, tags=provenance_tags(tags))
-        _write_json(temps[paths["report"]], report, overwrite=True)
+        _write_json(temps[paths["report"]], report)
         _publish_together(temps, overwrite=overwrite)
     finally:
         if like is not None:
             like.close()
         for temp in temps.values():  # left only when something failed
-            _remove_quietly(temp)
+            remove_if_exists(temp)
     return report
 
 
@@ -1130,13 +1132,6 @@ def _check_outputs(
         raise OutputExistsError(f"output {report} exists; pass --overwrite (overwrite=True)")
 
 
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
-
-
 def _publish_together(temps: dict[str, str], *, overwrite: bool) -> None:
     """Rename each temporary file onto its output (``{output: temp}``): all of them or none.
 
@@ -1153,43 +1148,29 @@ def _publish_together(temps: dict[str, str], *, overwrite: bool) -> None:
                 try:
                     os.replace(path, previous)
                 except BaseException:
-                    _remove_quietly(previous)
+                    remove_if_exists(previous)
                     raise
                 aside[path] = previous
             publish(temp, path, overwrite=overwrite)
             published.append(path)
     except BaseException:
         for path in published:
-            try:
-                _remove_quietly(path)
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):
+                remove_if_exists(path)
         for path, previous in aside.items():
-            try:
+            with contextlib.suppress(OSError):
                 os.replace(previous, path)
-            except OSError:
-                pass
         raise
     for previous in aside.values():
-        try:
-            _remove_quietly(previous)
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            remove_if_exists(previous)
 
 
-def _write_json(path: str, data: dict[str, Any], *, overwrite: bool) -> None:
-    from sardespeckle.io.base import publish, temporary_path
-
-    temp = temporary_path(path)
-    try:
-        with open(temp, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=False, default=str)
-            handle.write("\n")
-        publish(temp, path, overwrite=overwrite)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
+def _write_json(path: str, data: dict[str, Any]) -> None:
+    """The report as JSON into ``path`` (a temporary file of :func:`write_reference`)."""
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=False, default=str)
+        handle.write("\n")
 
 
 def _distinct_dates(paths: Sequence[str | os.PathLike], method: str) -> list[str]:

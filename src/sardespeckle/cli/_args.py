@@ -26,23 +26,28 @@ def positive_float_or_auto(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected a number > 0 or 'auto', got {text!r}") from None
 
 
-def non_negative_int(text: str) -> int:
-    """An integer ≥ 0 (seeds)."""
+def _integer(text: str, minimum: int, *, odd: bool = False) -> int:
+    """An integer ≥ ``minimum`` (and odd, with ``odd``)."""
+    wanted = f"an {'odd ' if odd else ''}integer >= {minimum}"
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+    if value < minimum or (odd and value % 2 == 0):
+        raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    """An integer ≥ 0 (seeds)."""
+    return _integer(text, 0)
 
 
 def positive_int(text: str) -> int:
     """An integer ≥ 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
+    return _integer(text, 1)
+
+
+def odd_positive_int(text: str) -> int:
+    """An odd integer ≥ 1 (window sides)."""
+    return _integer(text, 1, odd=True)

@@ -12,31 +12,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sardespeckle.errors import SardespeckleError
+from sardespeckle.errors import OutOfMemoryError
 
-from ._args import positive_float, positive_float_or_auto, positive_int
+from ._args import odd_positive_int, positive_float, positive_float_or_auto, positive_int
 
 EXIT_OK = 0
-
-
-class ReferencesMemoryError(SardespeckleError, MemoryError):
-    """Out of memory in ``references build``: exit 1 with a hint that fits this command."""
 
 
 def _false_alarm(text: str) -> float:
     value = positive_float(text)
     if value >= 1:
         raise argparse.ArgumentTypeError(f"expected a probability in (0, 1), got {text!r}")
-    return value
-
-
-def _odd_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an odd integer >= 1, got {text!r}") from None
-    if value < 1 or value % 2 == 0:
-        raise argparse.ArgumentTypeError(f"expected an odd integer >= 1, got {text!r}")
     return value
 
 
@@ -75,7 +61,7 @@ def add_references_parser(subparsers) -> argparse.ArgumentParser:
                        help="test and drop changed dates, or plain mean (default: %(default)s)")
     build.add_argument("--false-alarm", type=_false_alarm, default=1e-3, metavar="P",
                        help="false-alarm probability of one test (default: %(default)g)")
-    build.add_argument("--window-size", type=_odd_size, default=3, metavar="K",
+    build.add_argument("--window-size", type=odd_positive_int, default=3, metavar="K",
                        help="odd side of the window whose mean is tested, at most the dates' "
                             "smaller side (default: %(default)s)")
     build.add_argument("--window-looks", type=positive_float_or_auto, default="auto", metavar="LW",
@@ -107,7 +93,7 @@ def run_references_command(args: argparse.Namespace) -> int:
         )
     except MemoryError as error:
         # the generic message of cli/main.py suggests options of other commands (--tile)
-        raise ReferencesMemoryError(
+        raise OutOfMemoryError(
             f"out of memory building a reference of {len(args.stack)} dates: the whole stack "
             "is held in memory; hint: crop the dates (all to the same window) or use fewer "
             "of them"

@@ -9,9 +9,11 @@ leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -275,7 +277,8 @@ def temporary_path(path: str) -> str:
     return temp
 
 
-def _remove(path: str) -> None:
+def remove_if_exists(path: str) -> None:
+    """Delete ``path``; a file already gone is fine."""
     try:
         os.remove(path)
     except FileNotFoundError:
@@ -287,17 +290,33 @@ def _discard(closer, temp: str) -> None:
     try:
         closer()
     finally:
-        _remove(temp)
+        remove_if_exists(temp)
 
 
 def publish(temp: str, path: str, *, overwrite: bool) -> None:
     """Rename ``temp`` onto ``path`` in one step (``os.replace``), or raise if ``path`` appeared
     meanwhile and ``overwrite`` is false (``temp`` is then deleted)."""
     if os.path.lexists(path) and not overwrite:
-        _remove(temp)
+        remove_if_exists(temp)
         raise OutputExistsError(f"output {path} exists; pass --overwrite (overwrite=True)")
     give_default_permissions(temp)
     os.replace(temp, path)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[str]:
+    """A hidden temporary file next to ``path`` to write into; renamed onto ``path`` when the
+    block ends without error (:func:`publish`), deleted when it raises. For whole files written
+    at once (configs, checkpoints, weights, PNGs); :class:`Sink` is the same for rasters written
+    window by window."""
+    path = os.fspath(path)
+    temp = temporary_path(path)
+    try:
+        yield temp
+        publish(temp, path, overwrite=overwrite)
+    except BaseException:
+        remove_if_exists(temp)
+        raise
 
 
 class Sink:
@@ -396,7 +415,7 @@ class Sink:
             publish(self.temp_path, self.path, overwrite=self.overwrite)
         except BaseException:
             self._state = "aborted"
-            _remove(self.temp_path)
+            remove_if_exists(self.temp_path)
             raise
         self._state = "committed"
         return self.path

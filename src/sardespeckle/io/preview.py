@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sardespeckle.errors import InvalidInputError, OutputExistsError, UsageError
-from sardespeckle.io.base import publish, temporary_path
+from sardespeckle.io.base import atomic_output
 from sardespeckle.io.kinds import to_intensity
 
 MASKED_COLOUR = (40, 60, 140)
@@ -161,14 +161,8 @@ def write_png(path: str, image, *, overwrite: bool) -> str:
 
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
-    temp = temporary_path(path)
-    try:
+    with atomic_output(path, overwrite=overwrite) as temp:
         image.save(temp, format="PNG")
-        publish(temp, path, overwrite=overwrite)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
     return path
 
 

@@ -7,13 +7,11 @@ in ``sardespeckle/models/weights/`` and are named in :data:`REGISTRY` with their
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import math
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -339,18 +337,10 @@ def save_weights(
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save({"state_dict": state, "meta": meta}, handle)
-        from sardespeckle.io.base import give_default_permissions
+    from sardespeckle.io.base import atomic_output
 
-        give_default_permissions(tmp_name)
-        os.replace(tmp_name, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
+    with atomic_output(target) as temp:
+        torch.save({"state_dict": state, "meta": meta}, temp)
     return sha256_file(target)
 
 

@@ -254,24 +254,10 @@ class TrainConfig:
 
     def save(self, path: str | Path) -> None:
         """Write the config as JSON, atomically (a temporary file renamed onto ``path``)."""
-        import os
-        import tempfile
+        from ..io.base import atomic_output
 
-        from ..io.base import give_default_permissions
-
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(json.dumps(self.as_dict(), indent=2) + "\n")
-            give_default_permissions(tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        with atomic_output(path) as temp:
+            Path(temp).write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")
 
 
 def check_name(name) -> str:

@@ -17,7 +17,6 @@ import json
 import math
 import os
 import signal
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError, UsageError
-from ..io.base import same_file
+from ..io.base import atomic_output, same_file
 from .config import GREY, TrainConfig
 from .data import PatchSampler, load_reference
 
@@ -440,15 +439,8 @@ def _load_checkpoint(path: Path, device) -> dict:
 def _atomic_torch_save(payload, path: Path) -> None:
     import torch
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path) as temp:
+        torch.save(payload, temp)
 
 
 def export_weights(run_dir: str | Path, path: str | Path, *, name: str | None = None,
