@@ -111,3 +111,26 @@ def test_paths_callbacks_and_boxes_are_checked(image, tmp_path):
         despeckle(image, method="boxcar", looks=1, progress=3)
     with pytest.raises(InvalidInputError, match="the window size is the keyword window="):
         enl(image, 5)
+
+
+def test_mulog_denoiser_signature_and_callback_are_checked_before_work(image):
+    from sardespeckle.mulog import gaussian_filter_denoiser, mulog, mulog_covariance
+
+    calls = []
+
+    def one_argument(v):
+        calls.append(v)
+        return v
+
+    with pytest.raises(UsageError, match=r"two positional arguments f\(v, sigma\).*one_argument"):
+        mulog(image, looks=1, denoiser=one_argument)
+    assert calls == []  # refused before the first call
+    with pytest.raises(UsageError, match="callback must be a function"):
+        mulog(image, looks=1, denoiser=gaussian_filter_denoiser(), callback=3)
+    field = np.zeros((8, 8, 2, 2), complex)
+    field[..., 0, 0] = field[..., 1, 1] = 1.0
+    with pytest.raises(UsageError, match="callback must be a function"):
+        mulog_covariance(field, looks=1, denoiser=gaussian_filter_denoiser(), callback="x")
+    # Denoisers with defaults, *args or keyword extras still pass the check.
+    for fine in (lambda v, sigma, extra=1: v, lambda *args: args[0], lambda v, s, **kw: v):
+        assert mulog(image, looks=1, denoiser=fine, iterations=1).shape == image.shape

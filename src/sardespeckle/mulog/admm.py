@@ -16,7 +16,7 @@ import numpy as np
 from scipy import special
 
 from sardespeckle.errors import InvalidInputError, UsageError
-from sardespeckle.mulog.denoisers import check_denoiser
+from sardespeckle.mulog.denoisers import check_callback, check_denoiser
 from sardespeckle.mulog.prox import FisherTippett
 
 __all__ = ["MulogIterate", "pnp_admm", "mulog", "mulog_iterates", "default_beta0"]
@@ -330,7 +330,8 @@ def mulog(
         If the image is not 2-D, real and finite, has no positive value, or ``looks`` is not
         a number > 0, or the denoiser returns an array of another shape.
     UsageError
-        If ``iterations`` or ``beta0`` are out of range or the denoiser is not callable.
+        If ``iterations`` or ``beta0`` are out of range, the denoiser is not callable as
+        ``f(v, sigma)``, or ``callback`` is not callable.
 
     Notes
     -----
@@ -367,6 +368,7 @@ def mulog(
     >>> bool(np.std(out / clean) < 0.3 * np.std(noisy / clean))
     True
     """
+    check_callback(callback)
     array = np.asarray(intensity)
     last = None
     for item in mulog_iterates(intensity, looks=looks, denoiser=denoiser, iterations=iterations,

@@ -14,6 +14,7 @@ uses with it by default at ``looks`` (1, MuLoG's value, when it does not;
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import numbers
 from collections.abc import Callable, Sequence
@@ -537,10 +538,35 @@ class DnCNNSetDenoiser:
 
 
 def check_denoiser(denoiser) -> Callable[[np.ndarray, float], np.ndarray]:
-    """Refuse anything that is not callable, with a hint."""
+    """Refuse anything that is not callable as ``f(v, sigma)``, with a hint.
+
+    The signature is checked before any work when Python can read it (builtins and some
+    extension callables cannot be inspected: those are called as they are).
+    """
     if not callable(denoiser):
         raise UsageError(
             f"expected a Gaussian denoiser f(v, sigma) -> v or a denoiser name, "
             f"got {type(denoiser).__name__}"
         )
+    try:
+        signature = inspect.signature(denoiser)
+    except (TypeError, ValueError):
+        return denoiser
+    try:
+        signature.bind(None, 1.0)
+    except TypeError as error:
+        raise UsageError(
+            f"the denoiser must accept two positional arguments f(v, sigma) (the image and "
+            f"the noise std); {getattr(denoiser, '__name__', type(denoiser).__name__)}"
+            f"{signature} does not: {error}"
+        ) from None
     return denoiser
+
+
+def check_callback(callback) -> None:
+    """Refuse a MuLoG ``callback`` that is neither ``None`` nor callable, before any work."""
+    if callback is not None and not callable(callback):
+        raise UsageError(
+            f"callback must be a function called with each iterate, or None; "
+            f"got {type(callback).__name__}"
+        )

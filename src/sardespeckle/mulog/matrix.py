@@ -21,6 +21,7 @@ from sardespeckle.mulog.admm import (
     pnp_admm,
     resolve_prior_weight,
 )
+from sardespeckle.mulog.denoisers import check_callback
 from sardespeckle.mulog.hermitian import (
     condition_field,
     from_channels,
@@ -306,6 +307,8 @@ def mulog_covariance(
     InvalidInputError
         If the field is not ``(rows, cols, D, D)`` with ``D ≥ 2``, is not finite, has a
         diagonal channel without positive value, or ``looks`` is not a number > 0.
+    UsageError
+        If the denoiser is not callable as ``f(v, sigma)`` or ``callback`` is not callable.
 
     Notes
     -----
@@ -342,6 +345,7 @@ def mulog_covariance(
     >>> out.shape, bool(np.all(np.linalg.eigvalsh(out) > 0))
     ((32, 32, 2, 2), True)
     """
+    check_callback(callback)
     array = np.asarray(covariance)
     last = None
     for item in mulog_covariance_iterates(covariance, looks=looks, denoiser=denoiser,
