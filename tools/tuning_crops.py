@@ -17,9 +17,14 @@ Usage (from the repository root, with ``../shared`` beside it)::
     python tools/tuning_crops.py default mulog:dncnn-sar     # SAR-CNN against the hybrid
 
 ``default`` is the package's default SAR-CNN weights, ``mulog:DENOISER`` MuLoG with that
-denoiser; any other argument is SAR-CNN weights (a registered name or a file). Prints, per
-entry, the mean PSNR of each group, the mean |log Â − log A| (amplitude; SAR-CNN's training
-loss up to the normalisation) of each group, and the ten PSNR values.
+denoiser; any other argument is SAR-CNN weights (a registered name or a file); entries joined
+by ``+`` are averaged in the log domain (an ensemble of weights). Prints, per entry, the mean
+PSNR of each group, the mean |log Â − log A| (amplitude; SAR-CNN's training loss up to the
+normalisation) of each group, and the ten PSNR values. ``--breakdown`` adds, per entry, the
+squared amplitude error (divided by the squared 99th percentile of the crop's reference, summed
+over the ten crops) in classes of reference brightness (percentiles of each crop) and of
+distance to the nearest edge (the top 20 % of the gradient magnitude of the σ = 1 smoothed
+log-amplitude), with the mean ratio Â / A in each brightness class.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 from sardespeckle.api import despeckle
 from sardespeckle.metrics import psnr_amplitude
@@ -55,12 +61,64 @@ def tuning_crops(shared: Path) -> list[tuple[str, np.ndarray]]:
     return crops
 
 
+BRIGHTNESS = (0, 50, 90, 99, 100)  # percentiles of each crop's reference amplitude
+EDGE_DISTANCE = (0, 2, 5, 10, 20, np.inf)  # pixels to the nearest edge pixel
+
+
+def despeckle_entry(entry: str, noisy: np.ndarray) -> np.ndarray:
+    """Intensity estimate of one entry (``+`` joins entries into a log-domain mean)."""
+    if "+" in entry:
+        return np.exp(np.mean([np.log(despeckle_entry(part, noisy)) for part in entry.split("+")],
+                              axis=0))
+    if entry.startswith("mulog:"):
+        method, params = "mulog", {"denoiser": entry.split(":", 1)[1]}
+    else:
+        method, params = "sarcnn", ({} if entry == "default" else {"weights": entry})
+    return despeckle(noisy.astype(np.float32), method=method, looks=1, params=params)
+
+
+def class_maps(clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Brightness class and edge-distance class of every pixel of one reference crop."""
+    amplitude = np.sqrt(clean)
+    bounds = np.percentile(amplitude, BRIGHTNESS)
+    brightness = np.clip(np.searchsorted(bounds, amplitude, side="right") - 1, 0, len(BRIGHTNESS) - 2)
+    smooth = ndimage.gaussian_filter(np.log(amplitude), 1.0)
+    gradient = np.hypot(ndimage.sobel(smooth, 0), ndimage.sobel(smooth, 1))
+    distance = ndimage.distance_transform_edt(gradient <= np.percentile(gradient, 80))
+    return brightness, np.searchsorted(EDGE_DISTANCE, distance, side="right") - 1
+
+
+def print_breakdown(crops, outputs) -> None:
+    """Squared error per brightness and edge-distance class (see the module docstring)."""
+    error = {"brightness": np.zeros(len(BRIGHTNESS) - 1), "edge": np.zeros(len(EDGE_DISTANCE) - 1)}
+    ratio = np.zeros(len(BRIGHTNESS) - 1)
+    count = {key: np.zeros_like(value) for key, value in error.items()}
+    for (_, clean), out in zip(crops, outputs):
+        amplitude, estimate = np.sqrt(clean), np.sqrt(out)
+        squared = (estimate - amplitude) ** 2 / np.percentile(amplitude, 99) ** 2
+        brightness, edge = class_maps(clean)
+        for key, classes in (("brightness", brightness), ("edge", edge)):
+            error[key] += np.bincount(classes.ravel(), squared.ravel(), len(error[key]))
+            count[key] += np.bincount(classes.ravel(), minlength=len(error[key]))
+        ratio += np.bincount(brightness.ravel(), (estimate / amplitude).ravel(), len(ratio))
+    labels = [f"p{a}-{b}" for a, b in zip(BRIGHTNESS, BRIGHTNESS[1:])]
+    print("    brightness " + " ".join(
+        f"{label}: {e / n:.5f} (x{r / n:.3f})" for label, e, n, r in
+        zip(labels, error["brightness"], count["brightness"], ratio)))
+    labels = [f"{a:g}-{b:g}px" for a, b in zip(EDGE_DISTANCE, EDGE_DISTANCE[1:])]
+    print("    edge dist  " + " ".join(
+        f"{label}: {e / n:.5f} ({n / count['edge'].sum():.0%})" for label, e, n in
+        zip(labels, error["edge"], count["edge"])), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("weights", nargs="+",
-                        help="'default', SAR-CNN weights (a registered name or a .pt file), or "
-                             "mulog:DENOISER")
+                        help="'default', SAR-CNN weights (a registered name or a .pt file), "
+                             "mulog:DENOISER, or entries joined by '+' (log-domain ensemble)")
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also print the error per brightness and edge-distance class")
     args = parser.parse_args()
 
     crops = tuning_crops(args.shared)
@@ -68,12 +126,7 @@ def main() -> None:
     noisy = [clean * rng.gamma(1.0, 1.0, clean.shape) for _, clean in crops]
     groups = np.array([group for group, _ in crops])
     for entry in args.weights:
-        if entry.startswith("mulog:"):
-            method, params = "mulog", {"denoiser": entry.split(":", 1)[1]}
-        else:
-            method, params = "sarcnn", ({} if entry == "default" else {"weights": entry})
-        outputs = [despeckle(y.astype(np.float32), method=method, looks=1, params=params)
-                   for y in noisy]
+        outputs = [despeckle_entry(entry, y) for y in noisy]
         psnr = np.array([psnr_amplitude(np.sqrt(clean), np.sqrt(out))
                          for (_, clean), out in zip(crops, outputs)])
         log_l1 = np.array([np.mean(np.abs(0.5 * np.log(out / clean)))
@@ -82,6 +135,8 @@ def main() -> None:
               f"{psnr[groups == 'unseen'].mean():.2f} | |dlog A| train "
               f"{log_l1[groups == 'train'].mean():.4f} unseen {log_l1[groups == 'unseen'].mean():.4f}"
               " | " + " ".join(f"{p:.2f}" for p in psnr), flush=True)
+        if args.breakdown:
+            print_breakdown(crops, outputs)
 
 
 if __name__ == "__main__":
