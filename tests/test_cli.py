@@ -429,3 +429,22 @@ def test_unknown_arguments_are_reported_by_the_command(capsys):
         err = capsys.readouterr().err
         assert exit_info.value.code == 2
         assert f"usage: {prog} " in err and f"hint: {prog} --help" in err
+
+
+def test_an_interrupt_while_the_output_is_being_created_leaves_no_file(tmp_path, amplitude_tif,
+                                                                       monkeypatch, capsys):
+    # The worst moment: the hidden file exists but its writer does not own it yet (a SIGTERM
+    # there once left it behind). The command line deletes it all the same.
+    from sardespeckle.io import base
+
+    def interrupted(self, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(base.Sink, "__init__", interrupted)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for name in ("o.tif", "o.npy"):
+        assert main(["run", str(amplitude_tif), "-o", str(folder / name), "-m", "kuan",
+                     "--looks", "1", "-q"]) == 130
+        assert "interrupted; no output was written" in capsys.readouterr().err
+        assert list(folder.iterdir()) == []

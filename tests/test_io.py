@@ -597,3 +597,18 @@ def test_weights_files_get_the_permissions_of_a_plain_open(tmp_path):
     finally:
         os.umask(previous)
     assert (tmp_path / "w.pt").stat().st_mode & 0o777 == 0o644
+
+
+def test_remove_temporaries_deletes_only_unpublished_temporary_outputs(tmp_path):
+    from sardespeckle.io.base import publish, remove_temporaries, temporary_path
+
+    remove_temporaries()  # whatever earlier tests left registered
+    other = tmp_path / ".o.tif.keep.partial.tif"  # looks like ours, is not
+    other.write_bytes(b"user")
+    left = temporary_path(str(tmp_path / "o.tif"))
+    done = temporary_path(str(tmp_path / "p.tif"))
+    publish(done, str(tmp_path / "p.tif"), overwrite=False)
+    assert os.path.basename(left).startswith(".o.tif.") and left.endswith(".partial.tif")
+    assert remove_temporaries() == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".o.tif.keep.partial.tif", "p.tif"]
+    assert remove_temporaries() == 0

@@ -412,6 +412,34 @@ def test_a_failed_write_leaves_no_output_and_keeps_the_replaced_ones(tmp_path, m
     assert {name: (tmp_path / name).read_bytes() for name in _outputs(tmp_path)} == before
 
 
+def test_an_interrupt_while_outputs_are_replaced_keeps_the_old_ones(tmp_path, monkeypatch):
+    # Ctrl-C or SIGTERM right after an old output was moved aside: it is put back, and the
+    # command line's clean-up of temporary files (remove_temporaries) never deletes it.
+    import os
+
+    from sardespeckle.io import base
+
+    paths = _small_dates(tmp_path)
+    output = tmp_path / "r.npy"
+    build_reference_files(paths, output, looks=1, kind="amplitude")
+    before = {name: (tmp_path / name).read_bytes() for name in _outputs(tmp_path)}
+    replace = os.replace
+
+    def interrupted_after_the_move(source, destination):
+        replace(source, destination)
+        moved_aside = os.path.basename(destination).startswith(".r_count.npy.")
+        if os.fspath(source) == str(tmp_path / "r_count.npy") and moved_aside:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted_after_the_move)
+    with pytest.raises(KeyboardInterrupt):
+        build_reference_files(paths, output, looks=1, kind="amplitude", method="mean",
+                              overwrite=True)
+    monkeypatch.undo()
+    base.remove_temporaries()
+    assert {name: (tmp_path / name).read_bytes() for name in _outputs(tmp_path)} == before
+
+
 @pytest.mark.parametrize(
     ("dates", "method", "match"),
     [

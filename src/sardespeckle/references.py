@@ -1023,8 +1023,7 @@ def _write_layers(path: str, layers: np.ndarray, *, like_path: str | None, overw
                 dataset.set_band_description(band + 1, f"date {band}: 0 kept, 1 changed")
         publish(temp, path, overwrite=overwrite)
     except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
+        remove_if_exists(temp)
         raise
 
 
@@ -1135,31 +1134,31 @@ def _check_outputs(
 def _publish_together(temps: dict[str, str], *, overwrite: bool) -> None:
     """Rename each temporary file onto its output (``{output: temp}``): all of them or none.
 
-    Outputs being replaced are first moved aside, and put back if a later rename fails.
+    Outputs being replaced are first moved aside (under a hidden name next to them), and put
+    back if anything fails or is interrupted before the end; an old output is never deleted
+    before every new one is in place.
     """
-    from sardespeckle.io.base import publish, temporary_path
+    from sardespeckle.io.base import hidden_sibling, publish
 
-    aside: dict[str, str] = {}  # output -> its previous file, moved aside
+    aside: dict[str, str] = {}  # output -> the hidden name its previous file is moved to
     published: list[str] = []
     try:
         for path, temp in temps.items():
             if overwrite and os.path.lexists(path):
-                previous = temporary_path(path)
-                try:
-                    os.replace(path, previous)
-                except BaseException:
-                    remove_if_exists(previous)
-                    raise
-                aside[path] = previous
+                # Recorded before the move: the restore below looks at what is there.
+                aside[path] = hidden_sibling(path, label="previous")
+                os.replace(path, aside[path])
             publish(temp, path, overwrite=overwrite)
             published.append(path)
     except BaseException:
         for path in published:
-            with contextlib.suppress(OSError):
-                remove_if_exists(path)
+            if path not in aside:  # those are replaced by their previous file below
+                with contextlib.suppress(OSError):
+                    remove_if_exists(path)
         for path, previous in aside.items():
-            with contextlib.suppress(OSError):
-                os.replace(previous, path)
+            if os.path.lexists(previous):  # moved: put it back over whatever is there
+                with contextlib.suppress(OSError):
+                    os.replace(previous, path)
         raise
     for previous in aside.values():
         with contextlib.suppress(OSError):

@@ -124,29 +124,36 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
     info = sub.add_parser("info", help="describe an image: size, kind, georeferencing, looks")
-    info.add_argument("input", metavar="INPUT")
-    info.add_argument("--kind", choices=KINDS, default=None)
-    info.add_argument("--complex-layout", choices=("last", "first", "bands"), default=None)
+    info.add_argument("input", metavar="INPUT", help="GeoTIFF or .npy file to describe")
+    info.add_argument("--kind", choices=KINDS, default=None,
+                      help="what the file holds (default: detected, and the reason printed)")
+    info.add_argument("--complex-layout", choices=("last", "first", "bands"), default=None,
+                      help="read real/imaginary parts from a 3-D .npy (axis last/first) or "
+                           "from two GeoTIFF bands")
     info.add_argument("--json", action="store_true", help="print JSON")
 
     sim = sub.add_parser("simulate", help="multiply a clean image by simulated speckle")
-    sim.add_argument("input", metavar="CLEAN")
-    sim.add_argument("-o", "--output", required=True, metavar="NOISY")
+    sim.add_argument("input", metavar="CLEAN",
+                     help="speckle-free image (GeoTIFF or .npy) to multiply by simulated speckle")
+    sim.add_argument("-o", "--output", required=True, metavar="NOISY",
+                     help="output file (.tif or .npy), of the clean image's kind")
     sim.add_argument("--looks", type=positive_float, required=True, metavar="L",
                      help="looks of the simulated speckle (a number > 0)")
     sim.add_argument("--seed", type=non_negative_int, required=True,
                      help="seed of the speckle draw (an integer >= 0)")
     sim.add_argument("--kind", choices=KINDS[:3], default=None,
                      help="what the clean image holds (default: detected)")
-    sim.add_argument("--overwrite", action="store_true")
+    sim.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
     prev = sub.add_parser("preview", help="side-by-side PNG of one or more images")
-    prev.add_argument("inputs", nargs="+", metavar="INPUT")
-    prev.add_argument("-o", "--output", required=True, metavar="PNG")
+    prev.add_argument("inputs", nargs="+", metavar="INPUT",
+                      help="one or more images (GeoTIFF or .npy), one panel each, side by side on "
+                           "one shared dB stretch")
+    prev.add_argument("-o", "--output", required=True, metavar="PNG", help="PNG file to write")
     prev.add_argument("--kind", choices=KINDS, default=None,
                       help="kind of every input (default: detected per file)")
     prev.add_argument("--titles", default=None, help="comma-separated panel titles")
-    prev.add_argument("--overwrite", action="store_true")
+    prev.add_argument("--overwrite", action="store_true", help="replace an existing PNG")
 
     sub.add_parser("methods", help="list the despeckling methods")
 
@@ -210,9 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except _Terminated:
+        _remove_temporaries()
         sys.stderr.write("sardespeckle: terminated; no output was written\n")
         return EXIT_TERMINATED
     except KeyboardInterrupt:
+        _remove_temporaries()
         sys.stderr.write("sardespeckle: interrupted; no output was written\n")
         return EXIT_INTERRUPTED
     except Exception as error:  # noqa: BLE001 - the CLI boundary turns every error into a code
@@ -222,6 +231,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _remove_temporaries() -> None:
+    """Delete the hidden temporary outputs an interrupt left, wherever it struck (even while a
+    file was being created, before the writer that owns it could clean up)."""
+    base = sys.modules.get("sardespeckle.io.base")  # never imported: nothing was written
+    if base is not None:
+        base.remove_temporaries()
 
 
 def _report_error(error: BaseException) -> int:

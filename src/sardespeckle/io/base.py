@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -259,22 +259,46 @@ def _current_umask() -> int:
 def give_default_permissions(path: str | os.PathLike) -> None:
     """Set the permissions a plain ``open()`` would have given (``0o666`` minus the umask).
 
-    ``tempfile.mkstemp`` creates files readable by their owner only; a published output or
+    :func:`temporary_path` creates files readable by their owner only; a published output or
     weights file should be as readable as any other file the user writes.
     """
     os.chmod(path, 0o666 & ~_current_umask())
 
 
+# Temporary outputs of this process not yet published or deleted. A name is registered *before*
+# its file is created, so an interrupt at any point leaves no file that this set does not name:
+# the command line deletes them all when it is interrupted (remove_temporaries).
+_TEMPORARIES: set[str] = set()
+
+
 def temporary_path(path: str) -> str:
-    """A new, hidden file next to ``path`` (same folder, so the final rename is atomic)."""
+    """A new, hidden, empty file next to ``path`` (same folder, so the final rename is atomic),
+    registered for :func:`remove_temporaries` until it is published or removed."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while True:
+        temp = hidden_sibling(path)
+        _TEMPORARIES.add(temp)
+        try:
+            handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another file has this name: never ours to delete
+            _TEMPORARIES.discard(temp)
+            continue
+        except OSError as error:
+            _TEMPORARIES.discard(temp)
+            raise OutputFileError(f"cannot write {path}: {error.strerror or error} (in {folder})") from error
+        os.close(handle)
+        return temp
+
+
+def hidden_sibling(path: str, *, label: str = "partial") -> str:
+    """A hidden, random name next to ``path`` that does not exist now (the file is not created):
+    ``.NAME.<random>.<label><extension>``."""
     folder, name = os.path.split(os.path.abspath(path))
     suffix = os.path.splitext(name)[1]
-    try:
-        handle, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".partial{suffix}", dir=folder)
-    except OSError as error:
-        raise OutputFileError(f"cannot write {path}: {error.strerror or error} (in {folder})") from error
-    os.close(handle)
-    return temp
+    while True:
+        candidate = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.{label}{suffix}")
+        if not os.path.lexists(candidate):
+            return candidate
 
 
 def remove_if_exists(path: str) -> None:
@@ -283,6 +307,19 @@ def remove_if_exists(path: str) -> None:
         os.remove(path)
     except FileNotFoundError:
         pass
+    _TEMPORARIES.discard(path)
+
+
+def remove_temporaries() -> int:
+    """Delete every temporary output of this process not yet published or removed (for a
+    command interrupted at any point, even while an output was being created); return how many
+    files were deleted."""
+    removed = 0
+    for temp in list(_TEMPORARIES):
+        if os.path.lexists(temp):
+            removed += 1
+        remove_if_exists(temp)
+    return removed
 
 
 def _discard(closer, temp: str) -> None:
@@ -301,6 +338,7 @@ def publish(temp: str, path: str, *, overwrite: bool) -> None:
         raise OutputExistsError(f"output {path} exists; pass --overwrite (overwrite=True)")
     give_default_permissions(temp)
     os.replace(temp, path)
+    _TEMPORARIES.discard(temp)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from sardespeckle.errors import InputFileError, InvalidInputError, UsageError
-from sardespeckle.io.base import Georef, Sink, Source, publish, temporary_path
+from sardespeckle.io.base import Georef, Sink, Source, publish, remove_if_exists, temporary_path
 from sardespeckle.io.kinds import check_kind, detect_kind, kind_from_text
 from sardespeckle.window import Window
 
@@ -304,7 +304,7 @@ class GeoTiffSink(Sink):
         except BaseException:
             if getattr(self, "_dataset", None) is not None:
                 self._dataset.close()
-            os.remove(temp)
+            remove_if_exists(temp)
             raise
         super().__init__(
             path=path,
@@ -373,6 +373,5 @@ def write_geotiff(
                     dataset.set_band_description(index, text)
         publish(temp, path, overwrite=overwrite)
     except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
+        remove_if_exists(temp)
         raise

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from sardespeckle.errors import InputFileError, InvalidInputError, UsageError
-from sardespeckle.io.base import Georef, Sink, Source, publish, temporary_path
+from sardespeckle.io.base import Georef, Sink, Source, publish, remove_if_exists, temporary_path
 from sardespeckle.io.geotiff import SAMPLE_SIZE, check_dtype
 from sardespeckle.io.kinds import check_kind, detect_kind
 from sardespeckle.window import Window
@@ -153,7 +153,7 @@ class NpySink(Sink):
                 np.lib.format.open_memmap(temp, mode="w+", dtype=dtype, shape=tuple(shape))
             ]
         except BaseException:
-            os.remove(temp)
+            remove_if_exists(temp)
             raise
         super().__init__(
             path=path,
@@ -187,6 +187,5 @@ def write_npy(path: str, array: np.ndarray, *, overwrite: bool) -> None:
             np.save(handle, np.asarray(array), allow_pickle=False)
         publish(temp, path, overwrite=overwrite)
     except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
+        remove_if_exists(temp)
         raise
