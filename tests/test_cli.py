@@ -448,3 +448,52 @@ def test_an_interrupt_while_the_output_is_being_created_leaves_no_file(tmp_path,
                      "--looks", "1", "-q"]) == 130
         assert "interrupted; no output was written" in capsys.readouterr().err
         assert list(folder.iterdir()) == []
+
+
+def test_references_build_from_unlabelled_float_geotiffs_with_kind(tmp_path, capsys):
+    # Plain float32 GeoTIFF dates (no band description, no kind word in the name): --kind says
+    # what they hold, and the reference keeps their georeferencing.
+    from sardespeckle.speckle import simulate_speckle
+
+    dates = []
+    for index in range(3):
+        amplitude = np.sqrt(4.0 * simulate_speckle((24, 24), 1, seed=index)).astype(np.float32)
+        dates.append(str(write_tif(tmp_path / f"d{index}.tif", amplitude, description=None)))
+    out = tmp_path / "ref.tif"
+    assert main(["references", "build", *dates, "-o", str(out), "--looks", "1"]) == 1
+    assert "--kind" in capsys.readouterr().err  # undetectable without it, as documented
+    assert main(["references", "build", *dates, "-o", str(out), "--looks", "1",
+                 "--kind", "amplitude"]) == 0
+    with rasterio.open(out) as ref, rasterio.open(dates[0]) as first:
+        assert ref.crs == first.crs and ref.transform == first.transform
+
+
+@pytest.mark.parametrize(("signum", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_an_interrupted_training_exits_with_the_signal_code_and_resumes(tmp_path, signum, code):
+    import json
+    import signal
+    import time
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "ref.npy", (400.0 * np.exp(rng.normal(0, 0.3, (48, 48)))).astype(np.float32))
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({
+        "references": [{"path": str(tmp_path / "ref.npy"), "kind": "intensity"}],
+        "depth": 3, "features": 4, "patch_size": 16, "batch_size": 2, "steps": 1_000_000,
+        "threads": 1, "precision": "fp32", "checkpoint_every": 1, "log_every": 1}))
+    run = tmp_path / "run"
+    code_line = "import sys; from sardespeckle.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    process = subprocess.Popen([sys.executable, "-c", code_line, "train", str(config),
+                                "--run-dir", str(run), "-q"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoint.pt").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the training ended before it could be stopped"
+    process.send_signal(getattr(signal, signum))
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == code, err
+    assert "new run" in err and "interrupted at step" in err and "checkpoint written" in err
+    stopped = int(err.split("interrupted at step ")[1].split("/")[0])
+    assert main(["train", str(config), "--run-dir", str(run), "--max-steps", "1", "-q"]) == 0
+    log = (run / "log.csv").read_text().splitlines()[1:]
+    assert [int(row.split(",")[0]) for row in log] == list(range(1, stopped + 2))

@@ -1,6 +1,7 @@
 """SAR-CNN training: patch sampling, a tiny end-to-end run, exact kill-and-resume."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,10 +168,57 @@ def test_precision_auto_is_the_default_and_trains_as_the_resolved_precision(tmp_
     assert json.loads((tmp_path / "auto" / "config.json").read_text())["precision"] == "auto"
 
 
+def test_resume_drops_log_rows_past_the_checkpoint_and_says_where_it_starts(tmp_path, reference_file):
+    config = tiny_config(reference_file, checkpoint_every=2)
+    starts = []
+    train(config, tmp_path / "run", max_steps=4, on_start=lambda *a: starts.append(a))
+    log_path = tmp_path / "run" / "log.csv"
+    # A process killed outright after logging steps 5 and 6 but before checkpointing them:
+    with open(log_path, "a") as log:
+        log.write("5,0.1,0.001,1.0,\n6,0.1,0.001,1.0,\n")
+    result = train(config, tmp_path / "run", on_start=lambda *a: starts.append(a))
+    assert result.finished and result.interrupted_by is None
+    assert starts == [(0, "fp32", "cpu"), (4, "fp32", "cpu")]
+    steps = [int(row.split(",")[0]) for row in log_path.read_text().splitlines()[1:]]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_run_folder_without_its_checkpoint_is_not_restarted_over_its_log(tmp_path, reference_file):
+    config = tiny_config(reference_file, checkpoint_every=2)
+    train(config, tmp_path / "run")
+    (tmp_path / "run" / "checkpoint.pt").unlink()  # as in the committed run records
+    log_before = (tmp_path / "run" / "log.csv").read_text()
+    with pytest.raises(UsageError, match="holds a log up to step 6 but no checkpoint.pt"):
+        train(config, tmp_path / "run")
+    assert (tmp_path / "run" / "log.csv").read_text() == log_before
+    # Killed before its first checkpoint: nothing to keep, the run starts afresh.
+    train(config, tmp_path / "early", max_steps=1)
+    (tmp_path / "early" / "checkpoint.pt").unlink()
+    assert train(config, tmp_path / "early").finished
+    steps = [int(row.split(",")[0]) for row in (tmp_path / "early" / "log.csv").read_text().splitlines()[1:]]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
 def test_resume_refuses_another_config(tmp_path, reference_file):
     train(tiny_config(reference_file), tmp_path / "run", max_steps=1)
-    with pytest.raises(UsageError, match="another configuration"):
+    with pytest.raises(UsageError, match=r"another configuration \(learning_rate: the run has "
+                                         r"0.001, this call gives 0.5\)"):
         train(tiny_config(reference_file, learning_rate=0.5), tmp_path / "run", max_steps=1)
+
+
+def test_resume_accepts_the_same_files_spelled_another_way(tmp_path, reference_file, monkeypatch):
+    # Started with paths relative to the data folder, resumed with absolute ones (or the other
+    # way round): the same files, the same run.
+    monkeypatch.chdir(reference_file.parent)
+    relative = tiny_config(Path(reference_file.name), steps=3)
+    assert train(relative, tmp_path / "run", max_steps=1).step == 1
+    assert train(tiny_config(reference_file.resolve(), steps=3), tmp_path / "run",
+                 max_steps=1).step == 2
+    other = tmp_path / "other.npy"
+    other.write_bytes(reference_file.read_bytes())  # equal content, another file
+    with pytest.raises(UsageError, match="references: the run has"):
+        train(tiny_config(other, steps=3, validation=relative.as_dict()["validation"]),
+              tmp_path / "run", max_steps=1)
 
 
 def test_export_partial_run(tmp_path, reference_file):

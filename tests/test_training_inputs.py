@@ -261,3 +261,36 @@ def test_run_dir_that_is_a_file(tmp_path, reference_file, capsys):
     assert main(["train", config, "--run-dir", str(afile / "sub"), "-q"]) == 2
     assert "cannot create the run folder" in capsys.readouterr().err
     assert afile.read_text() == "keep"
+
+
+def test_the_count_and_changes_files_of_a_reference_are_refused(tmp_path, capsys):
+    # 'train --references refs/*.tif' also matches what 'references build' writes beside each
+    # reference: a uint16 date count and uint8 change codes are not speckle-free images.
+    from sardespeckle.references import build_reference_files
+    from sardespeckle.speckle import simulate_speckle
+
+    dates = []
+    for index in range(3):
+        path = tmp_path / f"date_{index}.npy"
+        np.save(path, (9.0 * simulate_speckle((40, 40), 1, seed=index)).astype(np.float32))
+        dates.append(path)
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    build_reference_files(dates, refs / "site.npy", looks=1, kind="intensity")
+    run = tmp_path / "run"
+    for side, match in (("site_count.npy", "count of dates used"),
+                        ("site_changes.npy", "per-date change codes")):
+        code = main(["train", "--run-dir", str(run), "--references", str(refs / "site.npy"),
+                     str(refs / side), "--kind", "intensity", "--patch-size", "16",
+                     "--steps", "1", "-q"])
+        assert code == 2
+        err = capsys.readouterr().err
+        assert match in err and "site.npy; pass the reference itself" in err
+        assert not run.exists()
+    # A file that merely ends in _count, with no reference beside it, is an ordinary input.
+    from sardespeckle.training.data import ReferenceSpec, load_reference
+
+    plain = tmp_path / "field_count.npy"
+    np.save(plain, np.full((40, 40), 5.0, np.float32))
+    loaded = load_reference(ReferenceSpec(path=str(plain), kind="intensity", window=None))
+    assert loaded.intensity.shape == (40, 40)

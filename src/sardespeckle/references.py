@@ -972,6 +972,21 @@ def side_paths(output: str | os.PathLike) -> dict[str, str]:
     }
 
 
+def side_output_of(path: str | os.PathLike) -> tuple[str, str] | None:
+    """``(role, reference)`` when ``path`` is the ``count`` or ``changes`` file that
+    :func:`write_reference` wrote beside ``reference`` (that reference and its JSON report are
+    still there), else None. Lets commands refuse them where a reference is expected (a glob
+    such as ``refs/*.tif`` matches them too)."""
+    stem, ext = os.path.splitext(os.fspath(path))
+    for role in ("count", "changes"):
+        suffix = f"_{role}"
+        if stem.endswith(suffix):
+            reference = stem[: -len(suffix)] + ext
+            if os.path.isfile(reference) and os.path.isfile(side_paths(reference)["report"]):
+                return role, reference
+    return None
+
+
 def _change_codes(result: ReferenceResult) -> np.ndarray:
     codes = np.full(result.valid.shape, CHANGE_INVALID, dtype=np.uint8)
     codes[result.valid] = CHANGE_CONSISTENT
@@ -1033,6 +1048,7 @@ def write_reference(
     *,
     output_kind: str = "intensity",
     like_path: str | None = None,
+    like_kind: str | None = None,
     overwrite: bool = False,
     extra_report: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -1049,6 +1065,9 @@ def write_reference(
     output_kind : {"intensity", "amplitude"}, keyword-only
     like_path : str, optional, keyword-only
         A GeoTIFF whose georeferencing is copied.
+    like_kind : str, optional, keyword-only
+        What ``like_path`` holds (as given for the stack), for files whose kind cannot be
+        detected; only its georeferencing is read.
     overwrite : bool, keyword-only
         Replace existing files.
     extra_report : dict, optional, keyword-only
@@ -1088,7 +1107,7 @@ def write_reference(
         for key in ("reference", "count", "changes", "report"):
             temps[paths[key]] = temporary_path(paths[key])
         if like_path is not None and like_path.lower().endswith((".tif", ".tiff")):
-            like = open_source(like_path)
+            like = open_source(like_path, kind=like_kind)
         write_array(temps[paths["reference"]], values.astype(np.float32), like=like,
                     kind=output_kind, nodata=float("nan"), tags=tags, overwrite=True)
         write_array(temps[paths["count"]], result.dates_used, like=like,
@@ -1301,4 +1320,5 @@ def build_reference_files(
     if png_threshold is not None:
         extra["png_threshold"] = float(png_threshold)
     return write_reference(result, output, output_kind=output_kind,
-                           like_path=stack.paths[0], overwrite=overwrite, extra_report=extra)
+                           like_path=stack.paths[0], like_kind=stack.kinds[0],
+                           overwrite=overwrite, extra_report=extra)

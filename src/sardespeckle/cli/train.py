@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 
@@ -62,7 +63,8 @@ def add_train_parser(subparsers) -> None:
                             "and its references never are)")
     train.add_argument("--overwrite", action="store_true",
                        help="with --export: replace an existing PT")
-    train.add_argument("-q", "--quiet", action="store_true")
+    train.add_argument("-q", "--quiet", action="store_true",
+                       help="no progress bar (the start and end lines are still printed)")
 
 
 def run_train_command(args: argparse.Namespace) -> int:
@@ -113,8 +115,20 @@ def run_train_command(args: argparse.Namespace) -> int:
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             bar.update(0)
 
+    def on_start(step: int, precision: str, device: str) -> None:
+        what = (f"resuming {args.run_dir} at step {step}/{config.steps}" if step
+                else f"new run {args.run_dir}: {config.steps} steps")
+        message = f"{what} ({precision} on {device})"
+        if bar is not None:
+            bar.n = step
+            bar.write(message, file=sys.stderr)
+            bar.refresh()
+        else:
+            sys.stderr.write(message + "\n")
+
     try:
-        result = train(config, args.run_dir, max_steps=args.max_steps, progress=progress)
+        result = train(config, args.run_dir, max_steps=args.max_steps, progress=progress,
+                       on_start=on_start)
     finally:
         if bar is not None:
             bar.close()
@@ -125,6 +139,12 @@ def run_train_command(args: argparse.Namespace) -> int:
         if config.task == "gaussian":
             sys.stderr.write(f"a Gaussian denoiser: use it in MuLoG with --method mulog --denoiser "
                              f"{result.weights_path} (docs/mulog.md)\n")
+    elif result.interrupted_by is not None:
+        sys.stderr.write(f"interrupted at step {result.step}/{config.steps}{psnr}, checkpoint "
+                         "written; rerun the same command to resume\n")
+        from .main import EXIT_INTERRUPTED, EXIT_TERMINATED
+
+        return EXIT_TERMINATED if result.interrupted_by == signal.SIGTERM else EXIT_INTERRUPTED
     else:
         sys.stderr.write(f"stopped at step {result.step}/{config.steps}{psnr}; rerun the same "
                          "command to resume\n")

@@ -79,9 +79,24 @@ class Reference:
 
 
 def load_reference(spec: ReferenceSpec) -> Reference:
-    """Read a reference file (GeoTIFF/.npy via :mod:`sardespeckle.io`) as intensity."""
-    from ..io import open_source
+    """Read a reference file (GeoTIFF/.npy via :mod:`sardespeckle.io`) as intensity.
 
+    Refuses the date-count and change-code files that ``references build`` writes beside a
+    reference (a glob such as ``refs/*.tif`` picks them up too).
+    """
+    from ..io import open_source
+    from ..references import side_output_of
+
+    side = side_output_of(spec.path)
+    if side is not None:
+        role, reference = side
+        what = {"count": "the per-pixel count of dates used",
+                "changes": "the per-date change codes"}[role]
+        raise UsageError(
+            f"expected a speckle-free reference, got {spec.path}: {what} that 'references "
+            f"build' wrote beside {reference}; pass the reference itself (a glob such as "
+            f"refs/*.tif also matches its _count and _changes files)"
+        )
     with open_source(spec.path, kind=spec.kind) as source:
         window = Window.full(source.shape) if spec.window is None else Window(*spec.window)
         if (window.row < 0 or window.col < 0 or window.row + window.height > source.shape[0]

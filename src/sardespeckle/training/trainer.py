@@ -40,6 +40,7 @@ class TrainResult:
     finished: bool
     weights_path: Path | None
     last_validation_psnr: float | None
+    interrupted_by: int | None = None  # the signal (SIGINT, SIGTERM) that stopped the run
 
 
 def amplitude_psnr(reference_amplitude: np.ndarray, estimate_amplitude: np.ndarray) -> float:
@@ -86,6 +87,7 @@ def train(
     *,
     max_steps: int | None = None,
     progress: Callable[[int, int, float], None] | None = None,
+    on_start: Callable[[int, str, str], None] | None = None,
 ) -> TrainResult:
     """Train (or resume) SAR-CNN or a Gaussian DnCNN (``config.task``) in ``run_dir``.
 
@@ -99,6 +101,18 @@ def train(
         Stop (with a checkpoint) after this many steps in this call, to train in chunks.
     progress : callable, optional
         ``progress(step, total_steps, loss)`` after every step.
+    on_start : callable, optional
+        ``on_start(step, precision, device)`` once, before the first step of this call: the
+        step it starts from (0 for a new run, the checkpoint's step when resuming), the
+        precision (``"bf16"``/``"fp32"``) and the device (``"cpu"``/``"cuda"``) it trains with.
+
+    Notes
+    -----
+    SIGINT (Ctrl-C) and SIGTERM end the call between two steps with a checkpoint; the result's
+    ``interrupted_by`` says which. On resume, ``log.csv`` rows after the checkpoint's step (left
+    by a process killed outright) are dropped, since those steps are trained again. A folder
+    whose log goes past its first checkpoint but has no ``checkpoint.pt`` (removed, as in the
+    committed run records) is refused rather than restarted over its log.
     """
     import torch
 
@@ -113,6 +127,8 @@ def train(
     # refuse the corrected retry.
     check_run_folder(run_dir)
     resuming = _check_config(config, run_dir)
+    if resuming:
+        _check_log_without_checkpoint(config, run_dir)
     if config.threads:
         torch.set_num_threads(int(config.threads))
     if config.device == "cuda" and not torch.cuda.is_available():
@@ -136,8 +152,8 @@ def train(
     if not resuming:
         config.save(run_dir / "config.json")
     try:
-        return _run(config, run_dir, max_steps, progress, model, optimizer, rng, device, sampler,
-                    validator, offset)
+        return _run(config, run_dir, max_steps, progress, on_start, model, optimizer, rng, device,
+                    sampler, validator, offset)
     except BaseException:
         if not resuming and not checkpoint_path.exists():
             # Nothing was trained: leave the folder as it was, so a corrected retry starts afresh.
@@ -145,8 +161,8 @@ def train(
         raise
 
 
-def _run(config: TrainConfig, run_dir: Path, max_steps, progress, model, optimizer, rng, device,
-         sampler, validator, offset) -> TrainResult:
+def _run(config: TrainConfig, run_dir: Path, max_steps, progress, on_start, model, optimizer,
+         rng, device, sampler, validator, offset) -> TrainResult:
     """The training loop of :func:`train`, once everything is checked and config.json written."""
     import torch
 
@@ -161,6 +177,7 @@ def _run(config: TrainConfig, run_dir: Path, max_steps, progress, model, optimiz
         rng.bit_generator.state = json.loads(state["numpy_rng"])
         torch.set_rng_state(state["torch_rng"].cpu())  # map_location may have moved it
         step = int(state["step"])
+    _drop_log_rows_after(run_dir / "log.csv", step)
 
     from ..models.inference import resolve_precision
 
@@ -168,6 +185,8 @@ def _run(config: TrainConfig, run_dir: Path, max_steps, progress, model, optimiz
     autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16)
                 if precision == "bf16" else contextlib.nullcontext())
     model = model.to(memory_format=torch.channels_last)
+    if on_start is not None:
+        on_start(step, precision, device.type)
 
     def save_checkpoint() -> None:
         _atomic_torch_save({
@@ -180,11 +199,12 @@ def _run(config: TrainConfig, run_dir: Path, max_steps, progress, model, optimiz
 
     # SIGTERM and Ctrl-C end the run between two steps, with a checkpoint; a crash keeps the
     # last periodic checkpoint (never a half-updated model).
-    stop = {"now": False}
+    stop = {"now": False, "signal": None}
     previous_handlers = {}
     if _main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
-            previous_handlers[signum] = signal.signal(signum, lambda *_: stop.update(now=True))
+            previous_handlers[signum] = signal.signal(
+                signum, lambda received, _: stop.update(now=True, signal=int(received)))
     log_path = run_dir / "log.csv"
     new_log = not log_path.exists()
     last_psnr = None
@@ -251,7 +271,41 @@ def _run(config: TrainConfig, run_dir: Path, max_steps, progress, model, optimiz
         save_weights(model.cpu(), weights_path, name=config.name, validation_psnr=last_psnr,
                      **weights_identity(config, f"{config.steps} steps of "
                                                 f"{config.batch_size}×{config.patch_size}² patches"))
-    return TrainResult(run_dir, step, finished, weights_path, last_psnr)
+    return TrainResult(run_dir, step, finished, weights_path, last_psnr,
+                       interrupted_by=None if finished else stop["signal"])
+
+
+def _logged_steps(log_path: Path) -> list[int]:
+    """The step of every row of a run's ``log.csv`` (empty when there is none)."""
+    if not log_path.exists():
+        return []
+    with open(log_path, newline="") as handle:
+        rows = list(csv.reader(handle))[1:]
+    return [int(row[0]) for row in rows if row and row[0].isdigit()]
+
+
+def _check_log_without_checkpoint(config: TrainConfig, run_dir: Path) -> None:
+    """Refuse to restart, over its log, a run whose checkpoint is gone (see :func:`train`)."""
+    if (run_dir / CHECKPOINT).exists():
+        return
+    last = max(_logged_steps(run_dir / "log.csv"), default=0)
+    if last >= config.checkpoint_every:
+        raise UsageError(
+            f"{run_dir} holds a log up to step {last} but no {CHECKPOINT} to resume from (a "
+            f"finished or recorded run whose checkpoint was removed); train its configuration in "
+            f"a new folder: sardespeckle train {run_dir / 'config.json'} --run-dir runs/{run_dir.name}"
+        )
+
+
+def _drop_log_rows_after(log_path: Path, step: int) -> None:
+    """Rewrite ``log.csv`` without its rows past ``step`` (trained again from the checkpoint)."""
+    if not any(logged > step for logged in _logged_steps(log_path)):
+        return
+    with open(log_path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    kept = [rows[0]] + [row for row in rows[1:] if not (row and row[0].isdigit() and int(row[0]) > step)]
+    with atomic_output(log_path) as temp, open(temp, "w", newline="") as handle:
+        csv.writer(handle).writerows(kept)
 
 
 def _task_data(config: TrainConfig):
@@ -382,13 +436,31 @@ def _check_config(config: TrainConfig, run_dir: Path) -> bool:
     for key in RUNTIME_SETTINGS:
         existing.pop(key, None)
         wanted.pop(key, None)
-    if existing != wanted:
-        differing = sorted(k for k, v in wanted.items() if existing.get(k) != v)
+    differing = sorted(k for k in wanted.keys() | existing.keys()
+                       if _comparable(k, existing.get(k)) != _comparable(k, wanted.get(k)))
+    if differing:
+        shown = "; ".join(f"{key}: the run has {existing.get(key)!r}, this call gives "
+                          f"{wanted.get(key)!r}" for key in differing[:2])
         raise UsageError(
-            f"{run_dir} holds a run with another configuration (differs in {differing}); "
-            "use a new run folder or the same configuration"
+            f"{run_dir} holds a run with another configuration ({shown}); use a new run folder "
+            "or the same configuration (relative paths are read from the current folder: resume "
+            "from the folder the run was started in)"
         )
     return True
+
+
+def _comparable(key: str, value):
+    """A config value with its file paths resolved, so that a path spelled another way (relative
+    or absolute, through a link) naming the same existing file compares equal."""
+    def resolved(path):
+        return os.path.realpath(path) if isinstance(path, str) and os.path.exists(path) else path
+
+    if key in ("references", "validation") and isinstance(value, list):
+        return [{**spec, "path": resolved(spec.get("path"))} if isinstance(spec, dict) else spec
+                for spec in value]
+    if key == "init_from":
+        return resolved(value)
+    return value
 
 
 def _create_run_folder(run_dir: Path) -> list[Path]:
