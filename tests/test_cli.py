@@ -497,3 +497,24 @@ def test_an_interrupted_training_exits_with_the_signal_code_and_resumes(tmp_path
     assert main(["train", str(config), "--run-dir", str(run), "--max-steps", "1", "-q"]) == 0
     log = (run / "log.csv").read_text().splitlines()[1:]
     assert [int(row.split(",")[0]) for row in log] == list(range(1, stopped + 2))
+
+
+def test_info_describes_a_file_whose_kind_is_unknown(tmp_path, speckled_scene, capsys):
+    src = write_tif(tmp_path / "plain.tif", speckled_scene.astype(np.float32), description=None)
+    assert main(["info", str(src), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["kind"] == "unknown" and "pass --kind" in info["kind_reason"]
+    assert info["crs"] == "EPSG:32631" and info["rows"] == speckled_scene.shape[0]
+    assert "unavailable" in info["estimated_looks"]
+    assert main(["info", str(src), "--json", "--kind", "intensity"]) == 0
+    assert isinstance(json.loads(capsys.readouterr().out)["estimated_looks"], float)
+
+
+def test_a_closed_output_pipe_ends_quietly(amplitude_tif):
+    code = "import sys; from sardespeckle.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    producer = subprocess.Popen([sys.executable, "-c", code, "info", str(amplitude_tif)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    producer.stdout.close()  # the reader is gone before anything is written (`| head -0`)
+    err = producer.stderr.read().decode()
+    assert producer.wait(timeout=60) == 141
+    assert "error" not in err and "Traceback" not in err, err

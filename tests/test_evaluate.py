@@ -197,6 +197,17 @@ def test_cli_evaluate_writes_the_report_and_refuses_to_overwrite(references, tmp
     assert main(argv) == 1  # the report exists
     assert main([*argv, "--overwrite"]) == 0
     assert main(["evaluate", "--out", str(out)]) == 2  # nothing to evaluate
+    # The command printed at the top of report.md reproduces every quality number.
+    import shlex
+
+    block = (out / "report.md").read_text().split("```")[1]
+    again = shlex.split(block.replace("\\\n", " ").strip())
+    assert again[:2] == ["sardespeckle", "evaluate"] and again[-2:] == ["--out", str(out)]
+    assert main([*again[1:-1], str(tmp_path / "again"), "-q"]) == 0
+    first = json.loads((out / "results.json").read_text())
+    second = json.loads((tmp_path / "again" / "results.json").read_text())
+    assert first["full_reference"] and second["full_reference"] == first["full_reference"]
+    assert second["settings"] == first["settings"]
     with pytest.raises(SystemExit) as exit_info:
         main(["evaluate", "--param", "window_size=5", "--out", str(out)])
     assert exit_info.value.code == 2

@@ -329,6 +329,7 @@ def test_build_reference_files_writes_reference_count_changes_and_report(tmp_pat
     written = json.loads((tmp_path / "ref.json").read_text())
     assert written == json.loads(json.dumps(report))
     assert written["dates"] == DATES and written["output_kind"] == "amplitude"
+    assert written["input_kind"] == "amplitude" and set(written["input_kinds"]) == {"amplitude"}
     with pytest.raises(OutputExistsError):
         build_reference_files(paths, output, looks=1, kind="amplitude")
     build_reference_files(paths, output, looks=None, kind="amplitude", overwrite=True)
@@ -584,3 +585,16 @@ def test_real_single_look_stack_with_measured_window_looks(shared_data):
     naive = build_reference(stack.intensity, looks=1)
     assert result.report["rejected_fraction"] < 0.02
     assert naive.report["rejected_fraction"] > 2 * result.report["rejected_fraction"]
+
+
+def test_build_reference_takes_the_stack_that_load_stack_returns(tmp_path):
+    paths = _small_dates(tmp_path)
+    stack = load_stack(paths, kind="amplitude")
+    stack.intensity[0, 3, 3] = 1e9  # masked below: the Stack's own mask must be used
+    stack.valid[0, 3, 3] = False
+    from_stack = build_reference(stack, looks=1)
+    from_arrays = build_reference(stack.intensity, looks=1, valid=stack.valid)
+    np.testing.assert_array_equal(from_stack.reflectivity, from_arrays.reflectivity)
+    assert from_stack.reflectivity[3, 3] < 1e3
+    with pytest.raises(UsageError, match="a Stack holds intensities"):
+        build_reference(stack, looks=1, kind="amplitude")

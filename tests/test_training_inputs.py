@@ -294,3 +294,16 @@ def test_the_count_and_changes_files_of_a_reference_are_refused(tmp_path, capsys
     np.save(plain, np.full((40, 40), 5.0, np.float32))
     loaded = load_reference(ReferenceSpec(path=str(plain), kind="intensity", window=None))
     assert loaded.intensity.shape == (40, 40)
+
+
+def test_the_weights_of_an_unfinished_run_point_to_export(tmp_path, reference_file, capsys):
+    from sardespeckle.errors import WeightsError
+    from sardespeckle.models.weights import load_weights
+
+    run = tmp_path / "run"
+    train(tiny_config(reference_file, steps=5), run, max_steps=1)
+    with pytest.raises(WeightsError, match=r"has not finished: 'sardespeckle train --run-dir .* "
+                                           r"--export partial.pt'"):
+        load_weights(run / "sarcnn.pt")
+    assert main(["train", "--run-dir", str(run), "--export", str(tmp_path / "p.pt")]) == 0
+    assert "checkpoint at step 1 of 5" in capsys.readouterr().err

@@ -14,6 +14,10 @@ class InvalidInputError(SardespeckleError, ValueError):
     """The data handed in cannot be processed (wrong shape, dtype, values...)."""
 
 
+class UnknownKindError(InvalidInputError):
+    """Nothing in a file says whether it holds amplitude or intensity: the kind must be given."""
+
+
 class UsageError(SardespeckleError, ValueError):
     """The options asked for are inconsistent or unknown (CLI exit code 2)."""
 

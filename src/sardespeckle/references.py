@@ -460,8 +460,9 @@ def build_reference(
 
     Parameters
     ----------
-    stack : array_like, shape (dates, rows, cols)
-        Co-registered dates, as intensities or amplitudes (``kind``).
+    stack : array_like, shape (dates, rows, cols), or Stack
+        Co-registered dates, as intensities or amplitudes (``kind``); or the :class:`Stack` that
+        :func:`load_stack` returns (its intensities, with its mask of valid pixels).
     looks : float, keyword-only
         Equivalent number of looks ``L`` of each date (1 for single-look data).
     kind : {"intensity", "amplitude"}, keyword-only
@@ -546,6 +547,10 @@ def build_reference(
     >>> int(result.dates_used[32, 32]), int(result.dates_used[2, 2])
     (6, 10)
     """
+    if isinstance(stack, Stack):  # what load_stack returns: its intensities and mask
+        if kind != "intensity":
+            raise UsageError(f"a Stack holds intensities: expected kind 'intensity', got {kind!r}")
+        stack, valid = stack.intensity, stack.valid if valid is None else valid & stack.valid
     array, valid = _as_stack(stack, valid)
     usable = np.isfinite(array) & (array > 0)
     if not (usable if valid is None else usable & valid).any():
@@ -1315,7 +1320,10 @@ def build_reference_files(
         max_iterations=max_iterations, window_size=window_size, window_looks=window_looks,
         valid=stack.valid, progress=progress,
     )
-    extra = {"inputs": stack.paths, "input_kinds": stack.kinds, "looks_source": looks_source,
+    # The stack is handed over as intensity; the report names what the files held.
+    kinds = sorted(set(stack.kinds))
+    extra = {"inputs": stack.paths, "input_kind": kinds[0] if len(kinds) == 1 else "mixed",
+             "input_kinds": stack.kinds, "looks_source": looks_source,
              "window_looks_source": window_looks_source}
     if png_threshold is not None:
         extra["png_threshold"] = float(png_threshold)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from ._args import non_negative_int, positive_float, positive_float_or_auto, positive_int
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell tool reports when its reader went away
 
 
 class _Terminated(KeyboardInterrupt):
@@ -215,7 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # a closed pipe shows here (below), not at interpreter exit
+        return code
     except _Terminated:
         _remove_temporaries()
         sys.stderr.write("sardespeckle: terminated; no output was written\n")
@@ -224,6 +227,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _remove_temporaries()
         sys.stderr.write("sardespeckle: interrupted; no output was written\n")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our standard output went away (`sardespeckle info X | head`): stop
+        # quietly, as a shell tool would, with the status of a process killed by SIGPIPE.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except Exception as error:  # noqa: BLE001 - the CLI boundary turns every error into a code
         if args.debug:
             raise
@@ -231,6 +239,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that flushing it at exit raises nothing more."""
+    import os
+
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _remove_temporaries() -> None:
@@ -446,14 +463,28 @@ def _json_safe(value):
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from ..api import estimate_source_looks
+    from ..errors import UnknownKindError
     from ..io import open_source
 
-    with open_source(args.input, kind=args.kind, complex_layout=args.complex_layout) as source:
+    try:
+        source = open_source(args.input, kind=args.kind, complex_layout=args.complex_layout)
+        unknown = None
+    except UnknownKindError as error:
+        # Still describe the file (size, georeferencing, bands): only the kind is unknown.
+        source = open_source(args.input, kind="intensity", complex_layout=args.complex_layout)
+        unknown = error
+    with source:
         info = dict(source.info())
-        try:
-            info["estimated_looks"] = round(estimate_source_looks(source), 3)
-        except Exception as error:  # noqa: BLE001 - an estimate that fails is reported, not fatal
-            info["estimated_looks"] = f"unavailable ({error})"
+        if unknown is not None:
+            info["kind"] = "unknown"
+            info["kind_reason"] = ("nothing says amplitude or intensity (band description, tags, "
+                                   "file name); pass --kind to the commands that read it")
+            info["estimated_looks"] = "unavailable (the kind is unknown: pass --kind)"
+        else:
+            try:
+                info["estimated_looks"] = round(estimate_source_looks(source), 3)
+            except Exception as error:  # noqa: BLE001 - a failed estimate is reported, not fatal
+                info["estimated_looks"] = f"unavailable ({error})"
     if args.json:
         print(json.dumps(_json_safe(info), indent=2, default=str))
     else:

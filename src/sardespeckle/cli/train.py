@@ -51,7 +51,8 @@ def add_train_parser(subparsers) -> None:
     train.add_argument("--threads", type=int, default=None,
                        help="CPU threads (overrides the config; a run may resume with another "
                             "value)")
-    train.add_argument("--name", default="sarcnn", help="name of the weights file")
+    train.add_argument("--name", default="sarcnn",
+                       help="name of the final weights, RUN_DIR/NAME.pt (default: sarcnn)")
     train.add_argument("--init-from", default=None, metavar="WEIGHTS|RUN",
                        help="start from these weights (a name from 'sardespeckle weights', a "
                             "weights file, or a run folder/checkpoint.pt) instead of random ones")
@@ -76,7 +77,11 @@ def run_train_command(args: argparse.Namespace) -> int:
 
     if args.export is not None:
         digest = export_weights(args.run_dir, args.export, overwrite=args.overwrite)
-        sys.stderr.write(f"wrote {args.export} (sha256 {digest[:12]})\n")
+        from ..models.weights import load_weights
+
+        _, meta = load_weights(args.export)
+        sys.stderr.write(f"wrote {args.export}: {meta.get('description', '')} "
+                         f"(sha256 {digest[:12]})\n")
         return 0
     if args.overwrite:
         raise UsageError("--overwrite only applies to --export (a run folder is resumed, never "

@@ -371,7 +371,7 @@ def write_report(result: EvaluationResult, folder: str | os.PathLike, *,
     os.replace(folder / ".results.csv.tmp", folder / "results.csv")
 
     document = _Document()
-    _write_header(document, result, generated)
+    _write_header(document, result, generated, folder)
     if result.full_reference is not None:
         _write_full_reference(document, result, folder)
     if result.no_reference is not None:
@@ -390,7 +390,8 @@ def write_report(result: EvaluationResult, folder: str | os.PathLike, *,
     }
 
 
-def _write_header(document: _Document, result: EvaluationResult, generated: str) -> None:
+def _write_header(document: _Document, result: EvaluationResult, generated: str,
+                  folder: Path) -> None:
     settings, env = result.settings, result.environment
     document.heading(1, "Despeckling evaluation")
     document.paragraph(
@@ -398,13 +399,13 @@ def _write_header(document: _Document, result: EvaluationResult, generated: str)
         f"{env['python']}, numpy {env['numpy']}) on {generated}. Speckle draws are seeded "
         f"(seed {settings['seed']}): every quality number is reproducible; timings are not."
     )
-    document.code(_command_line(settings))
+    document.code(_command_line(settings, folder))
     inputs = env.get("inputs", {})
     if inputs:
         document.bullets([f"`{name}`: {text}" for name, text in inputs.items()])
 
 
-def _command_line(settings: dict[str, Any]) -> str:
+def _command_line(settings: dict[str, Any], folder: Path) -> str:
     parts = ["sardespeckle evaluate"]
     if settings["references"]:
         parts.append("--references " + " ".join(settings["references"]))
@@ -425,6 +426,9 @@ def _command_line(settings: dict[str, Any]) -> str:
     if settings["complex_layout"]:
         parts.append(f"--complex-layout {settings['complex_layout']}")
     parts.append(f"--speed-size {settings['speed_size']} --memory {settings['memory']}")
+    parts.append(f"--enl-window {settings['enl_window']} --enl-count {settings['enl_count']} "
+                 f"--crop {settings['crop']}")
+    parts.append(f"--out {os.fspath(folder)}")
     return " \\\n    ".join(parts)
 
 

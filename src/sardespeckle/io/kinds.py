@@ -23,7 +23,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from sardespeckle.errors import InvalidInputError, UsageError
+from sardespeckle.errors import InvalidInputError, UnknownKindError, UsageError
 
 KINDS = ("intensity", "amplitude", "db", "complex")
 """Every input kind."""
@@ -155,7 +155,7 @@ def detect_kind(
         return "amplitude", (
             f"integer data type {dtype.name} (digital numbers such as Sentinel-1 GRD are amplitude)"
         )
-    raise InvalidInputError(
+    raise UnknownKindError(
         "cannot tell amplitude from intensity for float data without metadata; "
         "pass kind='amplitude' or kind='intensity' (CLI --kind)"
     )

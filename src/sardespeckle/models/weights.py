@@ -392,8 +392,14 @@ def load_weights(
         path = Path(name_or_path)
         if not path.is_file():
             known = ", ".join(sorted(REGISTRY)) or "none registered yet"
+            hint = ""
+            if (path.parent / "checkpoint.pt").is_file() and (path.parent / "config.json").is_file():
+                hint = (f"; {path.parent} holds a training run that has not finished: "
+                        f"'sardespeckle train --run-dir {path.parent} --export partial.pt' writes "
+                        "the weights of its latest checkpoint")
             raise WeightsError(
-                f"expected a registered weights name ({known}) or an existing file, got {str(name_or_path)!r}"
+                f"expected a registered weights name ({known}) or an existing file, got "
+                f"{str(name_or_path)!r}{hint}"
             )
 
     payload = _read(path)
