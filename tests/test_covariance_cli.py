@@ -305,3 +305,40 @@ def test_statistics_come_from_the_valid_pixels_only():
         mulog_covariance(field, looks=4, denoiser=lambda v, s: v, valid=np.ones((5, 5), bool))
     with pytest.raises(InvalidInputError, match="valid"):
         mulog_covariance(field, looks=4, denoiser=lambda v, s: v, valid=np.zeros((32, 32), bool))
+
+
+def test_correlated_single_look_channels_are_subsampled(tmp_path, capsys):
+    # SLC channels with SAR-like correlated speckle: a denoiser trained on white noise keeps
+    # the speckle blobs; despeckling the four polyphase components (auto picks it) does not.
+    from sardespeckle.covariance import despeckle_covariance_files
+    from sardespeckle.decorrelate import simulate_correlated_slc
+
+    truth = np.full((96, 96), 4.0)
+    truth[:, 48:] = 16.0
+    truth[30:60, 15:40] = 1.0
+    for index, seed in enumerate((1, 2)):
+        np.save(tmp_path / f"c{index}.npy", simulate_correlated_slc(truth, seed=seed).astype(np.complex64))
+    inputs = [str(tmp_path / "c0.npy"), str(tmp_path / "c1.npy")]
+    errors = {}
+    for mode in ("none", "subsample"):
+        report = despeckle_covariance_files(inputs, tmp_path / f"{mode}.npy", denoiser="dncnn-sar",
+                                            decorrelate=mode)
+        out = np.load(tmp_path / f"{mode}.npy")
+        assert np.linalg.eigvalsh(out.astype(np.complex128)).min() > 0
+        errors[mode] = np.mean(np.abs(np.log(out[..., 0, 0].real / truth)))
+        assert report["decorrelate"] == mode
+    assert errors["subsample"] < 0.6 * errors["none"]  # measured 0.071 vs 0.196 (128²)
+    assert main(["covariance", *inputs, "-o", str(tmp_path / "auto.npy"), "--denoiser",
+                 "dncnn-sar"]) == 0
+    assert "note: decorrelate=subsample (single-look input with lag-1 speckle correlation" \
+        in capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(tmp_path / "auto.npy"), np.load(tmp_path / "subsample.npy"))
+    # White single-look speckle (simulated) is left as it is.
+    k = channels_of(true_field(size=64), 3)
+    for index in range(2):
+        np.save(tmp_path / f"w{index}.npy", k[..., index])
+    white = [str(tmp_path / "w0.npy"), str(tmp_path / "w1.npy")]
+    assert despeckle_covariance_files(white, tmp_path / "w.npy", denoiser="dncnn-sar",
+                                      decorrelate="auto")["decorrelate"] == "none"
+    with pytest.raises(UsageError, match="decorrelate"):
+        despeckle_covariance_files(white, tmp_path / "x.npy", decorrelate="whiten")

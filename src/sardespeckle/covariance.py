@@ -26,6 +26,7 @@ global): :func:`check_memory` refuses a field whose working set would not fit.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -362,17 +363,81 @@ def save_side_by_side_png(path, panels, *, overwrite: bool = False, gap: int = 4
     return write_png(path, canvas, overwrite=overwrite)
 
 
+#: ``decorrelate`` values of :func:`despeckle_covariance_files` (``auto`` is resolved per field).
+DECORRELATE_CHOICES = ("auto", "none", "subsample")
+
+
+def choose_covariance_decorrelation(field: np.ndarray, invalid: np.ndarray,
+                                    looks: float) -> tuple[str, str]:
+    """``("subsample" | "none", reason)`` for a covariance field, as ``run`` decides for one
+    image (:func:`sardespeckle.decorrelate.choose_decorrelation`): a single-look field whose
+    speckle is spatially correlated (the worst lag-1 correlation of its diagonal channels'
+    log-intensity, on the most homogeneous windows of the central 1024² pixels, above
+    :data:`~sardespeckle.decorrelate.CORRELATION_THRESHOLD`) is subsampled. Whitening, which
+    keeps the resolution of single-channel SLC input, is not offered for covariance fields."""
+    from .decorrelate import (SINGLE_LOOK_MAX, central_window, choose_decorrelation,
+                              estimate_speckle_correlation)
+
+    if looks > SINGLE_LOOK_MAX:
+        return choose_decorrelation("intensity", looks, None)
+    window = central_window(field.shape[:2])
+    part, usable = field[window.slices], ~invalid[window.slices]
+    worst = None
+    for channel in range(field.shape[-1]):
+        intensity = part[..., channel, channel].real
+        try:
+            measured = estimate_speckle_correlation(intensity, valid=usable & (intensity > 0))
+        except InvalidInputError:  # too small or too few homogeneous windows to measure
+            continue
+        if worst is None or max(measured) > max(worst):
+            worst = measured
+    return choose_decorrelation("intensity", looks, worst)
+
+
+def subsampled_covariance(field: np.ndarray, valid: np.ndarray, despeckle) -> np.ndarray:
+    """Despeckle the four polyphase components ``field[dr::2, dc::2]`` separately
+    (``despeckle(component, valid_component)``), put each back where it came from and smooth
+    by ``[1, 2, 1]/4`` along rows and columns: the average of the four components brought back
+    to the full grid by linear interpolation, as :class:`sardespeckle.decorrelate.Subsampled`
+    does for one image. Each output matrix is a convex combination of Hermitian positive
+    definite matrices, hence Hermitian positive definite."""
+    from scipy.ndimage import convolve1d
+
+    out = None
+    for dr in (0, 1):
+        for dc in (0, 1):
+            part = np.ascontiguousarray(field[dr::2, dc::2])
+            if part.shape[0] == 0 or part.shape[1] == 0:
+                continue
+            part_valid = valid[dr::2, dc::2]
+            result = despeckle(part, part_valid if part_valid.any() else None)
+            if out is None:
+                out = np.empty(field.shape, result.dtype)
+            out[dr::2, dc::2] = result
+    kernel = np.array([0.25, 0.5, 0.25])
+    smooth = out.astype(np.complex128)
+    for axis in (0, 1):
+        if smooth.shape[axis] > 1:
+            smooth = (convolve1d(smooth.real, kernel, axis=axis, mode="mirror")
+                      + 1j * convolve1d(smooth.imag, kernel, axis=axis, mode="mirror"))
+    return smooth.astype(out.dtype)
+
+
 def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
                                denoiser="bm3d", iterations: int = 6, lam: float | None = None,
-                               precision: str = "auto", preview=None, overwrite: bool = False,
-                               progress=None) -> dict:
+                               precision: str = "auto", decorrelate: str = "auto", preview=None,
+                               overwrite: bool = False, progress=None) -> dict:
     """Read a covariance field (:func:`read_covariance_input`), despeckle it with
     :func:`~sardespeckle.mulog.mulog_covariance` and write it (:func:`write_covariance`), with
     an optional input | output ``preview`` PNG. Missing pixels are filled for the run, kept out
     of MuLoG's statistics and written as NaN. Every output path is checked before any work;
-    ``looks`` is required for a covariance field (1 by default for channels). ``progress`` is
-    called with each ADMM iterate. Returns a summary (sizes, looks, λ, precision, missing
-    pixels, seconds, paths)."""
+    ``looks`` is required for a covariance field (1 by default for channels). ``decorrelate``:
+    ``subsample`` runs MuLoG on the four polyphase components (:func:`subsampled_covariance`),
+    for single-look fields whose speckle is spatially correlated (SLC channels: a denoiser
+    trained on white noise leaves worm-like residues otherwise); ``auto`` (default) decides
+    from the field (:func:`choose_covariance_decorrelation`). ``progress`` is called with each
+    ADMM iterate (numbered across the four components when subsampled). Returns a summary
+    (sizes, looks, λ, precision, decorrelation and why, missing pixels, seconds, paths)."""
     import time
 
     from .io.base import check_output_path
@@ -380,6 +445,8 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
     from .mulog import mulog_covariance
     from .mulog.method import denoiser_weights_id, prepare_mulog_denoiser
 
+    if decorrelate not in DECORRELATE_CHOICES:
+        raise UsageError(f"expected decorrelate in {DECORRELATE_CHOICES}, got {decorrelate!r}")
     inputs = [os.fspath(p) for p in inputs]
     output = os.fspath(output)
     check_output_path(output, inputs=tuple(inputs), overwrite=overwrite)
@@ -393,15 +460,36 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
     check_memory(field.shape)
     prepared = prepare_mulog_denoiser(denoiser, looks=looks, precision=precision, lam=lam)
     invalid = nodata_mask(field)
+    if decorrelate == "auto":
+        decorrelate, reason = choose_covariance_decorrelation(field, invalid, looks)
+    else:
+        reason = "given"
     field = fill_nodata(field, invalid)
     started = time.perf_counter()
-    out = mulog_covariance(field, looks=looks, denoiser=prepared.function, iterations=iterations,
-                           lam=prepared.lam, callback=progress, valid=~invalid)
+    if decorrelate == "subsample":
+        done = [0]
+
+        def run(part, part_valid):
+            def numbered(item):
+                if progress is not None:
+                    progress(dataclasses.replace(item, k=done[0] * iterations + item.k,
+                                                 iterations=4 * iterations))
+            result = mulog_covariance(part, looks=looks, denoiser=prepared.function,
+                                      iterations=iterations, lam=prepared.lam, callback=numbered,
+                                      valid=part_valid)
+            done[0] += 1
+            return result
+
+        out = subsampled_covariance(field, ~invalid, run)
+    else:
+        out = mulog_covariance(field, looks=looks, denoiser=prepared.function,
+                               iterations=iterations, lam=prepared.lam, callback=progress,
+                               valid=~invalid)
     seconds = time.perf_counter() - started
     out[invalid] = complex(np.nan, np.nan)
     tags = {"method": "mulog-covariance", "denoiser": prepared.label, "looks": looks,
             "iterations": iterations, "lam": prepared.lam, "precision": prepared.precision,
-            "inputs": [os.path.basename(p) for p in inputs]}
+            "decorrelate": decorrelate, "inputs": [os.path.basename(p) for p in inputs]}
     weights = denoiser_weights_id(denoiser)
     if weights is not None:
         tags["weights"] = weights
@@ -411,5 +499,6 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
         save_side_by_side_png(preview, preview_rows(field, shown), overwrite=overwrite)
     return {"rows": field.shape[0], "cols": field.shape[1], "dim": field.shape[-1],
             "looks": looks, "denoiser": prepared.label, "precision": prepared.precision,
-            "lam": prepared.lam, "iterations": iterations, "missing": int(invalid.sum()),
+            "lam": prepared.lam, "iterations": iterations, "decorrelate": decorrelate,
+            "decorrelate_reason": reason, "missing": int(invalid.sum()),
             "seconds": seconds, "output": output, "preview": preview}

@@ -43,6 +43,12 @@ def add_covariance_parser(subparsers) -> argparse.ArgumentParser:
                         help="ADMM iterations (default: %(default)s)")
     parser.add_argument("--lam", type=positive_float_or_auto, default=None, metavar="auto|X",
                         help="prior weight λ (default: auto, the denoiser's own; 1 for bm3d)")
+    parser.add_argument("--decorrelate", choices=("auto", "none", "subsample"), default="auto",
+                        help="subsample: despeckle the four polyphase components (every other "
+                             "row and column) separately and average them back, for single-look "
+                             "channels whose speckle is spatially correlated (SLC); auto "
+                             "(default): subsample when the field is single-look and its "
+                             "measured lag-1 speckle correlation exceeds 0.1, as run does")
     parser.add_argument("--preview", default=None, metavar="PNG",
                         help="also write input | output side by side: Pauli RGB for D = 3; "
                              "for D = 2 an RGB of C11, C22, C11/C22 (dB) over the phase of C12 "
@@ -66,9 +72,12 @@ def run_covariance_command(args: argparse.Namespace) -> int:
 
     report = despeckle_covariance_files(
         args.inputs, args.output, looks=args.looks, denoiser=args.denoiser,
-        iterations=args.iterations, lam=args.lam, preview=args.preview,
-        overwrite=args.overwrite, progress=progress)
+        iterations=args.iterations, lam=args.lam, decorrelate=args.decorrelate,
+        preview=args.preview, overwrite=args.overwrite, progress=progress)
     if not args.quiet:
+        if args.decorrelate == "auto":
+            sys.stderr.write(f"{chr(13) if live else ''}note: decorrelate={report['decorrelate']} "
+                             f"({report['decorrelate_reason']})\n")
         sys.stderr.write(
             f"{chr(13) if live else ''}{report['rows']}×{report['cols']} field of "
             f"{report['dim']}×{report['dim']} matrices, L = {report['looks']:g}, denoiser "
