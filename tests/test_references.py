@@ -598,3 +598,15 @@ def test_build_reference_takes_the_stack_that_load_stack_returns(tmp_path):
     assert from_stack.reflectivity[3, 3] < 1e3
     with pytest.raises(UsageError, match="a Stack holds intensities"):
         build_reference(stack, looks=1, kind="amplitude")
+
+
+def test_preview_refuses_the_change_codes_but_shows_the_count(tmp_path, capsys):
+    from sardespeckle.cli.main import main
+
+    paths = _small_dates(tmp_path)
+    build_reference_files(paths, tmp_path / "r.npy", looks=1, kind="amplitude")
+    assert main(["preview", str(tmp_path / "r_changes.npy"), "-o", str(tmp_path / "c.png")]) == 1
+    assert "per-date change codes" in capsys.readouterr().err
+    assert not (tmp_path / "c.png").exists()
+    assert main(["preview", str(tmp_path / "r.npy"), str(tmp_path / "r_count.npy"), "--kind",
+                 "intensity", "-o", str(tmp_path / "ok.png")]) == 0
