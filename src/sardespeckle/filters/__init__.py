@@ -1,6 +1,7 @@
 """Classical speckle filters: each maps an intensity image to a float32 intensity image.
 
-Every filter is a function ``name(intensity, *, window_size=..., looks=..., ...)`` taking a
+Every filter is a function ``name(intensity, *, window_size=..., ...)`` (``looks=...`` for
+those that use it) taking a
 ``(rows, cols)`` real floating-point intensity image (finite, strictly positive) and returning
 a float32 image of the same shape. Parameter names follow ESA SNAP's Speckle-Filter operator in
 snake_case. :data:`FILTERS` maps each filter's name to a :class:`FilterSpec` holding its
