@@ -401,7 +401,7 @@ def subsampled_covariance(field: np.ndarray, valid: np.ndarray, despeckle) -> np
     to the full grid by linear interpolation, as :class:`sardespeckle.decorrelate.Subsampled`
     does for one image. Each output matrix is a convex combination of Hermitian positive
     definite matrices, hence Hermitian positive definite."""
-    from scipy.ndimage import convolve1d
+    from .decorrelate import smooth_121
 
     out = None
     for dr in (0, 1):
@@ -414,13 +414,7 @@ def subsampled_covariance(field: np.ndarray, valid: np.ndarray, despeckle) -> np
             if out is None:
                 out = np.empty(field.shape, result.dtype)
             out[dr::2, dc::2] = result
-    kernel = np.array([0.25, 0.5, 0.25])
-    smooth = out.astype(np.complex128)
-    for axis in (0, 1):
-        if smooth.shape[axis] > 1:
-            smooth = (convolve1d(smooth.real, kernel, axis=axis, mode="mirror")
-                      + 1j * convolve1d(smooth.imag, kernel, axis=axis, mode="mirror"))
-    return smooth.astype(out.dtype)
+    return smooth_121(out).astype(out.dtype)
 
 
 def despeckle_covariance_files(inputs, output, *, looks: float | None = None,

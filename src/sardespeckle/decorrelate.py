@@ -338,20 +338,28 @@ class Subsampled:
             for (i, dr, dc), result in zip(members, results):
                 outputs[i][dr::2, dc::2] = result
         if self.combine == "average":
-            outputs = [_smooth_121(out) for out in outputs]
+            outputs = [smooth_121(out).astype(np.float32) for out in outputs]
         return outputs
 
 
-def _smooth_121(image: np.ndarray) -> np.ndarray:
-    """Separable ``[1, 2, 1]/4`` smoothing with mirrored borders (axes of length 1 untouched)."""
+def smooth_121(image: np.ndarray) -> np.ndarray:
+    """Separable ``[1, 2, 1]/4`` smoothing along the first two axes (rows, columns), mirrored
+    borders, axes of length 1 untouched; real (→ float64) or complex (→ complex128), any trailing
+    axes (e.g. the ``D × D`` matrices of a covariance field)."""
     from scipy.ndimage import convolve1d
 
-    out = image.astype(np.float64)
     kernel = np.array([0.25, 0.5, 0.25])
-    for axis in (0, 1):
-        if out.shape[axis] > 1:
-            out = convolve1d(out, kernel, axis=axis, mode="mirror")
-    return out.astype(np.float32)
+
+    def smooth(part: np.ndarray) -> np.ndarray:
+        for axis in (0, 1):
+            if part.shape[axis] > 1:
+                part = convolve1d(part, kernel, axis=axis, mode="mirror")
+        return part
+
+    array = np.asarray(image)
+    if np.iscomplexobj(array):
+        return smooth(array.real.astype(np.float64)) + 1j * smooth(array.imag.astype(np.float64))
+    return smooth(array.astype(np.float64))
 
 
 # --------------------------------------------------------------------------------- whitening
