@@ -342,3 +342,25 @@ def test_correlated_single_look_channels_are_subsampled(tmp_path, capsys):
                                       decorrelate="auto")["decorrelate"] == "none"
     with pytest.raises(UsageError, match="decorrelate"):
         despeckle_covariance_files(white, tmp_path / "x.npy", decorrelate="whiten")
+
+
+def test_looks_auto_measures_them_and_too_many_given_looks_draw_a_note(tmp_path, capsys):
+    field = true_field(size=64)
+    np.save(tmp_path / "field.npy", simulate_wishart(field, 1, seed=3))
+    out = {}
+    for looks in ("3", "auto"):
+        target = tmp_path / f"out_{looks}.npy"
+        assert main(["covariance", str(tmp_path / "field.npy"), "-o", str(target), "--looks",
+                     looks, "--denoiser", "dncnn-sar"]) == 0
+        out[looks] = (np.load(target), capsys.readouterr().err)
+    assert "note: the field measures" in out["3"][1] and "fewer than the 3" in out["3"][1]
+    measured = float(out["auto"][1].split("looks: ")[1].split(" (measured)")[0])
+    assert 0.7 < measured < 1.4 and "note: the field measures" not in out["auto"][1]
+    # Told three looks, MuLoG under-corrects its log-domain bias: a darker result.
+    ratio = {key: np.mean(value[0][..., 0, 0].real) / np.mean(field[..., 0, 0].real)
+             for key, value in out.items()}
+    assert abs(ratio["auto"] - 1) < 0.1 and ratio["3"] < ratio["auto"] - 0.1
+    with pytest.raises(SystemExit) as exit_info:
+        main(["covariance", str(tmp_path / "field.npy"), "-o", str(tmp_path / "x.npy"),
+              "--looks", "many"])
+    assert exit_info.value.code == 2

@@ -394,6 +394,33 @@ def choose_covariance_decorrelation(field: np.ndarray, invalid: np.ndarray,
     return choose_decorrelation("intensity", looks, worst)
 
 
+#: Given looks above this multiple of the measured ones draw a note: MuLoG's log-domain
+#: estimate of a field comes out darker when told it has more looks than it has.
+LOOKS_NOTE_RATIO = 1.2
+
+
+def measure_covariance_looks(field: np.ndarray, invalid: np.ndarray) -> float | None:
+    """Looks of a covariance field measured as ``run`` measures them on one image
+    (:func:`sardespeckle.speckle.estimate_looks` on the most homogeneous windows of the central
+    1024² pixels), the median over the diagonal channels; None when it cannot be measured."""
+    from .decorrelate import central_window
+    from .speckle import estimate_looks
+
+    window = central_window(field.shape[:2])
+    part, usable = field[window.slices], ~invalid[window.slices]
+    measured = []
+    for channel in range(field.shape[-1]):
+        intensity = part[..., channel, channel].real
+        keep = usable & (intensity > 0)
+        if keep.sum() < 64:
+            continue
+        try:
+            measured.append(float(estimate_looks(intensity, valid=keep)))
+        except InvalidInputError:
+            continue
+    return float(np.median(measured)) if measured else None
+
+
 def subsampled_covariance(field: np.ndarray, valid: np.ndarray, despeckle) -> np.ndarray:
     """Despeckle the four polyphase components ``field[dr::2, dc::2]`` separately
     (``despeckle(component, valid_component)``), put each back where it came from and smooth
@@ -425,7 +452,9 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
     :func:`~sardespeckle.mulog.mulog_covariance` and write it (:func:`write_covariance`), with
     an optional input | output ``preview`` PNG. Missing pixels are filled for the run, kept out
     of MuLoG's statistics and written as NaN. Every output path is checked before any work;
-    ``looks`` is required for a covariance field (1 by default for channels). ``decorrelate``:
+    ``looks`` is required for a covariance field (1 by default for channels; ``"auto"``:
+    measured, :func:`measure_covariance_looks`; a given value well above the measured one is
+    reported in ``looks_note``). ``decorrelate``:
     ``subsample`` runs MuLoG on the four polyphase components (:func:`subsampled_covariance`),
     for single-look fields whose speckle is spatially correlated (SLC channels: a denoiser
     trained on white noise leaves worm-like residues otherwise); ``auto`` (default) decides
@@ -448,12 +477,30 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
         preview = check_png_path(preview, overwrite)
     field, like, single_look = read_covariance_input(inputs)
     if looks is None and not single_look:
-        raise UsageError("a covariance field's looks are not in the file: pass --looks L "
-                         "(looks=)")
-    looks = 1.0 if looks is None else float(looks)
+        raise UsageError("a covariance field's looks are not in the file: pass --looks L, or "
+                         "--looks auto to measure them (looks=)")
     check_memory(field.shape)
-    prepared = prepare_mulog_denoiser(denoiser, looks=looks, precision=precision, lam=lam)
     invalid = nodata_mask(field)
+    measured_looks = measure_covariance_looks(field, invalid)
+    if looks == "auto":
+        if measured_looks is None:
+            raise InvalidInputError("cannot measure the looks of this field (too few "
+                                    "homogeneous valid pixels); pass --looks L (looks=)")
+        looks, looks_source = round(measured_looks, 3), "measured"
+    elif looks is None:
+        looks, looks_source = 1.0, "single-look channels"
+    elif isinstance(looks, (bool, str)) or not isinstance(looks, (int, float)) \
+            or not np.isfinite(looks) or looks <= 0:
+        raise UsageError(f"expected looks as a number > 0 or 'auto', got {looks!r}")
+    else:
+        looks, looks_source = float(looks), "given"
+    looks_note = None
+    if measured_looks is not None and looks > LOOKS_NOTE_RATIO * measured_looks:
+        looks_note = (f"the field measures {measured_looks:.2f} looks on its most homogeneous "
+                      f"areas, fewer than the {looks:g} it is run with: MuLoG's estimate comes "
+                      f"out darker when told too many looks (pass --looks auto to use the "
+                      f"measured value)")
+    prepared = prepare_mulog_denoiser(denoiser, looks=looks, precision=precision, lam=lam)
     if decorrelate == "auto":
         decorrelate, reason = choose_covariance_decorrelation(field, invalid, looks)
     else:
@@ -493,6 +540,8 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
         save_side_by_side_png(preview, preview_rows(field, shown), overwrite=overwrite)
     return {"rows": field.shape[0], "cols": field.shape[1], "dim": field.shape[-1],
             "looks": looks, "denoiser": prepared.label, "precision": prepared.precision,
+            "looks_source": looks_source, "measured_looks": measured_looks,
+            "looks_note": looks_note,
             "lam": prepared.lam, "iterations": iterations, "decorrelate": decorrelate,
             "decorrelate_reason": reason, "missing": int(invalid.sum()),
             "seconds": seconds, "output": output, "preview": preview}

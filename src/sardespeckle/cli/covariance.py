@@ -12,6 +12,16 @@ from ._args import positive_float, positive_float_or_auto, positive_int
 EXIT_OK = 0
 
 
+def _looks(text: str) -> float | str:
+    """``auto`` or a finite number > 0."""
+    if text == "auto":
+        return text
+    try:
+        return positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'auto', got {text!r}") from None
+
+
 def add_covariance_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``covariance`` to the main parser's sub-parsers."""
     parser = subparsers.add_parser(
@@ -32,9 +42,10 @@ def add_covariance_parser(subparsers) -> argparse.ArgumentParser:
                              "files")
     parser.add_argument("-o", "--output", required=True, metavar="OUTPUT",
                         help="output .npy or .tif/.tiff (never an input)")
-    parser.add_argument("--looks", type=positive_float, default=None, metavar="L",
+    parser.add_argument("--looks", type=_looks, default=None, metavar="L|auto",
                         help="looks of the field (default: 1 when built from channels; required "
-                             "for a covariance .npy)")
+                             "for a covariance .npy); auto: measured on the field's most "
+                             "homogeneous areas, as run does")
     parser.add_argument("--denoiser", default="bm3d", metavar="NAME|PATH",
                         help="bm3d (default; pip install 'sardespeckle[bm3d]'), dncnn-sar, "
                              "dncnn-natural, dncnn-sar-blind, dncnn-natural-blind, registered "
@@ -75,6 +86,10 @@ def run_covariance_command(args: argparse.Namespace) -> int:
         iterations=args.iterations, lam=args.lam, decorrelate=args.decorrelate,
         preview=args.preview, overwrite=args.overwrite, progress=progress)
     if not args.quiet:
+        if report["looks_note"]:
+            sys.stderr.write(f"{chr(13) if live else ''}note: {report['looks_note']}\n")
+        if report["looks_source"] == "measured":
+            sys.stderr.write(f"{chr(13) if live else ''}looks: {report['looks']:g} (measured)\n")
         if args.decorrelate == "auto":
             sys.stderr.write(f"{chr(13) if live else ''}note: decorrelate={report['decorrelate']} "
                              f"({report['decorrelate_reason']})\n")
