@@ -16,14 +16,23 @@ def positive_float(text: str) -> float:
     return value
 
 
-def positive_float_or_auto(text: str) -> float | None:
-    """``auto`` (None) or a finite number > 0."""
+def _positive_float_or_auto(text: str, auto):
     if text == "auto":
-        return None
+        return auto
     try:
         return positive_float(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected a number > 0 or 'auto', got {text!r}") from None
+
+
+def positive_float_or_auto(text: str) -> float | None:
+    """``auto`` (None) or a finite number > 0."""
+    return _positive_float_or_auto(text, None)
+
+
+def positive_float_or_auto_word(text: str) -> float | str:
+    """``auto`` (kept as the word, where None already means "not given") or a number > 0."""
+    return _positive_float_or_auto(text, "auto")
 
 
 def _integer(text: str, minimum: int, *, odd: bool = False) -> int:

@@ -7,19 +7,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import positive_float, positive_float_or_auto, positive_int
+from ._args import positive_float_or_auto, positive_float_or_auto_word, positive_int
 
 EXIT_OK = 0
-
-
-def _looks(text: str) -> float | str:
-    """``auto`` or a finite number > 0."""
-    if text == "auto":
-        return text
-    try:
-        return positive_float(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'auto', got {text!r}") from None
 
 
 def add_covariance_parser(subparsers) -> argparse.ArgumentParser:
@@ -42,7 +32,7 @@ def add_covariance_parser(subparsers) -> argparse.ArgumentParser:
                              "files")
     parser.add_argument("-o", "--output", required=True, metavar="OUTPUT",
                         help="output .npy or .tif/.tiff (never an input)")
-    parser.add_argument("--looks", type=_looks, default=None, metavar="L|auto",
+    parser.add_argument("--looks", type=positive_float_or_auto_word, default=None, metavar="L|auto",
                         help="looks of the field (default: 1 when built from channels; required "
                              "for a covariance .npy); auto: measured on the field's most "
                              "homogeneous areas, as run does")
