@@ -518,3 +518,16 @@ def test_a_closed_output_pipe_ends_quietly(amplitude_tif):
     err = producer.stderr.read().decode()
     assert producer.wait(timeout=60) == 141
     assert "error" not in err and "Traceback" not in err, err
+
+
+def test_preview_reads_a_complex_layout_beside_a_despeckled_result(tmp_path, speckled_scene):
+    rng = np.random.default_rng(1)
+    slc = np.sqrt(speckled_scene / 2)[..., None] * rng.standard_normal((*speckled_scene.shape, 2))
+    np.save(tmp_path / "slc.npy", slc.astype(np.float32))  # (rows, cols, 2): re, im
+    out = tmp_path / "out.tif"
+    assert main(["run", str(tmp_path / "slc.npy"), "--complex-layout", "last", "-o", str(out),
+                 "-m", "boxcar", "-q"]) == 0
+    png = tmp_path / "p.png"
+    assert main(["preview", str(tmp_path / "slc.npy"), str(out), "--complex-layout", "last",
+                 "-o", str(png)]) == 0
+    assert png.stat().st_size > 1000

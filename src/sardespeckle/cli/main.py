@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     prev.add_argument("-o", "--output", required=True, metavar="PNG", help="PNG file to write")
     prev.add_argument("--kind", choices=KINDS, default=None,
                       help="kind of every input (default: detected per file)")
+    prev.add_argument("--complex-layout", choices=("last", "first", "bands"), default=None,
+                      help="read real/imaginary parts from a 3-D .npy (axis last/first) or "
+                           "from two GeoTIFF bands (the inputs that hold them)")
     prev.add_argument("--titles", default=None, help="comma-separated panel titles")
     prev.add_argument("--overwrite", action="store_true", help="replace an existing PNG")
 
@@ -524,11 +527,36 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _layout_if_held(path: str, layout: str | None) -> str | None:
+    """``layout`` for a file that can hold it (a 3-D ``.npy``, a GeoTIFF of several bands),
+    else None: one ``preview`` shows an SLC beside its despeckled 2-D result."""
+    if layout is None:
+        return None
+    if path.lower().endswith(".npy"):
+        import numpy as np
+
+        try:
+            return layout if np.load(path, mmap_mode="r").ndim == 3 else None
+        except (OSError, ValueError):
+            return layout  # unreadable: let the reader report it
+    if layout != "bands":  # 'last'/'first' describe .npy arrays only
+        return None
+    import rasterio
+
+    try:
+        with rasterio.open(path) as dataset:
+            return layout if dataset.count >= 2 else None
+    except rasterio.errors.RasterioError:
+        return layout
+
+
 def _cmd_preview(args: argparse.Namespace) -> int:
     from ..io import read_preview_panel, save_preview
 
     titles = args.titles.split(",") if args.titles else [p.split("/")[-1] for p in args.inputs]
-    panels = [read_preview_panel(path, kind=args.kind) for path in args.inputs]
+    panels = [read_preview_panel(path, kind=args.kind,
+                                 complex_layout=_layout_if_held(path, args.complex_layout))
+              for path in args.inputs]
     save_preview(panels, args.output, titles=titles, overwrite=args.overwrite)
     sys.stderr.write(f"wrote {args.output}\n")
     return EXIT_OK
