@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="core tile side in pixels (default 512; 1024 for networks)")
     run.add_argument("--window-size", type=positive_int, default=None, metavar="N",
                      help="window size of a classical filter (odd)")
+    run.add_argument("--keep-targets", type=positive_float, default=None, metavar="PFA",
+                     help="keep the input value of strong scatterers (pixels brighter than "
+                          "speckle allows over their despeckled surroundings, at this false-alarm "
+                          "rate, e.g. 1e-5); any method (-p keep_targets=PFA)")
     run.add_argument("--weights", default=None, metavar="NAME|PATH",
                      help="network weights: a name from 'sardespeckle weights' or a file")
     run.add_argument("--precision", choices=("fp32", "bf16"), default=None,
@@ -321,7 +325,8 @@ def _run_params(args: argparse.Namespace) -> dict:
     params = dict(args.param)
     if args.window_size is not None:
         params["window_size"] = args.window_size
-    for name in ("weights", "precision", "device", "decorrelate", "denoiser", "iterations"):
+    for name in ("weights", "precision", "device", "decorrelate", "denoiser", "iterations",
+                 "keep_targets"):
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
     return params
@@ -574,6 +579,8 @@ def _cmd_methods(args: argparse.Namespace) -> int:
         print(f"{spec.name:<{width}}  [{spec.family}] {spec.description}{mark}")
         if defaults:
             print(f"{'':<{width}}    parameters: {defaults}")
+    print("every method also takes keep_targets=PFA (run --keep-targets PFA; default off): "
+          "strong scatterers keep their input value")
     return EXIT_OK
 
 
