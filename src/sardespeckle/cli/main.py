@@ -1,6 +1,7 @@
 """The ``sardespeckle`` command line: parsing, progress bars and exit codes only.
 
-Exit codes: 0 success, 1 runtime error, 2 usage error, 130 interrupted. Errors are one line on
+Exit codes: 0 success, 1 runtime error, 2 usage error, 130 interrupted, 143 terminated, 141
+output pipe closed. Errors are one line on
 stderr with a hint; ``--debug`` shows the traceback. Heavy modules (numpy, rasterio, torch) are
 imported inside the sub-commands so that ``sardespeckle --help`` answers at once.
 """
