@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _tiny_training import tiny_train_values
 import torch
 
 from sardespeckle.errors import UsageError
@@ -14,13 +15,9 @@ from sardespeckle.training.data import _dihedral, _fully_valid_starts
 
 
 def tiny_config(reference_file, **overrides):
-    values = dict(references=[{"path": str(reference_file), "kind": "intensity"}],
-                  validation=[{"path": str(reference_file.parent / "val.npy"), "kind": "intensity"}],
-                  depth=4, features=8, patch_size=16, batch_size=4, steps=6, threads=1,
-                  precision="fp32", validate_every=3, checkpoint_every=1, log_every=1, seed=7,
-                  validation_draws=1)
-    values.update(overrides)
-    return TrainConfig.from_dict(values)
+    return TrainConfig.from_dict(tiny_train_values(
+        reference_file, **{"depth": 4, "features": 8, "batch_size": 4, "steps": 6,
+                           "validate_every": 3, **overrides}))
 
 
 def test_fully_valid_starts_excludes_invalid_pixels():

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from _tiny_training import tiny_train_values
 
 from sardespeckle.cli.main import main
 from sardespeckle.errors import InputFileError, OutputExistsError, UsageError
@@ -12,13 +13,8 @@ from sardespeckle.training import TrainConfig, export_weights, train
 
 
 def tiny_values(reference_file, **overrides):
-    values = dict(references=[{"path": str(reference_file), "kind": "intensity"}],
-                  validation=[{"path": str(reference_file.parent / "val.npy"), "kind": "intensity"}],
-                  depth=3, features=4, patch_size=16, batch_size=2, steps=2, threads=1,
-                  precision="fp32", validate_every=2, checkpoint_every=1, log_every=1, seed=7,
-                  validation_draws=1)
-    values.update(overrides)
-    return values
+    return tiny_train_values(reference_file, **{"depth": 3, "features": 4, "batch_size": 2,
+                                                "steps": 2, "validate_every": 2, **overrides})
 
 
 def tiny_config(reference_file, **overrides):

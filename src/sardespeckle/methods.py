@@ -124,17 +124,15 @@ def list_methods() -> list[MethodSpec]:
     return sorted(_REGISTRY.values(), key=lambda s: (s.family != "cnn", s.family, s.name))
 
 
-#: Parameter every method accepts: keep strong scatterers (see :class:`KeepTargets`).
-KEEP_TARGETS = "keep_targets"
-
-
 def build_method(name: str, *, looks: float, params: Mapping[str, Any] | None = None) -> BuiltMethod:
     """Build method ``name`` for ``looks`` looks with ``params`` overriding its defaults.
 
     Besides its own parameters, every method takes ``keep_targets``: a false-alarm rate in
     ``(0, 0.01]`` (or None/0: off, the default) with which strong scatterers keep their input
-    value (:class:`KeepTargets`).
+    value (:class:`sardespeckle.keep_targets.KeepTargets`).
     """
+    from .keep_targets import KEEP_TARGETS, KeepTargets, false_alarm_rate
+
     spec = get_method(name)
     if isinstance(looks, bool) or not isinstance(looks, numbers.Real) or not (
             math.isfinite(looks) and looks > 0):
@@ -142,75 +140,13 @@ def build_method(name: str, *, looks: float, params: Mapping[str, Any] | None = 
     if params is not None and not isinstance(params, Mapping):
         raise UsageError(f"expected params as a mapping NAME -> value, got {params!r}")
     params = dict(params or {})
-    false_alarm = _false_alarm(params.pop(KEEP_TARGETS, None))
+    false_alarm = false_alarm_rate(params.pop(KEEP_TARGETS, None))
     built = spec.build(float(looks), spec.resolve(params))
     if false_alarm is None:
         return built
     keep = KeepTargets(built.function, looks=float(looks), false_alarm=false_alarm)
     return replace(built, function=keep, halo=built.halo + keep.radius,
                    parameters={**built.parameters, KEEP_TARGETS: false_alarm})
-
-
-def _false_alarm(value) -> float | None:
-    """``keep_targets`` as a false-alarm rate, or None (off)."""
-    if value is None or (isinstance(value, str) and value.lower() in ("none", "off")):
-        return None
-    try:
-        rate = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
-        rate = math.nan
-    if not 0 <= rate <= 0.01:
-        raise UsageError(f"expected keep_targets as a false-alarm rate in (0, 0.01] (e.g. 1e-5), "
-                         f"or 0 for off, got {value!r}")
-    return rate or None
-
-
-class KeepTargets:
-    """A method whose output keeps the input where a strong scatterer stands out of its
-    surroundings: despeckling networks trained on scenes without such targets dim them.
-
-    A pixel keeps its input intensity ``I`` where ``I > t · B`` and ``I > 2 · Î``: ``Î`` is the
-    method's output, ``B`` the median of ``Î`` over the ``(2r + 1)²`` window around the pixel
-    (the surroundings, r = :attr:`radius`), ``t`` the ``1 − false_alarm`` quantile of ``L``-look
-    speckle (``Gamma(L, 1/L)``; ``−ln α`` for ``L = 1``). Under fully developed speckle over a
-    homogeneous area ``B`` is the reflectivity, so about ``false_alarm`` of the pixels pass by
-    chance; a point target tens of times brighter than its surroundings passes whatever the
-    method made of it. The second condition leaves alone what the method already kept. The
-    halo grows by ``r`` (the median's window); tiled and whole-image results stay equal.
-    """
-
-    radius = 3
-
-    def __init__(self, method: Callable, *, looks: float, false_alarm: float) -> None:
-        from scipy.stats import gamma
-
-        self.method = method
-        self.threshold = float(gamma.isf(false_alarm, looks, scale=1.0 / looks))
-        for name in ("batch", "batch_with_context"):
-            inner = getattr(method, name, None)
-            if callable(inner):
-                setattr(self, name, self._batched(inner))
-
-    def __repr__(self) -> str:
-        return f"KeepTargets({self.method!r}, threshold={self.threshold:.3g})"
-
-    def __call__(self, intensity):
-        return self.keep(intensity, self.method(intensity))
-
-    def _batched(self, inner):
-        def run(tiles):
-            return [self.keep(tile, out) for tile, out in zip(tiles, inner(tiles))]
-        return run
-
-    def keep(self, intensity, out):
-        """``out`` with the input restored at the strong scatterers of ``intensity``."""
-        import numpy as np
-        from scipy.ndimage import median_filter
-
-        intensity, out = np.asarray(intensity), np.asarray(out)
-        surroundings = median_filter(out, size=2 * self.radius + 1, mode="mirror")
-        target = (intensity > self.threshold * surroundings) & (intensity > 2 * out)
-        return np.where(target, intensity, out).astype(out.dtype)
 
 
 # --- built-in methods -----------------------------------------------------------------------

@@ -559,6 +559,17 @@ def _layout_if_held(path: str, layout: str | None) -> str | None:
 def _cmd_preview(args: argparse.Namespace) -> int:
     from ..io import read_preview_panel, save_preview
 
+    from ..errors import InvalidInputError
+    from ..references import side_output_of
+
+    for path in args.inputs:
+        side = side_output_of(path)
+        if side is not None and side[0] == "changes":
+            raise InvalidInputError(
+                f"expected an image, got {path}: the per-date change codes (0 kept, 1 changed, "
+                f"255 invalid) that 'references build' wrote beside {side[1]}, which a dB "
+                f"stretch cannot show (code 0 would be masked); preview the reference or its "
+                f"_count file, or read the codes with numpy/rasterio")
     titles = args.titles.split(",") if args.titles else [p.split("/")[-1] for p in args.inputs]
     panels = [read_preview_panel(path, kind=args.kind,
                                  complex_layout=_layout_if_held(path, args.complex_layout))

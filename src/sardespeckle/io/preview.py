@@ -205,16 +205,7 @@ def read_preview_panel(
         Intensity ``(rows, cols)``, NaN at masked pixels: pass it with ``kind="intensity"``.
     """
     from sardespeckle.io.raster import open_source
-    from sardespeckle.references import side_output_of
 
-    side = side_output_of(path)
-    if side is not None and side[0] == "changes":
-        raise InvalidInputError(
-            f"expected an image, got {os.fspath(path)}: the per-date change codes (0 kept, 1 "
-            f"changed, 255 invalid) that 'references build' wrote beside {side[1]}, which a dB "
-            f"stretch cannot show (code 0 would be masked); preview the reference or its _count "
-            f"file, or read the codes with numpy/rasterio"
-        )
     with open_source(path, kind=kind, band=band, complex_layout=complex_layout) as source:
         raw = source.read_decimated(max_size)
         intensity, valid = to_intensity(raw, source.kind, nodata=source.nodata)
