@@ -183,6 +183,7 @@ def test_a_run_failing_before_its_first_checkpoint_is_undone(tmp_path, reference
     ("learning_rate", float("nan")), ("learning_rate", float("inf")),
     ("looks", 0), ("looks", "1"), ("decay", 0), ("decay", -0.1), ("decay_at", 0),
     ("decay_at", 1.5), ("decay_at", "0.6"), ("init_from", 3), ("init_from", ""), ("notes", 5),
+    ("schedule", "linear"), ("schedule", None), ("warmup_steps", -1), ("warmup_steps", 2.5),
 ])
 def test_bad_values_name_the_key(reference_file, key, value):
     with pytest.raises(UsageError, match=key):
@@ -207,6 +208,37 @@ def test_good_values_are_normalised(reference_file):
     assert config.steps == 20 and isinstance(config.steps, int)
     assert isinstance(config.looks, float) and isinstance(config.learning_rate, float)
     assert config.references[0].window == (0, 0, 16, 16)
+
+
+def test_step_schedule_drops_once_at_decay_at(reference_file):
+    config = tiny_config(reference_file, steps=100, learning_rate=1e-3, decay_at=0.6, decay=0.1)
+    assert config.schedule == "step" and config.warmup_steps == 0
+    assert [config.learning_rate_at(s) for s in (0, 59)] == [1e-3, 1e-3]
+    assert config.learning_rate_at(60) == pytest.approx(1e-4)
+    assert config.learning_rate_at(99) == pytest.approx(1e-4)
+
+
+def test_cosine_schedule_holds_then_falls_to_the_floor(reference_file):
+    config = tiny_config(reference_file, steps=101, learning_rate=1e-3, decay_at=0.1, decay=0.01,
+                         schedule="cosine")
+    start = 0.1 * 101
+    rates = [config.learning_rate_at(s) for s in range(101)]
+    assert all(rate == 1e-3 for rate in rates[:11])
+    assert all(a >= b for a, b in zip(rates, rates[1:]))            # never rises
+    assert rates[-1] == pytest.approx(1e-5)                          # ends at the floor
+    middle = round((start + 100) / 2)                                # half way down the cosine
+    assert config.learning_rate_at(middle) == pytest.approx(
+        1e-3 * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * (middle - start) / (100 - start)))))
+
+
+@pytest.mark.parametrize("schedule", ["step", "cosine"])
+def test_warmup_ramps_linearly_then_follows_the_schedule(reference_file, schedule):
+    config = tiny_config(reference_file, steps=100, learning_rate=1e-3, decay_at=0.5,
+                         schedule=schedule, warmup_steps=10)
+    assert [config.learning_rate_at(s) for s in (0, 4, 9)] == pytest.approx([1e-4, 5e-4, 1e-3])
+    plain = tiny_config(reference_file, steps=100, learning_rate=1e-3, decay_at=0.5,
+                        schedule=schedule)
+    assert all(config.learning_rate_at(s) == plain.learning_rate_at(s) for s in range(10, 100))
 
 
 @pytest.mark.parametrize("content, message", [
@@ -303,3 +335,15 @@ def test_the_weights_of_an_unfinished_run_point_to_export(tmp_path, reference_fi
         load_weights(run / "sarcnn.pt")
     assert main(["train", "--run-dir", str(run), "--export", str(tmp_path / "p.pt")]) == 0
     assert "checkpoint at step 1 of 5" in capsys.readouterr().err
+
+
+def test_cli_schedule_options_reach_the_run_config(tmp_path, reference_file):
+    run = tmp_path / "run"
+    assert main(["train", "--run-dir", str(run), "--references", str(reference_file),
+                 "--kind", "intensity", "--patch-size", "16", "--batch-size", "2", "--steps", "2",
+                 "--schedule", "cosine", "--warmup-steps", "5", "--learning-rate", "1e-3",
+                 "--precision", "fp32", "-q"]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["schedule"] == "cosine" and saved["warmup_steps"] == 5
+    rates = [float(row.split(",")[2]) for row in (run / "log.csv").read_text().splitlines()[1:]]
+    assert rates == pytest.approx([2e-4, 4e-4][:len(rates)])   # still ramping: steps 1/5, 2/5

@@ -41,6 +41,12 @@ def add_train_parser(subparsers) -> None:
     train.add_argument("--learning-rate", type=float, default=1e-3,
                        help="Adam learning rate, x 0.1 from 60 %% of the steps (default: "
                             "%(default)g)")
+    train.add_argument("--schedule", choices=("step", "cosine"), default="step",
+                       help="step (default): x 0.1 from 60 %% of the steps; cosine: down a half "
+                            "cosine from 60 %% of the steps to 0.1 x at the end")
+    train.add_argument("--warmup-steps", type=int, default=0, metavar="N",
+                       help="ramp the learning rate up linearly over the first N steps "
+                            "(default: 0; use a few hundred with --init-from)")
     train.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                        help="auto (default): bf16 autocast where the device computes bf16 "
                             "natively (CPU with AVX512-BF16 or AMX, CUDA), else fp32")
@@ -97,6 +103,7 @@ def run_train_command(args: argparse.Namespace) -> int:
             "validation": [{"path": p, "kind": args.kind} for p in args.validation],
             "looks": args.looks, "steps": args.steps, "batch_size": args.batch_size,
             "patch_size": args.patch_size, "learning_rate": args.learning_rate,
+            "schedule": args.schedule, "warmup_steps": args.warmup_steps,
             "precision": args.precision, "device": args.device, "seed": args.seed,
             "name": args.name, "init_from": args.init_from,
         })
