@@ -48,10 +48,10 @@ def test_every_registered_file_is_intact_and_matches_its_entry(name):
 
 
 def test_the_default_sarcnn_weights_are_the_newest_release():
-    assert default_sarcnn_weights() == DEFAULT_SARCNN == "sarcnn-s1-l1-v2"
+    assert default_sarcnn_weights() == DEFAULT_SARCNN == "sarcnn-s1-l1-v3"
 
 
-@pytest.mark.parametrize("name", ["sarcnn-s1-l1", "sarcnn-s1-l1-v2"])
+@pytest.mark.parametrize("name", ["sarcnn-s1-l1", "sarcnn-s1-l1-v2", "sarcnn-s1-l1-v3"])
 def test_shipped_sarcnn_removes_single_look_speckle(name):
     clean = scene()
     noisy = add_speckle(clean, 1.0, seed=7)

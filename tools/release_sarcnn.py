@@ -7,7 +7,7 @@
    (shared/data/sar/references/groundtruth, simulated single-look speckle, seeds 0, 1, 2), next
    to the best classical filter (Kuan 7×7) and the noisy input;
 3. writes docs/model_cards/NAME.md (data, preprocessing, steps, wall time, hardware, PSNR,
-   validation curve) and prints the registry entry to paste into models/weights.py.
+   validation curve) and prints the registry entry to paste into models/weights.py (complete its description).
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ from sardespeckle.speckle import add_speckle
 from sardespeckle.training import TrainConfig, amplitude_psnr, export_weights
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Released weights whose run record is not ``training_runs/NAME``: the run folder they were
+#: exported from.
+RELEASED_FROM = {"sarcnn-s1-l1-v2": "sarcnn-s1-l1-gain"}
 
 
 def wall_time_and_curve(log_path: Path) -> tuple[float, int, list[tuple[int, float]]]:
@@ -52,9 +55,14 @@ def phases(run_dir: Path) -> list[tuple[Path, TrainConfig, float, int, list[tupl
         seconds, step, curve = wall_time_and_curve(folder / "log.csv")
         chain.append((folder, config, seconds, step, curve))
         if config.init_from in REGISTRY:
-            # Released weights: their committed run record, phase folders oldest first.
-            record = ROOT / "training_runs" / str(config.init_from)
-            folders = sorted(record.glob("phase*")) or [record]
+            # Released weights: their committed run record (phase folders oldest first), or the
+            # last run folder they were exported from, followed further back.
+            record = ROOT / "training_runs" / RELEASED_FROM.get(str(config.init_from),
+                                                                str(config.init_from))
+            folders = sorted(record.glob("phase*"))
+            if not folders:
+                folder = record
+                continue
             for earlier in reversed(folders):
                 earlier_config = TrainConfig.load(earlier / "config.json")
                 chain.append((earlier, earlier_config, *wall_time_and_curve(earlier / "log.csv")))
@@ -64,6 +72,17 @@ def phases(run_dir: Path) -> list[tuple[Path, TrainConfig, float, int, list[tupl
             source = source.parent
         folder = source if source is not None and (source / "log.csv").exists() else None
     return chain[::-1]
+
+
+def describe_schedule(config: TrainConfig) -> str:
+    """The learning-rate schedule of a phase in words."""
+    start = f"{config.decay_at * config.steps:.0f}"
+    warmup = (f", warmed up linearly over {config.warmup_steps} steps"
+              if config.warmup_steps else "")
+    if config.schedule == "cosine":
+        return (f"Adam lr {config.learning_rate:g}{warmup}, down a half cosine from step {start} "
+                f"to {config.learning_rate * config.decay:g}")
+    return f"Adam lr {config.learning_rate:g}{warmup}, × {config.decay:g} after {start} steps"
 
 
 def main() -> None:
@@ -82,16 +101,15 @@ def main() -> None:
     digest = export_weights(args.run_dir, target, name=args.name, overwrite=args.overwrite)
     chain = phases(args.run_dir)
     seconds = sum(phase[2] for phase in chain)
-    step, curve, schedule = 0, [], []
+    step, patches, curve, schedule = 0, 0, [], []
     for folder, phase_config, _, phase_steps, phase_curve in chain:
+        patches += phase_steps * phase_config.batch_size
         curve += [(step + s, p) for s, p in phase_curve]
         schedule.append(f"{phase_steps} steps of {phase_config.batch_size} × {phase_config.patch_size}² "
                         f"({phase_config.precision}"
                         + (f", gains log-uniform in {list(phase_config.gain_range)}" if phase_config.gain_range else "")
                         + f") from {'random' if step == 0 else 'the previous phase'}: "
-                        f"Adam lr {phase_config.learning_rate:g}, × {phase_config.decay:g} after "
-                        f"{phase_config.decay_at * phase_config.steps:.0f} steps "
-                        f"(`{folder.name}`)")
+                        f"{describe_schedule(phase_config)} (`{folder.name}`)")
         step += phase_steps
 
     references = sorted((args.shared / "data/sar/references/groundtruth").glob("*.npy"))
@@ -127,7 +145,7 @@ def main() -> None:
         f"| training data | {config.notes} |",
         f"| patches | {config.batch_size} × {config.patch_size}² per step in the last phase, 8 flips/rotations, "
         f"fresh Gamma({config.looks:g}) speckle per draw |",
-        "| loss / optimiser | ℓ1 on the debiased log-amplitude; " + "; then ".join(schedule) + " |",
+        f"| loss / optimiser | {'ℓ1' if config.loss == 'l1' else 'ℓ2'} on the debiased log-amplitude; " + "; then ".join(schedule) + " |",
         f"| steps done | **{step}** in all |",
         f"| wall time | {seconds / 3600:.2f} h on {platform.processor() or platform.machine()} "
         f"({args.hardware}), {config.precision} |",
@@ -157,24 +175,16 @@ def main() -> None:
               "  references are temporal averages of an unknown despeckler's 8-bit outputs "
               "(quantisation, clipping at the 8-bit ceiling, residual smoothing).",
               "* Single-look speckle only; other looks need another training.",
-              f"* Short training: {step} steps of {config.batch_size} patches "
+              f"* Short training: {step} steps, {patches / 1e6:.1f} M patches in all "
               "(the DnCNN lineage trains for ~50 epochs of far more patches)."]
     card = ROOT / "docs/model_cards" / f"{args.name}.md"
     card.parent.mkdir(parents=True, exist_ok=True)
     card.write_text("\n".join(lines) + "\n")
     print(json.dumps({k: [float(np.mean(v)), float(np.std(v))] for k, v in table.items()}))
     print(f"""
-    "{args.name}": WeightsEntry(
-        name="{args.name}",
-        filename="{target.name}",
-        sha256="{digest}",
-        architecture=Architecture(kind="dncnn", depth={config.depth}, channels=1,
-                                  features={config.features}, residual=True),
-        looks={config.looks},
-        training_data="change-aware temporal references of Sentinel-1 series (Lely, Marais 2)",
-        validation_psnr={psnr:.2f},
-        description="SAR-CNN for single-look Sentinel-1, {step} steps (see docs/model_cards/{args.name}.md)",
-    ),""")
+    "{args.name}": _sarcnn_s1(
+        "{args.name}", "{digest}", {psnr:.2f},
+        "{step} steps"),""")
 
 
 if __name__ == "__main__":

@@ -162,6 +162,22 @@ _DNCNN17 = Architecture(kind="dncnn", depth=17, channels=1, features=64, residua
 _SARCNN19 = Architecture(kind="dncnn", depth=19, channels=1, features=64, residual=True)
 
 
+def _sarcnn_s1(name: str, sha256: str, validation_psnr: float, what: str, *,
+               default: bool = False) -> WeightsEntry:
+    """Entry of a released single-look Sentinel-1 SAR-CNN (``what``: how it was trained)."""
+    return WeightsEntry(
+        name=name,
+        filename=f"{name}.pt",
+        sha256=sha256,
+        architecture=_SARCNN19,
+        looks=1.0,
+        training_data="change-aware temporal references of Sentinel-1 series (Lely, Marais 2)",
+        validation_psnr=validation_psnr,
+        description=f"SAR-CNN for single-look Sentinel-1, {what} (see docs/model_cards/{name}.md)"
+                    + ("; the default" if default else ""),
+    )
+
+
 def _fixed_sigma_natural(sigma_255: int, sha256: str, validation_psnr: float) -> WeightsEntry:
     """Entry of a member of MuLoG's ``dncnn-natural`` set: a DnCNN-17 for σ = sigma_255/255."""
     name = f"dncnn-natural-s{sigma_255}"
@@ -181,28 +197,16 @@ def _fixed_sigma_natural(sigma_255: int, sha256: str, validation_psnr: float) ->
 
 #: Released weights, by name.
 REGISTRY: dict[str, WeightsEntry] = {
-    "sarcnn-s1-l1": WeightsEntry(
-        name="sarcnn-s1-l1",
-        filename="sarcnn-s1-l1.pt",
-        sha256="5a71a66fbd13c505f09a57222c6bfb55fc3cf632f05ffd128463c85ac045ce85",
-        architecture=_SARCNN19,
-        looks=1.0,
-        training_data="change-aware temporal references of Sentinel-1 series (Lely, Marais 2)",
-        validation_psnr=24.41,
-        description="SAR-CNN for single-look Sentinel-1, 6710 steps "
-                    "(see docs/model_cards/sarcnn-s1-l1.md)",
-    ),
-    "sarcnn-s1-l1-v2": WeightsEntry(
-        name="sarcnn-s1-l1-v2",
-        filename="sarcnn-s1-l1-v2.pt",
-        sha256="ca287da8a3c129c31eecde62f85f7305a30157e8fbfe81f4330a23376443bfa6",
-        architecture=_SARCNN19,
-        looks=1.0,
-        training_data="change-aware temporal references of Sentinel-1 series (Lely, Marais 2)",
-        validation_psnr=24.56,
-        description="SAR-CNN for single-look Sentinel-1, level-independent (gain-augmented), 25710 "
-                    "steps (see docs/model_cards/sarcnn-s1-l1-v2.md); the default",
-    ),
+    "sarcnn-s1-l1": _sarcnn_s1(
+        "sarcnn-s1-l1", "5a71a66fbd13c505f09a57222c6bfb55fc3cf632f05ffd128463c85ac045ce85", 24.41,
+        "6710 steps"),
+    "sarcnn-s1-l1-v2": _sarcnn_s1(
+        "sarcnn-s1-l1-v2", "ca287da8a3c129c31eecde62f85f7305a30157e8fbfe81f4330a23376443bfa6", 24.56,
+        "level-independent (gain-augmented), 25710 steps"),
+    "sarcnn-s1-l1-v3": _sarcnn_s1(
+        "sarcnn-s1-l1-v3", "92fdcd300ef6d29b6da56e229e8a6b654f76f5c97f15c91fa229553710b8f162", 24.77,
+        "level-independent (gain-augmented), v2 continued with larger batches and cosine "
+        "schedules, 38210 steps", default=True),
     "dncnn-natural": WeightsEntry(
         name="dncnn-natural",
         filename="dncnn-natural.pt",
@@ -250,7 +254,7 @@ REGISTRY: dict[str, WeightsEntry] = {
 }
 
 #: The SAR-CNN weights ``--method sarcnn`` uses when none are named.
-DEFAULT_SARCNN = "sarcnn-s1-l1-v2"
+DEFAULT_SARCNN = "sarcnn-s1-l1-v3"
 
 
 def list_weights() -> list[WeightsEntry]:
