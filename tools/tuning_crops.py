@@ -1,8 +1,9 @@
 """PSNR of SAR-CNN weights on the tuning crops: how training experiments are judged before the
 validation references are looked at.
 
-Ten crops, one simulated single-look draw each (seed 7), PSNR on amplitude (the paper's
-definition, ``sardespeckle.metrics.psnr_amplitude``):
+Ten crops, one simulated single-look draw each (seed 7; ``--draws N`` adds more, the first
+unchanged, and averages over them), PSNR on amplitude (the paper's definition,
+``sardespeckle.metrics.psnr_amplitude``):
 
 * ``train``: six 256² crops of the training references ``runs/references/{lely,marais2}_train_intensity.npy``
   (made by ``sardespeckle references build`` from the ``shared/data/sar/timeseries`` series, see
@@ -89,7 +90,8 @@ def class_maps(clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def print_breakdown(crops, outputs) -> None:
-    """Squared error per brightness and edge-distance class (see the module docstring)."""
+    """Squared error per brightness and edge-distance class (see the module docstring);
+    ``crops`` and ``outputs`` may repeat crops (one entry per crop and draw)."""
     error = {"brightness": np.zeros(len(BRIGHTNESS) - 1), "edge": np.zeros(len(EDGE_DISTANCE) - 1)}
     ratio = np.zeros(len(BRIGHTNESS) - 1)
     count = {key: np.zeros_like(value) for key, value in error.items()}
@@ -119,24 +121,29 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--breakdown", action="store_true",
                         help="also print the error per brightness and edge-distance class")
+    parser.add_argument("--draws", type=int, default=1,
+                        help="speckle draws per crop (default 1; the first is always the same)")
     args = parser.parse_args()
+    if args.draws < 1:
+        parser.error(f"--draws must be at least 1, got {args.draws}")
 
     crops = tuning_crops(args.shared)
     rng = np.random.default_rng(7)
-    noisy = [clean * rng.gamma(1.0, 1.0, clean.shape) for _, clean in crops]
+    noisy = [[clean * rng.gamma(1.0, 1.0, clean.shape) for _, clean in crops]
+             for _ in range(args.draws)]
     groups = np.array([group for group, _ in crops])
     for entry in args.weights:
-        outputs = [despeckle_entry(entry, y) for y in noisy]
-        psnr = np.array([psnr_amplitude(np.sqrt(clean), np.sqrt(out))
-                         for (_, clean), out in zip(crops, outputs)])
-        log_l1 = np.array([np.mean(np.abs(0.5 * np.log(out / clean)))
-                           for (_, clean), out in zip(crops, outputs)])
+        outputs = [[despeckle_entry(entry, y) for y in draw] for draw in noisy]
+        psnr = np.mean([[psnr_amplitude(np.sqrt(clean), np.sqrt(out))
+                         for (_, clean), out in zip(crops, draw)] for draw in outputs], axis=0)
+        log_l1 = np.mean([[np.mean(np.abs(0.5 * np.log(out / clean)))
+                           for (_, clean), out in zip(crops, draw)] for draw in outputs], axis=0)
         print(f"{entry:40s} PSNR train {psnr[groups == 'train'].mean():.2f} unseen "
               f"{psnr[groups == 'unseen'].mean():.2f} | |dlog A| train "
               f"{log_l1[groups == 'train'].mean():.4f} unseen {log_l1[groups == 'unseen'].mean():.4f}"
               " | " + " ".join(f"{p:.2f}" for p in psnr), flush=True)
         if args.breakdown:
-            print_breakdown(crops, outputs)
+            print_breakdown(crops * args.draws, [out for draw in outputs for out in draw])
 
 
 if __name__ == "__main__":
