@@ -87,6 +87,41 @@ def test_a_run_with_gains_trains_and_resumes(tmp_path, reference_file):
     assert saved.gain_range == (0.01, 100.0)
 
 
+def test_bright_oversample_draws_patches_with_bright_pixels_more_often():
+    # A flat scene with one bright 4 x 4 block: with k = 0 a patch holds it at the rate of the
+    # positions that cover it; with k = 20 far more often; NaN regions stay out either way.
+    clean = np.full((60, 60), 10.0, np.float32)
+    clean[30:34, 30:34] = 1000.0
+    clean[:, :6] = np.nan
+    def share(k):
+        sampler = PatchSampler([Reference("block", clean)], patch_size=8, looks=1.0,
+                               bright_oversample=k)
+        noisy, target = sampler.sample(2000, np.random.default_rng(1))
+        assert np.isfinite(noisy).all()
+        return np.mean(target.reshape(2000, -1).max(axis=1) > target.min() + 0.1)
+    covering = 11 * 11 / (53 * 47)  # positions whose 8 x 8 patch holds part of the block
+    assert share(None) == pytest.approx(covering, abs=0.02)
+    assert share(0) == pytest.approx(covering, abs=0.02)
+    # Weights 1 + k b / mean(b): the 121 covering positions hold on average b = 1024 / 121 of the
+    # block's pixels (each is in 64 windows), mean(b) = 1024 / 2491 over all positions.
+    for k in (4, 20):
+        weight = 1 + k * (1024 / 121) / (1024 / 2491)
+        assert share(k) == pytest.approx(121 * weight / (121 * weight + 2491 - 121), abs=0.03)
+
+
+def test_bright_oversample_config_checks_and_trains(tmp_path, reference_file):
+    assert tiny_config(reference_file).bright_oversample is None
+    assert tiny_config(reference_file, bright_oversample=4).bright_oversample == 4.0
+    for bad in (-1, "4", True, float("inf")):
+        with pytest.raises(UsageError, match="bright_oversample"):
+            tiny_config(reference_file, bright_oversample=bad)
+    with pytest.raises(UsageError, match="bright_oversample is an option of task 'sarcnn'"):
+        tiny_config(reference_file, task="gaussian", bright_oversample=2)
+    result = train(tiny_config(reference_file, bright_oversample=4, steps=3), tmp_path / "run")
+    assert result.finished
+    assert TrainConfig.load(tmp_path / "run" / "config.json").bright_oversample == 4.0
+
+
 def test_nan_regions_are_never_sampled():
     clean = np.full((40, 40), 10.0, np.float32)
     clean[:, :20] = np.nan

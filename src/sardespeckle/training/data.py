@@ -130,17 +130,26 @@ class ValidPatches:
     size : int
         Side of the square patches.
 
+    bright_oversample : float or None
+        When set (``k ≥ 0``), a position is drawn with probability proportional to
+        ``1 + k · b / b̄``, where ``b`` is the number of its patch's pixels above the 99th
+        percentile of their image and ``b̄`` the mean of ``b`` over all positions: ``k = 4`` draws a
+        patch with the average count of bright pixels 5 × as often as a patch without any.
+
     Notes
     -----
-    A draw takes ``batch_size`` integers for the positions from ``rng``, then one integer in
-    ``0..7`` per patch for its flip/rotation, in this order: the data samplers build on it, and
-    resumed runs rely on the order of the draws.
+    A draw takes ``batch_size`` integers for the positions from ``rng`` (``batch_size`` uniform
+    floats with ``bright_oversample``), then one integer in ``0..7`` per patch for its
+    flip/rotation, in this order: the data samplers build on it, and resumed runs rely on the
+    order of the draws.
     """
 
-    def __init__(self, images: Sequence[tuple[str, np.ndarray, np.ndarray]], *, size: int):
+    def __init__(self, images: Sequence[tuple[str, np.ndarray, np.ndarray]], *, size: int,
+                 bright_oversample: float | None = None):
         self.size = int(size)
         self._arrays = []
         self._starts = []
+        bright_counts = []
         for name, array, valid in images:
             if array.shape[0] < self.size or array.shape[1] < self.size:
                 raise InvalidInputError(
@@ -152,9 +161,17 @@ class ValidPatches:
                 continue
             self._arrays.append(array)
             self._starts.append(starts)
+            if bright_oversample is not None:
+                bright = valid & (np.nan_to_num(array) > np.percentile(array[valid], 99))
+                bright_counts.append(_window_sums(bright, self.size)[starts[:, 0], starts[:, 1]])
         if not self._arrays:
             raise InvalidInputError("no training image contains a fully valid patch")
         self._counts = np.array([p.shape[0] for p in self._starts], dtype=np.int64)
+        self._cumulative = None
+        if bright_oversample is not None:
+            counts = np.concatenate(bright_counts).astype(np.float64)
+            mean = max(float(counts.mean()), 1e-12)
+            self._cumulative = np.cumsum(1.0 + float(bright_oversample) * counts / mean)
 
     @property
     def positions(self) -> int:
@@ -162,9 +179,15 @@ class ValidPatches:
         return int(self._counts.sum())
 
     def draw(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
-        """``(batch_size, size, size)`` float32 patches, uniform over all valid positions."""
+        """``(batch_size, size, size)`` float32 patches, uniform over all valid positions (or
+        weighted by their bright pixels, see ``bright_oversample``)."""
         size = self.size
-        flat = rng.integers(0, self.positions, size=batch_size)
+        if self._cumulative is None:
+            flat = rng.integers(0, self.positions, size=batch_size)
+        else:
+            flat = np.searchsorted(self._cumulative, rng.random(batch_size) * self._cumulative[-1],
+                                   side="right")
+            flat = np.minimum(flat, self.positions - 1)
         boundaries = np.cumsum(self._counts)
         which = np.searchsorted(boundaries, flat, side="right")
         patches = np.empty((batch_size, size, size), np.float32)
@@ -192,11 +215,14 @@ class PatchSampler:
     bright_targets : float or None
         When set, bright point and line targets are added to each clean patch at this rate
         (targets per pixel), see :mod:`sardespeckle.training.targets`.
+    bright_oversample : float or None
+        When set, patches rich in the references' own bright pixels are drawn more often
+        (:class:`ValidPatches`).
     """
 
     def __init__(self, references: Sequence[Reference], *, patch_size: int, looks: float,
                  gain_range: tuple[float, float] | None = None,
-                 bright_targets: float | None = None):
+                 bright_targets: float | None = None, bright_oversample: float | None = None):
         if not references:
             raise InvalidInputError("expected at least one training reference, got none")
         self.patch_size = int(patch_size)
@@ -207,7 +233,7 @@ class PatchSampler:
             [(reference.name, reference.intensity,
               np.isfinite(reference.intensity) & (np.nan_to_num(reference.intensity) > 0))
              for reference in references],
-            size=self.patch_size,
+            size=self.patch_size, bright_oversample=bright_oversample,
         )
 
     @property
@@ -235,13 +261,16 @@ class PatchSampler:
                 normalized_log_amplitude(clean)[:, None])
 
 
+def _window_sums(mask: np.ndarray, size: int) -> np.ndarray:
+    """Number of true pixels of every ``size²`` window of ``mask``, indexed by its top-left corner."""
+    table = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), np.int64)
+    table[1:, 1:] = mask.astype(np.int64).cumsum(0).cumsum(1)
+    return table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]
+
+
 def _fully_valid_starts(valid: np.ndarray, size: int) -> np.ndarray:
     """``(n, 2)`` top-left corners of the ``size²`` windows containing only valid pixels."""
-    invalid = (~valid).astype(np.int64)
-    table = np.zeros((invalid.shape[0] + 1, invalid.shape[1] + 1), np.int64)
-    table[1:, 1:] = invalid.cumsum(0).cumsum(1)
-    counts = table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]
-    return np.argwhere(counts == 0).astype(np.int32)
+    return np.argwhere(_window_sums(~valid, size) == 0).astype(np.int32)
 
 
 def _dihedral(patch: np.ndarray, code: int) -> np.ndarray:

@@ -329,7 +329,8 @@ def _task_data(config: TrainConfig):
 
     sampler = PatchSampler([load_reference(s) for s in config.references],
                            patch_size=config.patch_size, looks=config.looks,
-                           gain_range=config.gain_range, bright_targets=config.bright_targets)
+                           gain_range=config.gain_range, bright_targets=config.bright_targets,
+                           bright_oversample=config.bright_oversample)
     return sampler, _Validator(config), cn(config.looks)
 
 
