@@ -37,7 +37,8 @@ def main() -> None:
     print("| intensity | " + " | ".join(f"{level:g}" for level in LEVELS) + " |")
     print("| --- |" + " --- |" * len(LEVELS))
     for weights in args.weights:
-        print(f"| {weights} | " + " | ".join(f"{level_ratio(weights, level):.2f}" for level in LEVELS) + " |")
+        ratios = [f"{level_ratio(weights, level):.2f}" for level in LEVELS]
+        print(f"| {weights} | " + " | ".join(ratios) + " |")
 
 
 if __name__ == "__main__":

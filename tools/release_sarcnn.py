@@ -7,7 +7,8 @@
    (shared/data/sar/references/groundtruth, simulated single-look speckle, seeds 0, 1, 2), next
    to the best classical filter (Kuan 7×7) and the noisy input;
 3. writes docs/model_cards/NAME.md (data, preprocessing, steps, wall time, hardware, PSNR,
-   validation curve) and prints the registry entry to paste into models/weights.py (complete its description).
+   validation curve) and prints the registry entry to paste into models/weights.py (complete
+   its description).
 """
 
 from __future__ import annotations

@@ -170,13 +170,9 @@ class TrainConfig:
             raise UsageError("bright_targets is an option of task 'sarcnn' and of task 'gaussian' "
                              "with log_sigma_range (SAR references); remove it")
         object.__setattr__(self, "bright_targets", _bright_targets(self.bright_targets))
-        if self.bright_oversample is not None:
-            value = self.bright_oversample
-            if gaussian:
-                raise UsageError("bright_oversample is an option of task 'sarcnn'; remove it")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
-                raise UsageError(f"expected bright_oversample as a number >= 0 (e.g. 4), got {value!r}")
-            object.__setattr__(self, "bright_oversample", float(value))
+        if gaussian and self.bright_oversample is not None:
+            raise UsageError("bright_oversample is an option of task 'sarcnn'; remove it")
+        object.__setattr__(self, "bright_oversample", _bright_oversample(self.bright_oversample))
         if not gaussian:
             object.__setattr__(self, "gain_range", _gain_range(self.gain_range))
             for option in ("sigma_range", "span", "log_sigma_range"):
@@ -359,6 +355,15 @@ def _bright_targets(value) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_RATE:
         raise UsageError(f"expected bright_targets as a rate in [0, {MAX_RATE}] (targets per "
                          f"pixel, e.g. 5e-4), got {value!r}")
+    return float(value)
+
+
+def _bright_oversample(value) -> float | None:
+    """``bright_oversample`` checked: ``None`` or a finite number ``k ≥ 0``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise UsageError(f"expected bright_oversample as a number >= 0 (e.g. 4), got {value!r}")
     return float(value)
 
 
