@@ -129,7 +129,6 @@ class ValidPatches:
         ``(rows, cols)`` arrays and their boolean masks of the pixels a patch may contain.
     size : int
         Side of the square patches.
-
     bright_oversample : float or None
         When set (``k ≥ 0``), a position is drawn with probability proportional to
         ``1 + k · b / b̄``, where ``b`` is the number of its patch's pixels above the 99th
