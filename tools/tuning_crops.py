@@ -12,6 +12,13 @@ unchanged, and averages over them), PSNR on amplitude (the paper's definition,
   dates of the series: a strip no training run used (training starts at column 384) and that is
   not the validation references (columns 0:256).
 
+Both groups come from the clipped 8-bit series: their brightest pixels are capped (marais2 at
+1.18 × its 99th percentile). ``--set unclipped`` uses instead four crops whose bright targets are
+real: the 5-date means of the single-look stacks ``shared/data/sar/s1_stacks/{lely,limagne,
+marais1,ramb}_{1..5}.npy`` (256², residual speckle ENL ≈ 5, so the PSNR values are lower and
+only differences between entries count; marais2 is left out, its area may overlap the
+validation references). Group ``unclipped``.
+
 Usage (from the repository root, with ``../shared`` beside it)::
 
     python tools/tuning_crops.py default runs/mine/mine.pt sarcnn-s1-l1
@@ -42,6 +49,17 @@ from sardespeckle.metrics import psnr_amplitude
 
 ROOT = Path(__file__).resolve().parents[1]
 MARAIS2_THRESHOLD = 168.49  # amplitude of grey level 255 (shared/data/README.md)
+
+
+UNCLIPPED_SITES = ("lely", "limagne", "marais1", "ramb")
+
+
+def unclipped_crops(shared: Path) -> list[tuple[str, np.ndarray]]:
+    """``(group, intensity)`` for the four 5-date means of ``--set unclipped``."""
+    stacks = shared / "data" / "sar" / "s1_stacks"
+    return [("unclipped", np.mean([np.load(stacks / f"{site}_{d}.npy") ** 2 for d in range(1, 6)],
+                                  axis=0))
+            for site in UNCLIPPED_SITES]
 
 
 def tuning_crops(shared: Path) -> list[tuple[str, np.ndarray]]:
@@ -121,13 +139,16 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--breakdown", action="store_true",
                         help="also print the error per brightness and edge-distance class")
+    parser.add_argument("--set", choices=("clipped", "unclipped"), default="clipped",
+                        help="the ten crops of the clipped series (default) or the four "
+                             "unclipped 5-date means")
     parser.add_argument("--draws", type=int, default=1,
                         help="speckle draws per crop (default 1; the first is always the same)")
     args = parser.parse_args()
     if args.draws < 1:
         parser.error(f"--draws must be at least 1, got {args.draws}")
 
-    crops = tuning_crops(args.shared)
+    crops = tuning_crops(args.shared) if args.set == "clipped" else unclipped_crops(args.shared)
     rng = np.random.default_rng(7)
     noisy = [[clean * rng.gamma(1.0, 1.0, clean.shape) for _, clean in crops]
              for _ in range(args.draws)]
@@ -138,10 +159,10 @@ def main() -> None:
                          for (_, clean), out in zip(crops, draw)] for draw in outputs], axis=0)
         log_l1 = np.mean([[np.mean(np.abs(0.5 * np.log(out / clean)))
                            for (_, clean), out in zip(crops, draw)] for draw in outputs], axis=0)
-        print(f"{entry:40s} PSNR train {psnr[groups == 'train'].mean():.2f} unseen "
-              f"{psnr[groups == 'unseen'].mean():.2f} | |dlog A| train "
-              f"{log_l1[groups == 'train'].mean():.4f} unseen {log_l1[groups == 'unseen'].mean():.4f}"
-              " | " + " ".join(f"{p:.2f}" for p in psnr), flush=True)
+        names = list(dict.fromkeys(groups))
+        print(f"{entry:40s} PSNR " + " ".join(f"{g} {psnr[groups == g].mean():.2f}" for g in names)
+              + " | |dlog A| " + " ".join(f"{g} {log_l1[groups == g].mean():.4f}" for g in names)
+              + " | " + " ".join(f"{p:.2f}" for p in psnr), flush=True)
         if args.breakdown:
             print_breakdown(crops * args.draws, [out for draw in outputs for out in draw])
 
