@@ -122,6 +122,85 @@ def test_bright_oversample_config_checks_and_trains(tmp_path, reference_file):
     assert TrainConfig.load(tmp_path / "run" / "config.json").bright_oversample == 4.0
 
 
+def test_clipped_level_needs_a_maximum_held_by_many_pixels():
+    from sardespeckle.training.targets import MIN_CLIPPED, clipped_level
+
+    image = np.linspace(1.0, 50.0, 400, dtype=np.float32).reshape(20, 20)
+    assert clipped_level(image) is None  # one brightest pixel: not clipped
+    image[:2, :MIN_CLIPPED // 2] = 80.0  # MIN_CLIPPED pixels at the maximum
+    assert clipped_level(image) == 80.0
+    image[0, 0] = np.nan
+    assert clipped_level(image) is None  # one fewer
+    assert clipped_level(np.full((4, 4), np.nan, np.float32)) is None
+
+
+def test_uncap_clipped_lifts_each_clipped_group_by_one_pareto_factor():
+    from sardespeckle.training.targets import RATIO_MAX, uncap_clipped
+
+    clean = np.full((300, 12, 12), 5.0, np.float32)
+    clipped = np.zeros(clean.shape, bool)
+    clipped[:, 1:3, 1:4] = True  # one group of 6 pixels ...
+    clipped[:, 8, 8] = True      # ... and a single pixel, apart from it
+    clipped[-1] = False          # a patch without clipped pixels
+    out = uncap_clipped(clean, clipped, 4.0, np.random.default_rng(5))
+    assert out.dtype == np.float32 and out.shape == clean.shape
+    np.testing.assert_array_equal(out[~clipped], 5.0)  # nothing else moves
+    np.testing.assert_array_equal(out, uncap_clipped(clean, clipped, 4.0, np.random.default_rng(5)))
+    factors = np.sqrt(out / 5.0)  # amplitude factors
+    block = factors[:-1, 1:3, 1:4].reshape(299, -1)
+    assert np.allclose(block, block[:, :1], rtol=1e-6)  # one factor per group
+    assert (factors[:-1] >= 1 - 1e-6).all() and (factors <= RATIO_MAX * (1 + 1e-6)).all()
+    both = np.concatenate([block[:, 0], factors[:-1, 8, 8]])
+    assert np.corrcoef(block[:, 0], factors[:-1, 8, 8])[0, 1] == pytest.approx(0, abs=0.15)
+    # Pareto(4) above 1: median 2^(1/4) = 1.19, P(f > 2) = 2^-4.
+    assert np.median(both) == pytest.approx(2 ** 0.25, abs=0.03)
+    assert np.mean(both > 2) == pytest.approx(2.0 ** -4, abs=0.025)
+    with pytest.raises(ValueError, match="same shape"):
+        uncap_clipped(clean, clipped[:, :5], 4.0, np.random.default_rng(0))
+
+
+def test_sampler_uncap_clipped_lifts_only_the_clipped_pixels_and_keeps_the_draws():
+    clean = np.full((40, 40), 10.0, np.float32)
+    clean[18:22, 18:22] = 100.0  # a clipped block: 16 pixels at the maximum
+    plain = PatchSampler([Reference("clip", clean)], patch_size=12, looks=1.0)
+    lifted = PatchSampler([Reference("clip", clean)], patch_size=12, looks=1.0, uncap_clipped=4.0)
+    assert lifted.clipped_pixels == [16]
+    noisy, target = lifted.sample(400, np.random.default_rng(2))
+    plain_noisy, plain_target = plain.sample(400, np.random.default_rng(2))
+    # Same patches and speckle: the log-speckle noisy - target is the same draw.
+    np.testing.assert_allclose(noisy - target, plain_noisy - plain_target, atol=1e-5)
+    moved = ~np.isclose(target, plain_target, atol=1e-6)
+    block = np.isclose(plain_target, plain_target.max(), atol=1e-6)
+    assert (moved <= block).all()  # only clipped pixels move ...
+    assert (target >= plain_target - 1e-6).all()  # ... and only up
+    has_block = block.reshape(400, -1).any(axis=1)
+    assert 0.1 < np.mean(moved.reshape(400, -1).any(axis=1)[has_block]) <= 1
+    unclipped = np.linspace(1.0, 9.0, 1600, dtype=np.float32).reshape(40, 40)
+    assert PatchSampler([Reference("smooth", unclipped)], patch_size=12, looks=1.0,
+                        uncap_clipped=4.0).clipped_pixels == [0]
+
+
+def test_uncap_clipped_config_checks_and_trains(tmp_path, reference_file):
+    assert tiny_config(reference_file).uncap_clipped is None
+    for bad in (0, -1, "4", True, float("inf")):
+        with pytest.raises(UsageError, match="uncap_clipped"):
+            tiny_config(reference_file, uncap_clipped=bad)
+    with pytest.raises(UsageError, match="uncap_clipped is an option of task 'sarcnn'"):
+        tiny_config(reference_file, task="gaussian", uncap_clipped=4)
+    # The fixture has no clipping level: the option would do nothing, the run refuses it.
+    with pytest.raises(UsageError, match="no training reference is clipped"):
+        train(tiny_config(reference_file, uncap_clipped=4, steps=2), tmp_path / "refused")
+    clipped = np.load(reference_file)
+    clipped = np.minimum(clipped, np.percentile(clipped, 99))
+    path = tmp_path / "clipped.npy"
+    np.save(path, clipped)
+    config = tiny_config(reference_file, uncap_clipped=4, steps=3,
+                         references=[{"path": str(path), "kind": "intensity"}])
+    result = train(config, tmp_path / "run")
+    assert result.finished
+    assert TrainConfig.load(tmp_path / "run" / "config.json").uncap_clipped == 4.0
+
+
 def test_nan_regions_are_never_sampled():
     clean = np.full((40, 40), 10.0, np.float32)
     clean[:, :20] = np.nan

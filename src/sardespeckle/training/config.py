@@ -58,6 +58,10 @@ class TrainConfig:
     patches rich in the references' own bright pixels more often (weight ``1 + k · b / b̄``, ``b``
     the patch's pixels above the 99th percentile of its reference; an experiment: the brightest
     1 % of pixels hold most of SAR-CNN's remaining error against the hybrid).
+    ``uncap_clipped`` (SAR-CNN; a Pareto tail index, 4 measured on unclipped stacks) lifts the
+    pixels at a reference's clipping level (its maximum, held by ≥ 10 pixels) per connected
+    group and patch by a random amplitude factor above 1: a clipped reference's bright
+    structures are only known to be at least that bright (:mod:`sardespeckle.training.targets`).
 
     ``log_sigma_range`` (Gaussian task on SAR references) trains the network MuLoG calls with a
     noise level: instead of mapping each log-image's range to ``span``, each patch of
@@ -116,6 +120,7 @@ class TrainConfig:
     log_sigma_range: tuple[float, float] | None = None
     bright_targets: float | None = None
     bright_oversample: float | None = None
+    uncap_clipped: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "references",
@@ -173,6 +178,9 @@ class TrainConfig:
         if gaussian and self.bright_oversample is not None:
             raise UsageError("bright_oversample is an option of task 'sarcnn'; remove it")
         object.__setattr__(self, "bright_oversample", _bright_oversample(self.bright_oversample))
+        if gaussian and self.uncap_clipped is not None:
+            raise UsageError("uncap_clipped is an option of task 'sarcnn'; remove it")
+        object.__setattr__(self, "uncap_clipped", _uncap_clipped(self.uncap_clipped))
         if not gaussian:
             object.__setattr__(self, "gain_range", _gain_range(self.gain_range))
             for option in ("sigma_range", "span", "log_sigma_range"):
@@ -364,6 +372,16 @@ def _bright_oversample(value) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
         raise UsageError(f"expected bright_oversample as a number >= 0 (e.g. 4), got {value!r}")
+    return float(value)
+
+
+def _uncap_clipped(value) -> float | None:
+    """``uncap_clipped`` checked: ``None`` or a finite tail index ``> 0``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise UsageError(f"expected uncap_clipped as a Pareto tail index > 0 (e.g. 4), got "
+                         f"{value!r}")
     return float(value)
 
 

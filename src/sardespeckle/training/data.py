@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, UsageError
 from ..window import Window
-from .targets import add_bright_targets
+from .targets import add_bright_targets, clipped_level, uncap_clipped
 
 
 @dataclass(frozen=True)
@@ -148,8 +148,9 @@ class ValidPatches:
         self.size = int(size)
         self._arrays = []
         self._starts = []
+        self.kept = []  # index in ``images`` of each image that holds a valid patch
         bright_counts = []
-        for name, array, valid in images:
+        for index, (name, array, valid) in enumerate(images):
             if array.shape[0] < self.size or array.shape[1] < self.size:
                 raise InvalidInputError(
                     f"expected training images of at least {self.size}² pixels, got "
@@ -160,6 +161,7 @@ class ValidPatches:
                 continue
             self._arrays.append(array)
             self._starts.append(starts)
+            self.kept.append(index)
             if bright_oversample is not None:
                 bright = valid & (np.nan_to_num(array) > np.percentile(array[valid], 99))
                 bright_counts.append(_window_sums(bright, self.size)[starts[:, 0], starts[:, 1]])
@@ -177,9 +179,10 @@ class ValidPatches:
         """Number of distinct valid patch positions."""
         return int(self._counts.sum())
 
-    def draw(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+    def draw(self, batch_size: int, rng: np.random.Generator, *, sources: bool = False):
         """``(batch_size, size, size)`` float32 patches, uniform over all valid positions (or
-        weighted by their bright pixels, see ``bright_oversample``)."""
+        weighted by their bright pixels, see ``bright_oversample``); with ``sources``, also the
+        index in ``images`` of each patch's image (the same draws either way)."""
         size = self.size
         if self._cumulative is None:
             flat = rng.integers(0, self.positions, size=batch_size)
@@ -195,6 +198,8 @@ class ValidPatches:
             row, col = self._starts[image_index][offset]
             patch = self._arrays[image_index][row:row + size, col:col + size]
             patches[i] = _dihedral(patch, int(rng.integers(0, 8)))
+        if sources:
+            return patches, np.asarray(self.kept, np.int64)[which]
         return patches
 
 
@@ -217,11 +222,18 @@ class PatchSampler:
     bright_oversample : float or None
         When set, patches rich in the references' own bright pixels are drawn more often
         (:class:`ValidPatches`).
+    uncap_clipped : float or None
+        When set (a Pareto tail index, e.g. ``UNCAP_TAIL`` = 4), the pixels at a reference's
+        clipping level (:func:`~sardespeckle.training.targets.clipped_level`) are lifted, per
+        connected group and patch, by a random amplitude factor above 1
+        (:func:`~sardespeckle.training.targets.uncap_clipped`). ``clipped_pixels`` gives the
+        number found per reference (0 where a reference is not clipped).
     """
 
     def __init__(self, references: Sequence[Reference], *, patch_size: int, looks: float,
                  gain_range: tuple[float, float] | None = None,
-                 bright_targets: float | None = None, bright_oversample: float | None = None):
+                 bright_targets: float | None = None, bright_oversample: float | None = None,
+                 uncap_clipped: float | None = None):
         if not references:
             raise InvalidInputError("expected at least one training reference, got none")
         self.patch_size = int(patch_size)
@@ -234,6 +246,12 @@ class PatchSampler:
              for reference in references],
             size=self.patch_size, bright_oversample=bright_oversample,
         )
+        self.uncap_clipped = None if uncap_clipped is None else float(uncap_clipped)
+        self._levels = np.array([clipped_level(r.intensity) or np.inf for r in references])
+        self.clipped_pixels = [
+            0 if not np.isfinite(level) else
+            int(np.count_nonzero(np.nan_to_num(r.intensity) >= level * (1 - 1e-6)))
+            for r, level in zip(references, self._levels)]
 
     @property
     def positions(self) -> int:
@@ -246,7 +264,8 @@ class PatchSampler:
         ``target`` is the clean patch's normalised log-amplitude; ``noisy`` the same patch with
         speckle. The draws use only ``rng``.
         """
-        clean = self._patches.draw(batch_size, rng)
+        clean, sources = self._patches.draw(batch_size, rng, sources=True)
+        clipped = clean >= (self._levels[sources] * (1 - 1e-6))[:, None, None]
         speckle = rng.gamma(self.looks, 1.0 / self.looks, size=clean.shape)
         if self.gain_range is not None:
             # Drawn last, so that runs without gains keep their sequence of draws.
@@ -255,6 +274,9 @@ class PatchSampler:
         if self.bright_targets is not None:
             # Also drawn after everything else, for the same reason.
             clean = add_bright_targets(clean, self.bright_targets, rng)
+        if self.uncap_clipped is not None:
+            # Drawn after everything else too.
+            clean = uncap_clipped(clean, clipped, self.uncap_clipped, rng)
         noisy = clean * speckle
         return (normalized_log_amplitude(noisy)[:, None],
                 normalized_log_amplitude(clean)[:, None])

@@ -28,6 +28,7 @@ from ..errors import InputFileError, UsageError
 from ..io.base import atomic_output, same_file
 from .config import GREY, TrainConfig
 from .data import PatchSampler, load_reference
+from .targets import MIN_CLIPPED
 
 CHECKPOINT = "checkpoint.pt"
 LOG_COLUMNS = ("step", "loss", "learning_rate", "seconds", "validation_psnr")
@@ -330,7 +331,12 @@ def _task_data(config: TrainConfig):
     sampler = PatchSampler([load_reference(s) for s in config.references],
                            patch_size=config.patch_size, looks=config.looks,
                            gain_range=config.gain_range, bright_targets=config.bright_targets,
-                           bright_oversample=config.bright_oversample)
+                           bright_oversample=config.bright_oversample,
+                           uncap_clipped=config.uncap_clipped)
+    if config.uncap_clipped is not None and not any(sampler.clipped_pixels):
+        raise UsageError(
+            "uncap_clipped is set but no training reference is clipped (a clipping level is a "
+            f"maximum held by at least {MIN_CLIPPED} pixels); remove the option")
     return sampler, _Validator(config), cn(config.looks)
 
 
