@@ -265,7 +265,8 @@ class PatchSampler:
         speckle. The draws use only ``rng``.
         """
         clean, sources = self._patches.draw(batch_size, rng, sources=True)
-        clipped = clean >= (self._levels[sources] * (1 - 1e-6))[:, None, None]
+        if self.uncap_clipped is not None:  # marked before the gains move the levels
+            clipped = clean >= (self._levels[sources] * (1 - 1e-6))[:, None, None]
         speckle = rng.gamma(self.looks, 1.0 / self.looks, size=clean.shape)
         if self.gain_range is not None:
             # Drawn last, so that runs without gains keep their sequence of draws.
