@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, UsageError
 from ..window import Window
-from .targets import add_bright_targets, clipped_level, uncap_clipped
+from .targets import add_bright_targets, at_level, clipped_level, uncap_clipped
 
 
 @dataclass(frozen=True)
@@ -248,10 +248,8 @@ class PatchSampler:
         )
         self.uncap_clipped = None if uncap_clipped is None else float(uncap_clipped)
         self._levels = np.array([clipped_level(r.intensity) or np.inf for r in references])
-        self.clipped_pixels = [
-            0 if not np.isfinite(level) else
-            int(np.count_nonzero(np.nan_to_num(r.intensity) >= level * (1 - 1e-6)))
-            for r, level in zip(references, self._levels)]
+        self.clipped_pixels = [int(np.count_nonzero(at_level(np.nan_to_num(r.intensity), level)))
+                               for r, level in zip(references, self._levels)]
 
     @property
     def positions(self) -> int:
@@ -266,7 +264,7 @@ class PatchSampler:
         """
         clean, sources = self._patches.draw(batch_size, rng, sources=True)
         if self.uncap_clipped is not None:  # marked before the gains move the levels
-            clipped = clean >= (self._levels[sources] * (1 - 1e-6))[:, None, None]
+            clipped = at_level(clean, self._levels[sources][:, None, None])
         speckle = rng.gamma(self.looks, 1.0 / self.looks, size=clean.shape)
         if self.gain_range is not None:
             # Drawn last, so that runs without gains keep their sequence of draws.

@@ -53,7 +53,8 @@ SHAPE_WEIGHTS = (0.4, 0.25, 0.2, 0.15)
 #: Upper bound of the ``rate`` option (targets per pixel): beyond it a patch is a field of points.
 MAX_RATE = 0.01
 
-#: Default Pareto tail index of the amplitude factor of a clipped group (``uncap_clipped``).
+#: Measured Pareto tail index of the amplitude factor of a clipped group (the value for
+#: ``uncap_clipped``; see the module docstring).
 UNCAP_TAIL = 4.0
 #: Fewest pixels at a reference's maximum for it to count as a clipping level.
 MIN_CLIPPED = 10
@@ -131,9 +132,15 @@ def clipped_level(intensity: np.ndarray) -> float | None:
     if finite.size == 0:
         return None
     level = float(finite.max())
-    if level <= 0 or np.count_nonzero(finite >= level * (1 - 1e-6)) < MIN_CLIPPED:
+    if level <= 0 or np.count_nonzero(at_level(finite, level)) < MIN_CLIPPED:
         return None
     return level
+
+
+def at_level(values: np.ndarray, level) -> np.ndarray:
+    """Where ``values`` reach ``level`` (to float32 rounding): the clipped pixels; ``level`` may
+    be an array broadcast against ``values``, ``inf`` for none."""
+    return values >= np.asarray(level) * (1 - 1e-6)
 
 
 def uncap_clipped(clean: np.ndarray, clipped: np.ndarray, tail: float,
