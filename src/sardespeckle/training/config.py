@@ -15,7 +15,6 @@ from .targets import MAX_RATE
 
 #: What a run trains: SAR-CNN (speckle, log-amplitude) or a Gaussian denoiser of [0, 1] images.
 TASKS = ("sarcnn", "gaussian")
-LOSSES = ("l1", "l2")
 #: Defaults of the Gaussian task: DnCNN-B's blind noise range on the [0, 1] scale, ℓ2, and the
 #: share of [0, 1] that a SAR log-image's robust range fills (as ``DnCNNDenoiser`` does).
 GAUSSIAN_SIGMA_RANGE = (0.0, 55.0 / 255.0)
@@ -28,6 +27,8 @@ RESERVED_NAMES = ("checkpoint", "config", "log")
 #: A run's ``name`` (its weights are ``RUN/NAME.pt``): letters, digits, ``. _ + -``, starting with
 #: a letter or digit (no hidden files, no path separators).
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+#: Training losses (:mod:`sardespeckle.training.losses`); ``amplitude`` is SAR-CNN only.
+LOSSES = ("l1", "l2", "amplitude")
 #: Learning-rate schedules (see :class:`TrainConfig`).
 SCHEDULES = ("step", "cosine")
 #: Integer options and their smallest value.
@@ -46,7 +47,9 @@ class TrainConfig:
     images (sources of kind ``"grey"``: a file, a folder of PNGs or a glob) or SAR references
     (kind ``intensity``/``amplitude``/``db``) whose log-intensity is mapped so that its 0.5–99.5 %
     range fills ``span`` of ``[0, 1]`` around ½ (see :mod:`sardespeckle.training.gaussian`).
-    ``loss`` defaults to ``"l1"`` for SAR-CNN and ``"l2"`` for the Gaussian task;
+    ``loss`` defaults to ``"l1"`` for SAR-CNN and ``"l2"`` for the Gaussian task; SAR-CNN also
+    takes ``"amplitude"``, the relative squared error of the despeckled amplitude (the error the
+    PSNR counts, bright pixels weighing as there; :func:`sardespeckle.training.losses.training_loss`);
     ``sigma_range`` and ``span`` belong to the Gaussian task only. ``gain_range`` (SAR-CNN only)
     multiplies each clean patch by a gain drawn log-uniformly in ``[low, high]`` before the
     speckle: the network then meets every scene level, not only the references' (which are
@@ -166,6 +169,9 @@ class TrainConfig:
         loss = self.loss if self.loss is not None else ("l2" if gaussian else "l1")
         if loss not in LOSSES:
             raise UsageError(f"expected loss in {LOSSES}, got {self.loss!r}")
+        if gaussian and loss == "amplitude":
+            raise UsageError("loss 'amplitude' (the squared error of the despeckled amplitude) is "
+                             "an option of task 'sarcnn'; use 'l2' or 'l1' for task 'gaussian'")
         object.__setattr__(self, "loss", loss)
         kinds = [spec.kind for spec in (*self.references, *self.validation)]
         if gaussian and self.gain_range is not None:

@@ -28,6 +28,7 @@ from ..errors import InputFileError, UsageError
 from ..io.base import atomic_output, same_file
 from .config import GREY, TrainConfig
 from .data import PatchSampler, load_reference
+from .losses import training_loss
 from .targets import MIN_CLIPPED
 
 CHECKPOINT = "checkpoint.pt"
@@ -231,10 +232,7 @@ def _run(config: TrainConfig, run_dir: Path, max_steps, progress, on_start, mode
                 # the network learns zero-mean noise and inference subtracts cn (SAR-CNN; the
                 # offset is 0 for Gaussian noise).
                 estimate = noisy_t.float() - predicted_noise.float()
-                if config.loss == "l1":
-                    loss = torch.mean(torch.abs(estimate - (target_t + offset)))
-                else:
-                    loss = torch.mean((estimate - (target_t + offset)) ** 2)
+                loss = training_loss(config.loss, estimate - (target_t + offset), target_t)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
