@@ -378,3 +378,54 @@ def test_init_from_a_checkpoint_or_weights_file(tmp_path, reference_file):
     (tmp_path / "garbage.pt").write_bytes(b"not a torch file")
     with pytest.raises(WeightsError, match="cannot read"):
         train(tiny_config(reference_file, init_from=str(tmp_path / "garbage.pt")), tmp_path / "z")
+
+
+def test_widened_network_computes_the_same_and_its_new_channels_learn():
+    from sardespeckle.errors import InvalidInputError
+    from sardespeckle.models.dncnn import DnCNN
+
+    torch.manual_seed(0)
+    narrow = DnCNN(depth=5, features=6)
+    narrow.train()
+    for _ in range(3):  # non-trivial batch-norm statistics
+        narrow(torch.randn(4, 1, 12, 12))
+    wide = narrow.widened(10, seed=3)
+    assert wide.features == 10 and wide.depth == 5 and wide.training
+    x = torch.randn(2, 1, 12, 12)
+    for mode in ("train", "eval"):
+        getattr(narrow, mode)(), getattr(wide, mode)()
+        torch.testing.assert_close(wide(x), narrow(x), rtol=0, atol=0)
+    # The copy is independent, seeded, and the zero weights out of the new channels get a gradient.
+    assert torch.equal(narrow.widened(10, seed=3).layers[2].weight, wide.layers[2].weight)
+    assert not torch.equal(narrow.widened(10, seed=4).layers[2].weight, wide.layers[2].weight)
+    wide.train()
+    wide(x).square().sum().backward()
+    assert wide.layers[-1].weight.grad[:, 6:].abs().sum() > 0
+    assert torch.count_nonzero(wide.layers[-1].weight[:, 6:]) == 0
+    with pytest.raises(InvalidInputError, match="features"):
+        narrow.widened(4)
+    with pytest.raises(InvalidInputError, match="folded"):
+        narrow.fold_batchnorm().widened(10)
+
+
+def test_init_from_narrower_weights_widens_them(tmp_path, reference_file):
+    from sardespeckle.errors import WeightsError
+    from sardespeckle.models.weights import load_weights
+
+    train(tiny_config(reference_file), tmp_path / "first", max_steps=3)
+    export_weights(tmp_path / "first", tmp_path / "first.pt")
+    first, _ = load_weights(tmp_path / "first.pt")
+    run = tmp_path / "wide"
+    train(tiny_config(reference_file, init_from=str(tmp_path / "first.pt"), features=12), run, max_steps=0)
+    export_weights(run, run / "start.pt")
+    started, _ = load_weights(run / "start.pt")
+    assert started.features == 12
+    x = torch.randn(1, 1, 20, 20)
+    first.eval(), started.eval()
+    torch.testing.assert_close(started(x), first(x), rtol=0, atol=0)
+    # Wider weights than the run, or another depth, are refused.
+    with pytest.raises(WeightsError, match="does not fit a DnCNN of depth 4 with 4 features"):
+        train(tiny_config(reference_file, init_from=str(tmp_path / "first.pt"), features=4), tmp_path / "n")
+    with pytest.raises(WeightsError, match="does not fit a DnCNN of depth 6 with 8 features"):
+        train(tiny_config(reference_file, init_from=str(tmp_path / "first.pt"), depth=6, features=16),
+              tmp_path / "d")

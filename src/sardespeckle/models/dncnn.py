@@ -6,6 +6,7 @@ Tensors are ``(B, C, H, W)`` throughout this module.
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
@@ -160,6 +161,50 @@ class DnCNN(nn.Module):
                          dilation=first.dilation, groups=first.groups)
             out = nn.Sequential(*layers[1:])(h)
         return out.float()
+
+    def widened(self, features: int, seed: int = 0) -> DnCNN:
+        """A copy with ``features`` hidden channels that computes exactly what this one does.
+
+        The first ``self.features`` channels of every hidden layer keep this network's weights
+        and batch-norm state. The added channels get random (Kaiming-normal, seeded) weights
+        from every channel of the layer before them, fresh batch norms, and zero weights into
+        the old channels and into the output: their activations change nothing until training
+        moves those zeros, which their gradient does from the first step. A way to give a
+        trained network more capacity without starting over.
+
+        Parameters
+        ----------
+        features : int
+            Hidden width of the copy, at least ``self.features``.
+        seed : int
+            Seed of the added channels' weights.
+        """
+        if self._folded:
+            raise InvalidInputError("cannot widen a batch-norm-folded copy; widen the trained network")
+        if isinstance(features, bool) or not isinstance(features, int) or features < self.features:
+            raise InvalidInputError(f"expected features to be an integer >= {self.features}, got {features!r}")
+        wide = DnCNN(depth=self.depth, channels=self.channels, features=features, residual=self.residual)
+        wide = wide.to(device=self.layers[0].weight.device, dtype=self.layers[0].weight.dtype)
+        old = self.features
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        with torch.no_grad():
+            for mine, theirs in zip(self.layers, wide.layers):
+                if isinstance(mine, nn.Conv2d):
+                    fan_in = theirs.in_channels * 9
+                    fresh = torch.randn(theirs.weight.shape, generator=generator) * math.sqrt(2.0 / fan_in)
+                    theirs.weight.copy_(fresh.to(theirs.weight))
+                    out_old = min(mine.out_channels, theirs.out_channels)
+                    theirs.weight[:out_old].zero_()  # old outputs: nothing from the new inputs ...
+                    theirs.weight[:out_old, :mine.in_channels] = mine.weight  # ... and their own weights
+                    if theirs.bias is not None:
+                        theirs.bias.zero_()
+                        theirs.bias[:out_old] = mine.bias
+                elif isinstance(mine, nn.BatchNorm2d):
+                    for name in ("weight", "bias", "running_mean", "running_var"):
+                        getattr(theirs, name)[:old] = getattr(mine, name)
+                    theirs.num_batches_tracked.copy_(mine.num_batches_tracked)
+        wide.train(self.training)
+        return wide
 
     def fold_batchnorm(self) -> DnCNN:
         """Return an eval-mode copy with each batch norm merged into the convolution before it.

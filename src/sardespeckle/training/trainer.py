@@ -365,7 +365,9 @@ def weights_identity(config: TrainConfig, trained: str) -> dict:
 
 def initial_state(config: TrainConfig) -> dict:
     """The network state ``config.init_from`` names (weights file/name or run checkpoint),
-    checked against the run's architecture (depth and features)."""
+    checked against the run's architecture (depth and features). Weights of the same depth
+    but fewer features are widened to the run's width (:meth:`DnCNN.widened`: the same function
+    at the start, the added channels seeded by ``config.seed``)."""
     import torch
 
     from ..errors import WeightsError
@@ -396,12 +398,28 @@ def initial_state(config: TrainConfig) -> dict:
         needs = ("a Gaussian DnCNN needs Gaussian-denoiser weights" if config.task == "gaussian"
                  else "SAR-CNN training needs log-amplitude weights")
         raise WeightsError(f"init_from: {source} holds weights of domain {meta.get('domain')!r}; {needs}")
+    width = _hidden_width(state)
+    if width is not None and width < config.features:
+        # A narrower trained network of the same depth is embedded, computing what it computed.
+        narrow = DnCNN(depth=config.depth, features=width)
+        try:
+            narrow.load_state_dict(state, strict=True)
+        except (RuntimeError, KeyError) as error:
+            raise WeightsError(f"init_from: {source} does not fit a DnCNN of depth {config.depth} "
+                               f"with {width} features: {str(error).splitlines()[0]}") from None
+        return narrow.widened(config.features, seed=config.seed).state_dict()
     try:
         DnCNN(depth=config.depth, features=config.features).load_state_dict(state, strict=True)
     except (RuntimeError, KeyError) as error:
         raise WeightsError(f"init_from: {source} does not fit a DnCNN of depth {config.depth} with "
                            f"{config.features} features: {str(error).splitlines()[0]}") from None
     return state
+
+
+def _hidden_width(state: dict) -> int | None:
+    """The hidden width of a DnCNN state (output channels of its first convolution), or None."""
+    first = state.get("layers.0.weight") if isinstance(state, dict) else None
+    return int(first.shape[0]) if getattr(first, "ndim", 0) == 4 else None
 
 
 def _checkpoint_meta(run_dir: Path) -> dict:
