@@ -78,7 +78,7 @@ def cascade(stage1, stage2, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 def score(stage1, stage2, crops, draws: int) -> dict[str, tuple[float, float]]:
     """Mean PSNR per group: ``{group: (v3, cascade)}``; same draws for both."""
-    halo = 19 + (stage2.depth if stage2 is not None else 0)
+    halo = stage1.depth + stage2.depth  # each 3×3 layer widens the support by one pixel
     results: dict[str, list[tuple[float, float]]] = {}
     for index, (group, clean) in enumerate(crops):
         for draw in range(draws):
