@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from sardespeckle.metrics import psnr_amplitude
+from sardespeckle.models.dncnn import DnCNN
 from sardespeckle.models.sarcnn import cn, denormalize, normalize_log_amplitude
 from sardespeckle.models.weights import load_weights
 from sardespeckle.training.data import PatchSampler, ReferenceSpec, load_reference
@@ -44,19 +45,15 @@ OFFSET = cn(1.0)
 
 
 class Stage2(nn.Module):
-    """DnCNN layout on two channels in, one out; last convolution zero-initialised."""
+    """The DnCNN layout on two channels in (``x``, ``e1``), one out; last convolution zero."""
 
     def __init__(self, depth: int, features: int = 64):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(2, features, 3, padding=1), nn.ReLU(inplace=True)]
-        for _ in range(depth - 2):
-            layers += [nn.Conv2d(features, features, 3, padding=1, bias=False),
-                       nn.BatchNorm2d(features), nn.ReLU(inplace=True)]
+        layers = list(DnCNN(depth=depth, channels=2, features=features).layers)
         last = nn.Conv2d(features, 1, 3, padding=1)
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
-        layers.append(last)
-        self.body = nn.Sequential(*layers)
+        self.body = nn.Sequential(*layers[:-1], last)
         self.depth = depth
 
     def forward(self, x: torch.Tensor, e1: torch.Tensor) -> torch.Tensor:
@@ -116,10 +113,10 @@ def main() -> None:
     stage1 = network.fold_batchnorm().to(memory_format=torch.channels_last)
     for parameter in stage1.parameters():
         parameter.requires_grad_(False)
+    torch.manual_seed(args.seed)  # before the stage-2 weights are drawn
     stage2 = Stage2(args.depth).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(stage2.parameters(), lr=args.learning_rate)
     rng = np.random.default_rng(args.seed)
-    torch.manual_seed(args.seed)
     args.run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = args.run_dir / "checkpoint.pt"
     step = 0

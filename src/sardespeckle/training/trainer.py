@@ -398,21 +398,16 @@ def initial_state(config: TrainConfig) -> dict:
         needs = ("a Gaussian DnCNN needs Gaussian-denoiser weights" if config.task == "gaussian"
                  else "SAR-CNN training needs log-amplitude weights")
         raise WeightsError(f"init_from: {source} holds weights of domain {meta.get('domain')!r}; {needs}")
-    width = _hidden_width(state)
-    if width is not None and width < config.features:
-        # A narrower trained network of the same depth is embedded, computing what it computed.
-        narrow = DnCNN(depth=config.depth, features=width)
-        try:
-            narrow.load_state_dict(state, strict=True)
-        except (RuntimeError, KeyError) as error:
-            raise WeightsError(f"init_from: {source} does not fit a DnCNN of depth {config.depth} "
-                               f"with {width} features: {str(error).splitlines()[0]}") from None
-        return narrow.widened(config.features, seed=config.seed).state_dict()
+    # Weights of the same depth but fewer features are embedded, computing what they computed.
+    width = min(_hidden_width(state) or config.features, config.features)
+    network = DnCNN(depth=config.depth, features=width)
     try:
-        DnCNN(depth=config.depth, features=config.features).load_state_dict(state, strict=True)
+        network.load_state_dict(state, strict=True)
     except (RuntimeError, KeyError) as error:
         raise WeightsError(f"init_from: {source} does not fit a DnCNN of depth {config.depth} with "
-                           f"{config.features} features: {str(error).splitlines()[0]}") from None
+                           f"{width} features: {str(error).splitlines()[0]}") from None
+    if width < config.features:
+        return network.widened(config.features, seed=config.seed).state_dict()
     return state
 
 
