@@ -35,5 +35,5 @@ train_group() {  # the runs named in $1, side by side, until they end or the dea
 
 train_group "$RUNS"
 [ -n "$THEN" ] && train_group "$THEN"
-for r in $RUNS $THEN; do tail -n 3 $OUT/$r.log; tail -n 2 training_runs/$r/log.csv; tar cf $OUT/$r.tar training_runs/$r; done
+for r in $RUNS $THEN; do tail -n 3 $OUT/$r.log; tail -n 2 training_runs/$r/log.csv; tar cf $OUT/$r.tar --exclude=checkpoint.pt training_runs/$r; done  # checkpoints stay: the device tool brings back small files only
 ls -la $OUT
