@@ -248,6 +248,20 @@ def test_cli_needs_looks_for_a_field_and_checks_arguments(tmp_path, capsys):
     assert float(tags["SARDESPECKLE_LAM"]) == pytest.approx(0.82 ** 2)  # fixed-σ rule at L = 1
     assert tags["SARDESPECKLE_WEIGHTS"].startswith("dncnn-sar-s25 sha256:")
     assert tags["SARDESPECKLE_METHOD"] == "mulog-covariance"
+    import torch
+
+    assert tags["SARDESPECKLE_DEVICE"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    # CUDA for BM3D is refused before any work (BM3D runs on the CPU), and an unknown device
+    # is an argument error.
+    capsys.readouterr()
+    assert main(["covariance", str(tmp_path / "field.npy"), "-o", str(tmp_path / "b.npy"),
+                 "--looks", "3", "--device", "cuda", "-q"]) == 2
+    assert "runs on the CPU only" in capsys.readouterr().err
+    assert not (tmp_path / "b.npy").exists()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["covariance", str(tmp_path / "field.npy"), "-o", str(out), "--looks", "3",
+              "--device", "tpu"])
+    assert exit_info.value.code == 2
 
 
 def test_nodata_pixels_are_filled_for_the_run_and_written_as_nan(tmp_path, capsys):

@@ -262,6 +262,26 @@ def test_denoiser_batch_equals_single_calls(sarcnn_net: DnCNN) -> None:
         np.testing.assert_allclose(np.log(out) / 2, np.log(denoiser(tile)) / 2, rtol=0, atol=1e-4)
 
 
+@pytest.mark.parametrize("clip", [False, True])
+def test_the_gpu_pre_and_post_processing_equals_numpys(sarcnn_net: DnCNN, clip: bool) -> None:
+    """On CUDA the log, the mirror and the exp run in torch (``_despeckle_on_device``); run here
+    on the CPU, that path gives what the numpy one gives, and refuses what it refuses."""
+    denoiser = SarCnnDenoiser(sarcnn_net, looks=1, clip=clip)
+    tiles = [speckled(48, seed=s)[:, :40] for s in (21, 22)]
+    for pad in (0, denoiser.halo):
+        numpy_path = denoiser._despeckle(tiles, pad=pad)
+        torch_path = denoiser._despeckle_on_device(tiles, tiles[0].shape, pad)
+        for a, b in zip(torch_path, numpy_path):
+            assert a.dtype == np.float32 and a.shape == b.shape
+            assert np.max(np.abs(a / b - 1)) < 1e-5
+    bad = [tiles[0].copy()]
+    bad[0][1, 2], bad[0][3, 4] = -1.0, np.inf
+    with pytest.raises(InvalidInputError, match="got 2 pixel"):
+        denoiser._despeckle_on_device(bad, bad[0].shape, 0)
+    with pytest.raises(InvalidInputError, match="real intensities"):
+        denoiser._despeckle_on_device([tiles[0].astype(np.complex64)], tiles[0].shape, 0)
+
+
 def test_denoiser_bf16_close_to_fp32(sarcnn_net: DnCNN) -> None:
     """bf16 keeps the output well inside the speckle it removes.
 
@@ -542,3 +562,21 @@ def test_forward_mixed_keeps_the_input_precision_and_a_float32_output(sarcnn_net
     # And it stays close to float32 (bf16 rounding of the hidden layers only).
     reference = net(x)
     assert (out - reference).abs().mean() < 0.05 * reference.abs().mean()
+
+
+def test_full_fp32_turns_tf32_off_for_the_block_and_restores_it():
+    from sardespeckle.models.threads import full_fp32
+
+    previous = torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = True
+        with full_fp32(True):
+            assert torch.backends.cudnn.allow_tf32 is False
+        assert torch.backends.cudnn.allow_tf32 is True
+        with full_fp32(False):
+            assert torch.backends.cudnn.allow_tf32 is True
+        with pytest.raises(RuntimeError), full_fp32(True):
+            raise RuntimeError("inside")
+        assert torch.backends.cudnn.allow_tf32 is True
+    finally:
+        torch.backends.cudnn.allow_tf32 = previous

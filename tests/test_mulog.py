@@ -521,14 +521,14 @@ def test_build_mulog_and_missing_dncnn_weights(monkeypatch):
         with pytest.raises(WeightsError, match=f"denoiser '{name}': weights '{weights}' are not installed"):
             make_mulog_method(looks=1, denoiser=name)
     assert MULOG_DEFAULTS == {"denoiser": "bm3d", "iterations": 6, "precision": "auto",
-                              "decorrelate": "none", "lam": "auto"}
+                              "device": "auto", "decorrelate": "none", "lam": "auto"}
     with pytest.raises(UsageError, match="no parameter"):
         build_mulog(1.0, {"window": 3})
     if HAS_BM3D:
         built = build_mulog(1.0, {"iterations": 2})
         assert built.name == "mulog" and built.halo == MULOG_HALO and built.weights is None
         assert built.parameters == {"denoiser": "bm3d", "iterations": 2, "precision": "fp32",
-                                     "decorrelate": "none", "lam": 1.0}
+                                     "device": "cpu", "decorrelate": "none", "lam": 1.0}
 
 
 def test_dncnn_weights_are_loaded_once_registered(tmp_path, monkeypatch, tiny_dncnn):
@@ -547,6 +547,29 @@ def test_dncnn_weights_are_loaded_once_registered(tmp_path, monkeypatch, tiny_dn
     assert built.weights == f"dncnn-sar sha256:{digest[:16]}"
     out = built.function(add_speckle(np.full((24, 24), 2.0, dtype=np.float32), 1, seed=0))
     assert out.dtype == np.float32 and np.all(out > 0)
+    # device auto resolves where the network runs and the records say so.
+    import torch
+
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert built.parameters["device"] == expected
+    on_cpu = build_mulog(1.0, {"denoiser": "dncnn-sar-blind", "iterations": 2, "device": "cpu",
+                               "precision": "fp32"})
+    assert on_cpu.parameters["device"] == "cpu"
+
+
+def test_mulog_dncnn_on_cuda_without_a_gpu_is_refused(tiny_dncnn):
+    import torch
+
+    from sardespeckle.mulog.denoisers import DnCNNDenoiser
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+
+    with pytest.raises(UsageError, match="expected a CUDA device, got none available"):
+        DnCNNDenoiser(tiny_dncnn, sigma_range=(0.0, 0.2), device="cuda")
+    denoiser = DnCNNDenoiser(tiny_dncnn, sigma_range=(0.0, 0.2), device="auto")
+    assert denoiser.device == "cpu" and "device='cpu'" in repr(denoiser)
+    assert next(denoiser.network.parameters()).device.type == "cpu"
 
 
 # --------------------------------------------------------------------------- registry and CLI
@@ -558,7 +581,7 @@ def test_mulog_is_a_registered_method_with_its_parameters():
     spec = get_method("mulog")
     assert spec.family == "plug-and-play" and spec.uses_looks
     assert dict(spec.defaults) == {"denoiser": "bm3d", "iterations": 6, "precision": "auto",
-                                   "decorrelate": "none", "lam": "auto"}
+                                   "device": "auto", "decorrelate": "none", "lam": "auto"}
     for bad in ("strong", "0", "-1", "nan"):
         with pytest.raises(UsageError, match="lam"):
             build_method("mulog", looks=1, params={"denoiser": gaussian_filter_denoiser(),
@@ -571,6 +594,12 @@ def test_mulog_is_a_registered_method_with_its_parameters():
         build_method("mulog", looks=1, params={"iterations": 0})
     with pytest.raises(UsageError, match="precision"):
         build_method("mulog", looks=1, params={"precision": "fp64"})
+    with pytest.raises(UsageError, match="expected device in"):
+        build_method("mulog", looks=1, params={"device": "tpu"})
+    # BM3D and callables run on the CPU: asking for CUDA is an error, not a silent no-op.
+    with pytest.raises(UsageError, match="runs on the CPU only; device='cuda' is for the DnCNN"):
+        build_method("mulog", looks=1, params={"denoiser": gaussian_filter_denoiser(),
+                                               "device": "cuda"})
     # A callable denoiser through the API: the built method despeckles with the stated halo.
     built = build_method("mulog", looks=2,
                          params={"denoiser": gaussian_filter_denoiser(width=3.0), "iterations": 3})

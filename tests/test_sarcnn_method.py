@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from _random_dncnn import he_randomize
+from _random_dncnn import random_network, speckled
 from rasterio.transform import from_origin
 
 from sardespeckle.api import despeckle
@@ -25,37 +25,11 @@ from sardespeckle.cli.main import main
 from sardespeckle.decorrelate import simulate_correlated_slc
 from sardespeckle.errors import UsageError, WeightsError
 from sardespeckle.methods import build_method, get_method, list_methods
-from sardespeckle.models import Architecture, DnCNN, WeightsEntry, normalize_log_amplitude, save_weights
+from sardespeckle.models import Architecture, WeightsEntry, save_weights
 from sardespeckle.models import weights as weights_module
 from sardespeckle.models.inference import NO_WEIGHTS_MESSAGE, cpu_has_fast_bf16
 from sardespeckle.models.weights import sha256_file
 from sardespeckle.tiling import process_array
-
-FEATURES = 16
-
-
-def random_network(seed: int, *, depth: int = 19, features: int = FEATURES) -> DnCNN:
-    """A DnCNN with random weights whose output varies with its input (see module docstring)."""
-    net = DnCNN(depth=depth, features=features)
-    gen = torch.Generator().manual_seed(seed)
-    he_randomize(net, gen)
-    with torch.no_grad():
-        net.eval()
-        x = torch.from_numpy(normalize_log_amplitude(speckled((64, 64), seed=seed + 1)))[None, None]
-        last = net.layers[-1]
-        scale = 0.05 / float(net(x).std())
-        last.weight.mul_(scale)
-        last.bias.mul_(scale)
-    return net
-
-
-def speckled(shape: tuple[int, int], seed: int) -> np.ndarray:
-    """Single-look intensity over a blocky log-normal reflectivity with an edge."""
-    rng = np.random.default_rng(seed)
-    rows, cols = shape
-    coarse = rng.normal(5.0, 1.0, (rows // 8 + 2, cols // 8 + 2))
-    reflectivity = np.exp(np.kron(coarse, np.ones((8, 8)))[:rows, :cols])
-    return (reflectivity * rng.exponential(1.0, shape)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +88,7 @@ def test_default_weights_come_from_the_registry(tmp_path, monkeypatch):
     digest = save_weights(random_network(3), tmp_path / "sarcnn-test.pt", name="sarcnn-test")
     weights_module.REGISTRY["sarcnn-test"] = WeightsEntry(
         name="sarcnn-test", filename="sarcnn-test.pt", sha256=digest,
-        architecture=Architecture(depth=19, features=FEATURES),
+        architecture=Architecture(depth=19, features=16),  # random_network's width
     )
     built = build_method("sarcnn", looks=1, params={"precision": "fp32"})
     assert built.parameters["weights"] == "sarcnn-test"

@@ -447,7 +447,7 @@ def subsampled_covariance(field: np.ndarray, valid: np.ndarray, despeckle) -> np
 def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
                                denoiser="bm3d", iterations: int = 6, lam: float | None = None,
                                precision: str = "auto", decorrelate: str = "auto", preview=None,
-                               overwrite: bool = False, progress=None) -> dict:
+                               overwrite: bool = False, progress=None, device: str = "auto") -> dict:
     """Read a covariance field (:func:`read_covariance_input`), despeckle it with
     :func:`~sardespeckle.mulog.mulog_covariance` and write it (:func:`write_covariance`), with
     an optional input | output ``preview`` PNG. Missing pixels are filled for the run, kept out
@@ -459,8 +459,10 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
     for single-look fields whose speckle is spatially correlated (SLC channels: a denoiser
     trained on white noise leaves worm-like residues otherwise); ``auto`` (default) decides
     from the field (:func:`choose_covariance_decorrelation`). ``progress`` is called with each
-    ADMM iterate (numbered across the four components when subsampled). Returns a summary
-    (sizes, looks, λ, precision, decorrelation and why, missing pixels, seconds, paths)."""
+    ADMM iterate (numbered across the four components when subsampled). ``device``: where a
+    DnCNN denoiser runs (``auto``: CUDA when available; ``cuda`` is refused for BM3D). Returns a
+    summary (sizes, looks, λ, precision, device, decorrelation and why, missing pixels, seconds,
+    paths)."""
     import time
 
     from .io.base import check_output_path
@@ -500,7 +502,8 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
                       f"areas, fewer than the {looks:g} it is run with: MuLoG's estimate comes "
                       f"out darker when told too many looks (pass --looks auto to use the "
                       f"measured value)")
-    prepared = prepare_mulog_denoiser(denoiser, looks=looks, precision=precision, lam=lam)
+    prepared = prepare_mulog_denoiser(denoiser, looks=looks, precision=precision, lam=lam,
+                                      device=device)
     if decorrelate == "auto":
         decorrelate, reason = choose_covariance_decorrelation(field, invalid, looks)
     else:
@@ -530,7 +533,7 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
     out[invalid] = complex(np.nan, np.nan)
     tags = {"method": "mulog-covariance", "denoiser": prepared.label, "looks": looks,
             "iterations": iterations, "lam": prepared.lam, "precision": prepared.precision,
-            "decorrelate": decorrelate, "inputs": [os.path.basename(p) for p in inputs]}
+            "device": prepared.device, "decorrelate": decorrelate, "inputs": [os.path.basename(p) for p in inputs]}
     weights = denoiser_weights_id(denoiser)
     if weights is not None:
         tags["weights"] = weights
@@ -540,7 +543,7 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
         save_side_by_side_png(preview, preview_rows(field, shown), overwrite=overwrite)
     return {"rows": field.shape[0], "cols": field.shape[1], "dim": field.shape[-1],
             "looks": looks, "denoiser": prepared.label, "precision": prepared.precision,
-            "looks_source": looks_source, "measured_looks": measured_looks,
+            "device": prepared.device, "looks_source": looks_source, "measured_looks": measured_looks,
             "looks_note": looks_note,
             "lam": prepared.lam, "iterations": iterations, "decorrelate": decorrelate,
             "decorrelate_reason": reason, "missing": int(invalid.sum()),

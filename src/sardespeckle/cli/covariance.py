@@ -50,6 +50,9 @@ def add_covariance_parser(subparsers) -> argparse.ArgumentParser:
                              "channels whose speckle is spatially correlated (SLC); auto "
                              "(default): subsample when the field is single-look and its "
                              "measured lag-1 speckle correlation exceeds 0.1, as run does")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where a DnCNN denoiser runs (default auto: CUDA when available; "
+                             "BM3D runs on the CPU)")
     parser.add_argument("--preview", default=None, metavar="PNG",
                         help="also write input | output side by side: Pauli RGB for D = 3; "
                              "for D = 2 an RGB of C11, C22, C11/C22 (dB) over the phase of C12 "
@@ -74,7 +77,7 @@ def run_covariance_command(args: argparse.Namespace) -> int:
     report = despeckle_covariance_files(
         args.inputs, args.output, looks=args.looks, denoiser=args.denoiser,
         iterations=args.iterations, lam=args.lam, decorrelate=args.decorrelate,
-        preview=args.preview, overwrite=args.overwrite, progress=progress)
+        preview=args.preview, overwrite=args.overwrite, progress=progress, device=args.device)
     if not args.quiet:
         if report["looks_note"]:
             sys.stderr.write(f"{chr(13) if live else ''}note: {report['looks_note']}\n")
@@ -86,7 +89,8 @@ def run_covariance_command(args: argparse.Namespace) -> int:
         sys.stderr.write(
             f"{chr(13) if live else ''}{report['rows']}×{report['cols']} field of "
             f"{report['dim']}×{report['dim']} matrices, L = {report['looks']:g}, denoiser "
-            f"{report['denoiser']} ({report['precision']}), λ = {report['lam']:.3g}, "
+            f"{report['denoiser']} ({report['precision']}, {report['device']}), "
+            f"λ = {report['lam']:.3g}, "
             f"{report['iterations']} iterations"
             + (f", {report['missing']} missing pixels (written as NaN)" if report["missing"]
                else "") + f": {report['seconds']:.1f} s\n"

@@ -21,6 +21,7 @@ __all__ = [
     "denoiser_from_name",
     "make_mulog_method",
     "prepare_mulog_denoiser",
+    "resolve_mulog_device",
     "resolve_mulog_precision",
 ]
 
@@ -39,7 +40,7 @@ _WEIGHTS_OF = {"dncnn-natural-blind": "dncnn-natural", "dncnn-sar": "dncnn-sar-s
 
 #: Parameters of the registered ``mulog`` method and their defaults.
 MULOG_DEFAULTS: dict[str, Any] = {"denoiser": "bm3d", "iterations": 6, "precision": "auto",
-                                  "decorrelate": "none", "lam": "auto"}
+                                  "device": "auto", "decorrelate": "none", "lam": "auto"}
 
 #: Arithmetic choices of the DnCNN denoisers; ``auto`` is bf16 on a CPU with native bf16.
 MULOG_PRECISIONS = ("auto", "fp32", "bf16")
@@ -59,7 +60,8 @@ MULOG_TILE = 512
 DNCNN_SIGMA_RANGE = (0.0, 55.0 / 255.0)
 
 
-def denoiser_from_name(name: str, *, precision: str = "fp32", threads: int | None = None):
+def denoiser_from_name(name: str, *, precision: str = "fp32", threads: int | None = None,
+                       device: str = "cpu"):
     """The Gaussian denoiser called ``name`` (one of :data:`DENOISER_NAMES`).
 
     ``dncnn-natural`` is the set of fixed-σ natural-image networks of :data:`DENOISER_SETS`
@@ -69,7 +71,8 @@ def denoiser_from_name(name: str, *, precision: str = "fp32", threads: int | Non
     fine-tuned from (registry name ``dncnn-sar``). Any other registry name of Gaussian-denoiser
     weights (``dncnn-sar-s25``, ``dncnn-natural-s35``, weights a user registered) and a path to a
     ``.pt`` file of them (``sardespeckle train`` with task ``gaussian``) are DnCNN denoisers as
-    well.
+    well. ``precision``, ``threads`` and ``device`` reach the DnCNN denoisers only
+    (:class:`~sardespeckle.mulog.denoisers.DnCNNDenoiser`).
 
     Raises
     ------
@@ -87,19 +90,22 @@ def denoiser_from_name(name: str, *, precision: str = "fp32", threads: int | Non
     if name == "bm3d":
         return bm3d_denoiser()
     if name in DENOISER_SETS:
-        members = [_dncnn_denoiser(member, precision=precision, threads=threads, label=name)
+        members = [_dncnn_denoiser(member, precision=precision, threads=threads, device=device,
+                                   label=name)
                    for member in DENOISER_SETS[name]]
         return DnCNNSetDenoiser(members)
     if name in _WEIGHTS_OF:
         return _dncnn_denoiser(_WEIGHTS_OF[name], precision=precision, threads=threads,
-                               label=name)
+                               device=device, label=name)
     if _is_weights_path(name):
         if not Path(name).is_file():
             # As for SAR-CNN's --weights: a weights problem, exit 1.
             raise WeightsError(f"MuLoG denoiser: no such weights file: {name}")
-        return _dncnn_denoiser(name, precision=precision, threads=threads, label=name)
+        return _dncnn_denoiser(name, precision=precision, threads=threads, device=device,
+                               label=name)
     if _registered_gaussian(name):
-        return _dncnn_denoiser(name, precision=precision, threads=threads, label=name)
+        return _dncnn_denoiser(name, precision=precision, threads=threads, device=device,
+                               label=name)
     raise UsageError(
         f"unknown MuLoG denoiser {name!r}; expected one of {', '.join(DENOISER_NAMES)}, "
         "the registry name of Gaussian-denoiser weights (sardespeckle weights), a "
@@ -127,7 +133,8 @@ def _is_dncnn(denoiser) -> bool:
                                           or _registered_gaussian(denoiser))
 
 
-def _dncnn_denoiser(weights: str, *, precision: str, threads: int | None, label: str):
+def _dncnn_denoiser(weights: str, *, precision: str, threads: int | None, device: str,
+                    label: str):
     """A :class:`DnCNNDenoiser` on the Gaussian weights ``weights`` (registry name or file)."""
     from sardespeckle.models.weights import GAUSSIAN_DOMAINS, REGISTRY, load_weights
     from sardespeckle.mulog.denoisers import DnCNNDenoiser
@@ -157,10 +164,11 @@ def _dncnn_denoiser(weights: str, *, precision: str, threads: int | None, label:
     trained = meta.get("trained_sigma")
     if trained is not None:
         return DnCNNDenoiser(network, trained_sigma=float(trained), precision=precision,
-                             threads=threads, log_sigma_range=meta.get("log_sigma_range"), **span)
+                             threads=threads, log_sigma_range=meta.get("log_sigma_range"),
+                             device=device, **span)
     sigma_range = tuple(meta.get("sigma_range") or DNCNN_SIGMA_RANGE)
     return DnCNNDenoiser(network, sigma_range=sigma_range, precision=precision,
-                         threads=threads, **span)
+                         threads=threads, device=device, **span)
 
 
 def mulog_log_sigmas(looks: float, iterations: int, lam: float = 1.0) -> tuple[float, float]:
@@ -213,10 +221,29 @@ def denoiser_weights_id(denoiser) -> str | None:
                      for name in names)
 
 
-def resolve_mulog_precision(precision: str, denoiser) -> str:
-    """``"auto"`` → ``"bf16"`` for a DnCNN denoiser (a ``dncnn*`` name or a ``.pt`` file) on a CPU
-    with native bf16 (AVX512-BF16 or AMX), else ``"fp32"``; BM3D and callables are ``"fp32"``
-    (the setting does not reach them). bf16 cost ≤ 0.05 dB inside MuLoG (validation references:
+def resolve_mulog_device(device: str, denoiser) -> str:
+    """Where MuLoG's denoiser runs: for a DnCNN denoiser (a ``dncnn*`` name, registered Gaussian
+    weights or a ``.pt`` file) ``"auto"`` → ``"cuda"`` when torch sees a GPU, else ``"cpu"``;
+    BM3D and callables run where they run (``"cpu"`` in the records), so ``"cuda"`` is refused
+    for them rather than silently ignored."""
+    from sardespeckle.models.inference import resolve_device
+    from sardespeckle.models.sarcnn import DEVICES
+
+    if device not in DEVICES:
+        raise UsageError(f"expected device in {DEVICES} for MuLoG, got {device!r}")
+    if _is_dncnn(denoiser):
+        return resolve_device(device)
+    if device == "cuda":
+        label = denoiser if isinstance(denoiser, str) else "a callable denoiser"
+        raise UsageError(f"MuLoG with {label} runs on the CPU only; device='cuda' is for the "
+                         "DnCNN denoisers (e.g. denoiser='dncnn-sar'), use device='auto' or 'cpu'")
+    return "cpu"
+
+
+def resolve_mulog_precision(precision: str, denoiser, device: str = "cpu") -> str:
+    """``"auto"`` → ``"bf16"`` for a DnCNN denoiser (a ``dncnn*`` name or a ``.pt`` file) on a
+    device that computes bf16 natively (a CPU with AVX512-BF16 or AMX, a CUDA GPU with bf16),
+    else ``"fp32"``; BM3D and callables are ``"fp32"`` (the setting does not reach them). bf16 cost ≤ 0.05 dB inside MuLoG (validation references:
     dncnn-sar 24.94 vs 24.95 dB, dncnn-natural 22.69 vs 22.74; training crops at L = 4 and 16
     ≤ 0.02 dB) for half the time."""
     if precision not in MULOG_PRECISIONS:
@@ -225,39 +252,44 @@ def resolve_mulog_precision(precision: str, denoiser) -> str:
         return precision
     if not _is_dncnn(denoiser):
         return "fp32"
-    from sardespeckle.models.inference import cpu_has_fast_bf16
+    from sardespeckle.models.inference import resolve_precision
 
-    return "bf16" if cpu_has_fast_bf16() else "fp32"
+    return resolve_precision("auto", device)
 
 
 @dataclass(frozen=True)
 class PreparedDenoiser:
     """A denoiser ready for MuLoG: the callable, its label for messages and records, the
-    prior weight λ and the arithmetic (``fp32``/``bf16``) it runs with."""
+    prior weight λ, the arithmetic (``fp32``/``bf16``) and the device it runs with."""
 
     function: Callable[[np.ndarray, float], np.ndarray]
     label: str
     lam: float
     precision: str
+    device: str = "cpu"
 
 
 def prepare_mulog_denoiser(denoiser, *, looks: float, precision: str = "auto",
-                           threads: int | None = None, lam: float | None = None
-                           ) -> PreparedDenoiser:
+                           threads: int | None = None, lam: float | None = None,
+                           device: str = "auto") -> PreparedDenoiser:
     """Build (and check) a denoiser for MuLoG at ``looks``: a name or weights file through
-    :func:`denoiser_from_name` with ``precision`` resolved by :func:`resolve_mulog_precision`,
-    or a callable; ``lam`` resolved by :func:`~sardespeckle.mulog.admm.resolve_prior_weight`."""
+    :func:`denoiser_from_name` with ``device`` resolved by :func:`resolve_mulog_device` and
+    ``precision`` by :func:`resolve_mulog_precision`, or a callable; ``lam`` resolved by
+    :func:`~sardespeckle.mulog.admm.resolve_prior_weight`."""
     from sardespeckle.mulog.admm import resolve_prior_weight
     from sardespeckle.mulog.denoisers import check_denoiser
 
-    precision = resolve_mulog_precision(precision, denoiser)
+    device = resolve_mulog_device(device, denoiser)
+    precision = resolve_mulog_precision(precision, denoiser, device)
     if isinstance(denoiser, str):
-        function = denoiser_from_name(denoiser, precision=precision, threads=threads)
+        function = denoiser_from_name(denoiser, precision=precision, threads=threads,
+                                      device=device)
         label = denoiser
     else:
         function = check_denoiser(denoiser)
         label = getattr(denoiser, "__name__", type(denoiser).__name__)
-    return PreparedDenoiser(function, label, resolve_prior_weight(function, looks, lam), precision)
+    return PreparedDenoiser(function, label, resolve_prior_weight(function, looks, lam), precision,
+                            device)
 
 
 def make_mulog_method(
@@ -268,6 +300,7 @@ def make_mulog_method(
     precision: str = "auto",
     threads: int | None = None,
     lam: float | None = None,
+    device: str = "auto",
 ) -> Callable[[np.ndarray], np.ndarray]:
     """Build MuLoG as an engine method ``f(intensity) -> intensity``.
 
@@ -284,14 +317,17 @@ def make_mulog_method(
         ``precision="auto"`` is resolved by :func:`resolve_mulog_precision`.
     lam : float, optional, keyword-only
         Prior weight λ; by default the denoiser's (``mulog``'s ``lam``).
+    device : {"auto", "cpu", "cuda"}, keyword-only
+        Where a DnCNN denoiser runs (:func:`resolve_mulog_device`; ``"cuda"`` is refused for
+        BM3D and callables).
 
     Returns
     -------
     callable
         ``method(intensity)``: ``(rows, cols)`` intensity → float32 despeckled intensity. The
         denoiser is built (and its weights checked) here, so errors come before any data is
-        read. Tile it with a halo of :data:`MULOG_HALO` pixels. Its attributes ``lam`` and
-        ``precision`` are the prior weight and the arithmetic it uses.
+        read. Tile it with a halo of :data:`MULOG_HALO` pixels. Its attributes ``lam``,
+        ``precision`` and ``device`` are the prior weight, the arithmetic and the device it uses.
 
     Raises
     ------
@@ -305,7 +341,7 @@ def make_mulog_method(
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise UsageError(f"expected iterations to be an integer >= 1, got {iterations!r}")
     prepared = prepare_mulog_denoiser(denoiser, looks=looks, precision=precision, threads=threads,
-                                      lam=lam)
+                                      lam=lam, device=device)
     function, label, weight = prepared.function, prepared.label, prepared.lam
     if isinstance(denoiser, str):
         _check_trained_log_sigmas(function, label, looks, iterations, weight)
@@ -319,6 +355,7 @@ def make_mulog_method(
     method.__doc__ = f"MuLoG with {label}, L = {looks}, T = {iterations}, λ = {weight:.4g}."
     method.lam = weight
     method.precision = prepared.precision
+    method.device = prepared.device
     return method
 
 
@@ -357,10 +394,12 @@ def build_mulog(looks: float, params: dict[str, Any]):
         resolved["denoiser"] = str(Path(resolved["denoiser"]).resolve())
     function = make_mulog_method(looks=looks, denoiser=resolved["denoiser"],
                                  iterations=resolved["iterations"],
-                                 precision=resolved["precision"], lam=lam)
+                                 precision=resolved["precision"], lam=lam,
+                                 device=resolved["device"])
     # The prior weight actually used, for the records ("auto" resolves per denoiser and looks).
     resolved["lam"] = round(function.lam, 6)
     resolved["precision"] = function.precision
+    resolved["device"] = function.device
     halo = MULOG_HALO
     if decorrelate == "subsample":
         # MuLoG assumes white speckle: on correlated single-look data it runs on the four
