@@ -533,7 +533,8 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
     out[invalid] = complex(np.nan, np.nan)
     tags = {"method": "mulog-covariance", "denoiser": prepared.label, "looks": looks,
             "iterations": iterations, "lam": prepared.lam, "precision": prepared.precision,
-            "device": prepared.device, "decorrelate": decorrelate, "inputs": [os.path.basename(p) for p in inputs]}
+            "device": prepared.device, "decorrelate": decorrelate,
+            "inputs": [os.path.basename(p) for p in inputs]}
     weights = denoiser_weights_id(denoiser)
     if weights is not None:
         tags["weights"] = weights
@@ -543,8 +544,8 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
         save_side_by_side_png(preview, preview_rows(field, shown), overwrite=overwrite)
     return {"rows": field.shape[0], "cols": field.shape[1], "dim": field.shape[-1],
             "looks": looks, "denoiser": prepared.label, "precision": prepared.precision,
-            "device": prepared.device, "looks_source": looks_source, "measured_looks": measured_looks,
-            "looks_note": looks_note,
+            "device": prepared.device, "looks_source": looks_source,
+            "measured_looks": measured_looks, "looks_note": looks_note,
             "lam": prepared.lam, "iterations": iterations, "decorrelate": decorrelate,
             "decorrelate_reason": reason, "missing": int(invalid.sum()),
             "seconds": seconds, "output": output, "preview": preview}

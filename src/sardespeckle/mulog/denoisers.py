@@ -436,10 +436,7 @@ class DnCNNDenoiser:
 
         center, scale = self.scale_for(values, sigma, bounds=bounds)
         scaled = ((values - center) * scale + 0.5).astype(np.float32)
-        from sardespeckle.models.threads import full_fp32
-
-        with self._thread_limit(), full_fp32(self.device == "cuda" and self.precision == "fp32"), \
-                torch.inference_mode():
+        with self._thread_limit(), self._full_fp32(), torch.inference_mode():
             x = torch.from_numpy(scaled)[None, None].to(self.device)
             x = x.contiguous(memory_format=torch.channels_last)
             out = self.network.denoise(x, self._dtype())[0, 0].cpu().numpy().astype(np.float64)
@@ -455,6 +452,11 @@ class DnCNNDenoiser:
         from sardespeckle.models.threads import torch_threads
 
         return torch_threads(self.threads)
+
+    def _full_fp32(self) -> contextlib.AbstractContextManager:
+        from sardespeckle.models.threads import full_fp32
+
+        return full_fp32(self.device == "cuda" and self.precision == "fp32")
 
 
 def signal_range(v: np.ndarray, window: int = RANGE_WINDOW) -> tuple[float, float]:

@@ -42,7 +42,7 @@ _WEIGHTS_OF = {"dncnn-natural-blind": "dncnn-natural", "dncnn-sar": "dncnn-sar-s
 MULOG_DEFAULTS: dict[str, Any] = {"denoiser": "bm3d", "iterations": 6, "precision": "auto",
                                   "device": "auto", "decorrelate": "none", "lam": "auto"}
 
-#: Arithmetic choices of the DnCNN denoisers; ``auto`` is bf16 on a CPU with native bf16.
+#: Arithmetic choices of the DnCNN denoisers; ``auto`` is bf16 where the device has it natively.
 MULOG_PRECISIONS = ("auto", "fp32", "bf16")
 
 #: Halo (pixels) for tiled processing (MuLoG+BM3D, L = 1, 512² image; ``docs/mulog.md``). MuLoG
@@ -243,9 +243,10 @@ def resolve_mulog_device(device: str, denoiser) -> str:
 def resolve_mulog_precision(precision: str, denoiser, device: str = "cpu") -> str:
     """``"auto"`` → ``"bf16"`` for a DnCNN denoiser (a ``dncnn*`` name or a ``.pt`` file) on a
     device that computes bf16 natively (a CPU with AVX512-BF16 or AMX, a CUDA GPU with bf16),
-    else ``"fp32"``; BM3D and callables are ``"fp32"`` (the setting does not reach them). bf16 cost ≤ 0.05 dB inside MuLoG (validation references:
-    dncnn-sar 24.94 vs 24.95 dB, dncnn-natural 22.69 vs 22.74; training crops at L = 4 and 16
-    ≤ 0.02 dB) for half the time."""
+    else ``"fp32"``; BM3D and callables are ``"fp32"`` (the setting does not reach them). bf16
+    cost ≤ 0.05 dB inside MuLoG (validation references: dncnn-sar 24.94 vs 24.95 dB,
+    dncnn-natural 22.69 vs 22.74; training crops at L = 4 and 16 ≤ 0.02 dB) for half the time
+    on the CPU."""
     if precision not in MULOG_PRECISIONS:
         raise UsageError(f"expected precision in {MULOG_PRECISIONS} for MuLoG, got {precision!r}")
     if precision != "auto":
