@@ -531,6 +531,30 @@ def test_write_array_round_trip(tmp_path):
     assert hidden_leftovers(tmp_path) == []
 
 
+def test_geotiff_compression_uses_every_core_unless_gdal_is_told(tmp_path, monkeypatch):
+    from sardespeckle.io.base import Georef
+    from sardespeckle.io.geotiff import _compression_threads, write_geotiff
+
+    monkeypatch.delenv("GDAL_NUM_THREADS", raising=False)
+    assert _compression_threads() == {"num_threads": "ALL_CPUS"}
+    monkeypatch.setenv("GDAL_NUM_THREADS", "1")
+    assert _compression_threads() == {}
+    # Threaded or not, the written pixels are the same (several 256² blocks per write).
+    values = np.random.default_rng(3).gamma(1.0, 5.0, (700, 900)).astype(np.float32)
+    georef = Georef(crs=UTM, transform=TRANSFORM)
+    written = {}
+    for env in ("1", None):
+        if env is None:
+            monkeypatch.delenv("GDAL_NUM_THREADS")
+        path = tmp_path / f"threads_{env}.tif"
+        write_geotiff(str(path), values, georef=georef, nodata=None, description="x", tags={},
+                      overwrite=False)
+        with open_source(path, kind="intensity") as source:
+            written[env] = source.read(Window.full(source.shape))
+    np.testing.assert_array_equal(written["1"], values)
+    np.testing.assert_array_equal(written[None], values)
+
+
 # --- previews --------------------------------------------------------------------------------
 
 
