@@ -307,8 +307,16 @@ def test_complex_npy_and_real_imaginary_layouts(tmp_path):
             assert source.kind == "complex" and source.shape == SHAPE
             intensity, _ = source.read_intensity(Window(2, 3, 10, 11))
             np.testing.assert_allclose(intensity, expected[2:12, 3:14], rtol=1e-5)
-    with pytest.raises(InvalidInputError, match="expected a 2-D array .* pass complex_layout"):
+    with pytest.raises(InvalidInputError, match=r"expected a 2-D array .* pass complex_layout="
+                                                r"'last' \(CLI --complex-layout last\)"):
         open_source(tmp_path / "last.npy")
+    with pytest.raises(InvalidInputError, match=r"pass complex_layout='first' \(CLI "
+                                                r"--complex-layout first\)"):
+        open_source(tmp_path / "first.npy")
+    np.save(tmp_path / "cube.npy", np.ones((3, 4, 5), np.float32))
+    with pytest.raises(InvalidInputError, match=r"got shape \(3, 4, 5\); for real/imaginary "
+                                                r"bands pass"):
+        open_source(tmp_path / "cube.npy")
     with pytest.raises(InvalidInputError, match=r"\(2, rows, cols\)"):
         open_source(tmp_path / "last.npy", complex_layout="first")
 

@@ -397,3 +397,40 @@ def test_weights_command_with_an_empty_registry(monkeypatch, capsys):
     monkeypatch.setattr(weights_module, "REGISTRY", {})
     assert main(["weights", "--verify"]) == 0
     assert "no weights registered yet" in capsys.readouterr().out
+
+
+def test_isolated_zero_samples_are_estimated_blocks_and_nodata_stay_missing(tmp_path, weights_file):
+    """Quantised single-look data have exact zeros where the return is weak: those get an
+    estimate; a block of zeros (a fill region) and the file's nodata value stay missing."""
+    slc = simulate_correlated_slc(np.full((96, 96), 3000.0), band=(0.7, 0.8), seed=15)
+    slc = np.round(slc).astype(np.complex64)  # integer I/Q, as delivered
+    slc[slc == 0] = 1  # only the zeros placed below
+    slc[20, 30] = 0  # isolated zero samples
+    slc[60, 61] = 0
+    slc[70:74, 10:14] = 0  # a fill block
+    zero_block = np.zeros(slc.shape, bool)
+    zero_block[70:74, 10:14] = True
+    params = run_params(weights_file)
+    for out in (despeckle(slc, method="sarcnn", looks=1, kind="complex", params=params),
+                despeckle(slc, method="sarcnn", looks=1, kind="complex", params=params, tile=32)):
+        assert np.isnan(out[zero_block]).all()
+        assert np.isfinite(out[~zero_block]).all() and (out[~zero_block] > 0).all()
+    # Through a file, with nodata declared as 0: every zero is then missing data.
+    amplitude = np.abs(slc).astype(np.float32)
+    for nodata, isolated_missing in ((None, False), (0.0, True)):
+        src = tmp_path / f"amp_{nodata}.tif"
+        profile = dict(driver="GTiff", width=96, height=96, count=1, dtype="float32",
+                       crs="EPSG:32631", transform=from_origin(600000, 5800000, 10, 10),
+                       nodata=nodata)
+        with rasterio.open(src, "w", **profile) as dst:
+            dst.write(amplitude, 1)
+        out_path = tmp_path / f"out_{nodata}.tif"
+        assert main(["run", str(src), "-o", str(out_path), "-m", "sarcnn", "--weights",
+                     weights_file, "--precision", "fp32", "--kind", "amplitude", "--looks", "1",
+                     "--decorrelate", "none", "-q"]) == 0
+        with rasterio.open(out_path) as dst:
+            assert dst.nodata == nodata or (nodata is None and np.isnan(dst.nodata))
+            missing = np.ma.getmaskarray(dst.read(1, masked=True))  # NaN or the nodata value
+        assert missing[zero_block].all()
+        assert missing[20, 30] == isolated_missing and missing[60, 61] == isolated_missing
+        assert not missing[amplitude > 0].any()

@@ -3,7 +3,7 @@ import pytest
 from scipy.ndimage import uniform_filter
 
 from sardespeckle.errors import InvalidInputError, UsageError
-from sardespeckle.tiling import fill_masked, plan_tiles, process_array, run_tiled
+from sardespeckle.tiling import fill_masked, plan_tiles, process_array, run_tiled, weak_zeros
 from sardespeckle.window import Window
 
 
@@ -49,14 +49,37 @@ def test_too_small_halo_shows_seams(speckled_scene):
 def test_masked_pixels_tiled_equals_whole(speckled_scene):
     image = speckled_scene.copy()
     image[10:30, 5:60] = np.nan  # a block of nodata crossing tile borders
-    image[50, 50] = 0.0  # an isolated zero
+    image[50, 50] = 0.0  # an isolated zero: a weak sample, estimated
+    image[60:63, 70:73] = 0.0  # a block of zeros: missing data
     image[80:, :] = np.inf
     whole = process_array(image, box5, halo=2, tile=None)
     tiled = process_array(image, box5, halo=2, tile=12)
-    masked = ~np.isfinite(image) | (image == 0)
-    assert np.isnan(whole[masked]).all() and np.isnan(tiled[masked]).all()
-    np.testing.assert_allclose(tiled[~masked], whole[~masked], rtol=1e-6)
-    assert np.isfinite(whole[~masked]).all()
+    missing = ~np.isfinite(image) | (image == 0)
+    missing[50, 50] = False
+    assert np.isnan(whole[missing]).all() and np.isnan(tiled[missing]).all()
+    np.testing.assert_allclose(tiled[~missing], whole[~missing], rtol=1e-6)
+    assert np.isfinite(whole[~missing]).all()
+    # The weak zero's estimate is the method's output on the filled input: its 3×3 fill is the
+    # mean of its valid neighbours, so the box mean around it is built from valid pixels only.
+    assert 0 < whole[50, 50] < np.inf
+
+
+def test_weak_zeros_are_isolated_zero_samples_only():
+    intensity = np.ones((9, 12), np.float32)
+    valid = np.ones((9, 12), bool)
+
+    def zero(*cells):
+        for r, c in cells:
+            intensity[r, c], valid[r, c] = 0.0, False
+
+    zero((2, 2))  # isolated: 8 valid neighbours
+    zero((5, 2), (5, 3), (5, 4))  # a thin line: 6 and 7 valid neighbours
+    zero((2, 7), (2, 8), (3, 7), (3, 8))  # a 2×2 block: 5 valid neighbours each
+    zero((0, 11))  # on the raster corner: 3 neighbours inside the raster
+    intensity[7, 9], valid[7, 9] = np.nan, False  # missing data, isolated: not a zero
+    weak = weak_zeros(intensity, valid)
+    assert {tuple(map(int, rc)) for rc in np.argwhere(weak)} == {(2, 2), (5, 2), (5, 3), (5, 4)}
+    assert not weak_zeros(np.ones((3, 3), np.float32), np.ones((3, 3), bool)).any()
 
 
 def test_fill_uses_local_valid_mean():
@@ -167,11 +190,11 @@ def test_methods_with_context_get_mirrored_raster_edges(speckled_scene, tile):
 def test_methods_with_context_and_masked_pixels(speckled_scene):
     image = speckled_scene.copy()
     image[0:6, 0:9] = np.nan  # nodata in a corner: filled, then mirrored
-    image[40, 3] = 0.0
+    image[40, 3] = 0.0  # an isolated zero: estimated, the same in tiles
     whole = process_array(image, ZeroPaddedBox5(), halo=2, tile=None)
     tiled = process_array(image, ZeroPaddedBox5(), halo=2, tile=12)
-    masked = np.isnan(image) | (image == 0)
-    assert np.isnan(tiled[masked]).all()
+    masked = np.isnan(image)
+    assert np.isnan(tiled[masked]).all() and np.isfinite(tiled[~masked]).all()
     np.testing.assert_allclose(tiled[~masked], whole[~masked], rtol=1e-6)
 
 

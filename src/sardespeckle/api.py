@@ -89,7 +89,9 @@ def despeckle(
     -------
     ndarray, float32, shape (rows, cols)
         The despeckled image; masked pixels (NaN, inf, zero intensity, and the mask of a
-        ``numpy.ma`` array) come back as NaN.
+        ``numpy.ma`` array) come back as NaN, except isolated zero intensities, which are weak
+        samples rather than missing data and get an estimate
+        (:func:`sardespeckle.tiling.weak_zeros`).
 
     Examples
     --------
@@ -123,16 +125,20 @@ def despeckle(
     params, _ = resolve_decorrelation(get_method(method).defaults, params, kind=kind,
                                       looks=looks_value, sample=lambda: (intensity, valid))
     built = build_method(method, looks=looks_value, params=params)
+    # Zero intensities that are samples (not masked by the array's mask) stay 0 for the engine,
+    # which estimates the isolated ones (sardespeckle.tiling.weak_zeros); missing pixels: NaN.
+    zero = (intensity == 0) if masked is None else (intensity == 0) & ~masked
     if built.decorrelate == "whiten":
         check_whitening_input(kind)
         sample = central_window(data.shape).slices
         whitening = estimate_whitening_filter(data[sample], valid=valid[sample])
         intensity = whitening.whitened_intensity(data, valid)
         valid = valid & (intensity > 0)
-    out = process_array(intensity, built.function, halo=built.halo, valid=valid, tile=tile,
+    intensity = np.where(valid, intensity, np.where(zero, 0, np.nan)).astype(np.float32)
+    out = process_array(intensity, built.function, halo=built.halo, tile=tile,
                         batch_size=built.batch_size, progress=progress)
     kind_out = "intensity" if kind == "complex" else kind
-    return from_intensity(out, valid & np.isfinite(out), kind_out, nodata_out=np.nan)
+    return from_intensity(out, np.isfinite(out), kind_out, nodata_out=np.nan)
 
 
 def _check_looks(looks: Any) -> float:

@@ -552,11 +552,15 @@ class WhitenedSource:
 
     def read_intensity(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         outer = window.expand(self.whitening.radius, self.shape)
-        _, valid = self.source.read_intensity(outer)
+        raw_intensity, valid = self.source.read_intensity(outer)
         raw = self.source.read(outer)
         intensity = self.whitening.whitened_intensity(raw, valid)
         inner = window.relative_to(outer).slices
-        return intensity[inner], valid[inner] & (intensity[inner] > 0)
+        intensity, valid = intensity[inner], valid[inner] & (intensity[inner] > 0)
+        # Masked pixels read as the source's do: 0 where the raw intensity is zero (a sample,
+        # see sardespeckle.tiling.weak_zeros), NaN for missing data.
+        zero = raw_intensity[inner] == 0
+        return np.where(valid, intensity, np.where(zero, 0, np.nan)).astype(np.float32), valid
 
 
 def whitened_source(source) -> WhitenedSource:

@@ -30,12 +30,16 @@ ProgressFn = Callable[[int, int], None]
 #: farther than ``halo`` from every valid pixel, so they cannot influence a valid output.
 FAR_FILL_VALUE = 1.0
 
+#: A masked pixel of zero intensity with at least this many valid pixels among its 8 neighbours
+#: is a weak sample, not missing data: it gets the method's estimate (see :func:`weak_zeros`).
+WEAK_ZERO_NEIGHBOURS = 6
+
 
 @dataclass(frozen=True)
 class _Prepared:
     core: Window
     intensity: np.ndarray | None  # None when the whole core is masked: nothing to compute
-    valid_core: np.ndarray
+    valid_core: np.ndarray  # the core pixels that get an output value (valid or weak zeros)
     inner: tuple[slice, slice]  # the core within ``intensity`` (and within the method's output)
 
 
@@ -99,6 +103,30 @@ def fill_masked(intensity: np.ndarray, valid: np.ndarray, *, radius: int) -> np.
     return out
 
 
+def weak_zeros(intensity: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The masked pixels of zero intensity that are samples, not missing data.
+
+    ``read`` functions give exactly 0 as the intensity of a masked pixel whose intensity *is*
+    zero (and NaN for missing data: non-finite input, the file's nodata value). A zero can be
+    either: single-look data quantised to integers (SLC I/Q, some amplitude products) give an
+    exact zero where the return is weak, a few pixels here and there (14 of 65536 in the
+    TerraSAR-X SLC of ``shared/data/sar/tsx_slc``); fill regions (swath edges, gaps between
+    bursts) are solid blocks of zeros. A zero pixel with at least
+    :data:`WEAK_ZERO_NEIGHBOURS` valid pixels among its 8 neighbours (outside the array
+    counts as not valid) is taken for a weak sample: the method still never sees its zero (it
+    is filled like any masked pixel, ``log 0`` being undefined) but its output is the method's
+    estimate instead of nodata. Isolated zeros, pairs and thin lines inside the data qualify;
+    blocks of 2×2 and more, and fill regions with their borders, do not. The rule looks one
+    pixel around, so tiles read with at least one pixel of context classify their core as the
+    whole image would.
+    """
+    zero = ~valid & (intensity == 0)
+    if not zero.any():
+        return zero
+    neighbours = _box_sum(valid.astype(np.float64), 3)  # the pixel itself is not valid
+    return zero & (neighbours > WEAK_ZERO_NEIGHBOURS - 0.5)
+
+
 def _box_sum(values: np.ndarray, size: int) -> np.ndarray:
     from scipy.ndimage import correlate1d
 
@@ -127,9 +155,12 @@ def run_tiled(
     shape : (rows, cols)
         Size of the raster.
     read : callable
-        ``read(window) -> (intensity float32, valid bool)`` for any window inside the raster.
+        ``read(window) -> (intensity float32, valid bool)`` for any window inside the raster;
+        where ``valid`` is false the intensity is 0 for a zero-intensity sample and anything
+        else (NaN) for missing data (see :func:`weak_zeros`).
     write : callable
-        ``write(window, intensity float32, valid bool)`` for each core window, once.
+        ``write(window, intensity float32, valid bool)`` for each core window, once; ``valid``
+        marks the pixels that got an output value.
     method : callable
         ``method(intensity) -> intensity`` on finite, strictly positive float32 arrays. If it has a
         ``batch`` attribute, ``method.batch(list_of_arrays) -> list_of_arrays`` is called with up
@@ -151,8 +182,10 @@ def run_tiled(
     -----
     Masked pixels (``valid`` false) are filled by :func:`fill_masked` with radius ``halo``
     before the method runs; tiles containing masked pixels are then read with ``2·halo`` of
-    context so that the fill of every pixel that can influence the core is the same as in a
-    whole-image run. Tiles whose core is entirely masked are written without computing.
+    context (at least 1) so that the fill of every pixel that can influence the core is the
+    same as in a whole-image run. Masked pixels are written as missing, except the weak
+    zero-intensity samples of :func:`weak_zeros`, which get the method's estimate. Tiles whose
+    core has nothing to estimate are written without computing.
 
     A method with a ``batch_with_context`` attribute gets every tile with ``halo`` pixels of
     context on *every* side: where the raster ends, the tile is mirrored (``reflect``) by the
@@ -200,8 +233,9 @@ def prepare_tile(core: Window, shape: tuple[int, int], read: ReadFn, *, halo: in
                  mirror: bool = False) -> _Prepared:
     """Read ``core`` with its context and fill its masked pixels, as :func:`run_tiled` does.
 
-    The context is ``halo`` pixels, or ``2·halo`` when some pixel read is masked (see the Notes
-    of :func:`run_tiled`); ``read`` is only asked for windows inside ``core.expand(2·halo)``.
+    The context is ``halo`` pixels, or ``max(2·halo, 1)`` when some pixel read is masked (see
+    the Notes of :func:`run_tiled`); ``read`` is only asked for windows inside
+    ``core.expand(max(2·halo, 1))``.
     With ``mirror``, the sides where the raster ends are then extended by mirroring
     (``numpy.pad`` ``reflect``, about the raster's edge pixel) so that the core has ``halo``
     pixels of context on every side: the same values as mirroring the whole raster.
@@ -209,13 +243,15 @@ def prepare_tile(core: Window, shape: tuple[int, int], read: ReadFn, *, halo: in
     outer = core.expand(halo, shape)
     intensity, valid = read(outer)
     valid_core = valid[core.relative_to(outer).slices]
-    if not valid_core.any():
+    if not (valid_core.any() or (intensity[core.relative_to(outer).slices] == 0).any()):
         return _Prepared(core, None, valid_core, core.relative_to(outer).slices)
     if not valid.all():
-        outer = core.expand(2 * halo, shape)
+        outer = core.expand(max(2 * halo, 1), shape)
         intensity, valid = read(outer)
+        valid_core = (valid | weak_zeros(intensity, valid))[core.relative_to(outer).slices]
+        if not valid_core.any():
+            return _Prepared(core, None, valid_core, core.relative_to(outer).slices)
         intensity = fill_masked(intensity, valid, radius=halo)
-        valid_core = valid[core.relative_to(outer).slices]
     intensity = np.ascontiguousarray(intensity, dtype=np.float32)
     inner = core.relative_to(outer)
     if mirror:
@@ -316,16 +352,20 @@ def process_array(
     """Run ``method`` tile by tile on an in-memory intensity array.
 
     ``tile=None`` processes the whole array as one tile. Masked pixels (``valid`` false, or
-    non-finite or non-positive intensity) come back as NaN.
+    non-finite or non-positive intensity) come back as NaN, except isolated zero intensities
+    (:func:`weak_zeros`) where ``valid`` does not mask them: those get the method's estimate.
     """
     intensity = np.asarray(intensity)
     if intensity.ndim != 2:
         raise InvalidInputError(f"expected a 2-D array (rows, cols), got shape {intensity.shape}")
     finite = np.isfinite(intensity)
     auto_valid = finite & (np.where(finite, intensity, 0) > 0)
+    given = valid
     valid = auto_valid if valid is None else (np.asarray(valid, bool) & auto_valid)
     out = np.full(intensity.shape, np.nan, dtype=np.float32)
-    source = np.where(valid, intensity, 0).astype(np.float32)
+    zero_sample = (np.where(finite, intensity, np.nan) == 0) & (
+        True if given is None else np.asarray(given, bool))
+    source = np.where(valid, intensity, np.where(zero_sample, 0, np.nan)).astype(np.float32)
 
     def read(window: Window) -> tuple[np.ndarray, np.ndarray]:
         return source[window.slices], valid[window.slices]

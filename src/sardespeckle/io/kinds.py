@@ -195,7 +195,9 @@ def to_intensity(
     Returns
     -------
     intensity : ndarray of float32
-        ``raw``, ``raw**2``, ``10**(raw/10)`` or ``|raw|**2``; arbitrary where not valid.
+        ``raw``, ``raw**2``, ``10**(raw/10)`` or ``|raw|**2``. Where not valid: 0 for a pixel
+        of zero intensity (a sample, see :func:`sardespeckle.tiling.weak_zeros`), NaN for the
+        nodata value, anything non-zero (NaN, inf) for non-finite input.
     valid : ndarray of bool
         False where the pixel is non-finite, equal to ``nodata`` or of zero intensity.
 
@@ -226,7 +228,8 @@ def to_intensity(
     if raw.dtype.kind not in "iufc":
         raise InvalidInputError(f"expected numeric data, got {raw.dtype.name}")
 
-    valid = np.isfinite(raw) & ~_nodata_mask(raw, nodata)
+    missing = _nodata_mask(raw, nodata)
+    valid = np.isfinite(raw) & ~missing
     with np.errstate(all="ignore"):
         if kind == "complex":
             z = raw.astype(np.complex128, copy=False)
@@ -258,6 +261,8 @@ def to_intensity(
     with np.errstate(all="ignore"):
         intensity = intensity64.astype(np.float32)
     valid &= intensity > 0
+    if missing.any():  # never 0: a zero would read as a zero-intensity sample
+        intensity[missing] = np.nan
     return intensity, valid
 
 

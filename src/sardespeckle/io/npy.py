@@ -61,10 +61,17 @@ class NpySource(Source):
             raise InvalidInputError(f"expected a non-empty array in {path}, got shape {shape}")
         if complex_layout is None:
             if len(shape) != 2:
+                if len(shape) == 3 and shape[2] == 2:
+                    hint = ("if those are real and imaginary parts, pass complex_layout='last' "
+                            "(CLI --complex-layout last)")
+                elif len(shape) == 3 and shape[0] == 2:
+                    hint = ("if those are real and imaginary parts, pass complex_layout='first' "
+                            "(CLI --complex-layout first)")
+                else:
+                    hint = ("for real/imaginary bands pass complex_layout='last' (rows, cols, 2) "
+                            "or 'first' (2, rows, cols) (CLI --complex-layout)")
                 raise InvalidInputError(
-                    f"expected a 2-D array (rows, cols) in {path}, got shape {shape}; for "
-                    "real/imaginary bands pass complex_layout='last' (rows, cols, 2) or "
-                    "'first' (2, rows, cols)"
+                    f"expected a 2-D array (rows, cols) in {path}, got shape {shape}; {hint}"
                 )
             self.shape = (shape[0], shape[1])
             self.dtype = dtype
