@@ -399,9 +399,30 @@ def test_a_multiband_input_says_which_band_is_despeckled(tmp_path, speckled_scen
                        transform=from_origin(600000, 5800000, 10, 10)) as dst:
         for band in (1, 2, 3):
             dst.write(amplitude * band, band)
+            dst.set_band_description(band, f"Amplitude_{('HH', 'VV', 'VH')[band - 1]}")
     out = tmp_path / "o.tif"
     assert main(["run", str(src), "-o", str(out), "-m", "kuan", "--looks", "1", "--kind", "amplitude"]) == 0
-    assert "note: the input has 3 bands; only band 1 is despeckled" in capsys.readouterr().err
+    assert ("note: the input has 3 bands; band 1 (Amplitude_HH) is despeckled (one output band; "
+            "--band N") in capsys.readouterr().err
+    # --band picks another: band 2 holds twice band 1, so its despeckled image is twice as bright.
+    out2 = tmp_path / "o2.tif"
+    assert main(["run", str(src), "-o", str(out2), "-m", "kuan", "--looks", "1", "--kind",
+                 "amplitude", "--band", "2", "--preview", str(tmp_path / "o2.png")]) == 0
+    assert "band 2 (Amplitude_VV) is despeckled" in capsys.readouterr().err
+    with rasterio.open(out) as first, rasterio.open(out2) as second:
+        assert second.count == 1 and second.tags()["SARDESPECKLE_INPUT_BAND"] == "2 (Amplitude_VV)"
+        assert first.tags()["SARDESPECKLE_INPUT_BAND"] == "1 (Amplitude_HH)"
+        np.testing.assert_allclose(second.read(1), 2 * first.read(1), rtol=1e-5)
+    assert (tmp_path / "o2.png").exists()
+    # A band the file does not have, or a band of a .npy, is a usage error; nothing is written.
+    assert main(["run", str(src), "-o", str(tmp_path / "o4.tif"), "-m", "kuan", "--looks", "1",
+                 "--band", "4"]) == 2
+    assert "expected a band in 1..3 (3 band(s)" in capsys.readouterr().err
+    np.save(tmp_path / "a.npy", amplitude)
+    assert main(["run", str(tmp_path / "a.npy"), "-o", str(tmp_path / "a_out.npy"), "-m", "kuan",
+                 "--looks", "1", "--kind", "amplitude", "--band", "2"]) == 2
+    assert "expected band 1 for a .npy file" in capsys.readouterr().err
+    assert not (tmp_path / "o4.tif").exists() and not (tmp_path / "a_out.npy").exists()
     single = write_tif(tmp_path / "one.tif", amplitude)
     assert main(["run", str(single), "-o", str(tmp_path / "o1.tif"), "-m", "kuan", "--looks", "1"]) == 0
     assert "bands" not in capsys.readouterr().err

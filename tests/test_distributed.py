@@ -112,6 +112,20 @@ def test_cluster_file_equals_single_process_bit_for_bit(client, scene, reference
     assert leftovers(tmp_path) == []
 
 
+def test_cluster_reads_the_band_asked_for(client, scene, reference, tmp_path):
+    # A two-band scene whose band 2 is the scene of the reference: the workers must read it.
+    two = tmp_path / "two.tif"
+    with rasterio.open(scene) as src:
+        profile = dict(src.profile, count=2)
+        with rasterio.open(two, "w", **profile) as dst:
+            dst.write(np.full(src.shape, 7.0, np.float32), 1)
+            dst.write(src.read(1), 2)
+    out = tmp_path / "band2.tif"
+    despeckle_file(two, out, client=client, method="kuan", looks=1, tile=TILE, band=2,
+                   kind="amplitude")
+    np.testing.assert_array_equal(pixels(out), pixels(reference))
+
+
 def test_dataarray_from_rioxarray_keeps_coords_crs_attrs_and_equals_the_file(
         client, scene, reference):
     data = rioxarray.open_rasterio(scene, chunks={"band": 1, "y": TILE, "x": TILE})

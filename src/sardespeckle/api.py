@@ -257,10 +257,12 @@ def plan_run(
         report.notes.append(decorrelation)
     used = 2 if getattr(source, "complex_layout", None) == "bands" else 1
     if source.band_count > used:
+        described = f" ({source.description})" if getattr(source, "description", None) else ""
+        tags["SARDESPECKLE_INPUT_BAND"] = f"{source.band}{described}"
         report.notes.append(
-            f"the input has {source.band_count} bands; only band {source.band}"
+            f"the input has {source.band_count} bands; band {source.band}{described}"
             + (f" (with {source.band + 1}: real, imaginary)" if used == 2 else "")
-            + " is despeckled (one output band; open_source(..., band=N) picks another)")
+            + " is despeckled (one output band; --band N, or band=N, picks another)")
     return RunPlan(built=built, report=report, tags=tags, whitening=whitening)
 
 
@@ -278,6 +280,7 @@ def despeckle_file(
     overwrite: bool = False,
     progress: ProgressFn | None = None,
     client=None,
+    band: int = 1,
 ) -> RunReport:
     """Despeckle a GeoTIFF or .npy file into a new file, tile by tile, in bounded memory.
 
@@ -289,6 +292,8 @@ def despeckle_file(
     homogeneous windows of the image (reported in the returned :class:`RunReport`).
     ``kind=None`` detects the input kind (see :func:`sardespeckle.io.kinds.detect_kind`);
     ``output_kind=None`` keeps the input kind (complex input gives intensity).
+    ``band`` picks the GeoTIFF band to despeckle (from 1; with ``complex_layout="bands"`` the
+    first of the real, imaginary pair); the output has one band.
     ``client`` (a ``distributed.Client``) computes the tiles on its Dask cluster, whose workers
     must read ``input_path`` (and a weights file) at the same path; this process plans the run
     and writes the output, which is the same as without a client (see ``docs/distributed.md``).
@@ -299,7 +304,8 @@ def despeckle_file(
 
     started = time.perf_counter()
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
-            open_source(input_path, kind=kind, complex_layout=complex_layout) as source:
+            open_source(input_path, kind=kind, complex_layout=complex_layout,
+                        band=band) as source:
         plan = plan_run(source, output=output_path, method=method, looks=looks,
                         output_kind=output_kind, tile=tile, params=params)
         built = plan.built

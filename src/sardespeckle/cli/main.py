@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="what the input holds (default: detected, and the reason is printed)")
     run.add_argument("--output-kind", choices=KINDS[:3], default=None,
                      help="what to write (default: the input kind; complex input → intensity)")
+    run.add_argument("--band", type=positive_int, default=1, metavar="N",
+                     help="the GeoTIFF band to despeckle, from 1 (default 1; e.g. 2 for VH in a "
+                          "VV, VH file); the output has one band")
     run.add_argument("--complex-layout", choices=("last", "first", "bands"), default=None,
                      help="read real/imaginary parts from a 3-D .npy (axis last/first) or from "
                           "two GeoTIFF bands")
@@ -341,7 +344,7 @@ def _scene_runner(args: argparse.Namespace, params: dict):
 
     options = dict(method=args.method or DEFAULT_METHOD, looks=args.looks, kind=args.kind,
                    output_kind=args.output_kind, complex_layout=args.complex_layout,
-                   tile=args.tile, params=params, overwrite=args.overwrite)
+                   tile=args.tile, params=params, overwrite=args.overwrite, band=args.band)
     with contextlib.ExitStack() as stack:
         if args.scheduler is not None or args.workers is not None:
             from ..scale import dask_client
@@ -371,7 +374,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.preview:
         from ..io import read_preview_panel, save_preview
 
-        panels = [read_preview_panel(report.input, kind=args.kind,
+        panels = [read_preview_panel(report.input, kind=args.kind, band=args.band,
                                      complex_layout=args.complex_layout),
                   read_preview_panel(args.output, kind=report.output_kind)]
         save_preview(panels, args.preview, titles=["input", f"{report.method}"],

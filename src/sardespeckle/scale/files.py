@@ -37,6 +37,7 @@ class FileJob(TileJob):
 
     path: str
     complex_layout: str | None = None
+    band: int = 1
 
 
 def despeckle_tile(job: FileJob, core: Window) -> tuple[np.ndarray, np.ndarray]:
@@ -50,7 +51,8 @@ def despeckle_tile(job: FileJob, core: Window) -> tuple[np.ndarray, np.ndarray]:
     from sardespeckle.io import open_source
 
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
-            open_source(job.path, kind=job.kind, complex_layout=job.complex_layout) as source:
+            open_source(job.path, kind=job.kind, complex_layout=job.complex_layout,
+                        band=job.band) as source:
         return job.run(core, source)
 
 
@@ -126,7 +128,8 @@ def run_on_cluster(client, source, plan, sink, *, complex_layout: str | None = N
     require_dask()
     job = FileJob(recipe=MethodRecipe.of(plan.built), kind=source.kind,
                   shape=tuple(source.shape), halo=plan.built.halo, whitening=plan.whitening,
-                  path=os.path.abspath(source.path), complex_layout=complex_layout)
+                  path=os.path.abspath(source.path), complex_layout=complex_layout,
+                  band=int(getattr(source, "band", 1)))
     cores = plan_tiles(source.shape, tile=plan.report.tile,
                        align=getattr(sink, "block_size", None))
     run_tiles_on(client, job, cores, sink.write, progress=progress)
