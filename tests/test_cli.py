@@ -418,6 +418,11 @@ def test_a_multiband_input_says_which_band_is_despeckled(tmp_path, speckled_scen
     assert main(["run", str(src), "-o", str(tmp_path / "o4.tif"), "-m", "kuan", "--looks", "1",
                  "--band", "4"]) == 2
     assert "expected a band in 1..3 (3 band(s)" in capsys.readouterr().err
+    assert main(["info", str(src), "--band", "3", "--json"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert described["band"] == 3 and "band 3 description 'Amplitude_VH'" in described["kind_reason"]
+    assert main(["info", str(src), "--band", "4"]) == 2
+    capsys.readouterr()
     np.save(tmp_path / "a.npy", amplitude)
     assert main(["run", str(tmp_path / "a.npy"), "-o", str(tmp_path / "a_out.npy"), "-m", "kuan",
                  "--looks", "1", "--kind", "amplitude", "--band", "2"]) == 2

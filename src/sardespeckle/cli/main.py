@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("input", metavar="INPUT", help="GeoTIFF or .npy file to describe")
     info.add_argument("--kind", choices=KINDS, default=None,
                       help="what the file holds (default: detected, and the reason printed)")
+    info.add_argument("--band", type=positive_int, default=1, metavar="N",
+                      help="the GeoTIFF band to describe (kind, looks), from 1 (default 1)")
     info.add_argument("--complex-layout", choices=("last", "first", "bands"), default=None,
                       help="read real/imaginary parts from a 3-D .npy (axis last/first) or "
                            "from two GeoTIFF bands")
@@ -479,11 +481,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from ..io import open_source
 
     try:
-        source = open_source(args.input, kind=args.kind, complex_layout=args.complex_layout)
+        source = open_source(args.input, kind=args.kind, complex_layout=args.complex_layout,
+                             band=args.band)
         unknown = None
     except UnknownKindError as error:
         # Still describe the file (size, georeferencing, bands): only the kind is unknown.
-        source = open_source(args.input, kind="intensity", complex_layout=args.complex_layout)
+        source = open_source(args.input, kind="intensity", complex_layout=args.complex_layout,
+                             band=args.band)
         unknown = error
     with source:
         info = dict(source.info())
