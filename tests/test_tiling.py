@@ -210,3 +210,10 @@ def test_despeckle_honours_the_mask_of_a_masked_array(speckled_scene):
     got = despeckle(masked, method="lee", looks=1)
     assert np.isnan(got[holes]).all()
     np.testing.assert_array_equal(got, expected)
+    # An isolated zero is a weak sample and gets an estimate, unless the mask says it is missing.
+    zero = speckled_scene.copy()
+    zero[50, 50] = 0.0
+    assert np.isfinite(despeckle(zero, method="lee", looks=1)[50, 50])
+    only = np.zeros(zero.shape, bool)
+    only[50, 50] = True
+    assert np.isnan(despeckle(np.ma.masked_array(zero, mask=only), method="lee", looks=1)[50, 50])
