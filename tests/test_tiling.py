@@ -217,3 +217,22 @@ def test_despeckle_honours_the_mask_of_a_masked_array(speckled_scene):
     only = np.zeros(zero.shape, bool)
     only[50, 50] = True
     assert np.isnan(despeckle(np.ma.masked_array(zero, mask=only), method="lee", looks=1)[50, 50])
+
+
+def test_weak_zeros_at_tile_edges_with_a_pointwise_method(speckled_scene):
+    # halo 0: the engine still reads one pixel of context to classify zeros, so a zero on a
+    # tile edge is classified (and filled) as in the whole image.
+    image = speckled_scene.copy()
+    image[12, 20] = 0.0  # on the edge of the 12-px tiles below
+    image[30:32, 40:42] = 0.0  # a 2×2 block: missing
+
+    def identity(intensity):
+        return intensity
+
+    whole = process_array(image, identity, halo=0, tile=None)
+    tiled = process_array(image, identity, halo=0, tile=12)
+    np.testing.assert_array_equal(np.isnan(tiled), np.isnan(whole))
+    np.testing.assert_allclose(tiled, whole, rtol=1e-6, equal_nan=True)
+    neighbours = np.delete(image[11:14, 19:22].ravel(), 4)
+    assert whole[12, 20] == pytest.approx(neighbours.mean(), rel=1e-5)  # the 3×3 fill
+    assert np.isnan(whole[30:32, 40:42]).all()

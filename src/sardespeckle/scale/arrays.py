@@ -4,8 +4,9 @@ Each chunk is a core tile of the engine. ``dask.array.map_overlap`` hands the ta
 grown by ``depth`` pixels on each side (clipped at the raster border, ``boundary="none"``), and
 the task runs :func:`sardespeckle.tiling.process_tile` on it: the same reads, the same fill of
 masked pixels and the same crop as the single-process engine with these tiles. The depth is
-``2·halo`` (masked pixels need twice the halo, see :func:`sardespeckle.tiling.run_tiled`), plus
-the whitening filter's radius when the method reads whitened complex data.
+``2·halo`` (masked pixels need twice the halo, and at least one pixel, see
+:func:`sardespeckle.tiling.run_tiled`), plus the whitening filter's radius when the method reads
+whitened complex data.
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def despeckle_dataarray(
                     params=params)
     built = plan.built
     radius = 0 if plan.whitening is None else int(plan.whitening.radius)
-    depth = 2 * built.halo + radius
+    depth = max(2 * built.halo, 1) + radius  # what prepare_tile may read around a core
     if isinstance(raw, da.Array) and tile is None:
         chunks = raw.chunks
     else:
