@@ -433,6 +433,56 @@ def test_a_multiband_input_says_which_band_is_despeckled(tmp_path, speckled_scen
     assert "bands" not in capsys.readouterr().err
 
 
+def test_band_all_despeckles_every_band_into_one_multiband_geotiff(tmp_path, speckled_scene,
+                                                                     capsys):
+    amplitude = np.sqrt(speckled_scene).astype(np.float32)
+    src = tmp_path / "vv_vh.tif"
+    with rasterio.open(src, "w", driver="GTiff", width=amplitude.shape[1],
+                       height=amplitude.shape[0], count=2, dtype="float32", crs="EPSG:32631",
+                       transform=from_origin(600000, 5800000, 10, 10), nodata=0.0) as dst:
+        dst.write(amplitude, 1)
+        dst.write(amplitude / 4, 2)
+        dst.set_band_description(1, "Amplitude_VV")
+        dst.set_band_description(2, "Amplitude_VH")
+    out = tmp_path / "all.tif"
+    assert main(["run", str(src), "-o", str(out), "-m", "lee", "--band", "all",
+                 "--preview", str(tmp_path / "all.png")]) == 0
+    err = capsys.readouterr().err
+    assert "every band despeckled on its own: 2 output bands (looks " in err
+    assert "is despeckled (one output band" not in err and (tmp_path / "all.png").exists()
+    singles = []
+    for band in (1, 2):
+        single = tmp_path / f"b{band}.tif"
+        assert main(["run", str(src), "-o", str(single), "-m", "lee", "--band", str(band),
+                     "-q"]) == 0
+        singles.append(single)
+    with rasterio.open(out) as stacked:
+        assert stacked.count == 2 and stacked.crs == "EPSG:32631" and stacked.nodata == 0.0
+        assert stacked.descriptions == ("amplitude VV (despeckled)", "amplitude VH (despeckled)")
+        assert stacked.tags()["SARDESPECKLE_METHOD"] == "lee"
+        assert stacked.tags(2)["SARDESPECKLE_INPUT_BAND"] == "2 (Amplitude_VH)"
+        for band, single in enumerate(singles, start=1):
+            with rasterio.open(single) as one:
+                np.testing.assert_array_equal(stacked.read(band), one.read(1))
+                # Each band's own looks estimate is kept with it.
+                looks = one.tags()["SARDESPECKLE_LOOKS"]
+                assert (stacked.tags(band).get("SARDESPECKLE_LOOKS")
+                        or stacked.tags()["SARDESPECKLE_LOOKS"]) == looks
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    # An existing output is kept; .npy on either side and the bands layout are usage errors.
+    assert main(["run", str(src), "-o", str(out), "-m", "lee", "--band", "all", "-q"]) != 0
+    np.save(tmp_path / "a.npy", amplitude)
+    for argv in (["run", str(src), "-o", str(tmp_path / "all.npy")],
+                 ["run", str(tmp_path / "a.npy"), "-o", str(tmp_path / "x.tif"), "--kind",
+                  "amplitude"],
+                 ["run", str(src), "-o", str(tmp_path / "y.tif"), "--complex-layout", "bands"]):
+        assert main([*argv, "-m", "lee", "--band", "all", "-q"]) == 2
+        assert "band='all'" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in ("all.npy", "x.tif", "y.tif"))
+    with pytest.raises(SystemExit):
+        main(["run", str(src), "-o", str(tmp_path / "z.tif"), "--band", "every"])
+
+
 def test_debug_may_follow_the_command(tmp_path):
     missing = str(tmp_path / "missing.npy")
     argv = ["run", missing, "-o", str(tmp_path / "o.npy"), "--looks", "1"]

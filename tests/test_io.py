@@ -219,7 +219,7 @@ def test_geotiff_round_trip_keeps_georeferencing_and_writes_provenance(tmp_path)
         assert dataset.crs == UTM
         assert dataset.transform.almost_equals(TRANSFORM)
         assert dataset.nodata == -9999.0
-        assert dataset.descriptions == ("amplitude (despeckled)",)
+        assert dataset.descriptions == ("amplitude VV (despeckled)",)  # the input names VV
         assert dataset.profile["tiled"] and dataset.block_shapes == [(32, 32)]
         assert dataset.compression.name == "deflate"
         assert dataset.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "3"

@@ -6,8 +6,10 @@ methods (the registry) — and is the only one that knows all three.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import numbers
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,6 +53,8 @@ class RunReport:
     seconds: float = 0.0
     weights: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: With ``band="all"``: the report of each band's run (this one is band 1's).
+    band_reports: list[RunReport] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,6 +143,54 @@ def despeckle(
                         batch_size=built.batch_size, progress=progress)
     kind_out = "intensity" if kind == "complex" else kind
     return from_intensity(out, np.isfinite(out), kind_out, nodata_out=np.nan)
+
+
+def _despeckle_every_band(input_path, output_path, *, overwrite: bool, progress, **options
+                          ) -> RunReport:
+    """``despeckle_file(band="all")``: each band into a hidden single-band GeoTIFF beside the
+    output, then stacked into the output (:func:`sardespeckle.io.geotiff.stack_bands`); the
+    hidden files go whatever happens. Returns band 1's report, with every band's in
+    ``band_reports``."""
+    from .io import open_source
+    from .io.base import check_output_path, remove_if_exists, temporary_path
+    from .io.geotiff import stack_bands
+
+    input_path, output_path = str(input_path), str(output_path)
+    _, fmt = check_output_path(output_path, inputs=(input_path,), overwrite=overwrite)
+    if options.get("complex_layout") == "bands":
+        raise UsageError("expected one band or a band number with complex_layout='bands', got "
+                         "band='all'; pick the real, imaginary pair with --band N")
+    with open_source(input_path, kind=options.get("kind"),
+                     complex_layout=options.get("complex_layout")) as source:
+        count, input_format = source.band_count, source.format
+    if input_format != "geotiff" or fmt != "geotiff":
+        raise UsageError(f"expected a GeoTIFF input and a .tif output for band='all' (every band "
+                         f"into one multi-band GeoTIFF), got {os.path.basename(input_path)} → "
+                         f"{os.path.basename(output_path)}")
+    started = time.perf_counter()
+    parts: list[str] = []
+    reports: list[RunReport] = []
+    try:
+        for band in range(1, count + 1):
+            parts.append(temporary_path(output_path))
+
+            def band_progress(done, total, band=band):
+                if progress is not None:
+                    progress((band - 1) * total + done, count * total)
+
+            reports.append(despeckle_file(input_path, parts[-1], band=band, overwrite=True,
+                                          progress=band_progress, **options))
+        stack_bands(parts, output_path, overwrite=overwrite)
+    finally:
+        for part in parts:
+            remove_if_exists(part)
+    report = dataclasses.replace(reports[0], output=output_path, band_reports=reports,
+                                 notes=[note for note in reports[0].notes
+                                        if "is despeckled (one output band" not in note])
+    looks = ", ".join(f"{r.looks:g}" for r in reports)
+    report.notes.append(f"every band despeckled on its own: {count} output bands (looks {looks})")
+    report.seconds = time.perf_counter() - started
+    return report
 
 
 def _check_looks(looks: Any) -> float:
@@ -280,7 +332,7 @@ def despeckle_file(
     overwrite: bool = False,
     progress: ProgressFn | None = None,
     client=None,
-    band: int = 1,
+    band: int | str = 1,
 ) -> RunReport:
     """Despeckle a GeoTIFF or .npy file into a new file, tile by tile, in bounded memory.
 
@@ -293,7 +345,9 @@ def despeckle_file(
     ``kind=None`` detects the input kind (see :func:`sardespeckle.io.kinds.detect_kind`);
     ``output_kind=None`` keeps the input kind (complex input gives intensity).
     ``band`` picks the GeoTIFF band to despeckle (from 1; with ``complex_layout="bands"`` the
-    first of the real, imaginary pair); the output has one band.
+    first of the real, imaginary pair); the output has one band. ``band="all"`` despeckles
+    every band of a GeoTIFF, each on its own (kind, looks and decorrelation decided per band),
+    into a GeoTIFF of as many bands (:func:`_despeckle_every_band`).
     ``client`` (a ``distributed.Client``) computes the tiles on its Dask cluster, whose workers
     must read ``input_path`` (and a weights file) at the same path; this process plans the run
     and writes the output, which is the same as without a client (see ``docs/distributed.md``).
@@ -302,6 +356,11 @@ def despeckle_file(
 
     import rasterio
 
+    if band == "all":
+        return _despeckle_every_band(
+            input_path, output_path, method=method, looks=looks, kind=kind,
+            output_kind=output_kind, complex_layout=complex_layout, tile=tile, params=params,
+            overwrite=overwrite, progress=progress, client=client)
     started = time.perf_counter()
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
             open_source(input_path, kind=kind, complex_layout=complex_layout,

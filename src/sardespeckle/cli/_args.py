@@ -57,6 +57,11 @@ def positive_int(text: str) -> int:
     return _integer(text, 1)
 
 
+def band_or_all(text: str) -> int | str:
+    """A band number ≥ 1, or ``all``."""
+    return "all" if text == "all" else _integer(text, 1)
+
+
 def odd_positive_int(text: str) -> int:
     """An odd integer ≥ 1 (window sides)."""
     return _integer(text, 1, odd=True)

@@ -16,7 +16,8 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from ._args import non_negative_int, positive_float, positive_float_or_auto, positive_int
+from ._args import (band_or_all, non_negative_int, positive_float, positive_float_or_auto,
+                    positive_int)
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell tool reports when its reader went away
@@ -83,9 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="what the input holds (default: detected, and the reason is printed)")
     run.add_argument("--output-kind", choices=KINDS[:3], default=None,
                      help="what to write (default: the input kind; complex input → intensity)")
-    run.add_argument("--band", type=positive_int, default=1, metavar="N",
+    run.add_argument("--band", type=band_or_all, default=1, metavar="N|all",
                      help="the GeoTIFF band to despeckle, from 1 (default 1; e.g. 2 for VH in a "
-                          "VV, VH file); the output has one band")
+                          "VV, VH file), into a one-band output; all: every band, each on its "
+                          "own, into a GeoTIFF of as many bands")
     run.add_argument("--complex-layout", choices=("last", "first", "bands"), default=None,
                      help="read real/imaginary parts from a 3-D .npy (axis last/first) or from "
                           "two GeoTIFF bands")
@@ -376,7 +378,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.preview:
         from ..io import read_preview_panel, save_preview
 
-        panels = [read_preview_panel(report.input, kind=args.kind, band=args.band,
+        # With --band all the preview shows band 1, in and out.
+        panels = [read_preview_panel(report.input, kind=args.kind,
+                                     band=1 if args.band == "all" else args.band,
                                      complex_layout=args.complex_layout),
                   read_preview_panel(args.output, kind=report.output_kind)]
         save_preview(panels, args.preview, titles=["input", f"{report.method}"],

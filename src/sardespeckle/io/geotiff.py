@@ -384,3 +384,41 @@ def write_geotiff(
     except BaseException:
         remove_if_exists(temp)
         raise
+
+
+def stack_bands(paths: list[str], path: str, *, overwrite: bool) -> None:
+    """Write the single-band GeoTIFFs ``paths`` (same grid, as despeckled band by band) as the
+    bands of one GeoTIFF ``path``, atomically, one block at a time (memory stays that of a
+    block). Band descriptions follow; provenance tags that every input shares go to the
+    dataset, those that differ (the looks of each band, its input band) to their band.
+    The output is band-interleaved, so that each compressed block is written once."""
+    import rasterio
+
+    with _quiet(), rasterio.open(paths[0]) as first:
+        profile = first.profile.copy()
+    tags = []
+    for source_path in paths:
+        with _quiet(), rasterio.open(source_path) as source:
+            tags.append(source.tags())
+    shared = {key: value for key, value in tags[0].items()
+              if all(other.get(key) == value for other in tags[1:])}
+    profile.update(count=len(paths), interleave="band")
+    temp = temporary_path(path)
+    try:
+        with _open_for_writing(temp, profile) as dataset:
+            dataset.update_tags(**shared)
+            for index, (source_path, own) in enumerate(zip(paths, tags), start=1):
+                with _quiet(), rasterio.open(source_path) as source:
+                    if source.shape != (dataset.height, dataset.width):
+                        raise InvalidInputError(
+                            f"expected bands of one shape {dataset.shape}, got {source.shape} "
+                            f"in {source_path}")
+                    for _, window in source.block_windows(1):
+                        dataset.write(source.read(1, window=window), index, window=window)
+                    dataset.set_band_description(index, source.descriptions[0])
+                    dataset.update_tags(index, **{key: value for key, value in own.items()
+                                                  if key not in shared})
+        publish(temp, path, overwrite=overwrite)
+    except BaseException:
+        remove_if_exists(temp)
+        raise

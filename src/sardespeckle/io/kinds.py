@@ -60,6 +60,19 @@ def _words(text: str) -> set[str]:
     return words
 
 
+def polarisation_of(text: str | None) -> str | None:
+    """The polarisation (``HH``, ``HV``, ``VH``, ``VV``) a piece of metadata names, if exactly one.
+
+    >>> polarisation_of("Amplitude_VV"), polarisation_of("Sigma0_VH_db"), polarisation_of("band 1")
+    ('VV', 'VH', None)
+    """
+    if not text:
+        return None
+    found = {word.upper() for word in re.split(r"[^A-Za-z0-9]+", text)
+             if word.upper() in ("HH", "HV", "VH", "VV")}
+    return found.pop() if len(found) == 1 else None
+
+
 def kind_from_text(text: str) -> str | None:
     """The kind named by a piece of metadata, or ``None`` when it names none or several.
 

@@ -125,6 +125,16 @@ def output_nodata(nodata: float | None, dtype: np.dtype | str = np.float32) -> f
     return nodata if float(converted) == nodata else float("nan")
 
 
+def _output_description(kind_out: str, input_description: str | None) -> str:
+    """``"<kind_out> (despeckled)"``, with the input band's polarisation when it names one
+    (``"amplitude VV (despeckled)"``): the bands of a multi-band output stay apart, and the
+    description still names the output's kind only."""
+    from sardespeckle.io.kinds import polarisation_of
+
+    polarisation = polarisation_of(input_description)
+    return f"{kind_out} {polarisation} (despeckled)" if polarisation else f"{kind_out} (despeckled)"
+
+
 def create_sink(
     path: str | os.PathLike,
     source: Source,
@@ -160,7 +170,8 @@ def create_sink(
         GeoTIFF tile size (a multiple of 16). Write windows aligned on it, each tile once:
         a compressed tile written again is appended, and the file grows.
     description : str, optional
-        GeoTIFF band description, ``"<kind_out> (despeckled)"`` by default.
+        GeoTIFF band description; by default ``"<kind_out> (despeckled)"``, with the input
+        band's polarisation when its description names one (``"amplitude VV (despeckled)"``).
 
     Returns
     -------
@@ -202,7 +213,7 @@ def create_sink(
         dtype=dtype,
         tags={**inherited_tags(source), **written},
         georef=source.georef,
-        description=description or f"{kind_out} (despeckled)",
+        description=description or _output_description(kind_out, source.description),
         overwrite=overwrite,
         block_size=block_size,
     )
