@@ -434,3 +434,22 @@ def test_isolated_zero_samples_are_estimated_blocks_and_nodata_stay_missing(tmp_
         assert missing[zero_block].all()
         assert missing[20, 30] == isolated_missing and missing[60, 61] == isolated_missing
         assert not missing[amplitude > 0].any()
+
+
+def test_multilooked_input_draws_a_note_that_the_weights_know_one_look(tmp_path, weights_file,
+                                                                       capsys):
+    rng = np.random.default_rng(16)
+    reflectivity = np.exp(np.kron(rng.normal(5.0, 1.0, (12, 12)), np.ones((8, 8))))
+    four = write_tif(tmp_path / "four.tif", np.sqrt(reflectivity * rng.gamma(4.0, 0.25,
+                                                                           reflectivity.shape)))
+    one = write_tif(tmp_path / "one.tif", np.sqrt(speckled((96, 96), seed=17)))
+    for src, expected in ((four, True), (one, False)):
+        assert main(["run", str(src), "-o", str(tmp_path / f"o_{src.stem}.tif"), "-m", "sarcnn",
+                     "--weights", weights_file, "--precision", "fp32", "--kind", "amplitude",
+                     "--decorrelate", "none"]) == 0
+        err = capsys.readouterr().err
+        assert ("note: the sarcnn weights were trained for 1-look speckle and this input has "
+                in err) == expected, err
+    with pytest.warns(UserWarning, match="trained for 1-look speckle and this input has 4 looks"):
+        despeckle(reflectivity.astype(np.float32), method="sarcnn", looks=4,
+                  params=run_params(weights_file))

@@ -129,6 +129,11 @@ def despeckle(
     params, _ = resolve_decorrelation(get_method(method).defaults, params, kind=kind,
                                       looks=looks_value, sample=lambda: (intensity, valid))
     built = build_method(method, looks=looks_value, params=params)
+    mismatch = looks_mismatch(built, looks_value)
+    if mismatch:
+        import warnings
+
+        warnings.warn(f"despeckle: {mismatch}", UserWarning, stacklevel=2)
     # Zero intensities that are samples (not masked by the array's mask) stay 0 for the engine,
     # which estimates the isolated ones (sardespeckle.tiling.weak_zeros); missing pixels: NaN.
     zero = (intensity == 0) if masked is None else (intensity == 0) & ~masked
@@ -191,6 +196,19 @@ def _despeckle_every_band(input_path, output_path, *, overwrite: bool, progress,
     report.notes.append(f"every band despeckled on its own: {count} output bands (looks {looks})")
     report.seconds = time.perf_counter() - started
     return report
+
+
+def looks_mismatch(built: BuiltMethod, looks: float) -> str | None:
+    """A note when a network trained for one speckle is given data of clearly more looks (1.5×
+    or more; single-look data measure about 1–1.3): it removes speckle as for its own looks, so
+    it smooths more than the data need."""
+    trained = built.trained_looks
+    if trained is None or looks < 1.5 * trained:
+        return None
+    return (f"the {built.name} weights were trained for {trained:g}-look speckle and this input "
+            f"has {looks:g} looks: the network smooths as for {trained:g} look(s), more than "
+            "these data need; for multilooked data MuLoG works at any looks (--method mulog "
+            "--denoiser dncnn-sar), or train weights for these looks")
 
 
 def _check_looks(looks: Any) -> float:
@@ -307,6 +325,9 @@ def plan_run(
     if decorrelation:
         tags["SARDESPECKLE_DECORRELATE"] = decorrelation
         report.notes.append(decorrelation)
+    mismatch = looks_mismatch(built, looks_value)
+    if mismatch:
+        report.notes.append(mismatch)
     used = 2 if getattr(source, "complex_layout", None) == "bands" else 1
     if source.band_count > used:
         described = f" ({source.description})" if getattr(source, "description", None) else ""

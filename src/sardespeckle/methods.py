@@ -40,6 +40,8 @@ class BuiltMethod:
     batch_size: int = 1
     tile: int | None = None
     decorrelate: str = "none"
+    #: For a network trained for one speckle: the looks of that speckle (None: any looks).
+    trained_looks: float | None = None
 
 
 @dataclass(frozen=True)
@@ -318,4 +320,5 @@ def _build_sarcnn(looks: float, params: dict[str, Any]) -> BuiltMethod:
         batch_size=NETWORK_BATCH_TILES,
         tile=NETWORK_TILE,
         decorrelate=decorrelate,
+        trained_looks=loaded.denoiser.looks,
     )
