@@ -95,6 +95,57 @@ def test_default_weights_come_from_the_registry(tmp_path, monkeypatch):
     assert built.weights == f"sarcnn-test sha256:{digest[:16]}"
 
 
+def test_default_weights_follow_the_looks_of_the_input(tmp_path, monkeypatch):
+    from sardespeckle.api import looks_mismatch
+
+    monkeypatch.setattr(weights_module, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(weights_module, "REGISTRY", {})
+    monkeypatch.setattr(weights_module, "DEFAULT_SARCNN_BY_LOOKS", {1.0: "one", 4.4: "four"})
+    for name, looks in (("one", 1.0), ("four", 4.4)):
+        digest = save_weights(random_network(3), tmp_path / f"{name}.pt", name=name, looks=looks)
+        weights_module.REGISTRY[name] = WeightsEntry(
+            name=name, filename=f"{name}.pt", sha256=digest, looks=looks,
+            architecture=Architecture(depth=19, features=16))
+    for looks, expected in ((1.0, "one"), (1.3, "one"), (2.0, "one"), (2.3, "four"), (4.2, "four"),
+                            (12.0, "four")):
+        built = build_method("sarcnn", looks=looks, params={"precision": "fp32", "device": "cpu"})
+        assert built.parameters["weights"] == expected and built.trained_looks == float(
+            {"one": 1.0, "four": 4.4}[expected]), looks
+    # Named weights win; a clear mismatch either way draws a note.
+    built = build_method("sarcnn", looks=1.0, params={"weights": "four", "precision": "fp32"})
+    assert built.parameters["weights"] == "four"
+    assert "leaving some of its speckle" in looks_mismatch(built, 1.0)
+    assert "more than these data need" in looks_mismatch(built, 12.0)
+    assert looks_mismatch(built, 4.0) is None
+
+
+def test_run_says_which_weights_it_chose_for_the_looks(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(weights_module, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(weights_module, "REGISTRY", {})
+    monkeypatch.setattr(weights_module, "DEFAULT_SARCNN", "one")
+    monkeypatch.setattr(weights_module, "DEFAULT_SARCNN_BY_LOOKS", {1.0: "one", 4.4: "four"})
+    for name, looks in (("one", 1.0), ("four", 4.4)):
+        digest = save_weights(random_network(3), tmp_path / f"{name}.pt", name=name, looks=looks)
+        weights_module.REGISTRY[name] = WeightsEntry(
+            name=name, filename=f"{name}.pt", sha256=digest, looks=looks,
+            architecture=Architecture(depth=19, features=16))
+    rng = np.random.default_rng(18)
+    reflectivity = np.exp(np.kron(rng.normal(5.0, 1.0, (12, 12)), np.ones((8, 8))))
+    four = write_tif(tmp_path / "four.tif", np.sqrt(reflectivity * rng.gamma(4.4, 1 / 4.4,
+                                                                           reflectivity.shape)))
+    one = write_tif(tmp_path / "one.tif", np.sqrt(speckled((96, 96), seed=19)))
+    for src, chosen in ((four, "four"), (one, "one")):
+        out = tmp_path / f"o_{src.stem}.tif"
+        assert main(["run", str(src), "-o", str(out), "-m", "sarcnn", "--precision", "fp32",
+                     "--kind", "amplitude", "--decorrelate", "none", "--device", "cpu"]) == 0
+        err = capsys.readouterr().err
+        assert ("note: weights four (trained for 4.4-look speckle) chosen for the input's"
+                in err) == (chosen == "four")
+        assert "trained for 1-look speckle and this input has" not in err
+        with rasterio.open(out) as dst:
+            assert dst.tags()["SARDESPECKLE_WEIGHTS"].startswith(f"{chosen} sha256:")
+
+
 @pytest.mark.parametrize(("params", "message"), [
     ({"precision": "int8"}, "expected precision"),
     ({"precision": "fp16"}, "CUDA only"),

@@ -4,8 +4,8 @@
 
 1. writes src/sardespeckle/models/weights/NAME.pt from the run's latest checkpoint;
 2. measures PSNR (amplitude, 99th-percentile peak) on the validation references
-   (shared/data/sar/references/groundtruth, simulated single-look speckle, seeds 0, 1, 2), next
-   to the best classical filter (Kuan 7×7) and the noisy input;
+   (shared/data/sar/references/groundtruth, simulated speckle of the run's looks, seeds 0, 1,
+   2), next to the best classical filter (Kuan 7×7) and the noisy input;
 3. writes docs/model_cards/NAME.md (data, preprocessing, steps, wall time, hardware, PSNR,
    validation curve) and prints the registry entry to paste into models/weights.py (complete
    its description).
@@ -29,7 +29,7 @@ from sardespeckle.training import TrainConfig, amplitude_psnr, export_weights
 ROOT = Path(__file__).resolve().parents[1]
 #: Released weights whose run record is not ``training_runs/NAME``: the run folder they were
 #: exported from.
-RELEASED_FROM = {"sarcnn-s1-l1-v2": "sarcnn-s1-l1-gain"}
+RELEASED_FROM = {"sarcnn-s1-l1-v2": "sarcnn-s1-l1-gain", "sarcnn-s1-l1-v3": "sarcnn-s1-l1-cos2"}
 
 
 def wall_time_and_curve(log_path: Path) -> tuple[float, int, list[tuple[int, float]]]:
@@ -75,6 +75,11 @@ def phases(run_dir: Path) -> list[tuple[Path, TrainConfig, float, int, list[tupl
     return chain[::-1]
 
 
+def looks_words(looks: float) -> str:
+    """``"single-look"`` or ``"4.4-look"``."""
+    return "single-look" if looks == 1 else f"{looks:g}-look"
+
+
 def describe_schedule(config: TrainConfig) -> str:
     """The learning-rate schedule of a phase in words."""
     start = f"{config.decay_at * config.steps:.0f}"
@@ -115,15 +120,16 @@ def main() -> None:
 
     references = sorted((args.shared / "data/sar/references/groundtruth").glob("*.npy"))
     table = {"noisy": [], "kuan 7×7": [], args.name: []}
+    looks = config.looks
     for path in references:
         amplitude = np.load(path)
         for seed in range(3):
-            noisy = np.sqrt(add_speckle(amplitude**2, 1.0, seed=seed)).astype(np.float32)
+            noisy = np.sqrt(add_speckle(amplitude**2, looks, seed=seed)).astype(np.float32)
             table["noisy"].append(amplitude_psnr(amplitude, noisy))
-            kuan = despeckle(noisy, method="kuan", looks=1, kind="amplitude",
+            kuan = despeckle(noisy, method="kuan", looks=looks, kind="amplitude",
                              params={"window_size": 7})
             table["kuan 7×7"].append(amplitude_psnr(amplitude, kuan))
-            ours = despeckle(noisy, method="sarcnn", looks=1, kind="amplitude",
+            ours = despeckle(noisy, method="sarcnn", looks=looks, kind="amplitude",
                              params={"weights": str(target), "precision": "fp32",
                                      "decorrelate": "none"})
             table[args.name].append(amplitude_psnr(amplitude, ours))
@@ -133,7 +139,7 @@ def main() -> None:
         f"# Model card: `{args.name}`",
         "",
         "SAR-CNN (Dalsasso, Yang, Denis, Tupin, Yang, Remote Sensing 2020) trained by this "
-        "project for **single-look Sentinel-1** intensity/amplitude.",
+        f"project for **{looks_words(looks)} Sentinel-1** intensity/amplitude.",
         "",
         "| field | value |",
         "| --- | --- |",
@@ -152,7 +158,8 @@ def main() -> None:
         f"({args.hardware}), {config.precision} |",
         f"| validation PSNR | **{psnr:.2f} dB** (mean over {len(references)} references × 3 draws) |",
         "",
-        "## Validation (simulated single-look speckle, PSNR on amplitude, peak = 99th percentile)",
+        f"## Validation (simulated {looks_words(looks)} speckle, PSNR on amplitude, peak = 99th "
+        "percentile)",
         "",
         "Validation references: `shared/data/sar/references/groundtruth/marais2_10_{0,1}.npy`, "
         "kept out of training (they are crops of the marais2 series at columns 0:256; training "
@@ -175,7 +182,8 @@ def main() -> None:
               "* Trained on two agricultural/coastal Sentinel-1 sites only (Lely, Marais 2);",
               "  references are temporal averages of an unknown despeckler's 8-bit outputs "
               "(quantisation, clipping at the 8-bit ceiling, residual smoothing).",
-              "* Single-look speckle only; other looks need another training.",
+              f"* {looks_words(looks).capitalize()} speckle only (`run` notes a mismatch of 1.5× "
+              "or more); other looks need another training.",
               f"* Short training: {step} steps, {patches / 1e6:.1f} M patches in all "
               "(the DnCNN lineage trains for ~50 epochs of far more patches)."]
     card = ROOT / "docs/model_cards" / f"{args.name}.md"

@@ -2,7 +2,8 @@
 validation references are looked at.
 
 Ten crops, one simulated single-look draw each (seed 7; ``--draws N`` adds more, the first
-unchanged, and averages over them), PSNR on amplitude (the paper's definition,
+unchanged, and averages over them; ``--looks L`` draws L-look Gamma speckle instead and gives L
+to the methods), PSNR on amplitude (the paper's definition,
 ``sardespeckle.metrics.psnr_amplitude``):
 
 * ``train``: six 256² crops of the training references ``runs/references/{lely,marais2}_train_intensity.npy``
@@ -25,7 +26,8 @@ Usage (from the repository root, with ``../shared`` beside it)::
     python tools/tuning_crops.py default mulog:dncnn-sar     # SAR-CNN against the hybrid
 
 ``default`` is the package's default SAR-CNN weights, ``mulog:DENOISER`` MuLoG with that
-denoiser; any other argument is SAR-CNN weights (a registered name or a file); entries joined
+denoiser, ``method:NAME`` any registered method with its defaults (``method:kuan``); any other
+argument is SAR-CNN weights (a registered name or a file); entries joined
 by ``+`` are averaged in the log domain (an ensemble of weights). Prints, per entry, the mean
 PSNR of each group, the mean |log Â − log A| (amplitude; SAR-CNN's training loss up to the
 normalisation) of each group, and the ten PSNR values. ``--breakdown`` adds, per entry, the
@@ -38,6 +40,7 @@ log-amplitude), with the mean ratio Â / A in each brightness class.
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -84,16 +87,20 @@ BRIGHTNESS = (0, 50, 90, 99, 100)  # percentiles of each crop's reference amplit
 EDGE_DISTANCE = (0, 2, 5, 10, 20, np.inf)  # pixels to the nearest edge pixel
 
 
-def despeckle_entry(entry: str, noisy: np.ndarray) -> np.ndarray:
+def despeckle_entry(entry: str, noisy: np.ndarray, looks: float = 1.0) -> np.ndarray:
     """Intensity estimate of one entry (``+`` joins entries into a log-domain mean)."""
     if "+" in entry:
-        return np.exp(np.mean([np.log(despeckle_entry(part, noisy)) for part in entry.split("+")],
-                              axis=0))
+        return np.exp(np.mean([np.log(despeckle_entry(part, noisy, looks))
+                               for part in entry.split("+")], axis=0))
     if entry.startswith("mulog:"):
         method, params = "mulog", {"denoiser": entry.split(":", 1)[1]}
+    elif entry.startswith("method:"):
+        method, params = entry.split(":", 1)[1], {}
     else:
         method, params = "sarcnn", ({} if entry == "default" else {"weights": entry})
-    return despeckle(noisy.astype(np.float32), method=method, looks=1, params=params)
+    with warnings.catch_warnings():  # weights trained for other looks: the point of --looks
+        warnings.simplefilter("ignore", UserWarning)
+        return despeckle(noisy.astype(np.float32), method=method, looks=looks, params=params)
 
 
 def class_maps(clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -142,6 +149,9 @@ def main() -> None:
     parser.add_argument("--set", choices=("clipped", "unclipped"), default="clipped",
                         help="the ten crops of the clipped series (default) or the four "
                              "unclipped 5-date means")
+    parser.add_argument("--looks", type=float, default=1.0,
+                        help="looks of the simulated speckle (default 1; Gamma draws), also "
+                             "given to the methods")
     parser.add_argument("--draws", type=int, default=1,
                         help="speckle draws per crop (default 1; the first is always the same)")
     args = parser.parse_args()
@@ -150,11 +160,11 @@ def main() -> None:
 
     crops = tuning_crops(args.shared) if args.set == "clipped" else unclipped_crops(args.shared)
     rng = np.random.default_rng(7)
-    noisy = [[clean * rng.gamma(1.0, 1.0, clean.shape) for _, clean in crops]
+    noisy = [[clean * rng.gamma(args.looks, 1.0 / args.looks, clean.shape) for _, clean in crops]
              for _ in range(args.draws)]
     groups = np.array([group for group, _ in crops])
     for entry in args.weights:
-        outputs = [[despeckle_entry(entry, y) for y in draw] for draw in noisy]
+        outputs = [[despeckle_entry(entry, y, args.looks) for y in draw] for draw in noisy]
         psnr = np.mean([[psnr_amplitude(np.sqrt(clean), np.sqrt(out))
                          for (_, clean), out in zip(crops, draw)] for draw in outputs], axis=0)
         log_l1 = np.mean([[np.mean(np.abs(0.5 * np.log(out / clean)))

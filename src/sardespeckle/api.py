@@ -198,17 +198,24 @@ def _despeckle_every_band(input_path, output_path, *, overwrite: bool, progress,
     return report
 
 
+def _default_single_look_weights() -> str:
+    from .models.weights import DEFAULT_SARCNN
+
+    return DEFAULT_SARCNN
+
+
 def looks_mismatch(built: BuiltMethod, looks: float) -> str | None:
     """A note when a network trained for one speckle is given data of clearly more looks (1.5×
     or more; single-look data measure about 1–1.3): it removes speckle as for its own looks, so
     it smooths more than the data need."""
     trained = built.trained_looks
-    if trained is None or looks < 1.5 * trained:
+    if trained is None or trained / 1.5 < looks < 1.5 * trained:
         return None
+    effect = "more than these data need" if looks > trained else "leaving some of its speckle"
     return (f"the {built.name} weights were trained for {trained:g}-look speckle and this input "
-            f"has {looks:g} looks: the network smooths as for {trained:g} look(s), more than "
-            "these data need; for multilooked data MuLoG works at any looks (--method mulog "
-            "--denoiser dncnn-sar), or train weights for these looks")
+            f"has {looks:g} looks: the network smooths as for {trained:g} look(s), {effect}; "
+            "MuLoG works at any looks (--method mulog --denoiser dncnn-sar), or train weights "
+            "for these looks")
 
 
 def _check_looks(looks: Any) -> float:
@@ -325,6 +332,11 @@ def plan_run(
     if decorrelation:
         tags["SARDESPECKLE_DECORRELATE"] = decorrelation
         report.notes.append(decorrelation)
+    chosen = built.parameters.get("weights")
+    if (built.trained_looks is not None and not (params or {}).get("weights")
+            and chosen != _default_single_look_weights()):
+        report.notes.append(f"weights {chosen} (trained for {built.trained_looks:g}-look "
+                            f"speckle) chosen for the input's {looks_value:g} looks")
     mismatch = looks_mismatch(built, looks_value)
     if mismatch:
         report.notes.append(mismatch)

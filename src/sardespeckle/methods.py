@@ -296,7 +296,7 @@ def _build_sarcnn(looks: float, params: dict[str, Any]) -> BuiltMethod:
 
     loaded = load_sarcnn(
         params["weights"], precision=params["precision"], device=params["device"], threads=threads or None,
-        ensemble=params["ensemble"],
+        ensemble=params["ensemble"], looks=looks,
     )
     network = BatchLimit(loaded.denoiser)
     function, halo = network, network.halo

@@ -7,6 +7,7 @@ itself stays importable without torch.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,8 +69,16 @@ def resolve_precision(precision: str, device: str) -> str:
     return precision
 
 
-def default_sarcnn_weights() -> str | None:
-    """Name of the shipped SAR-CNN weights (log-amplitude domain), or ``None`` when none are."""
+def default_sarcnn_weights(looks: float | None = None) -> str | None:
+    """Name of the shipped SAR-CNN weights (log-amplitude domain), or ``None`` when none are.
+
+    With ``looks``: the registered weights of :data:`~sardespeckle.models.weights.
+    DEFAULT_SARCNN_BY_LOOKS` trained for the looks nearest to ``looks`` (in ratio: 1-look
+    weights up to about 2.1 looks, 4.4-look weights above)."""
+    by_looks = {trained: name for trained, name in _weights.DEFAULT_SARCNN_BY_LOOKS.items()
+                if name in _weights.REGISTRY}
+    if looks is not None and by_looks:
+        return by_looks[min(by_looks, key=lambda trained: abs(math.log(looks / trained)))]
     if _weights.DEFAULT_SARCNN in _weights.REGISTRY:
         return _weights.DEFAULT_SARCNN
     names = sorted(name for name, entry in _weights.REGISTRY.items() if entry.domain == "log-amplitude")
@@ -155,14 +164,16 @@ def load_sarcnn(
     device: str = "auto",
     threads: int | None = None,
     ensemble: int = 1,
+    looks: float | None = None,
 ) -> LoadedSarCnn:
     """Load checked SAR-CNN weights once and wrap them for inference.
 
     Parameters
     ----------
     weights : str, path or None
-        A registry name or a file; ``None`` takes :func:`default_sarcnn_weights` and raises
-        :class:`WeightsError` when no weights are installed.
+        A registry name or a file; ``None`` takes :func:`default_sarcnn_weights` (for ``looks``,
+        the input's looks, when given) and raises :class:`WeightsError` when no weights are
+        installed.
     precision : {"auto", "fp32", "bf16", "fp16"}
         See :func:`resolve_precision`.
     device : {"auto", "cpu", "cuda"}
@@ -179,7 +190,7 @@ def load_sarcnn(
     its training data whatever it is given.
     """
     if weights is None or weights == "":
-        weights = default_sarcnn_weights()
+        weights = default_sarcnn_weights(looks)
         if weights is None:
             raise WeightsError(NO_WEIGHTS_MESSAGE)
     name = os.fspath(weights)

@@ -26,6 +26,7 @@ __all__ = [
     "DOMAINS",
     "GAUSSIAN_DOMAINS",
     "DEFAULT_SARCNN",
+    "DEFAULT_SARCNN_BY_LOOKS",
     "REGISTRY",
     "WEIGHTS_DIR",
     "Architecture",
@@ -163,18 +164,20 @@ _SARCNN19 = Architecture(kind="dncnn", depth=19, channels=1, features=64, residu
 
 
 def _sarcnn_s1(name: str, sha256: str, validation_psnr: float, what: str, *,
-               default: bool = False) -> WeightsEntry:
-    """Entry of a released single-look Sentinel-1 SAR-CNN (``what``: how it was trained)."""
+               default: str = "", looks: float = 1.0) -> WeightsEntry:
+    """Entry of a released Sentinel-1 SAR-CNN for ``looks``-look speckle (``what``: how it was
+    trained; ``default``: for which inputs it is the default, if it is)."""
+    speckle = "single-look" if looks == 1 else f"{looks:g}-look (multilooked, GRD)"
     return WeightsEntry(
         name=name,
         filename=f"{name}.pt",
         sha256=sha256,
         architecture=_SARCNN19,
-        looks=1.0,
+        looks=looks,
         training_data="change-aware temporal references of Sentinel-1 series (Lely, Marais 2)",
         validation_psnr=validation_psnr,
-        description=f"SAR-CNN for single-look Sentinel-1, {what} (see docs/model_cards/{name}.md)"
-                    + ("; the default" if default else ""),
+        description=f"SAR-CNN for {speckle} Sentinel-1, {what} (see docs/model_cards/{name}.md)"
+                    + (f"; the default for {default}" if default else ""),
     )
 
 
@@ -206,7 +209,11 @@ REGISTRY: dict[str, WeightsEntry] = {
     "sarcnn-s1-l1-v3": _sarcnn_s1(
         "sarcnn-s1-l1-v3", "92fdcd300ef6d29b6da56e229e8a6b654f76f5c97f15c91fa229553710b8f162", 24.77,
         "level-independent (gain-augmented), v2 continued with larger batches and cosine "
-        "schedules, 38210 steps", default=True),
+        "schedules, 38210 steps", default="single-look input"),
+    "sarcnn-s1-l4": _sarcnn_s1(
+        "sarcnn-s1-l4", "c77a8e2ee3bd13a46bb0fa7ad9120bf1382513040b782396846ad2bc57260e55", 28.67,
+        "sarcnn-s1-l1-v3 fine-tuned for 4.4-look speckle, 40610 steps", looks=4.4,
+        default="multilooked input (about 2.1 looks and more)"),
     "dncnn-natural": WeightsEntry(
         name="dncnn-natural",
         filename="dncnn-natural.pt",
@@ -255,6 +262,10 @@ REGISTRY: dict[str, WeightsEntry] = {
 
 #: The SAR-CNN weights ``--method sarcnn`` uses when none are named.
 DEFAULT_SARCNN = "sarcnn-s1-l1-v3"
+
+#: Default SAR-CNN weights per looks of the speckle they were trained for: ``--method sarcnn``
+#: without ``--weights`` uses those nearest to the input's looks (in ratio).
+DEFAULT_SARCNN_BY_LOOKS: dict[float, str] = {1.0: DEFAULT_SARCNN, 4.4: "sarcnn-s1-l4"}
 
 
 def list_weights() -> list[WeightsEntry]:
