@@ -95,17 +95,24 @@ def test_default_weights_come_from_the_registry(tmp_path, monkeypatch):
     assert built.weights == f"sarcnn-test sha256:{digest[:16]}"
 
 
-def test_default_weights_follow_the_looks_of_the_input(tmp_path, monkeypatch):
-    from sardespeckle.api import looks_mismatch
-
+@pytest.fixture
+def weights_per_looks(tmp_path, monkeypatch):
+    """A registry of two random SAR-CNNs, ``one`` (1 look, the default) and ``four`` (4.4
+    looks), the defaults per looks."""
     monkeypatch.setattr(weights_module, "WEIGHTS_DIR", tmp_path)
     monkeypatch.setattr(weights_module, "REGISTRY", {})
+    monkeypatch.setattr(weights_module, "DEFAULT_SARCNN", "one")
     monkeypatch.setattr(weights_module, "DEFAULT_SARCNN_BY_LOOKS", {1.0: "one", 4.4: "four"})
     for name, looks in (("one", 1.0), ("four", 4.4)):
         digest = save_weights(random_network(3), tmp_path / f"{name}.pt", name=name, looks=looks)
         weights_module.REGISTRY[name] = WeightsEntry(
             name=name, filename=f"{name}.pt", sha256=digest, looks=looks,
             architecture=Architecture(depth=19, features=16))
+
+
+def test_default_weights_follow_the_looks_of_the_input(weights_per_looks):
+    from sardespeckle.api import looks_mismatch
+
     for looks, expected in ((1.0, "one"), (1.3, "one"), (2.0, "one"), (2.3, "four"), (4.2, "four"),
                             (12.0, "four")):
         built = build_method("sarcnn", looks=looks, params={"precision": "fp32", "device": "cpu"})
@@ -119,16 +126,7 @@ def test_default_weights_follow_the_looks_of_the_input(tmp_path, monkeypatch):
     assert looks_mismatch(built, 4.0) is None
 
 
-def test_run_says_which_weights_it_chose_for_the_looks(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(weights_module, "WEIGHTS_DIR", tmp_path)
-    monkeypatch.setattr(weights_module, "REGISTRY", {})
-    monkeypatch.setattr(weights_module, "DEFAULT_SARCNN", "one")
-    monkeypatch.setattr(weights_module, "DEFAULT_SARCNN_BY_LOOKS", {1.0: "one", 4.4: "four"})
-    for name, looks in (("one", 1.0), ("four", 4.4)):
-        digest = save_weights(random_network(3), tmp_path / f"{name}.pt", name=name, looks=looks)
-        weights_module.REGISTRY[name] = WeightsEntry(
-            name=name, filename=f"{name}.pt", sha256=digest, looks=looks,
-            architecture=Architecture(depth=19, features=16))
+def test_run_says_which_weights_it_chose_for_the_looks(weights_per_looks, tmp_path, capsys):
     rng = np.random.default_rng(18)
     reflectivity = np.exp(np.kron(rng.normal(5.0, 1.0, (12, 12)), np.ones((8, 8))))
     four = write_tif(tmp_path / "four.tif", np.sqrt(reflectivity * rng.gamma(4.4, 1 / 4.4,
