@@ -198,12 +198,6 @@ def _despeckle_every_band(input_path, output_path, *, overwrite: bool, progress,
     return report
 
 
-def _default_single_look_weights() -> str:
-    from .models.weights import DEFAULT_SARCNN
-
-    return DEFAULT_SARCNN
-
-
 def looks_mismatch(built: BuiltMethod, looks: float) -> str | None:
     """A note when a network trained for one speckle is given data of clearly more looks (1.5×
     or more; single-look data measure about 1–1.3): it removes speckle as for its own looks, so
@@ -332,9 +326,11 @@ def plan_run(
     if decorrelation:
         tags["SARDESPECKLE_DECORRELATE"] = decorrelation
         report.notes.append(decorrelation)
+    from .models import weights as registry
+
     chosen = built.parameters.get("weights")
     if (built.trained_looks is not None and not (params or {}).get("weights")
-            and chosen != _default_single_look_weights()):
+            and chosen != registry.DEFAULT_SARCNN):
         report.notes.append(f"weights {chosen} (trained for {built.trained_looks:g}-look "
                             f"speckle) chosen for the input's {looks_value:g} looks")
     mismatch = looks_mismatch(built, looks_value)
