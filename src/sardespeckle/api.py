@@ -134,20 +134,22 @@ def despeckle(
         import warnings
 
         warnings.warn(f"despeckle: {mismatch}", UserWarning, stacklevel=2)
-    # Zero intensities that are samples (not masked by the array's mask) stay 0 for the engine,
-    # which estimates the isolated ones (sardespeckle.tiling.weak_zeros); missing pixels: NaN.
+    # Zero intensities (not masked by the array's mask) are samples, not missing data: the
+    # engine estimates the isolated ones (sardespeckle.tiling.weak_zeros).
     zero = (intensity == 0) if masked is None else (intensity == 0) & ~masked
     if built.decorrelate == "whiten":
         check_whitening_input(kind)
         sample = central_window(data.shape).slices
         whitening = estimate_whitening_filter(data[sample], valid=valid[sample])
-        intensity = whitening.whitened_intensity(data, valid)
-        valid = valid & (intensity > 0)
-    intensity = np.where(valid, intensity, np.where(zero, 0, np.nan)).astype(np.float32)
-    out = process_array(intensity, built.function, halo=built.halo, tile=tile,
+        intensity = np.where(zero, 0, whitening.whitened_intensity(data, valid))
+    out = process_array(intensity, built.function, halo=built.halo, valid=valid | zero, tile=tile,
                         batch_size=built.batch_size, progress=progress)
     kind_out = "intensity" if kind == "complex" else kind
     return from_intensity(out, np.isfinite(out), kind_out, nodata_out=np.nan)
+
+
+#: The end of the note of a one-band run on a file of several bands (not for ``band="all"``).
+_ONE_BAND_NOTE = "is despeckled (one output band"
 
 
 def _despeckle_every_band(input_path, output_path, *, overwrite: bool, progress, **options
@@ -191,7 +193,7 @@ def _despeckle_every_band(input_path, output_path, *, overwrite: bool, progress,
             remove_if_exists(part)
     report = dataclasses.replace(reports[0], output=output_path, band_reports=reports,
                                  notes=[note for note in reports[0].notes
-                                        if "is despeckled (one output band" not in note])
+                                        if _ONE_BAND_NOTE not in note])
     looks = ", ".join(f"{r.looks:g}" for r in reports)
     report.notes.append(f"every band despeckled on its own: {count} output bands (looks {looks})")
     report.seconds = time.perf_counter() - started
@@ -343,7 +345,7 @@ def plan_run(
         report.notes.append(
             f"the input has {source.band_count} bands; band {source.band}{described}"
             + (f" (with {source.band + 1}: real, imaginary)" if used == 2 else "")
-            + " is despeckled (one output band; --band N, or band=N, picks another)")
+            + f" {_ONE_BAND_NOTE}; --band N, or band=N, picks another)")
     return RunPlan(built=built, report=report, tags=tags, whitening=whitening)
 
 

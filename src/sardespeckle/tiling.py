@@ -351,20 +351,20 @@ def process_array(
 ) -> np.ndarray:
     """Run ``method`` tile by tile on an in-memory intensity array.
 
-    ``tile=None`` processes the whole array as one tile. Masked pixels (``valid`` false, or
-    non-finite or non-positive intensity) come back as NaN, except isolated zero intensities
-    (:func:`weak_zeros`) where ``valid`` does not mask them: those get the method's estimate.
+    ``tile=None`` processes the whole array as one tile. Masked pixels (``valid`` false: missing
+    data; or non-finite or non-positive intensity) come back as NaN, except isolated zero
+    intensities (:func:`weak_zeros`) that ``valid`` does not mark missing: those get the
+    method's estimate.
     """
     intensity = np.asarray(intensity)
     if intensity.ndim != 2:
         raise InvalidInputError(f"expected a 2-D array (rows, cols), got shape {intensity.shape}")
     finite = np.isfinite(intensity)
     auto_valid = finite & (np.where(finite, intensity, 0) > 0)
-    given = valid
-    valid = auto_valid if valid is None else (np.asarray(valid, bool) & auto_valid)
+    present = np.ones(intensity.shape, bool) if valid is None else np.asarray(valid, bool)
+    valid = present & auto_valid
     out = np.full(intensity.shape, np.nan, dtype=np.float32)
-    zero_sample = (np.where(finite, intensity, np.nan) == 0) & (
-        True if given is None else np.asarray(given, bool))
+    zero_sample = present & finite & (np.where(finite, intensity, 1) == 0)
     source = np.where(valid, intensity, np.where(zero_sample, 0, np.nan)).astype(np.float32)
 
     def read(window: Window) -> tuple[np.ndarray, np.ndarray]:

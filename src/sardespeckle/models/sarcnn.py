@@ -67,12 +67,13 @@ def normalize_log_amplitude(intensity: np.ndarray) -> np.ndarray:
         raise InvalidInputError(f"expected real intensities, got dtype {values.dtype}")
     values = values.astype(np.float64, copy=False)
     if values.size and not (np.all(np.isfinite(values)) and values.min() > 0):
-        bad = int(np.count_nonzero(~(np.isfinite(values) & (values > 0))))
-        raise InvalidInputError(
-            f"expected finite, strictly positive intensities, got {bad} pixel(s) that are not; "
-            "mask them before despeckling"
-        )
+        raise _bad_intensities(int(np.count_nonzero(~(np.isfinite(values) & (values > 0)))))
     return ((0.5 * np.log(values) - LOG_AMPLITUDE_MIN) / _SPAN).astype(np.float32)
+
+
+def _bad_intensities(count: int) -> InvalidInputError:
+    return InvalidInputError(f"expected finite, strictly positive intensities, got {count} "
+                             "pixel(s) that are not; mask them before despeckling")
 
 
 def denormalize(x: np.ndarray, *, clip: bool = False) -> np.ndarray:
@@ -350,10 +351,7 @@ class SarCnnDenoiser:
             v = torch.from_numpy(values).to(self.device).double()
             bad = int(torch.count_nonzero(~(torch.isfinite(v) & (v > 0))))
             if bad:
-                raise InvalidInputError(
-                    f"expected finite, strictly positive intensities, got {bad} pixel(s) that are "
-                    "not; mask them before despeckling"
-                )
+                raise _bad_intensities(bad)
             x = ((0.5 * torch.log(v) - LOG_AMPLITUDE_MIN) / _SPAN).float()[:, None]
             if pad:
                 x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
