@@ -5,7 +5,9 @@
 For each intensity level, the mean despeckled output over the interior (16 px margin) of a
 128² flat scene with simulated single-look speckle, divided by the level; mean over 3 draws
 (seeds 0, 1, 2), fp32. A network that keeps every scene level prints 1.00 throughout (the
-model cards' "Level independence" tables).
+model cards' "Level independence" tables). The network alone is measured (``level=none``: the
+intensities as given); ``--level auto`` measures what ``sardespeckle run`` does by default,
+which first brings each scene to the level the network was trained at.
 """
 
 from __future__ import annotations
@@ -17,15 +19,16 @@ import numpy as np
 from sardespeckle.api import despeckle
 from sardespeckle.speckle import add_speckle
 
-LEVELS = (0.01, 1.0, 4.0, 40.0, 160.0, 900.0, 7000.0, 50000.0)
+LEVELS = (1e-4, 0.01, 1.0, 4.0, 40.0, 160.0, 900.0, 7000.0, 50000.0)
 
 
-def level_ratio(weights: str, level: float, draws: int = 3) -> float:
+def level_ratio(weights: str, level: float, draws: int = 3, scene_level: str = "none") -> float:
     ratios = []
     for seed in range(draws):
         noisy = add_speckle(np.full((128, 128), level, np.float32), 1.0, seed=seed)
         out = despeckle(noisy, method="sarcnn", looks=1, kind="intensity",
-                        params={"weights": weights, "precision": "fp32", "decorrelate": "none"})
+                        params={"weights": weights, "precision": "fp32", "decorrelate": "none",
+                                "level": scene_level})
         ratios.append(float(np.mean(out[16:-16, 16:-16])) / level)
     return float(np.mean(ratios))
 
@@ -33,12 +36,14 @@ def level_ratio(weights: str, level: float, draws: int = 3) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights", nargs="+", help="registered names or weights files")
+    parser.add_argument("--level", choices=("none", "auto"), default="none",
+                        help="SAR-CNN's level parameter (default none: the network alone)")
     args = parser.parse_args()
     print("| intensity | " + " | ".join(f"{level:g}" for level in LEVELS) + " |")
     print("| --- |" + " --- |" * len(LEVELS))
     for weights in args.weights:
-        ratios = [f"{level_ratio(weights, level):.2f}" for level in LEVELS]
-        print(f"| {weights} | " + " | ".join(ratios) + " |")
+        ratios = [f"{level_ratio(weights, level, scene_level=args.level):.2f}" for level in LEVELS]
+        print(f"| {weights} (level {args.level}) | " + " | ".join(ratios) + " |")
 
 
 if __name__ == "__main__":

@@ -7,10 +7,12 @@ methods (the registry) — and is the only one that knows all three.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import numbers
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,8 +128,11 @@ def despeckle(
                       "zero or negative, or masked): the result is all NaN", UserWarning,
                       stacklevel=2)
     looks_value = _check_looks(looks)
-    params, _ = resolve_decorrelation(get_method(method).defaults, params, kind=kind,
+    defaults = get_method(method).defaults
+    params, _ = resolve_decorrelation(defaults, params, kind=kind,
                                       looks=looks_value, sample=lambda: (intensity, valid))
+    center = central_window(data.shape).slices
+    params = resolve_level(defaults, params, sample=lambda: (intensity[center], valid[center]))
     built = build_method(method, looks=looks_value, params=params)
     mismatch = looks_mismatch(built, looks_value)
     if mismatch:
@@ -223,6 +228,26 @@ def _check_looks(looks: Any) -> float:
     return value
 
 
+def resolve_level(defaults: dict[str, Any], params: dict[str, Any] | None, *,
+                  sample: Callable[[], tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """Replace SAR-CNN's ``level="auto"`` by the input's scene level: the median intensity of
+    ``sample() -> (intensity, valid)``, the central window (at most 1024²) of the input
+    (:func:`sardespeckle.models.sarcnn.scene_level`), or ``"none"`` when that window holds no
+    valid pixel (nothing to measure: the intensities are taken as given). Methods without
+    ``level`` pass through."""
+    params = dict(params or {})
+    if "level" not in defaults or params.get("level", defaults["level"]) != "auto":
+        return params
+    from .models.sarcnn import scene_level
+
+    intensity, valid = sample()
+    try:
+        params["level"] = scene_level(intensity, valid)
+    except InvalidInputError:
+        params["level"] = "none"
+    return params
+
+
 def estimate_source_looks(source) -> float:
     """Number of looks estimated on a central window of an opened source (at most 1024²)."""
     from .speckle import estimate_looks
@@ -296,9 +321,11 @@ def plan_run(
             looks_source = "estimated from the most homogeneous windows"
     else:
         looks_value, looks_source = _check_looks(looks), "given"
-    params, decorrelation = resolve_decorrelation(
-        get_method(method).defaults, params, kind=source.kind, looks=looks_value,
-        sample=lambda: source.read_intensity(central_window(source.shape)))
+    defaults = get_method(method).defaults
+    sample = functools.cache(lambda: source.read_intensity(central_window(source.shape)))
+    params, decorrelation = resolve_decorrelation(defaults, params, kind=source.kind,
+                                                  looks=looks_value, sample=sample)
+    params = resolve_level(defaults, params, sample=sample)
     built = build_method(method, looks=looks_value, params=params)
     whitening = whitened_source(source).whitening if built.decorrelate == "whiten" else None
     kind_out = output_kind or ("intensity" if source.kind == "complex" else source.kind)

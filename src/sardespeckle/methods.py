@@ -236,9 +236,12 @@ def _register_networks() -> None:
             name="sarcnn",
             family="cnn",
             description=(
-                "SAR-CNN (Dalsasso et al. 2020): DnCNN-19 on log-amplitude, for single-look "
-                "speckle; weights from the registry (sardespeckle weights) or a file; "
-                "ensemble=8 averages the 8 flips/rotations (8x slower, sharper estimate)."
+                "SAR-CNN (Dalsasso et al. 2020): DnCNN-19 on log-amplitude, for single-look and "
+                "multilooked speckle (weights per looks); weights from the registry "
+                "(sardespeckle weights) or a file; "
+                "ensemble=8 averages the 8 flips/rotations (8x slower, sharper estimate); "
+                "level=auto|none|NUMBER: the scene brought to the level the network was trained "
+                "at (auto: measured on the input, so the result scales with it), none: as given."
             ),
             defaults={
                 "weights": None,
@@ -247,6 +250,7 @@ def _register_networks() -> None:
                 "decorrelate": "auto",
                 "threads": 0,
                 "ensemble": 1,
+                "level": "auto",
             },
             build=_build_sarcnn,
             uses_looks=False,
@@ -273,11 +277,29 @@ def _register_mulog() -> None:
     )
 
 
+def sarcnn_level(value: Any) -> float | None:
+    """SAR-CNN's ``level`` parameter as the denoiser takes it: a positive intensity, or ``None``
+    for ``"none"`` and (unresolved) ``"auto"``; anything else is a :class:`UsageError`."""
+    if isinstance(value, str) and value in ("auto", "none"):
+        return None
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if (isinstance(number, bool) or not isinstance(number, numbers.Real)
+            or not (math.isfinite(number) and number > 0)):
+        raise UsageError(f"expected level to be 'auto', 'none' or an intensity > 0, got {value!r}")
+    return float(number)
+
+
 def _build_sarcnn(looks: float, params: dict[str, Any]) -> BuiltMethod:
     """Load the weights once, then wrap the network for the engine (and for decorrelation).
 
-    ``decorrelate="auto"`` is resolved per input by :mod:`sardespeckle.api`; reaching here
-    unresolved (a direct ``build_method`` call) it means ``"none"``.
+    ``decorrelate="auto"`` and ``level="auto"`` are resolved per input by
+    :mod:`sardespeckle.api`; reaching here unresolved (a direct ``build_method`` call) they mean
+    ``"none"``.
     """
     from .decorrelate import DECORRELATIONS, Subsampled
 
@@ -292,11 +314,13 @@ def _build_sarcnn(looks: float, params: dict[str, Any]) -> BuiltMethod:
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise UsageError(f"expected threads to be an integer >= 0 (0: torch's default), got {threads!r}")
 
+    level = sarcnn_level(params["level"])
+
     from .models.inference import BatchLimit, load_sarcnn
 
     loaded = load_sarcnn(
         params["weights"], precision=params["precision"], device=params["device"], threads=threads or None,
-        ensemble=params["ensemble"], looks=looks,
+        ensemble=params["ensemble"], looks=looks, level=level,
     )
     network = BatchLimit(loaded.denoiser)
     function, halo = network, network.halo
@@ -314,6 +338,7 @@ def _build_sarcnn(looks: float, params: dict[str, Any]) -> BuiltMethod:
             "decorrelate": decorrelate,
             "threads": threads,
             "ensemble": loaded.denoiser.ensemble,
+            "level": "none" if level is None else level,
         },
         looks=looks,
         weights=loaded.weights_id,

@@ -165,6 +165,7 @@ def load_sarcnn(
     threads: int | None = None,
     ensemble: int = 1,
     looks: float | None = None,
+    level: float | None = None,
 ) -> LoadedSarCnn:
     """Load checked SAR-CNN weights once and wrap them for inference.
 
@@ -182,6 +183,8 @@ def load_sarcnn(
         Torch CPU threads during inference; ``None`` keeps torch's setting.
     ensemble : {1, 8}
         Geometric self-ensemble of :class:`SarCnnDenoiser` (8: every flip/rotation).
+    level : float or None
+        The scene level of :class:`SarCnnDenoiser` (``None``: intensities as given).
 
     Notes
     -----
@@ -201,7 +204,7 @@ def load_sarcnn(
     network, meta = load_weights(name)
     denoiser = SarCnnDenoiser.from_loaded(
         network, meta, precision=resolved_precision, device=resolved_device, threads=threads,
-        ensemble=ensemble,
+        ensemble=ensemble, level=level,
     )
     return LoadedSarCnn(
         denoiser=denoiser,
