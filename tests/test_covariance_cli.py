@@ -145,10 +145,11 @@ def test_bad_inputs_are_refused_with_clear_errors(tmp_path):
         ([tmp_path / "negative.npy"], InvalidInputError, "negative intensities"),
         ([tmp_path / "c1.npy"] * 5, UsageError, "2-4"),
     ]
-    with rasterio.open(tmp_path / "grd.tif", "w", driver="GTiff", width=48, height=48, count=1,
-                       dtype="float32") as dst:
-        dst.write(np.abs(k[..., 0]).astype(np.float32), 1)
-    cases.append(([tmp_path / "grd.tif", tmp_path / "grd.tif"], InvalidInputError,
+    for index in range(2):
+        with rasterio.open(tmp_path / f"grd{index}.tif", "w", driver="GTiff", width=48,
+                           height=48, count=1, dtype="float32") as dst:
+            dst.write(np.abs(k[..., index]).astype(np.float32), 1)
+    cases.append(([tmp_path / "grd0.tif", tmp_path / "grd1.tif"], InvalidInputError,
                   "complex band.*sardespeckle run"))
     for inputs, error, match in cases:
         with pytest.raises(error, match=match):
@@ -159,6 +160,26 @@ def test_bad_inputs_are_refused_with_clear_errors(tmp_path):
     with pytest.raises(InvalidInputError, match="GiB"):
         check_memory((10000, 10000, 3, 3), available=8 * 2**30)
     assert check_memory((100, 100, 2, 2), available=8 * 2**30) == 100 * 100 * 4 * 250
+
+
+def test_the_same_channel_file_twice_is_refused(tmp_path, capsys):
+    # One file as both channels would make a singular field (coherence 1 everywhere).
+    k = channels_of(true_field(), 4)
+    np.save(tmp_path / "vv.npy", k[..., 0])
+    np.save(tmp_path / "vh.npy", k[..., 1])
+    (tmp_path / "link.npy").symlink_to(tmp_path / "vv.npy")
+    vv, vh = str(tmp_path / "vv.npy"), str(tmp_path / "vh.npy")
+    for twice in ([vv, vv], [vv, vh, str(tmp_path / ".." / tmp_path.name / "vv.npy")],
+                  [vv, str(tmp_path / "link.npy")]):
+        with pytest.raises(UsageError, match="same file twice"):
+            read_covariance_input(twice)
+        out = tmp_path / "out.npy"
+        assert main(["covariance", *twice, "-o", str(out), "-q"]) == 2
+        err = capsys.readouterr().err
+        assert "expected distinct channel files, got the same file twice" in err
+        assert f"{twice[0]} (channel 1) and {twice[-1]} (channel {len(twice)})" in err
+        assert not out.exists()
+    assert read_covariance_input([vv, vh])[0].shape == (48, 48, 2, 2)
 
 
 def test_geotiff_output_has_named_bands_and_the_inputs_georeferencing(tmp_path):

@@ -219,3 +219,69 @@ def test_evaluate_on_the_shared_tsx_crop(shared_data):
                             peers="none", speed_size=0)
     assert result.no_reference.kinds["test_image_data"] == "complex"
     assert result.no_reference.values["ratio_mean"][0, 1] == pytest.approx(1.0, abs=0.1)
+
+
+def test_one_draw_shows_no_spread(references, tmp_path):
+    # A sample std is undefined for one draw: no "± 0.00" in the cells, null in the JSON.
+    result = tiny_run(references, draws=1)
+    table = result.full_reference.table("psnr")
+    assert table.std is None and np.all(np.isfinite(table.mean))
+    write_report(result, tmp_path / "one")
+    markdown = (tmp_path / "one" / "report.md").read_text()
+    assert " ± " not in markdown and "single draw, without a spread" in markdown
+    summary = json.loads((tmp_path / "one" / "results.json").read_text())
+    assert summary["full_reference"]["summary"]["psnr"]["average"]["lee"]["std"] is None
+    write_report(tiny_run(references, draws=2), tmp_path / "two")
+    assert "mean ± std over the draws" in (tmp_path / "two" / "report.md").read_text()
+
+
+def test_the_report_names_the_decorrelation_each_image_got(tmp_path):
+    # sarcnn's default decorrelate=auto resolves per image: none on white simulated speckle
+    # over flat fields, subsample on correlated single-look speckle. The report must say so,
+    # not "decorrelate=none" (the build's value before any image).
+    from _random_dncnn import random_network
+
+    from sardespeckle.decorrelate import simulate_correlated_slc
+    from sardespeckle.models import save_weights
+
+    weights = tmp_path / "random-sarcnn.pt"
+    save_weights(random_network(0), weights, name="random-sarcnn", training_data="none (random)")
+    truth = np.full((96, 96), 4.0)
+    truth[:, 48:] = 16.0
+    np.save(tmp_path / "correlated.npy", np.abs(simulate_correlated_slc(truth, seed=1)))
+    references = []
+    for index in range(2):
+        np.save(tmp_path / f"ref{index}.npy", np.sqrt(truth * (index + 1)))
+        references.append(str(tmp_path / f"ref{index}.npy"))
+    network = {"weights": str(weights), "precision": "fp32", "device": "cpu"}
+    result = tiny_run(
+        references, real=[str(tmp_path / "correlated.npy")],
+        methods=["sarcnn", "none=sarcnn", "subsample=sarcnn"], enl_window=16, enl_count=4,
+        params={"sarcnn": network, "none": {**network, "decorrelate": "none"},
+                "subsample": {**network, "decorrelate": "subsample"}})
+    parameters = {c.name: c.parameters["decorrelate"] for c in result.candidates}
+    assert parameters == {"sarcnn": "auto", "none": "none", "subsample": "subsample"}
+    assert result.no_reference.decorrelation == {"sarcnn": {"correlated": "subsample"}}
+    assert result.full_reference.decorrelation == {"sarcnn": {"ref0": ["none", "none"],
+                                                              "ref1": ["none", "none"]}}
+    # What is reported is what ran: the auto column's numbers are those of its choice.
+    real = result.no_reference.values["ratio_var"][0]
+    assert real[1] == real[3] and real[1] != real[2]
+    psnr = result.full_reference.values["psnr"]
+    np.testing.assert_array_equal(psnr[:, 1], psnr[:, 2])
+    assert any(note.startswith("correlated: sarcnn with decorrelate=auto ran "
+                               "decorrelate=subsample (single-look") for note in result.notes)
+    write_report(result, tmp_path / "out")
+    rows = {line.split(" | ")[0].strip("| "): line
+            for line in (tmp_path / "out" / "report.md").read_text().splitlines()
+            if line.startswith("| ") and " | cnn | " in line}
+    assert "decorrelate=auto (per image: none on the references; subsample on the real " \
+           "images)" in rows["sarcnn"]
+    assert "decorrelate=none" not in rows["sarcnn"] and "decorrelate=none" in rows["none"]
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert data["no_reference"]["decorrelation"] == {"sarcnn": {"correlated": "subsample"}}
+    assert data["candidates"][0]["parameters"]["decorrelate"] == "auto"
+    # SAR-CNN's scene level is measured on each image too, and labelled so.
+    assert {c.name: c.parameters["level"] for c in result.candidates} == {
+        "sarcnn": "auto", "none": "auto", "subsample": "auto"}
+    assert "level=auto" in rows["sarcnn"]

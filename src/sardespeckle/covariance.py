@@ -161,6 +161,7 @@ def read_covariance_input(paths) -> tuple[np.ndarray, object | None, bool]:
                                 f"D), got {array.shape}")
     if len(paths) > 4:
         raise UsageError(f"expected 2-4 channel files, got {len(paths)}")
+    _check_distinct_channels(paths)
     channels, like = [], None
     for path in paths:
         array, source = _read_channel(path)
@@ -177,6 +178,22 @@ def read_covariance_input(paths) -> tuple[np.ndarray, object | None, bool]:
     field = covariance_from_channels(np.stack(channels, axis=-1))
     _check_field(field, paths[0])
     return field, like, True
+
+
+def _check_distinct_channels(paths: list[str]) -> None:
+    """UsageError when one file is given as two channels (same path, or a link to it)."""
+    seen: dict[tuple[int, int], int] = {}
+    for index, path in enumerate(paths):
+        status = os.stat(path)  # the caller has checked that every path is a file
+        identity = (status.st_dev, status.st_ino)
+        if identity in seen:
+            first = seen[identity]
+            raise UsageError(
+                f"expected distinct channel files, got the same file twice: {paths[first]} "
+                f"(channel {first + 1}) and {path} (channel {index + 1}); a channel paired with "
+                "itself makes a singular covariance (coherence 1 everywhere): give each "
+                "channel (e.g. VV VH, or both images of an interferometric pair) once")
+        seen[identity] = index
 
 
 def _check_field(field: np.ndarray, where: str) -> None:
@@ -480,14 +497,14 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
     field, like, single_look = read_covariance_input(inputs)
     if looks is None and not single_look:
         raise UsageError("a covariance field's looks are not in the file: pass --looks L, or "
-                         "--looks auto to measure them (looks=)")
+                         "--looks auto to measure them (Python: looks=L or looks='auto')")
     check_memory(field.shape)
     invalid = nodata_mask(field)
     measured_looks = measure_covariance_looks(field, invalid)
     if looks == "auto":
         if measured_looks is None:
             raise InvalidInputError("cannot measure the looks of this field (too few "
-                                    "homogeneous valid pixels); pass --looks L (looks=)")
+                                    "homogeneous valid pixels); pass --looks L (Python: looks=L)")
         looks, looks_source = round(measured_looks, 3), "measured"
     elif looks is None:
         looks, looks_source = 1.0, "single-look channels"

@@ -84,7 +84,8 @@ def add_evaluate_parser(subparsers) -> None:
     evaluate.add_argument("--looks", type=positive_float, default=1.0, metavar="L",
                           help="looks of the simulated speckle and of the real images (default 1)")
     evaluate.add_argument("--draws", type=_count(1), default=3, metavar="N",
-                          help="speckle draws per reference (default 3)")
+                          help="speckle draws per reference (default 3; the spread over "
+                               "the draws needs at least 2)")
     evaluate.add_argument("--seed", type=_count(0), default=0, help="base seed (default 0)")
     evaluate.add_argument("--kind", choices=("intensity", "amplitude", "db"), default=None,
                           help="what the files hold (default: detected)")

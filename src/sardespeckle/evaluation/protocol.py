@@ -25,7 +25,7 @@ import time
 import warnings
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,31 @@ class Candidate:
     """Registry family (``"filter"``, ``"cnn"``...) or ``"peer"``."""
     python: str | None = None
     """A peer's interpreter in another environment (run in a child process), else ``None``."""
+
+    def resolve(self, intensity: np.ndarray) -> tuple[Candidate, str | None]:
+        """This candidate as it runs on ``intensity``, and the choice it made for it.
+
+        A registered method whose ``decorrelate`` is ``"auto"`` (sarcnn's default) decides
+        per input, as :func:`sardespeckle.api.despeckle` does
+        (:func:`sardespeckle.decorrelate.resolve_decorrelation`: the measured lag-1 speckle
+        correlation of single-look input). The returned candidate carries that choice in its
+        ``params`` and ``parameters``, so that running it applies exactly what the report
+        says, and the note reads ``"decorrelate=subsample (why)"``. Anything else (a peer, a
+        method without ``decorrelate`` or with one given): itself and ``None``.
+        """
+        if self.source != "method":
+            return self, None
+        from sardespeckle.decorrelate import resolve_decorrelation
+        from sardespeckle.io.kinds import to_intensity
+        from sardespeckle.methods import get_method
+
+        params, note = resolve_decorrelation(
+            get_method(self.method).defaults, self.params, kind="intensity", looks=self.looks,
+            sample=lambda: to_intensity(intensity, "intensity"))
+        if note is None:
+            return self, None
+        parameters = {**self.parameters, "decorrelate": params["decorrelate"]}
+        return replace(self, params=params, parameters=parameters), note
 
     def run(self, intensity: np.ndarray) -> np.ndarray:
         if self.source == "peer":
@@ -220,9 +245,17 @@ def resolve_candidates(
                 raise
             notes.append(f"{name}: skipped, it cannot be built here ({error})")
             continue
+        parameters = _jsonable(built.parameters)
+        if given.get("decorrelate", get_method(method).defaults.get("decorrelate")) == "auto":
+            # The build resolves an unresolved "auto" to "none"; each run decides per image
+            # (Candidate.resolve), and the report says what each image got.
+            parameters["decorrelate"] = "auto"
+        if given.get("level", get_method(method).defaults.get("level")) == "auto":
+            # Likewise SAR-CNN's level: despeckle measures it on each image.
+            parameters["level"] = "auto"
         candidates.append(Candidate(
             name=name, source="method", method=method, looks=float(looks), params=given,
-            parameters=_jsonable(built.parameters), description=get_method(method).description,
+            parameters=parameters, description=get_method(method).description,
             family=get_method(method).family,
         ))
 
@@ -342,7 +375,8 @@ def _crop_window(shape: tuple[int, int], crop: int) -> Window:
 
 @dataclass
 class SummaryTable:
-    """Rows × columns of ``mean ± std``; the last row is the average over the images."""
+    """Rows × columns of ``mean ± std``; the last row is the average over the images.
+    ``std`` is ``None`` where there is no spread to give (one draw, or one value per cell)."""
 
     metric: str
     rows: list[str]
@@ -356,7 +390,8 @@ def _summarise(metric: str, images: list[str], columns: list[str], values: np.nd
     """``values`` ``(images, columns, draws)`` → per-image mean ± std over draws, plus averages.
 
     The average row is the mean over images; its std is the std over draws of the
-    image-averaged metric. Stds are sample stds (ddof = 1); 0 for a single draw.
+    image-averaged metric. Stds are sample stds (ddof = 1), undefined for a single draw: the
+    table's ``std`` is then ``None``.
     """
     draws = values.shape[2]
     with warnings.catch_warnings():
@@ -365,11 +400,10 @@ def _summarise(metric: str, images: list[str], columns: list[str], values: np.nd
         per_draw_average = np.nanmean(values, axis=0)  # (columns, draws)
         mean = np.vstack([np.nanmean(values, axis=2),
                           np.nanmean(per_draw_average, axis=1)[None]])
+        std = None
         if draws > 1:
             std = np.vstack([np.nanstd(values, axis=2, ddof=1),
                              np.nanstd(per_draw_average, axis=1, ddof=1)[None]])
-        else:
-            std = np.zeros_like(mean)
     return SummaryTable(metric, [*images, AVERAGE], list(columns), mean, std)
 
 
@@ -397,6 +431,9 @@ class FullReferenceResult:
     draws: int
     values: dict[str, np.ndarray]
     seeds: dict[str, list[list[int]]]
+    decorrelation: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    """``{column: {image: [choice of each draw]}}`` for the columns that choose their
+    decorrelation per input (``decorrelate="auto"``, :meth:`Candidate.resolve`)."""
 
     def table(self, metric: str) -> SummaryTable:
         return _summarise(metric, self.images, self.columns, self.values[metric])
@@ -412,6 +449,9 @@ class NoReferenceResult:
     values: dict[str, np.ndarray]
     boxes: dict[str, list[Window]]
     kinds: dict[str, str]
+    decorrelation: dict[str, dict[str, str]] = field(default_factory=dict)
+    """``{column: {image: choice}}`` for the columns that choose their decorrelation per input
+    (``decorrelate="auto"``, :meth:`Candidate.resolve`)."""
 
     def table(self, metric: str) -> SummaryTable:
         return _summarise(metric, self.images, self.columns, self.values[metric][:, :, None])
@@ -574,6 +614,7 @@ def evaluate_full_reference(
     values = {m: np.full((len(references), len(columns), draws), np.nan)
               for m in FULL_REFERENCE_METRICS}
     seeds: dict[str, list[list[int]]] = {}
+    decorrelation: dict[str, dict[str, list[str]]] = {}
     panels: list[Panels] = []
     notes: list[str] = []
     for reference in references:
@@ -608,8 +649,12 @@ def evaluate_full_reference(
                 if candidate.name in batched:
                     outputs[candidate.name] = batched[candidate.name][i * draws + draw]
                     continue
+                runs, choice = candidate.resolve(noisy)
+                if choice is not None:
+                    decorrelation.setdefault(candidate.name, {}).setdefault(
+                        reference.name, []).append(runs.params["decorrelate"])
                 try:
-                    outputs[candidate.name] = candidate.run(noisy)
+                    outputs[candidate.name] = runs.run(noisy)
                 except PeerError as error:
                     if draw == 0:
                         notes.append(f"{reference.name}: {candidate.name} not evaluated ({error})")
@@ -638,7 +683,8 @@ def evaluate_full_reference(
                     looks=float(looks),
                 ))
     result = FullReferenceResult(images=[r.name for r in references], columns=columns,
-                                 draws=draws, values=values, seeds=seeds)
+                                 draws=draws, values=values, seeds=seeds,
+                                 decorrelation=decorrelation)
     return result, panels, notes
 
 
@@ -680,6 +726,7 @@ def evaluate_no_reference(
     columns = [NOISY, *(c.name for c in candidates)]
     values = {m: np.full((len(images), len(columns)), np.nan) for m in NO_REFERENCE_METRICS}
     all_boxes: dict[str, list[Window]] = {}
+    decorrelation: dict[str, dict[str, str]] = {}
     panels: list[Panels] = []
     batched, notes = _run_batched(candidates, lambda: [m.intensity for m in images],
                                   [m.name for m in images], counter)
@@ -704,12 +751,18 @@ def evaluate_no_reference(
         values["enl"][i, 0] = enl(noisy, boxes, valid=valid, parity=1)
         window_crop = _crop_window(noisy.shape, crop)
         crops, ratios = [np.array(noisy[window_crop.slices])], []
+        chosen: dict[str, list[str]] = {}  # the note of a per-input choice -> columns
         for j, candidate in enumerate(candidates, start=1):
             if candidate.name in batched:
                 out = batched[candidate.name][i]
             else:
+                runs, choice = candidate.resolve(noisy)
+                if choice is not None:
+                    decorrelation.setdefault(candidate.name, {})[image.name] = \
+                        runs.params["decorrelate"]
+                    chosen.setdefault(choice, []).append(candidate.name)
                 try:
-                    out = candidate.run(noisy)
+                    out = runs.run(noisy)
                 except PeerError as error:
                     notes.append(f"{image.name}: {candidate.name} not evaluated ({error})")
                     out = np.full(noisy.shape, np.nan, dtype=np.float32)
@@ -727,6 +780,8 @@ def evaluate_no_reference(
                 values["bias"][i, j] = radiometric_bias(noisy, out, mask & usable)
             crops.append(np.array(out[window_crop.slices], dtype=np.float32))
             ratios.append(np.array(_ratio(noisy, out)[window_crop.slices], dtype=np.float32))
+        notes.extend(f"{image.name}: {', '.join(names)} with decorrelate=auto ran {choice}"
+                     for choice, names in chosen.items())
         panels.append(Panels(
             image=image.name, crop=window_crop,
             titles=[f"input ({image.kind})", *(c.name for c in candidates)],
@@ -734,7 +789,8 @@ def evaluate_no_reference(
             looks=float(looks),
         ))
     result = NoReferenceResult(images=[m.name for m in images], columns=columns, values=values,
-                               boxes=all_boxes, kinds={m.name: m.kind for m in images})
+                               boxes=all_boxes, kinds={m.name: m.kind for m in images},
+                               decorrelation=decorrelation)
     return result, panels, notes
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from sardespeckle.errors import OutputExistsError, UsageError
+from sardespeckle.io.base import OVERWRITE_HINT
 
 from .protocol import AVERAGE, NOISY, EvaluationResult, SummaryTable
 from .render import db_stretch, ratio_stretch, save_grid, save_scatter
@@ -221,7 +222,7 @@ def _check_folder(folder: Path, names: Sequence[str], overwrite: bool) -> None:
         if existing:
             raise OutputExistsError(
                 f"{folder} already holds {', '.join(existing[:3])}"
-                + (" ..." if len(existing) > 3 else "") + "; pass --overwrite (overwrite=True)"
+                + (" ..." if len(existing) > 3 else "") + f"; {OVERWRITE_HINT}"
             )
     folder.mkdir(parents=True, exist_ok=True)
 
@@ -251,7 +252,7 @@ def _results_json(result: EvaluationResult, generated: str) -> dict[str, Any]:
     if full is not None:
         data["full_reference"] = {
             "images": full.images, "columns": full.columns, "draws": full.draws,
-            "seeds": full.seeds,
+            "seeds": full.seeds, "decorrelation": full.decorrelation,
             "per_draw": {
                 metric: {image: {column: [_number(v) for v in values[i, j]]
                                  for j, column in enumerate(full.columns)}
@@ -264,6 +265,7 @@ def _results_json(result: EvaluationResult, generated: str) -> dict[str, Any]:
     if real is not None:
         data["no_reference"] = {
             "images": real.images, "columns": real.columns, "kinds": real.kinds,
+            "decorrelation": real.decorrelation,
             "boxes": {image: [list(asdict(b).values()) for b in boxes]
                       for image, boxes in real.boxes.items()},
             "values": {
@@ -462,12 +464,17 @@ def _write_full_reference(document: _Document, result: EvaluationResult, folder:
     full = result.full_reference
     settings = result.settings
     document.heading(2, "Full reference: simulated speckle on speckle-free references")
+    if full.draws > 1:
+        cells = ("Cells are mean ± std over the draws (sample std); the average row is the mean "
+                 "over the images, its std the std over the draws of the image average.")
+    else:
+        cells = ("Cells are the values of the single draw, without a spread (a sample std "
+                 "needs at least two draws); the average row is the mean over the images.")
     document.paragraph(
         f"{len(full.images)} reference(s) × {full.draws} draw(s) of {settings['looks']:g}-look "
-        "speckle (`I = R · S`, `S ~ Gamma(L, 1/L)`). Cells are mean ± std over the draws "
-        "(sample std); the average row is the mean over the images, its std the std over the "
-        "draws of the image average. Best despeckler of each row in bold. The PSNR table is "
-        "laid out like Table 4 of Dalsasso et al. (2020), whose PSNR definition it uses."
+        f"speckle (`I = R · S`, `S ~ Gamma(L, 1/L)`). {cells} Best despeckler of each row in "
+        "bold. The PSNR table is laid out like Table 4 of Dalsasso et al. (2020), whose PSNR "
+        "definition it uses."
     )
     for metric, (title, fmt, higher) in _FULL_METRICS.items():
         table = full.table(metric)
@@ -550,7 +557,9 @@ def _write_methods(document: _Document, result: EvaluationResult) -> None:
     document.heading(2, "Despecklers")
     rows = []
     for c in result.candidates:
-        parameters = ", ".join(f"{k}={v}" for k, v in c.parameters.items()) or "–"
+        parameters = ", ".join(
+            _decorrelation_label(result, c.name) if k == "decorrelate" and v == "auto"
+            else f"{k}={v}" for k, v in c.parameters.items()) or "–"
         rows.append([c.name, c.family, parameters, c.description])
     document.table(["name", "family", "parameters", "description"], rows,
                    [False, False, False, False])
@@ -563,6 +572,33 @@ def _write_methods(document: _Document, result: EvaluationResult) -> None:
     if result.notes:
         document.heading(3, "Notes")
         document.bullets(result.notes)
+
+
+def _decorrelation_label(result: EvaluationResult, column: str) -> str:
+    """``decorrelate=auto`` with what it resolved to, e.g. ``decorrelate=auto (per image:
+    none on the references; subsample on the real images)``: the runs apply the choice made
+    for each input (:meth:`~sardespeckle.evaluation.protocol.Candidate.resolve`)."""
+    sections = []
+    full, real = result.full_reference, result.no_reference
+    if full is not None and column in full.decorrelation:
+        sections.append(("references", full.decorrelation[column]))
+    if real is not None and column in real.decorrelation:
+        sections.append(("real images", {image: [choice] for image, choice
+                                         in real.decorrelation[column].items()}))
+    parts = []
+    for section, per_image in sections:
+        everywhere = {choice for choices in per_image.values() for choice in choices}
+        if len(everywhere) == 1:
+            parts.append(f"{everywhere.pop()} on the {section}")
+            continue
+        images = []
+        for image, choices in per_image.items():
+            counts = {choice: choices.count(choice) for choice in dict.fromkeys(choices)}
+            images.append(f"{image} " + " / ".join(
+                choice if len(counts) == 1 else f"{choice} on {count} of {len(choices)} draws"
+                for choice, count in counts.items()))
+        parts.append(f"{section}: " + ", ".join(images))
+    return "decorrelate=auto" + (f" (per image: {'; '.join(parts)})" if parts else "")
 
 
 def _peer_outcome(result: EvaluationResult, peer: str) -> str:
