@@ -361,16 +361,18 @@ def test_masked_pixels_are_invalid_and_written_as_nodata(tmp_path):
     tif = make_geotiff(tmp_path / "in.tif", amplitude, nodata=-1.0, description="amplitude")
     npy = tmp_path / "in_amplitude.npy"
     np.save(npy, np.where(amplitude == -1.0, np.nan, amplitude))
-    for source_path, output, nodata in [
-        (tif, tmp_path / "out.tif", -1.0),
-        (tif, tmp_path / "out.npy", np.nan),
-        (npy, tmp_path / "out_from_npy.tif", np.nan),
+    # -1 is a valid dB value: a dB output marks its nodata with NaN instead.
+    for source_path, output, kind_out, nodata in [
+        (tif, tmp_path / "out.tif", "amplitude", -1.0),
+        (tif, tmp_path / "out_db.tif", "db", np.nan),
+        (tif, tmp_path / "out.npy", "db", np.nan),
+        (npy, tmp_path / "out_from_npy.tif", "db", np.nan),
     ]:
         with open_source(source_path) as source:
             _, valid = source.read_intensity(Window.full(source.shape))
             assert not valid[0, 0] and not valid[1, 1] and not valid[2, 2]
             assert valid.sum() == valid.size - 3
-            run_copy(source, output, kind_out="db")
+            run_copy(source, output, kind_out=kind_out)
         if str(output).endswith(".npy"):
             data = np.load(output)
         else:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from sardespeckle.errors import InvalidInputError, UsageError
-from sardespeckle.io.base import remove_if_exists
+from sardespeckle.io.base import OVERWRITE_HINT, remove_if_exists
 
 __all__ = [
     "METHODS",
@@ -1152,7 +1152,7 @@ def _check_outputs(
     if os.path.isdir(report):
         raise UsageError(f"expected an output file for the report, got the folder {report}")
     if os.path.lexists(report) and not overwrite:
-        raise OutputExistsError(f"output {report} exists; pass --overwrite (overwrite=True)")
+        raise OutputExistsError(f"output {report} exists; {OVERWRITE_HINT}")
 
 
 def _publish_together(temps: dict[str, str], *, overwrite: bool) -> None:

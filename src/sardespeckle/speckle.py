@@ -743,6 +743,12 @@ def coefficient_of_variation(intensity, *, mask=None) -> float:
     return math.sqrt(var) / mean
 
 
+# What to do when the looks cannot be estimated. A run estimates them with the default
+# window_size, which neither the CLI nor despeckle_file can change (the method's --window-size
+# is another window): there, giving the looks is the remedy.
+_GIVE_LOOKS = "pass looks explicitly (CLI --looks) instead of estimating them"
+
+
 def estimate_looks(
     intensity, *, window_size: int = 7, fraction: float = 0.05, valid=None
 ) -> float:
@@ -817,9 +823,10 @@ def estimate_looks(
     n_rows, n_cols = rows // window_size, cols // window_size
     if n_rows == 0 or n_cols == 0:
         raise InvalidInputError(
-            f"expected an image of at least window_size × window_size = "
-            f"{window_size} × {window_size} pixels, got shape {array.shape}; "
-            "use a smaller window_size"
+            "cannot estimate the number of looks on so small an image: expected at least "
+            f"window_size × window_size = {window_size} × {window_size} pixels (the "
+            f"estimator's windows), got shape {array.shape}; {_GIVE_LOOKS} (Python: or "
+            "estimate with a smaller window_size)"
         )
 
     def windows(image: np.ndarray) -> np.ndarray:
@@ -830,8 +837,10 @@ def estimate_looks(
     whole = windows(usable).all(axis=1)
     if not whole.any():
         raise InvalidInputError(
-            f"expected at least one {window_size} × {window_size} window of valid, finite, "
-            "positive intensities, got none; check the valid mask or use a smaller window_size"
+            f"cannot estimate the number of looks: expected at least one {window_size} × "
+            f"{window_size} window of valid, finite, positive intensities, got none; "
+            f"{_GIVE_LOOKS} (Python: or check the valid mask, or estimate with a smaller "
+            "window_size)"
         )
     pixels = windows(array)[whole].astype(np.float64)
 

@@ -114,12 +114,9 @@ def run_train_command(args: argparse.Namespace) -> int:
 
     if args.threads is not None:
         config = TrainConfig.from_dict({**config.as_dict(), "threads": args.threads})
+    # The bar starts with the training (on_start), once train() has checked every input: an
+    # error about a reference or the run folder comes alone, not under an empty bar.
     bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=config.steps, desc="training", unit="step", file=sys.stderr,
-                   dynamic_ncols=True)
 
     def progress(step: int, total: int, loss: float) -> None:
         if bar is not None:
@@ -128,15 +125,15 @@ def run_train_command(args: argparse.Namespace) -> int:
             bar.update(0)
 
     def on_start(step: int, precision: str, device: str) -> None:
+        nonlocal bar
         what = (f"resuming {args.run_dir} at step {step}/{config.steps}" if step
                 else f"new run {args.run_dir}: {config.steps} steps")
-        message = f"{what} ({precision} on {device})"
-        if bar is not None:
-            bar.n = step
-            bar.write(message, file=sys.stderr)
-            bar.refresh()
-        else:
-            sys.stderr.write(message + "\n")
+        sys.stderr.write(f"{what} ({precision} on {device})\n")
+        if not args.quiet:
+            from tqdm import tqdm
+
+            bar = tqdm(total=config.steps, initial=step, desc="training", unit="step",
+                       file=sys.stderr, dynamic_ncols=True)
 
     try:
         result = train(config, args.run_dir, max_steps=args.max_steps, progress=progress,

@@ -26,6 +26,9 @@ from sardespeckle.window import Window
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
 NPY_SUFFIXES = (".npy",)
 
+OVERWRITE_HINT = "pass --overwrite (Python: overwrite=True) to replace it"
+"""The end of every "output exists" message, naming the option of both interfaces."""
+
 
 def file_format(path: str | os.PathLike) -> str | None:
     """``"geotiff"`` or ``"npy"`` from the extension of ``path``, ``None`` when unsupported."""
@@ -121,7 +124,16 @@ class Source:
         file's own mask; their intensity value is arbitrary.
         """
         check_window(window, self.shape)
-        intensity, valid = to_intensity(self._read(window), self.kind, nodata=self.nodata)
+        try:
+            intensity, valid = to_intensity(self._read(window), self.kind, nodata=self.nodata)
+        except InvalidInputError as error:
+            if self.kind_reason == "given":
+                raise
+            # Values that do not fit the kind most often mean the detection guessed wrong: say
+            # what it went by, with the hint it may carry (another layout, another kind).
+            raise InvalidInputError(
+                f"{error}; the kind {self.kind} was detected from {self.kind_reason}"
+            ) from error
         extra = self._read_mask(window)
         if extra is not None:
             valid &= extra
@@ -179,9 +191,9 @@ class Source:
         """A kind given by the caller must fit the data: complex for complex, real otherwise."""
         if (self.kind == "complex") != (self.dtype.kind == "c"):
             hint = (
-                "for real/imaginary parts pass complex_layout"
+                "for real/imaginary parts pass complex_layout (CLI --complex-layout)"
                 if self.kind == "complex"
-                else "leave kind out or pass kind='complex'"
+                else "leave kind out or pass kind='complex' (CLI --kind complex)"
             )
             raise InvalidInputError(
                 f"expected {'complex' if self.kind == 'complex' else 'real'} data for kind "
@@ -224,9 +236,7 @@ def check_output_path(
         raise UsageError(
             f"expected an output ending in .tif, .tiff or .npy, got {os.path.basename(path)!r}"
         )
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UsageError(f"output folder {folder} does not exist; create it first")
+    check_output_folder(path)
     for source_path in inputs:
         if source_path is not None and same_file(path, os.fspath(source_path)):
             raise UsageError(
@@ -236,8 +246,25 @@ def check_output_path(
     if os.path.isdir(path):
         raise UsageError(f"expected an output file, got the folder {path}")
     if os.path.lexists(path) and not overwrite:
-        raise OutputExistsError(f"output {path} exists; pass --overwrite (overwrite=True)")
+        raise OutputExistsError(f"output {path} exists; {OVERWRITE_HINT}")
     return path, fmt
+
+
+def check_output_folder(path: str | os.PathLike) -> None:
+    """Raise :class:`UsageError` unless the folder of the output ``path`` exists, saying when
+    it cannot be created because a file stands in its way (``out/scene.tif/x.tif``)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(folder):
+        return
+    blocking = folder
+    while not os.path.lexists(blocking) and os.path.dirname(blocking) != blocking:
+        blocking = os.path.dirname(blocking)
+    if os.path.lexists(blocking) and not os.path.isdir(blocking):
+        raise UsageError(
+            f"expected the output {os.fspath(path)} in a folder, got {blocking} on its path, "
+            "which is not a folder"
+        )
+    raise UsageError(f"output folder {folder} does not exist; create it first")
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -335,7 +362,7 @@ def publish(temp: str, path: str, *, overwrite: bool) -> None:
     meanwhile and ``overwrite`` is false (``temp`` is then deleted)."""
     if os.path.lexists(path) and not overwrite:
         remove_if_exists(temp)
-        raise OutputExistsError(f"output {path} exists; pass --overwrite (overwrite=True)")
+        raise OutputExistsError(f"output {path} exists; {OVERWRITE_HINT}")
     give_default_permissions(temp)
     os.replace(temp, path)
     _TEMPORARIES.discard(temp)

@@ -71,7 +71,8 @@ class GeoTiffSource(Source):
 
         if complex_layout not in (None, "bands"):
             raise UsageError(
-                f"expected complex_layout None or 'bands' for a GeoTIFF, got {complex_layout!r}"
+                f"expected complex_layout None or 'bands' for a GeoTIFF (CLI --complex-layout "
+                f"bands), got {complex_layout!r}"
             )
         try:
             with _quiet():
@@ -108,7 +109,7 @@ class GeoTiffSource(Source):
             if raw_dtype.kind == "c":
                 raise InvalidInputError(
                     f"expected real bands for complex_layout='bands', got {raw_dtype.name}; "
-                    "leave complex_layout out"
+                    "leave complex_layout (CLI --complex-layout) out"
                 )
             self.dtype = _complex_of(raw_dtype)
         else:
@@ -144,7 +145,21 @@ class GeoTiffSource(Source):
                 sample=sample,
                 path=path,
                 nodata=self.nodata,
+                negative_hint=self._parts_hint(dataset),
             )
+
+    def _parts_hint(self, dataset) -> str | None:
+        """For a band of real numbers beside another of the same type: they may be the real
+        and imaginary parts of an SLC, which are negative as often as positive."""
+        if self.complex_layout is not None or self.dtype.kind != "f" or dataset.count < 2:
+            return None
+        first = self.band if self.band < dataset.count else self.band - 1
+        if dataset.dtypes[first - 1] != dataset.dtypes[first]:
+            return None
+        pick = "" if first == self.band else f" --band {first}"
+        return (f"if bands {first} and {first + 1} are the real and imaginary parts of an SLC, "
+                f"pass --complex-layout bands{pick} (Python: complex_layout='bands'"
+                f"{f', band={first}' if pick else ''})")
 
     def _hints(self) -> dict[str, str]:
         hints: dict[str, str] = {}

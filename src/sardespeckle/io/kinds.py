@@ -96,6 +96,7 @@ def detect_kind(
     sample: np.ndarray | None,
     path: str | os.PathLike | None = None,
     nodata: float | None = None,
+    negative_hint: str | None = None,
 ) -> tuple[str, str]:
     """Tell which kind of SAR data a raster holds.
 
@@ -113,6 +114,9 @@ def detect_kind(
         The file, whose name is used as the last metadata hint.
     nodata : float, optional
         The raster's nodata value, left out of ``sample``.
+    negative_hint : str, optional
+        What else negative values could mean in this raster, added to the reason when they
+        decide ``"db"`` (the bands of a GeoTIFF may be the real and imaginary parts of an SLC).
 
     Returns
     -------
@@ -163,7 +167,8 @@ def detect_kind(
             if nodata is not None and not np.isnan(nodata):
                 keep &= values != nodata
             if np.any(values[keep] < 0):
-                return "db", "negative values (only dB data can be negative)"
+                reason = "negative values (only dB data can be negative)"
+                return "db", reason + (f"; {negative_hint}" if negative_hint else "")
     if dtype.kind in "iu":
         return "amplitude", (
             f"integer data type {dtype.name} (digital numbers such as Sentinel-1 GRD are amplitude)"
@@ -231,12 +236,12 @@ def to_intensity(
     if kind == "complex" and not is_complex:
         raise InvalidInputError(
             f"expected complex data for kind 'complex', got {raw.dtype.name}; "
-            "for real/imaginary bands pass complex_layout"
+            "for real/imaginary parts pass complex_layout (CLI --complex-layout)"
         )
     if kind != "complex" and is_complex:
         raise InvalidInputError(
             f"expected real data for kind {kind!r}, got {raw.dtype.name}; leave kind out or "
-            "pass kind='complex'"
+            "pass kind='complex' (CLI --kind complex)"
         )
     if raw.dtype.kind not in "iufc":
         raise InvalidInputError(f"expected numeric data, got {raw.dtype.name}")

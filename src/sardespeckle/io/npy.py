@@ -88,7 +88,7 @@ class NpySource(Source):
             if dtype.kind == "c":
                 raise InvalidInputError(
                     f"expected real parts for complex_layout={complex_layout!r}, got "
-                    f"{dtype.name}; leave complex_layout out"
+                    f"{dtype.name}; leave complex_layout (CLI --complex-layout) out"
                 )
             self.shape = (shape[0], shape[1]) if complex_layout == "last" else (shape[1], shape[2])
             self.dtype = np.dtype(np.complex128 if dtype == np.float64 else np.complex64)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sardespeckle.errors import InvalidInputError, OutputExistsError, UsageError
-from sardespeckle.io.base import atomic_output
+from sardespeckle.io.base import OVERWRITE_HINT, atomic_output, check_output_folder
 from sardespeckle.io.kinds import to_intensity
 
 MASKED_COLOUR = (40, 60, 140)
@@ -171,11 +171,9 @@ def check_png_path(path: str | os.PathLike, overwrite: bool) -> str:
     path = os.fspath(path)
     if os.path.splitext(path)[1].lower() != ".png":
         raise UsageError(f"expected a preview ending in .png, got {os.path.basename(path)!r}")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UsageError(f"output folder {folder} does not exist; create it first")
+    check_output_folder(path)
     if os.path.lexists(path) and not overwrite:
-        raise OutputExistsError(f"preview {path} exists; pass --overwrite (overwrite=True)")
+        raise OutputExistsError(f"preview {path} exists; {OVERWRITE_HINT}")
     return path
 
 

@@ -76,8 +76,8 @@ def open_source(
         check_kind(kind)
         if complex_layout is not None and kind != "complex":
             raise UsageError(
-                f"expected kind 'complex' (or none) with complex_layout={complex_layout!r}, "
-                f"got {kind!r}"
+                f"expected kind 'complex' (or none) with complex_layout={complex_layout!r} "
+                f"(CLI --kind complex with --complex-layout {complex_layout}), got {kind!r}"
             )
     if not os.access(path, os.R_OK):
         raise InputFileError(f"cannot read {path}: permission denied")
@@ -113,13 +113,29 @@ def provenance_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
     return written
 
 
-def output_nodata(nodata: float | None, dtype: np.dtype | str = np.float32) -> float:
-    """The nodata value of an output: the input's when ``dtype`` holds it exactly, else NaN."""
+# Every dB value an intensity can give, from the smallest positive float64 to the largest
+# (about -3233 to 3083 dB): a nodata value inside would mark a value the data can take.
+_DB_RANGE = (10 * np.log10(np.finfo(np.float64).smallest_subnormal),
+             10 * np.log10(np.finfo(np.float64).max))
+
+
+def output_nodata(
+    nodata: float | None, dtype: np.dtype | str = np.float32, *, kind_out: str | None = None
+) -> float:
+    """The nodata value of an output: the input's when ``dtype`` holds it exactly and, for a
+    ``kind_out`` of ``"db"``, when no dB value can equal it (-9999 is kept, 0 is not: 0 dB is
+    an intensity of 1); else NaN.
+
+    >>> output_nodata(0.0, kind_out="amplitude"), output_nodata(0.0, kind_out="db")
+    (0.0, nan)
+    """
     if nodata is None:
         return float("nan")
     nodata = float(nodata)
     if np.isnan(nodata):
         return nodata
+    if kind_out == "db" and _DB_RANGE[0] <= nodata <= _DB_RANGE[1]:
+        return float("nan")
     with np.errstate(over="ignore"):
         converted = np.dtype(dtype).type(nodata)
     return nodata if float(converted) == nodata else float("nan")
@@ -182,8 +198,9 @@ def create_sink(
     Notes
     -----
     GeoTIFF outputs are tiled, deflate-compressed with the floating-point predictor, BigTIFF when
-    needed. The output nodata is the input's when set and exactly representable in ``dtype``,
-    else NaN; a ``.npy`` output always uses NaN. Other input dataset tags are kept, except those
+    needed. The output nodata is the input's when set, exactly representable in ``dtype`` and,
+    for a dB output, not a value dB data can take (see :func:`output_nodata`), else NaN; a
+    ``.npy`` output always uses NaN. Other input dataset tags are kept, except those
     naming a kind (e.g. ``UNITS=dB``), which describe the input, not the output.
     """
     path, fmt = check_output_path(path, inputs=(source.path,), overwrite=overwrite)
@@ -209,7 +226,7 @@ def create_sink(
         path,
         shape=source.shape,
         kind_out=kind_out,
-        nodata=output_nodata(source.nodata, dtype),
+        nodata=output_nodata(source.nodata, dtype, kind_out=kind_out),
         dtype=dtype,
         tags={**inherited_tags(source), **written},
         georef=source.georef,

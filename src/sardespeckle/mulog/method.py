@@ -109,7 +109,7 @@ def denoiser_from_name(name: str, *, precision: str = "fp32", threads: int | Non
     raise UsageError(
         f"unknown MuLoG denoiser {name!r}; expected one of {', '.join(DENOISER_NAMES)}, "
         "the registry name of Gaussian-denoiser weights (sardespeckle weights), a "
-        "Gaussian-denoiser weights file (.pt) or a callable f(v, sigma)"
+        "Gaussian-denoiser weights file (.pt), or in Python a callable f(v, sigma)"
     )
 
 

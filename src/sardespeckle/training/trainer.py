@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError, UsageError
-from ..io.base import atomic_output, same_file
+from ..io.base import OVERWRITE_HINT, atomic_output, same_file
 from .config import GREY, TrainConfig
 from .data import PatchSampler, load_reference
 from .losses import training_loss
@@ -590,7 +590,7 @@ def _check_export_path(path: Path, run_dir: Path, config: TrainConfig, *, overwr
     if path.is_dir():
         raise UsageError(f"expected a weights file to export to, got the folder {path}")
     if os.path.lexists(path) and not overwrite:
-        raise OutputExistsError(f"output {path} exists; pass --overwrite (overwrite=True)")
+        raise OutputExistsError(f"output {path} exists; {OVERWRITE_HINT}")
 
 
 def _source_files(source: str) -> list[Path]:
