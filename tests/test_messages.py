@@ -204,3 +204,23 @@ def test_train_reports_a_missing_reference_without_drawing_the_bar(tmp_path, cap
     err = capsys.readouterr().err
     assert err.startswith("sardespeckle: error: ") and "no such file: nope.npy" in err
     assert "training" not in err and not (run_dir / "config.json").exists()
+
+
+def test_a_constant_image_asks_for_the_looks(tmp_path, capsys):
+    # A constant image has no speckle to measure: the estimate is infinite, which used to
+    # surface as "expected a number of looks > 0, got inf" with the usage exit code.
+    src = write_tif(tmp_path / "flat_amp.tif", np.full((64, 64), 7.0, np.float32))
+    assert main(["run", src, "-o", str(tmp_path / "out.tif"), "-m", "lee"]) == 1
+    err = capsys.readouterr().err
+    assert "are constant (no speckle to measure" in err and "--looks" in err
+    assert main(["run", src, "-o", str(tmp_path / "out.tif"), "-m", "lee", "--looks", "1"]) == 0
+
+
+def test_weights_lists_the_noise_each_network_removes_and_which_is_the_default(capsys):
+    assert main(["weights"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = lines.index("dncnn-sar-s25")
+    assert lines[start + 2].startswith("  Gaussian noise σ = 25/255 ")
+    start = lines.index("sarcnn-s1-l1-v3")
+    assert lines[start + 2].startswith("  looks: 1 ")
+    assert lines[start + 6].endswith("the default for single-look input")

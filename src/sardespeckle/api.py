@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import numbers
 import os
 import time
@@ -261,7 +262,14 @@ def estimate_source_looks(source) -> float:
             "cannot estimate the number of looks: fewer than 64 valid pixels in the central "
             f"{height}×{width} window; pass looks explicitly (CLI --looks)"
         )
-    return float(estimate_looks(intensity, valid=valid))
+    looks = float(estimate_looks(intensity, valid=valid))
+    if not math.isfinite(looks):
+        raise InvalidInputError(
+            "cannot estimate the number of looks: the most homogeneous windows of the central "
+            f"{height}×{width} window are constant (no speckle to measure: a synthetic or "
+            "already despeckled image?); pass looks explicitly (CLI --looks)"
+        )
+    return looks
 
 
 @dataclass

@@ -618,11 +618,20 @@ def _cmd_weights(args: argparse.Namespace) -> int:
     for entry in entries:
         arch = entry.architecture
         psnr = "n/a" if entry.validation_psnr is None else f"{entry.validation_psnr:.2f} dB"
+        if entry.trained_sigma is not None:
+            noise = f"Gaussian noise σ = {entry.trained_sigma * 255:g}/255"
+        elif entry.sigma_range is not None:
+            low, high = entry.sigma_range
+            noise = f"Gaussian noise σ in [{low * 255:g}, {high * 255:g}]/255 (blind)"
+        else:
+            noise = f"looks: {entry.looks:g}"
         print(f"{entry.name}\n  architecture: {arch.kind} depth={arch.depth} "
               f"features={arch.features} channels={arch.channels}\n"
-              f"  looks: {entry.looks:g}  domain: {entry.domain}\n"
+              f"  {noise}  domain: {entry.domain}\n"
               f"  sha256: {entry.sha256[:16]}  file: {entry.filename}\n"
               f"  validation PSNR: {psnr}\n  training data: {entry.training_data or 'n/a'}")
+        if entry.description:
+            print(f"  {entry.description}")
         if args.verify:
             if not entry.path.is_file():
                 status, failed = f"MISSING ({entry.path})", failed + 1
