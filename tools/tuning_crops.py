@@ -134,8 +134,8 @@ def print_breakdown(crops, outputs) -> None:
         zip(labels, error["brightness"], count["brightness"], ratio)))
     labels = [f"{a:g}-{b:g}px" for a, b in zip(EDGE_DISTANCE, EDGE_DISTANCE[1:])]
     print("    edge dist  " + " ".join(
-        f"{label}: {e / n:.5f} ({n / count['edge'].sum():.0%})" for label, e, n in
-        zip(labels, error["edge"], count["edge"])), flush=True)
+        f"{label}: " + (f"{e / n:.5f}" if n else "-") + f" ({n / count['edge'].sum():.0%})"
+        for label, e, n in zip(labels, error["edge"], count["edge"])), flush=True)
 
 
 def main() -> None:
