@@ -68,8 +68,10 @@ def test_multilooked_input_gets_the_multilook_weights_and_they_do_better_there()
     # beat the single-look weights (which over-smooth them) and a 7×7 boxcar.
     from sardespeckle.methods import build_method
 
-    assert build_method("sarcnn", looks=4.4).parameters["weights"] == "sarcnn-s1-l4"
-    assert build_method("sarcnn", looks=1.2).parameters["weights"] == DEFAULT_SARCNN
+    for looks, expected in ((1.0, DEFAULT_SARCNN), (1.3, DEFAULT_SARCNN), (1.5, "sarcnn-s1-l2"),
+                            (2.0, "sarcnn-s1-l2"), (2.9, "sarcnn-s1-l2"), (3.1, "sarcnn-s1-l4"),
+                            (4.4, "sarcnn-s1-l4"), (20.0, "sarcnn-s1-l4")):
+        assert build_method("sarcnn", looks=looks).parameters["weights"] == expected, looks
     clean = scene()
     noisy = add_speckle(clean, 4.4, seed=8)
     scores = {}
@@ -85,7 +87,23 @@ def test_multilooked_input_gets_the_multilook_weights_and_they_do_better_there()
     assert scores["l4"] > log_psnr(clean, noisy) + 6, scores
 
 
-@pytest.mark.parametrize("looks", [1.0, 4.4])
+def test_two_look_input_gets_the_two_look_weights_and_they_do_better_there():
+    # 2-look speckle (PolSAR/dual-pol products, 2 × 1 multilooks): sarcnn-s1-l2 beats the
+    # single-look weights (which over-smooth) and the 4.4-look ones (which leave speckle).
+    clean = scene()
+    noisy = add_speckle(clean, 2.0, seed=9)
+    scores = {}
+    for name in ("sarcnn-s1-l2", DEFAULT_SARCNN, "sarcnn-s1-l4"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the other weights' looks note
+            out = despeckle(noisy, method="sarcnn", looks=2.0,
+                            params={"weights": name, "precision": "fp32"})
+        scores[name] = log_psnr(clean, out)
+    assert scores["sarcnn-s1-l2"] > max(scores[DEFAULT_SARCNN], scores["sarcnn-s1-l4"]) + 0.5, scores
+    assert scores["sarcnn-s1-l2"] > log_psnr(clean, noisy) + 8, scores
+
+
+@pytest.mark.parametrize("looks", [1.0, 2.0, 4.4])
 @pytest.mark.parametrize("level", [1e-4, 0.01, 0.1, 10.0, 1000.0, 50000.0])
 def test_default_sarcnn_keeps_flat_areas_at_their_level_over_nine_decades(level, looks):
     # The references are digital numbers around intensity 7000; sarcnn-s1-l1 (no gain

@@ -74,7 +74,7 @@ def default_sarcnn_weights(looks: float | None = None) -> str | None:
 
     With ``looks``: the registered weights of :data:`~sardespeckle.models.weights.
     DEFAULT_SARCNN_BY_LOOKS` trained for the looks nearest to ``looks`` (in ratio: 1-look
-    weights up to about 2.1 looks, 4.4-look weights above)."""
+    weights up to about 1.4 looks, 2-look weights up to about 3, 4.4-look weights above)."""
     by_looks = {trained: name for trained, name in _weights.DEFAULT_SARCNN_BY_LOOKS.items()
                 if name in _weights.REGISTRY}
     if looks is not None and by_looks:

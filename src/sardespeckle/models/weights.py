@@ -167,7 +167,7 @@ def _sarcnn_s1(name: str, sha256: str, validation_psnr: float, what: str, *,
                default: str = "", looks: float = 1.0) -> WeightsEntry:
     """Entry of a released Sentinel-1 SAR-CNN for ``looks``-look speckle (``what``: how it was
     trained; ``default``: for which inputs it is the default, if it is)."""
-    speckle = "single-look" if looks == 1 else f"{looks:g}-look (multilooked, GRD)"
+    speckle = "single-look" if looks == 1 else f"{looks:g}-look (multilooked)"
     return WeightsEntry(
         name=name,
         filename=f"{name}.pt",
@@ -210,10 +210,14 @@ REGISTRY: dict[str, WeightsEntry] = {
         "sarcnn-s1-l1-v3", "92fdcd300ef6d29b6da56e229e8a6b654f76f5c97f15c91fa229553710b8f162", 24.77,
         "level-independent (gain-augmented), v2 continued with larger batches and cosine "
         "schedules, 38210 steps", default="single-look input"),
+    "sarcnn-s1-l2": _sarcnn_s1(
+        "sarcnn-s1-l2", "f4bdfad28ce2a7caa057f40cdcd32da9c9f229ad73c5b0c19f2753ed74523937", 26.40,
+        "sarcnn-s1-l1-v3 fine-tuned for 2-look speckle, 39210 steps", looks=2.0,
+        default="input of about 1.4 to 3 looks"),
     "sarcnn-s1-l4": _sarcnn_s1(
         "sarcnn-s1-l4", "c77a8e2ee3bd13a46bb0fa7ad9120bf1382513040b782396846ad2bc57260e55", 28.67,
-        "sarcnn-s1-l1-v3 fine-tuned for 4.4-look speckle, 40610 steps", looks=4.4,
-        default="multilooked input (about 2.1 looks and more)"),
+        "sarcnn-s1-l1-v3 fine-tuned for 4.4-look speckle (GRD), 40610 steps", looks=4.4,
+        default="multilooked input (about 3 looks and more)"),
     "dncnn-natural": WeightsEntry(
         name="dncnn-natural",
         filename="dncnn-natural.pt",
@@ -265,7 +269,8 @@ DEFAULT_SARCNN = "sarcnn-s1-l1-v3"
 
 #: Default SAR-CNN weights per looks of the speckle they were trained for: ``--method sarcnn``
 #: without ``--weights`` uses those nearest to the input's looks (in ratio).
-DEFAULT_SARCNN_BY_LOOKS: dict[float, str] = {1.0: DEFAULT_SARCNN, 4.4: "sarcnn-s1-l4"}
+DEFAULT_SARCNN_BY_LOOKS: dict[float, str] = {1.0: DEFAULT_SARCNN, 2.0: "sarcnn-s1-l2",
+                                              4.4: "sarcnn-s1-l4"}
 
 
 def list_weights() -> list[WeightsEntry]:
