@@ -500,7 +500,8 @@ def estimate_whitening_filter(
     spectrum of ``z`` is ``≈ E[R]·|H_az(f_a)|²·|H_rg(f_r)|²``, which the averaged periodograms
     along each axis estimate up to a constant. The filter ``G = 1/|H|`` inside the band (where
     the spectrum is above ``floor``), 0 outside, flattens it. Its impulse response is truncated
-    to ``±radius`` lags with a Hann taper, and scaled so that the mean intensity is kept.
+    to ``±radius`` lags with a Hann taper, and scaled so that the mean intensity of the sample
+    is kept (measured on the pixels whose whole filter support is valid).
 
     The result is band-limited white, not fully white: frequencies out of the band carry no
     speckle to restore, so pixels keep a correlation ``≈ sinc(band fraction)`` in the complex
@@ -524,7 +525,20 @@ def estimate_whitening_filter(
     field = np.where(usable, field, 0).astype(np.complex128)
     taps = [_whitening_taps(_mean_power_spectrum(field, usable, axis, segment), radius, float(floor))
             for axis in (0, 1)]
-    return WhiteningFilter(azimuth=taps[0], range=taps[1])
+    whitening = WhiteningFilter(azimuth=taps[0], range=taps[1])
+    # The taps keep the power of the estimated spectrum, which the Welch taper smears across
+    # the band edges: on narrow bands the whitened intensity came out low (−3 % at a 0.7 × 0.7
+    # band, −8 % at 0.5 × 0.5). Measured on the sample itself, the mean is kept exactly: the
+    # pixels whose whole filter support is valid, whitened and raw.
+    from scipy.ndimage import minimum_filter
+
+    support = minimum_filter(usable, size=2 * radius + 1, mode="constant", cval=False)
+    if support.any():
+        white = whitening.whitened_intensity(field, usable)[support].mean()
+        raw = (np.abs(field[support]) ** 2).mean()
+        if white > 0:
+            whitening = WhiteningFilter(azimuth=taps[0] * math.sqrt(raw / white), range=taps[1])
+    return whitening
 
 
 class WhitenedSource:
