@@ -464,7 +464,7 @@ def test_input_is_never_modified(tmp_path):
             run_copy(source, tmp_path / f"out_{os.path.basename(path)}", window_size=16)
     assert {path: sha256(path) for path in (tif, npy)} == before
     assert sorted(os.listdir(tmp_path)) == sorted(
-        ["in.tif", "in_amp.npy", "out_in.tif", "out_in_amp.npy"]
+        ["in.tif", "in_amp.npy", "out_in.tif", "out_in_amp.npy", "out_in_amp.npy.json"]
     )
 
 

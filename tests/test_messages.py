@@ -5,6 +5,7 @@ dB outputs whose nodata is a valid dB value, an output path through a file, Pyth
 the command line, and the training bar drawn before an input error.
 """
 
+import json
 import math
 
 import numpy as np
@@ -224,3 +225,31 @@ def test_weights_lists_the_noise_each_network_removes_and_which_is_the_default(c
     start = lines.index("sarcnn-s1-l1-v3")
     assert lines[start + 2].startswith("  looks: 1 ")
     assert lines[start + 6].endswith("the default for single-look input")
+
+
+def test_npy_outputs_carry_their_provenance_in_a_sidecar(tmp_path, capsys):
+    from sardespeckle.io.npy import sidecar_path
+
+    rng = np.random.default_rng(21)
+    source = tmp_path / "scene.npy"
+    np.save(source, (100 * rng.exponential(size=(48, 48))).astype(np.float32))
+    out = tmp_path / "out.npy"
+    assert main(["run", str(source), "-o", str(out), "-m", "lee", "--looks", "1", "-q",
+                 "--kind", "intensity"]) == 0
+    sidecar = json.loads(open(sidecar_path(out)).read())
+    assert sidecar["file"] == "out.npy" and sidecar["kind"] == "intensity"
+    assert sidecar["shape"] == [48, 48] and sidecar["nodata"] == "NaN"
+    assert sidecar["tags"]["SARDESPECKLE_METHOD"] == "lee"
+    assert sidecar["tags"]["SARDESPECKLE_LOOKS"] == "1"
+    # A sidecar already there is an output like the array: kept unless --overwrite.
+    other = tmp_path / "other.npy"
+    open(sidecar_path(other), "w").write("mine")
+    assert main(["run", str(source), "-o", str(other), "-m", "lee", "--looks", "1", "-q",
+                 "--kind", "intensity"]) == 1
+    assert "other.npy.json (the provenance of other.npy) exists" in capsys.readouterr().err
+    assert open(sidecar_path(other)).read() == "mine" and not other.exists()
+    assert main(["run", str(source), "-o", str(other), "-m", "lee", "--looks", "1", "-q",
+                 "--kind", "intensity", "--overwrite"]) == 0
+    assert json.loads(open(sidecar_path(other)).read())["tags"]["SARDESPECKLE_METHOD"] == "lee"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "other.npy", "other.npy.json", "out.npy", "out.npy.json", "scene.npy"]

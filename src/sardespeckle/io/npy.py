@@ -1,17 +1,20 @@
 """NumPy ``.npy`` files, memory-mapped: 2-D real or complex arrays, or real/imaginary pairs.
 
 A ``.npy`` file has no georeferencing, no nodata value and no tags: masked pixels are the
-non-finite and zero ones, and outputs write NaN there.
+non-finite and zero ones, and outputs write NaN there. An output's provenance (the tags a
+GeoTIFF would hold) goes into a JSON sidecar beside it, ``OUT.npy.json`` (:func:`sidecar_path`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 
-from sardespeckle.errors import InputFileError, InvalidInputError, UsageError
-from sardespeckle.io.base import Georef, Sink, Source, publish, remove_if_exists, temporary_path
+from sardespeckle.errors import InputFileError, InvalidInputError, OutputExistsError, UsageError
+from sardespeckle.io.base import (OVERWRITE_HINT, Georef, Sink, Source, publish, remove_if_exists,
+                                  temporary_path)
 from sardespeckle.io.geotiff import SAMPLE_SIZE, check_dtype
 from sardespeckle.io.kinds import check_kind, detect_kind
 from sardespeckle.window import Window
@@ -139,8 +142,18 @@ class NpySource(Source):
         self._array = None
 
 
+def sidecar_path(path: str | os.PathLike) -> str:
+    """The provenance sidecar of a ``.npy`` output: ``OUT.npy.json``."""
+    return os.fspath(path) + ".json"
+
+
 class NpySink(Sink):
-    """A ``float32``/``float64`` ``.npy`` written through a memory map; NaN at masked pixels."""
+    """A ``float32``/``float64`` ``.npy`` written through a memory map; NaN at masked pixels.
+
+    The provenance ``tags`` go into :func:`sidecar_path`, a JSON object ``{"file", "kind",
+    "nodata", "shape", "dtype", "tags"}`` published with the array (atomically, after it); an
+    existing sidecar needs ``overwrite`` like the array itself.
+    """
 
     format = "npy"
 
@@ -154,6 +167,10 @@ class NpySink(Sink):
         overwrite: bool,
         tags: dict[str, str] | None = None,
     ) -> None:
+        sidecar = sidecar_path(path)
+        if os.path.lexists(sidecar) and not overwrite:
+            raise OutputExistsError(f"output {sidecar} (the provenance of {os.path.basename(path)}) "
+                                    f"exists; {OVERWRITE_HINT}")
         temp = temporary_path(path)
         try:
             self._memmap = [
@@ -184,6 +201,23 @@ class NpySink(Sink):
 
     def _write(self, window: Window, values: np.ndarray) -> None:
         self._memmap[0][window.slices] = values
+
+    def commit(self) -> str:
+        """Publish the array, then its provenance sidecar (see the class notes)."""
+        sidecar = sidecar_path(self.path)
+        temp = temporary_path(sidecar)
+        try:
+            with open(temp, "w", encoding="utf-8") as handle:
+                json.dump({"file": os.path.basename(self.path), "kind": self.kind_out,
+                           "nodata": "NaN", "shape": list(self.shape), "dtype": self.dtype.name,
+                           "tags": self.tags}, handle, indent=2, sort_keys=True)
+                handle.write("\n")
+            path = super().commit()
+            publish(temp, sidecar, overwrite=True)  # checked at creation; the array is new
+        except BaseException:
+            remove_if_exists(temp)
+            raise
+        return path
 
 
 def write_npy(path: str, array: np.ndarray, *, overwrite: bool) -> None:
