@@ -13,7 +13,7 @@ import math
 import numbers
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,7 +229,7 @@ def _check_looks(looks: Any) -> float:
     return value
 
 
-def resolve_level(defaults: dict[str, Any], params: dict[str, Any] | None, *,
+def resolve_level(defaults: Mapping[str, Any], params: Mapping[str, Any] | None, *,
                   sample: Callable[[], tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
     """Replace SAR-CNN's ``level="auto"`` by the input's scene level: the median intensity of
     ``sample() -> (intensity, valid)``, the central window (at most 1024²) of the input
