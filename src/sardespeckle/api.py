@@ -145,8 +145,7 @@ def despeckle(
     zero = (intensity == 0) if masked is None else (intensity == 0) & ~masked
     if built.decorrelate == "whiten":
         check_whitening_input(kind)
-        sample = central_window(data.shape).slices
-        whitening = estimate_whitening_filter(data[sample], valid=valid[sample])
+        whitening = estimate_whitening_filter(data[center], valid=valid[center])
         intensity = np.where(zero, 0, whitening.whitened_intensity(data, valid))
     out = process_array(intensity, built.function, halo=built.halo, valid=valid | zero, tile=tile,
                         batch_size=built.batch_size, progress=progress)

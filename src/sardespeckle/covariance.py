@@ -182,18 +182,16 @@ def read_covariance_input(paths) -> tuple[np.ndarray, object | None, bool]:
 
 def _check_distinct_channels(paths: list[str]) -> None:
     """UsageError when one file is given as two channels (same path, or a link to it)."""
-    seen: dict[tuple[int, int], int] = {}
-    for index, path in enumerate(paths):
-        status = os.stat(path)  # the caller has checked that every path is a file
-        identity = (status.st_dev, status.st_ino)
-        if identity in seen:
-            first = seen[identity]
-            raise UsageError(
-                f"expected distinct channel files, got the same file twice: {paths[first]} "
-                f"(channel {first + 1}) and {path} (channel {index + 1}); a channel paired with "
-                "itself makes a singular covariance (coherence 1 everywhere): give each "
-                "channel (e.g. VV VH, or both images of an interferometric pair) once")
-        seen[identity] = index
+    from .io.base import repeated_file
+
+    repeated = repeated_file(paths)
+    if repeated is not None:
+        first, again = repeated
+        raise UsageError(
+            f"expected distinct channel files, got the same file twice: {paths[first]} "
+            f"(channel {first + 1}) and {paths[again]} (channel {again + 1}); a channel paired "
+            "with itself makes a singular covariance (coherence 1 everywhere): give each "
+            "channel (e.g. VV VH, or both images of an interferometric pair) once")
 
 
 def _check_field(field: np.ndarray, where: str) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from sardespeckle.errors import InvalidInputError, UsageError
-from sardespeckle.io.base import OVERWRITE_HINT, remove_if_exists
+from sardespeckle.io.base import OVERWRITE_HINT, remove_if_exists, repeated_file
 
 __all__ = [
     "METHODS",
@@ -1199,21 +1199,14 @@ def _write_json(path: str, data: dict[str, Any]) -> None:
 def _distinct_dates(paths: Sequence[str | os.PathLike], method: str) -> list[str]:
     """The dates as strings, refusing a file given twice and too few dates for ``method``."""
     paths = [os.fspath(path) for path in paths]
-    seen: dict[object, int] = {}
-    for index, path in enumerate(paths):
-        try:
-            status = os.stat(path)
-            identity: object = (status.st_dev, status.st_ino)
-        except OSError:  # missing or unreadable: load_stack says so
-            identity = os.path.realpath(path)
-        if identity in seen:
-            first = seen[identity]
-            raise UsageError(
-                f"expected distinct dates, got the same file twice: {paths[first]} (date "
-                f"{first + 1}) and {path} (date {index + 1}); a repeated date would count twice "
-                "in the reference and vouch for itself in the change test"
-            )
-        seen[identity] = index
+    repeated = repeated_file(paths)  # a missing or unreadable file: load_stack says so
+    if repeated is not None:
+        first, again = repeated
+        raise UsageError(
+            f"expected distinct dates, got the same file twice: {paths[first]} (date "
+            f"{first + 1}) and {paths[again]} (date {again + 1}); a repeated date would count "
+            "twice in the reference and vouch for itself in the change test"
+        )
     if len(paths) < 2:
         raise UsageError(
             f"expected at least 2 distinct dates (3 for the change-aware method), got "

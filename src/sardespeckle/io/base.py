@@ -13,7 +13,7 @@ import contextlib
 import os
 import secrets
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -275,6 +275,23 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return False
+
+
+def repeated_file(paths: Sequence[str | os.PathLike]) -> tuple[int, int] | None:
+    """``(first, again)``: the indices of the first file that ``paths`` name twice (the same
+    file under another spelling or through a link counts), else ``None``. A path that cannot be
+    read is compared by its resolved name (its reader reports it)."""
+    seen: dict[object, int] = {}
+    for index, path in enumerate(paths):
+        try:
+            status = os.stat(path)
+            identity: object = (status.st_dev, status.st_ino)
+        except OSError:
+            identity = os.path.realpath(path)
+        if identity in seen:
+            return seen[identity], index
+        seen[identity] = index
+    return None
 
 
 def _current_umask() -> int:
