@@ -491,6 +491,19 @@ def test_a_modified_copy_never_passes_for_registered_weights(tmp_path):
     assert weights_identity(str(copy), meta) == f"copy.pt sha256:{sha256_file(copy)[:16]}"
 
 
+def test_a_users_weights_are_named_by_their_file(tmp_path, small_net: DnCNN):
+    from sardespeckle.models.inference import weights_identity
+    from sardespeckle.models.weights import sha256_file
+
+    # 'sardespeckle train' stores the generic name "sarcnn" unless --name is given: the
+    # provenance must not read like the method's shipped default.
+    path = tmp_path / "mine.pt"
+    save_weights(small_net, path, name="sarcnn")
+    _, meta = load_weights(path)
+    assert meta["name"] == "sarcnn"
+    assert weights_identity(str(path), meta) == f"mine.pt sha256:{sha256_file(path)[:16]}"
+
+
 def test_foreign_torch_file(tmp_path, small_net: DnCNN) -> None:
     path = tmp_path / "bare.pt"
     torch.save(small_net.state_dict(), path)  # a bare state_dict, no identity

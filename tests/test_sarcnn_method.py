@@ -78,7 +78,7 @@ def test_no_weights_installed_is_a_clear_error(tmp_path, monkeypatch):
 def test_built_method_carries_halo_batch_and_weights_identity(weights_file):
     built = build_method("sarcnn", looks=1, params=run_params(weights_file))
     assert built.halo == 19 and built.batch_size > 1 and built.decorrelate == "none"
-    assert built.weights == f"random-sarcnn sha256:{sha256_file(weights_file)[:16]}"
+    assert built.weights == f"random-sarcnn.pt sha256:{sha256_file(weights_file)[:16]}"
     assert built.parameters == {"weights": weights_file, "precision": "fp32", "device": "cpu",
                                 "decorrelate": "none", "threads": 0, "ensemble": 1, "level": "none"}
     subsampled = build_method("sarcnn", looks=1, params=run_params(weights_file, decorrelate="subsample"))
@@ -318,12 +318,12 @@ def test_cli_geotiff_writes_weights_provenance(tmp_path, weights_file, capsys):
         assert dst.crs == source.crs and dst.transform == source.transform
         result = dst.read(1)
     assert tags["SARDESPECKLE_METHOD"] == "sarcnn"
-    assert tags["SARDESPECKLE_WEIGHTS"] == f"random-sarcnn sha256:{sha256_file(weights_file)[:16]}"
+    assert tags["SARDESPECKLE_WEIGHTS"] == f"random-sarcnn.pt sha256:{sha256_file(weights_file)[:16]}"
     parameters = json.loads(tags["SARDESPECKLE_PARAMETERS"])
     assert parameters["precision"] == "fp32" and parameters["decorrelate"] == "none"
     assert tags["SARDESPECKLE_HALO"] == "19"
     assert np.all(np.isfinite(result)) and np.all(result > 0)
-    assert "weights=random-sarcnn sha256:" in capsys.readouterr().err
+    assert "weights=random-sarcnn.pt sha256:" in capsys.readouterr().err
 
 
 def test_cli_npy_matches_array_api(tmp_path, weights_file):

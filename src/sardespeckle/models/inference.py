@@ -89,20 +89,19 @@ def default_sarcnn_weights(looks: float | None = None) -> str | None:
 def weights_identity(name_or_path: str, meta: dict) -> str:
     """Provenance id of weights: ``"NAME sha256:<16 hex>"``.
 
-    ``NAME`` is the registry name, or the name stored in the file, or the file name. The digest
-    is the registered one for registry names (checked at load), else computed from the file. A
-    file that calls itself by a registered name without being that file (another digest) is
-    named by its file name, so a modified copy never passes for the registered weights.
+    ``NAME`` is the registry name, for a registry name or a file that is an exact copy of
+    registered weights (same digest); any other file is named by its file name, as MuLoG names
+    its denoiser files. The name stored inside a file is not used: a user's run stores the
+    generic ``"sarcnn"`` by default, and a modified copy keeps the registered name it came from.
     """
     entry = _weights.REGISTRY.get(name_or_path) if isinstance(name_or_path, str) else None
     if entry is not None:
         return f"{entry.name} sha256:{entry.sha256[:16]}"
     digest = sha256_file(name_or_path)
-    label = str(meta.get("name") or "") or Path(name_or_path).name
-    claimed = _weights.REGISTRY.get(label)
-    if claimed is not None and claimed.sha256 != digest:
-        label = Path(name_or_path).name
-    return f"{label} sha256:{digest[:16]}"
+    claimed = _weights.REGISTRY.get(str(meta.get("name") or ""))
+    if claimed is not None and claimed.sha256 == digest:
+        return f"{claimed.name} sha256:{digest[:16]}"
+    return f"{Path(name_or_path).name} sha256:{digest[:16]}"
 
 
 class BatchLimit:
