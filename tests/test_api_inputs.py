@@ -134,3 +134,17 @@ def test_mulog_denoiser_signature_and_callback_are_checked_before_work(image):
     # Denoisers with defaults, *args or keyword extras still pass the check.
     for fine in (lambda v, sigma, extra=1: v, lambda *args: args[0], lambda v, s, **kw: v):
         assert mulog(image, looks=1, denoiser=fine, iterations=1).shape == image.shape
+
+
+def test_the_entry_points_are_importable_from_the_package(image):
+    import sardespeckle
+    from sardespeckle import api
+
+    assert sardespeckle.despeckle is api.despeckle
+    assert sardespeckle.despeckle_file is api.despeckle_file
+    from sardespeckle import despeckle as top_level
+
+    np.testing.assert_array_equal(top_level(image, method="kuan", looks=1, kind="intensity"),
+                                  despeckle(image, method="kuan", looks=1, kind="intensity"))
+    with pytest.raises(AttributeError, match="no attribute 'despeckel'"):
+        sardespeckle.despeckel  # noqa: B018
