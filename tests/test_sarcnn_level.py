@@ -113,3 +113,56 @@ def test_a_central_window_without_valid_pixels_takes_the_intensities_as_given(tm
     np.save(path, y)
     with open_source(str(path), kind="intensity") as source:
         assert plan_run(source, looks=1.0).built.parameters["level"] == "none"
+
+
+def test_user_weights_record_their_training_level_and_auto_brings_scenes_there(tmp_path,
+                                                                             reference_file):
+    # Weights trained on calibrated-σ⁰-like references (median ≈ 0.005): level=auto must bring
+    # a scene to that level, not to the shipped weights' SCENE_LEVEL.
+    from _tiny_training import tiny_train_values
+
+    from sardespeckle.models.weights import load_weights
+    from sardespeckle.training import TrainConfig, train
+
+    sigma0 = tmp_path / "sigma0.npy"
+    clean = np.load(reference_file) * 1e-5
+    np.save(sigma0, clean)
+    np.save(tmp_path / "val.npy", clean[:32, :32])
+    config = TrainConfig.from_dict(tiny_train_values(sigma0, depth=4, features=8, batch_size=4,
+                                                     steps=2, validate_every=2))
+    weights = train(config, tmp_path / "run").weights_path
+    _, meta = load_weights(weights)
+    assert meta["training_level"] == pytest.approx(float(np.median(clean)), rel=1e-6)
+    with_gains = TrainConfig.from_dict(tiny_train_values(sigma0, depth=4, features=8, batch_size=4,
+                                                         steps=2, validate_every=2,
+                                                         gain_range=[0.01, 100.0]))
+    _, meta_gains = load_weights(train(with_gains, tmp_path / "gains").weights_path)
+    assert meta_gains["training_level"] == pytest.approx(float(np.median(clean)), rel=1e-6)
+
+    noisy = add_speckle(clean, 1, rng=np.random.default_rng(1)).astype(np.float32)
+    as_trained = SarCnnDenoiser.from_weights(str(weights), level=None)(noisy)
+    assert SarCnnDenoiser.from_weights(str(weights)).training_level == meta["training_level"]
+    at_level = SarCnnDenoiser.from_weights(str(weights), level=meta["training_level"])(noisy)
+    np.testing.assert_allclose(at_level, as_trained, rtol=1e-5)
+    # Through the method with level=auto the scene goes to the training level, much nearer to
+    # the levels the network saw than the shipped weights' SCENE_LEVEL, where it went before.
+    auto = despeckle(noisy, method="sarcnn", looks=1, kind="intensity",
+                     params={"weights": str(weights), "precision": "fp32"})
+    network, _ = load_weights(weights)
+    at_scene_level = SarCnnDenoiser(network, level=scene_level(noisy),
+                                    training_level=SCENE_LEVEL)(noisy)
+    assert (np.abs(np.log(auto / as_trained)).mean()
+            < 0.5 * np.abs(np.log(at_scene_level / as_trained)).mean())
+
+
+def test_training_level_is_checked(tmp_path):
+    from sardespeckle.models.weights import save_weights
+
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(InvalidInputError, match="training_level"):
+            save_weights(random_network(0), tmp_path / "w.pt", training_level=bad)
+    with pytest.raises(InvalidInputError, match="training_level only for SAR-CNN"):
+        save_weights(random_network(0), tmp_path / "g.pt", domain="gaussian-01",
+                     trained_sigma=0.1, training_level=5.0)
+    with pytest.raises(UsageError, match="training_level"):
+        SarCnnDenoiser(random_network(0), training_level=0.0)

@@ -260,6 +260,34 @@ def test_kill_and_resume_continues_identically(tmp_path, reference_file, task):
     assert a["meta"] == b["meta"] and a["meta"]["validation_psnr"] is not None
     log = (tmp_path / "chunked" / "log.csv").read_text().splitlines()
     assert [int(r.split(",")[0]) for r in log[1:]] == [1, 2, 3, 4, 5, 6]
+    # Byte for byte, so the sha256 in a despeckled file's provenance names these weights
+    # whichever way they were trained (torch.save used to name its archive after a random
+    # temporary file).
+    assert straight.weights_path.read_bytes() == second.weights_path.read_bytes()
+
+
+def test_a_finished_run_called_again_keeps_its_weights_file(tmp_path, reference_file):
+    config = tiny_config(reference_file, steps=3)
+    first = train(config, tmp_path / "run")
+    before = first.weights_path.stat()
+    again = train(config, tmp_path / "run")
+    after = again.weights_path.stat()
+    assert again.finished and again.step == 3
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert again.last_validation_psnr == pytest.approx(first.last_validation_psnr)
+
+
+def test_the_last_step_is_logged_and_an_empty_log_gets_its_header(tmp_path, reference_file):
+    config = tiny_config(reference_file, steps=5, log_every=3, checkpoint_every=100,
+                         validation=[])
+    run = tmp_path / "run"
+    train(config, run, max_steps=0)  # the folder and config of a new run, no step trained
+    (run / "checkpoint.pt").unlink()
+    (run / "log.csv").write_text("")  # a process killed before its first flush
+    train(config, run)
+    rows = (run / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("step,loss")
+    assert [int(r.split(",")[0]) for r in rows[1:]] == [3, 5]
 
 
 def test_precision_auto_is_the_default_and_trains_as_the_resolved_precision(tmp_path, reference_file):

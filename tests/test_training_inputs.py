@@ -345,5 +345,35 @@ def test_cli_schedule_options_reach_the_run_config(tmp_path, reference_file):
                  "--precision", "fp32", "-q"]) == 0
     saved = json.loads((run / "config.json").read_text())
     assert saved["schedule"] == "cosine" and saved["warmup_steps"] == 5
-    rates = [float(row.split(",")[2]) for row in (run / "log.csv").read_text().splitlines()[1:]]
-    assert rates == pytest.approx([2e-4, 4e-4][:len(rates)])   # still ramping: steps 1/5, 2/5
+    rows = [row.split(",") for row in (run / "log.csv").read_text().splitlines()[1:]]
+    assert [int(row[0]) for row in rows] == [2]   # the last step is always logged
+    # still ramping: the rate logged with step 2 is the one it trained at, step 2 of 5 of warmup
+    assert float(rows[0][2]) == pytest.approx(2 / 5 * 1e-3)
+
+
+def test_options_that_a_config_holds_are_refused_not_ignored(tmp_path, reference_file, capsys):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(tiny_train_values(reference_file, steps=2, validation=[])))
+    run = tmp_path / "run"
+    assert main(["train", str(config), "--run-dir", str(run), "--steps", "6",
+                 "--learning-rate", "0.5", "-q"]) == 2
+    assert "--steps, --learning-rate are set by the config file" in capsys.readouterr().err
+    assert not run.exists()
+    assert main(["train", str(config), "--run-dir", str(run), "--threads", "1", "-q"]) == 0
+    # Resuming with the run folder alone: the run's own config.json holds the options.
+    capsys.readouterr()
+    assert main(["train", "--run-dir", str(run), "--seed", "3", "-q"]) == 2
+    assert "--seed is set by the run's" in capsys.readouterr().err
+    assert main(["train", "--run-dir", str(run), "--max-steps", "1", "-q"]) == 0
+    assert json.loads((run / "config.json").read_text())["steps"] == 2
+
+
+def test_validation_needs_a_file_and_warns_when_it_is_trained_on(tmp_path, reference_file, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--run-dir", str(tmp_path / "a"), "--references", str(reference_file),
+              "--validation"])
+    assert exit_info.value.code == 2
+    assert main(["train", "--run-dir", str(tmp_path / "b"), "--references", str(reference_file),
+                 "--validation", str(reference_file), "--kind", "intensity", "--patch-size", "16",
+                 "--batch-size", "2", "--steps", "1", "--precision", "fp32", "-q"]) == 0
+    assert "is also a training reference" in capsys.readouterr().err

@@ -26,38 +26,38 @@ def add_train_parser(subparsers) -> None:
                        help="run folder (created; resumed when it holds a checkpoint)")
     train.add_argument("--references", nargs="+", default=None, metavar="REF",
                        help="speckle-free reference files (.tif/.npy), instead of a CONFIG")
-    train.add_argument("--validation", nargs="*", default=(), metavar="REF",
+    train.add_argument("--validation", nargs="+", default=None, metavar="REF",
                        help="held-out reference files for validation PSNR")
     train.add_argument("--kind", default=None, choices=("intensity", "amplitude", "db"),
                        help="what the reference files hold (default: detected)")
-    train.add_argument("--looks", type=float, default=1.0,
-                       help="looks of the simulated speckle (default: %(default)s)")
-    train.add_argument("--steps", type=int, default=20000,
-                       help="training steps (default: %(default)s)")
-    train.add_argument("--batch-size", type=int, default=64,
-                       help="patches per step (default: %(default)s)")
-    train.add_argument("--patch-size", type=int, default=40,
-                       help="side of the square patches in pixels (default: %(default)s)")
-    train.add_argument("--learning-rate", type=float, default=1e-3,
+    train.add_argument("--looks", type=float, default=None,
+                       help="looks of the simulated speckle (default: 1)")
+    train.add_argument("--steps", type=int, default=None,
+                       help="training steps (default: 20000)")
+    train.add_argument("--batch-size", type=int, default=None,
+                       help="patches per step (default: 64)")
+    train.add_argument("--patch-size", type=int, default=None,
+                       help="side of the square patches in pixels (default: 40)")
+    train.add_argument("--learning-rate", type=float, default=None,
                        help="Adam learning rate, x 0.1 from 60 %% of the steps (default: "
-                            "%(default)g)")
-    train.add_argument("--schedule", choices=("step", "cosine"), default="step",
+                            "0.001)")
+    train.add_argument("--schedule", choices=("step", "cosine"), default=None,
                        help="step (default): x 0.1 from 60 %% of the steps; cosine: down a half "
                             "cosine from 60 %% of the steps to 0.1 x at the end")
-    train.add_argument("--warmup-steps", type=int, default=0, metavar="N",
+    train.add_argument("--warmup-steps", type=int, default=None, metavar="N",
                        help="ramp the learning rate up linearly over the first N steps "
                             "(default: 0; use a few hundred with --init-from)")
-    train.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+    train.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
                        help="auto (default): bf16 autocast where the device computes bf16 "
                             "natively (CPU with AVX512-BF16 or AMX, CUDA), else fp32")
-    train.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
+    train.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None,
                        help="auto (default): CUDA when torch sees a GPU, else the CPU")
-    train.add_argument("--seed", type=int, default=0,
-                       help="seed of the patches and speckle draws (default: %(default)s)")
+    train.add_argument("--seed", type=int, default=None,
+                       help="seed of the patches and speckle draws (default: 0)")
     train.add_argument("--threads", type=int, default=None,
                        help="CPU threads (overrides the config; a run may resume with another "
                             "value)")
-    train.add_argument("--name", default="sarcnn",
+    train.add_argument("--name", default=None,
                        help="name of the final weights, RUN_DIR/NAME.pt (default: sarcnn)")
     train.add_argument("--init-from", default=None, metavar="WEIGHTS|RUN",
                        help="start from these weights (a name from 'sardespeckle weights', a "
@@ -72,6 +72,46 @@ def add_train_parser(subparsers) -> None:
                        help="with --export: replace an existing PT")
     train.add_argument("-q", "--quiet", action="store_true",
                        help="no progress bar (the start and end lines are still printed)")
+
+
+# The options that make up a run's configuration (given with --references; a CONFIG file or a
+# resumed run's config.json holds them instead), and their defaults.
+_CONFIG_OPTIONS = {
+    "--validation": "validation", "--kind": "kind", "--looks": "looks", "--steps": "steps",
+    "--batch-size": "batch_size", "--patch-size": "patch_size",
+    "--learning-rate": "learning_rate", "--schedule": "schedule",
+    "--warmup-steps": "warmup_steps", "--precision": "precision", "--device": "device",
+    "--seed": "seed", "--name": "name", "--init-from": "init_from",
+}
+_CLI_DEFAULTS = {
+    "looks": 1.0, "steps": 20000, "batch_size": 64, "patch_size": 40, "learning_rate": 1e-3,
+    "schedule": "step", "warmup_steps": 0, "precision": "auto", "device": "auto", "seed": 0,
+    "name": "sarcnn",
+}
+
+
+def _refuse_options_of_a_config(given: dict, holder: str) -> None:
+    """Options that would change a configuration are refused, never silently ignored."""
+    from ..errors import UsageError
+
+    if given:
+        raise UsageError(
+            f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} set by {holder}, not by "
+            f"options: edit the configuration (or train with --references and options alone); "
+            f"with a CONFIG or a run to resume only --threads, --max-steps and -q apply"
+        )
+
+
+def _note_validation_in_training(config) -> None:
+    """A validation reference that is also a training reference measures fit, not generalisation."""
+    import os
+
+    trained = {os.path.realpath(spec.path) for spec in config.references}
+    for spec in config.validation:
+        if os.path.realpath(spec.path) in trained:
+            sys.stderr.write(
+                f"warning: validation reference {spec.path} is also a training reference: its "
+                f"PSNR measures how well the network fits it, not how it does on unseen data\n")
 
 
 def run_train_command(args: argparse.Namespace) -> int:
@@ -95,22 +135,27 @@ def run_train_command(args: argparse.Namespace) -> int:
     check_run_folder(Path(args.run_dir))
     if args.config and args.references:
         raise UsageError("give either a CONFIG file or --references, not both")
+    given = {option: getattr(args, dest) for option, dest in _CONFIG_OPTIONS.items()
+             if getattr(args, dest) is not None}
     if args.config:
+        _refuse_options_of_a_config(given, f"the config file {args.config}")
         config = TrainConfig.load(args.config)
     elif args.references:
+        value = {dest: (getattr(args, dest) if getattr(args, dest) is not None else default)
+                 for dest, default in _CLI_DEFAULTS.items()}
         config = TrainConfig.from_dict({
             "references": [{"path": p, "kind": args.kind} for p in args.references],
-            "validation": [{"path": p, "kind": args.kind} for p in args.validation],
-            "looks": args.looks, "steps": args.steps, "batch_size": args.batch_size,
-            "patch_size": args.patch_size, "learning_rate": args.learning_rate,
-            "schedule": args.schedule, "warmup_steps": args.warmup_steps,
-            "precision": args.precision, "device": args.device, "seed": args.seed,
-            "name": args.name, "init_from": args.init_from,
+            "validation": [{"path": p, "kind": args.kind} for p in args.validation or ()],
+            **value, "init_from": args.init_from,
         })
     elif (Path(args.run_dir) / "config.json").exists():
+        _refuse_options_of_a_config(
+            given, f"the run's {Path(args.run_dir) / 'config.json'} (a run keeps its "
+                   f"configuration; start a new --run-dir for another)")
         config = TrainConfig.load(Path(args.run_dir) / "config.json")
     else:
         raise UsageError("give a CONFIG file or --references (or a --run-dir to resume)")
+    _note_validation_in_training(config)
 
     if args.threads is not None:
         config = TrainConfig.from_dict({**config.as_dict(), "threads": args.threads})

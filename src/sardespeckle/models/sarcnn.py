@@ -184,12 +184,16 @@ class SarCnnDenoiser:
         measured on unseen Sentinel-1 crops, ``docs/sarcnn.md``). 1: one pass.
     level : float or None
         The scene's level (:func:`scene_level` of the whole scene, or of a representative
-        window): every tile is scaled by ``SCENE_LEVEL / level`` before the network and back
+        window): every tile is scaled by ``training_level / level`` before the network and back
         after, so the result scales exactly with the input (``c·I`` gives ``c·`` the result) and
         the network always sees the levels it was trained on. ``None``: the intensities as
         given (the paper; the shipped weights keep flat areas within 1 % of their level from
         intensity 1 to 50 000, but brighten them by 6 % at 0.01 and 22 % at 1e-4, levels of
         calibrated σ⁰: ``python tools/flat_levels.py``).
+    training_level : float
+        The median intensity of the scenes the network was trained on, where ``level`` brings
+        each scene: the weights file's ``training_level`` (``sardespeckle train`` records it),
+        else :data:`SCENE_LEVEL` (the shipped weights).
 
     Notes
     -----
@@ -218,6 +222,7 @@ class SarCnnDenoiser:
         clip: bool = False,
         ensemble: int = 1,
         level: float | None = None,
+        training_level: float = SCENE_LEVEL,
     ) -> None:
         if not isinstance(network, DnCNN):
             raise InvalidInputError(f"expected a DnCNN network, got {type(network).__name__}")
@@ -242,11 +247,17 @@ class SarCnnDenoiser:
         if level is not None and (isinstance(level, bool) or not isinstance(level, numbers.Real)
                                   or not (np.isfinite(level) and level > 0)):
             raise UsageError(f"expected level to be a finite intensity > 0 or None, got {level!r}")
+        if (isinstance(training_level, bool) or not isinstance(training_level, numbers.Real)
+                or not (np.isfinite(training_level) and training_level > 0)):
+            raise UsageError(f"expected training_level to be a finite intensity > 0, got "
+                             f"{training_level!r}")
 
         self.ensemble = int(ensemble)
         self.level = None if level is None else float(level)
+        self.training_level = float(training_level)
         # The scaling, as a shift of the normalised log-amplitude (½ log of the gain).
-        self._shift = 0.0 if level is None else float(0.5 * np.log(SCENE_LEVEL / float(level)) / _SPAN)
+        self._shift = (0.0 if level is None
+                       else float(0.5 * np.log(self.training_level / float(level)) / _SPAN))
         self.looks = float(looks)
         self.offset = cn(looks)
         self.precision = precision
@@ -318,6 +329,7 @@ class SarCnnDenoiser:
             clip=clip,
             ensemble=ensemble,
             level=level,
+            training_level=meta.get("training_level") or SCENE_LEVEL,
         )
 
     @property

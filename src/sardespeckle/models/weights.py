@@ -303,6 +303,7 @@ def save_weights(
     trained_sigma: float | None = None,
     span: float | None = None,
     log_sigma_range: tuple[float, float] | None = None,
+    training_level: float | None = None,
 ) -> str:
     """Write ``model``'s state and its identity to ``path``; return the file's sha256.
 
@@ -317,6 +318,10 @@ def save_weights(
     ``log_sigma_range``, the log-intensity noise levels a fixed-σ SAR network was trained for
     (``sardespeckle.training.gaussian.LogScalePatchSampler``). These keys are written only when
     given, so SAR-CNN files keep their exact former content.
+
+    SAR-CNN files may record ``training_level``, the median intensity of the scenes the network
+    was trained on (``sardespeckle train`` writes it): ``level="auto"`` brings each scene there
+    (:class:`~sardespeckle.models.sarcnn.SarCnnDenoiser`); without it, ``SCENE_LEVEL``.
     """
     if not isinstance(model, DnCNN):
         raise InvalidInputError(f"expected a DnCNN, got {type(model).__name__}")
@@ -336,6 +341,9 @@ def save_weights(
             noise[key] = [float(value) for value in noise[key]]
     try:
         _check_gaussian_meta({"domain": domain, **noise})
+        if training_level is not None:
+            noise["training_level"] = float(training_level)
+            _check_training_level({"domain": domain, **noise})
     except WeightsError as error:
         raise InvalidInputError(str(error)) from None
 
@@ -357,11 +365,20 @@ def save_weights(
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_torch_save({"state_dict": state, "meta": meta}, target)
+    return sha256_file(target)
+
+
+def atomic_torch_save(payload: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save`` through a hidden temporary file renamed into place.
+
+    Saved through an open file object: given a path, torch names the archive's root folder after
+    the (random) temporary file, so the same tensors gave a new sha256 at every write.
+    """
     from sardespeckle.io.base import atomic_output
 
-    with atomic_output(target) as temp:
-        torch.save({"state_dict": state, "meta": meta}, temp)
-    return sha256_file(target)
+    with atomic_output(Path(path)) as temp, open(temp, "wb") as handle:
+        torch.save(payload, handle)
 
 
 def load_weights(
@@ -438,6 +455,7 @@ def load_weights(
         raise WeightsError(f"weights file {path} says looks={meta.get('looks')!r}, registry says {entry.looks}")
     try:
         _check_gaussian_meta(meta)
+        _check_training_level(meta)
     except WeightsError as error:
         raise WeightsError(f"weights file {path}: {error}") from None
     if entry is not None:
@@ -447,6 +465,18 @@ def load_weights(
     _check_state(model, state, path)
     model.load_state_dict(state, strict=True)
     return model.eval(), meta
+
+
+def _check_training_level(meta: Mapping[str, Any]) -> None:
+    level = meta.get("training_level")
+    if level is None:
+        return
+    if meta.get("domain") != "log-amplitude":
+        raise WeightsError(f"expected training_level only for SAR-CNN weights (domain "
+                           f"'log-amplitude'), got domain {meta.get('domain')!r}")
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not (
+            math.isfinite(level) and level > 0):
+        raise WeightsError(f"expected training_level as a finite intensity > 0, got {level!r}")
 
 
 def _check_gaussian_meta(meta: Mapping[str, Any]) -> None:

@@ -208,8 +208,10 @@ def _run(config: TrainConfig, run_dir: Path, max_steps, progress, on_start, mode
             previous_handlers[signum] = signal.signal(
                 signum, lambda received, _: stop.update(now=True, signal=int(received)))
     log_path = run_dir / "log.csv"
-    new_log = not log_path.exists()
+    # A run killed before its first flush leaves an empty log: it gets its header too.
+    new_log = not log_path.exists() or log_path.stat().st_size == 0
     last_psnr = None
+    finished_before = step >= config.steps
     steps_this_call = 0
     started = time.perf_counter()
     try:
@@ -246,7 +248,7 @@ def _run(config: TrainConfig, run_dir: Path, max_steps, progress, on_start, mode
                     model.eval()
                     psnr = last_psnr = validator.score(model)
                     model.train()
-                if step % config.log_every == 0 or psnr is not None:
+                if step % config.log_every == 0 or psnr is not None or step == config.steps:
                     log.writerow([step, f"{loss_value:.6f}", f"{config.learning_rate_at(step - 1):.3g}",
                                   f"{time.perf_counter() - started:.1f}",
                                   "" if psnr is None else f"{psnr:.3f}"])
@@ -265,11 +267,18 @@ def _run(config: TrainConfig, run_dir: Path, max_steps, progress, on_start, mode
     if finished:
         model.eval()
         weights_path = run_dir / f"{config.name}.pt"
+    if finished and finished_before and weights_path.exists():
+        # A finished run called again keeps its weights file as it is.
+        from ..models.weights import load_weights
+
+        last_psnr = load_weights(weights_path)[1].get("validation_psnr")
+    elif finished:
         if last_psnr is None and validator:
             last_psnr = validator.score(model)
         save_weights(model.cpu(), weights_path, name=config.name, validation_psnr=last_psnr,
                      **weights_identity(config, f"{config.steps} steps of "
-                                                f"{config.batch_size}×{config.patch_size}² patches"))
+                                                f"{config.batch_size}×{config.patch_size}² patches",
+                                        level=getattr(sampler, "training_level", None)))
     return TrainResult(run_dir, step, finished, weights_path, last_psnr,
                        interrupted_by=None if finished else stop["signal"])
 
@@ -326,7 +335,8 @@ def _task_data(config: TrainConfig):
         return sampler, GaussianValidator(config), 0.0
     from ..models.sarcnn import cn
 
-    sampler = PatchSampler([load_reference(s) for s in config.references],
+    references = [load_reference(s) for s in config.references]
+    sampler = PatchSampler(references,
                            patch_size=config.patch_size, looks=config.looks,
                            gain_range=config.gain_range, bright_targets=config.bright_targets,
                            bright_oversample=config.bright_oversample,
@@ -335,19 +345,33 @@ def _task_data(config: TrainConfig):
         raise UsageError(
             "uncap_clipped is set but no training reference is clipped (a clipping level is a "
             f"maximum held by at least {MIN_CLIPPED} pixels); remove the option")
+    sampler.training_level = training_level(references, config.gain_range)
     return sampler, _Validator(config), cn(config.looks)
 
 
-def weights_identity(config: TrainConfig, trained: str) -> dict:
+def training_level(references, gain_range) -> float:
+    """The scene level a SAR-CNN run trains at, for ``level="auto"`` at inference: the median
+    of the references' valid intensities, times the geometric middle of the training gains."""
+    values = np.concatenate([r.intensity[np.isfinite(r.intensity) & (r.intensity > 0)].ravel()
+                             for r in references])
+    middle = 1.0 if gain_range is None else math.sqrt(gain_range[0] * gain_range[1])
+    return float(np.median(values)) * middle
+
+
+def weights_identity(config: TrainConfig, trained: str, level: float | None = None) -> dict:
     """The ``save_weights`` keywords that describe a run's network (``trained``: how far).
 
-    SAR-CNN: looks and the reference names. Gaussian DnCNN: domain ``"gaussian-01"``, its noise
+    SAR-CNN: looks, ``training_level`` (:func:`training_level`, from the references unless
+    ``level`` is given) and the reference names. Gaussian DnCNN: domain ``"gaussian-01"``, its noise
     (``sigma_range``, or ``trained_sigma`` when ``low == high``) and, when trained on SAR
     log-images, their ``span`` (or ``log_sigma_range``): what
     :func:`sardespeckle.mulog.method.denoiser_from_name` reads.
     """
     if config.task != "gaussian":
-        return {"looks": config.looks,
+        if level is None:
+            level = training_level([load_reference(s) for s in config.references],
+                                   config.gain_range)
+        return {"looks": config.looks, "training_level": level,
                 "training_data": ", ".join(Path(r.path).name for r in config.references),
                 "description": f"SAR-CNN depth {config.depth}, {trained}"}
     low, high = config.sigma_range
@@ -527,10 +551,9 @@ def _load_checkpoint(path: Path, device) -> dict:
 
 
 def _atomic_torch_save(payload, path: Path) -> None:
-    import torch
+    from ..models.weights import atomic_torch_save
 
-    with atomic_output(path) as temp:
-        torch.save(payload, temp)
+    atomic_torch_save(payload, path)
 
 
 def export_weights(run_dir: str | Path, path: str | Path, *, name: str | None = None,
