@@ -607,3 +607,19 @@ def test_preview_reads_a_complex_layout_beside_a_despeckled_result(tmp_path, spe
     assert main(["preview", str(tmp_path / "slc.npy"), str(out), "--complex-layout", "last",
                  "-o", str(png)]) == 0
     assert png.stat().st_size > 1000
+
+
+def test_a_given_kind_that_contradicts_the_files_own_description_is_warned(tmp_path, amplitude_tif,
+                                                                           capsys):
+    out = tmp_path / "out.tif"
+    assert main(["run", str(amplitude_tif), "-o", str(out), "--method", "kuan", "--looks", "1",
+                 "--kind", "amplitude", "--output-kind", "intensity", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(out), "--kind", "amplitude"]) == 0
+    err = capsys.readouterr().err
+    # One line, as the notes are, naming the file and what it says of itself.
+    assert err.startswith(f"warning: {out}: read as amplitude as asked, although its band 1 "
+                          f"description 'intensity") and err.endswith("' names intensity\n")
+    assert err.count("\n") == 1
+    assert main(["info", str(out), "--kind", "intensity"]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -337,6 +337,20 @@ def test_the_weights_of_an_unfinished_run_point_to_export(tmp_path, reference_fi
     assert "checkpoint at step 1 of 5" in capsys.readouterr().err
 
 
+def test_weights_mistakes_inside_a_run_folder_say_what_to_pass(tmp_path, finished_run):
+    from sardespeckle.errors import WeightsError
+    from sardespeckle.models.weights import load_weights
+
+    weights = finished_run / "sarcnn.pt"
+    assert weights.is_file()
+    for wrong in (finished_run / "nope.pt", finished_run):
+        with pytest.raises(WeightsError, match=r"holds a finished training run: its weights are "
+                                               + str(weights).replace(".", r"\.")):
+            load_weights(wrong)
+    with pytest.raises(WeightsError, match=r"is a training checkpoint, not weights: .*--export"):
+        load_weights(finished_run / "checkpoint.pt")
+
+
 def test_cli_schedule_options_reach_the_run_config(tmp_path, reference_file):
     run = tmp_path / "run"
     assert main(["train", "--run-dir", str(run), "--references", str(reference_file),
@@ -377,3 +391,17 @@ def test_validation_needs_a_file_and_warns_when_it_is_trained_on(tmp_path, refer
                  "--validation", str(reference_file), "--kind", "intensity", "--patch-size", "16",
                  "--batch-size", "2", "--steps", "1", "--precision", "fp32", "-q"]) == 0
     assert "is also a training reference" in capsys.readouterr().err
+
+
+def test_weights_command_describes_a_users_weights_file(tmp_path, finished_run, capsys):
+    from sardespeckle.models.weights import sha256_file
+
+    weights = finished_run / "sarcnn.pt"
+    assert main(["weights", str(weights)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("sarcnn\n  architecture: dncnn depth=3 features=4 channels=1")
+    assert f"sha256: {sha256_file(weights)[:16]}  file: {weights}" in out
+    assert "looks: 1" in out and "training level (median intensity, level=auto):" in out
+    assert main(["weights", str(finished_run / "checkpoint.pt")]) == 1
+    assert "is a training checkpoint" in capsys.readouterr().err
+    assert main(["weights", str(weights), "--verify"]) == 2

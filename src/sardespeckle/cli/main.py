@@ -14,6 +14,7 @@ import json
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Sequence
 
 from ._args import (band_or_all, non_negative_int, positive_float, positive_float_or_auto,
@@ -173,9 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("methods", help="list the despeckling methods")
 
-    weights = sub.add_parser("weights", help="list the registered network weights",
+    weights = sub.add_parser("weights", help="list the registered network weights, or describe "
+                                             "weights files",
                              description="List the registered network weights; --verify checks "
-                                         "each file's sha256 (exit 1 if any is missing or differs).")
+                                         "each file's sha256 (exit 1 if any is missing or differs). "
+                                         "With FILE arguments (e.g. a training run's RUN_DIR/NAME.pt), "
+                                         "check and describe those files instead.")
+    weights.add_argument("files", nargs="*", metavar="FILE",
+                         help="weights files to check and describe (default: the registered ones)")
     weights.add_argument("--verify", action="store_true", help="check every file's sha256")
 
     from .covariance import add_covariance_parser
@@ -214,6 +220,10 @@ def _accept_debug_anywhere(parser: argparse.ArgumentParser) -> None:
                 _accept_debug_anywhere(child)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    sys.stderr.write(f"warning: {message}\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -231,7 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
-        code = handler(args)
+        with warnings.catch_warnings():
+            # Library warnings as one line, like the notes (not Python's file:line: Category).
+            warnings.showwarning = _show_warning
+            code = handler(args)
         sys.stdout.flush()  # a closed pipe shows here (below), not at interpreter exit
         return code
     except _Terminated:
@@ -607,31 +620,57 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_weights(args: argparse.Namespace) -> int:
-    from ..models.weights import list_weights, sha256_file
+def _describe_weights(name: str, meta, sha256: str, filename: str) -> None:
+    """The lines of 'sardespeckle weights' for one weights file (``meta``: a registry entry or
+    the meta dict of a file, read through the same names)."""
+    get = meta.get if isinstance(meta, dict) else lambda key, default=None: getattr(meta, key, default)
+    arch = get("architecture")
+    if isinstance(arch, dict):
+        from ..models.weights import Architecture
 
+        arch = Architecture.from_dict(arch)
+    psnr = get("validation_psnr")
+    psnr = "n/a" if psnr is None else f"{psnr:.2f} dB"
+    if get("trained_sigma") is not None:
+        noise = f"Gaussian noise σ = {get('trained_sigma') * 255:g}/255"
+    elif get("sigma_range") is not None:
+        low, high = get("sigma_range")
+        noise = f"Gaussian noise σ in [{low * 255:g}, {high * 255:g}]/255 (blind)"
+    else:
+        noise = f"looks: {get('looks'):g}"
+    print(f"{name}\n  architecture: {arch.kind} depth={arch.depth} "
+          f"features={arch.features} channels={arch.channels}\n"
+          f"  {noise}  domain: {get('domain')}\n"
+          f"  sha256: {sha256[:16]}  file: {filename}\n"
+          f"  validation PSNR: {psnr}\n  training data: {get('training_data') or 'n/a'}")
+    if get("training_level") is not None:
+        print(f"  training level (median intensity, level=auto): {get('training_level'):.6g}")
+    if get("description"):
+        print(f"  {get('description')}")
+
+
+def _cmd_weights(args: argparse.Namespace) -> int:
+    import os
+
+    from ..errors import UsageError
+    from ..models.weights import list_weights, load_weights, sha256_file
+
+    if args.files:
+        if args.verify:
+            raise UsageError("--verify checks the registered weights; a FILE is always checked "
+                             "(format, architecture, finite tensors) when it is described")
+        for path in args.files:
+            _, meta = load_weights(path)
+            _describe_weights(meta.get("name") or os.path.basename(path), meta,
+                              sha256_file(path), path)
+        return EXIT_OK
     entries = list_weights()
     if not entries:
         print("no weights registered yet; pass a weights file to 'run --weights PATH'")
         return EXIT_OK
     failed = 0
     for entry in entries:
-        arch = entry.architecture
-        psnr = "n/a" if entry.validation_psnr is None else f"{entry.validation_psnr:.2f} dB"
-        if entry.trained_sigma is not None:
-            noise = f"Gaussian noise σ = {entry.trained_sigma * 255:g}/255"
-        elif entry.sigma_range is not None:
-            low, high = entry.sigma_range
-            noise = f"Gaussian noise σ in [{low * 255:g}, {high * 255:g}]/255 (blind)"
-        else:
-            noise = f"looks: {entry.looks:g}"
-        print(f"{entry.name}\n  architecture: {arch.kind} depth={arch.depth} "
-              f"features={arch.features} channels={arch.channels}\n"
-              f"  {noise}  domain: {entry.domain}\n"
-              f"  sha256: {entry.sha256[:16]}  file: {entry.filename}\n"
-              f"  validation PSNR: {psnr}\n  training data: {entry.training_data or 'n/a'}")
-        if entry.description:
-            print(f"  {entry.description}")
+        _describe_weights(entry.name, entry, entry.sha256, entry.filename)
         if args.verify:
             if not entry.path.is_file():
                 status, failed = f"MISSING ({entry.path})", failed + 1

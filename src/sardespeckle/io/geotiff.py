@@ -13,7 +13,7 @@ import numpy as np
 
 from sardespeckle.errors import InputFileError, InvalidInputError, UsageError
 from sardespeckle.io.base import Georef, Sink, Source, publish, remove_if_exists, temporary_path
-from sardespeckle.io.kinds import check_kind, detect_kind, kind_from_text
+from sardespeckle.io.kinds import check_kind, declared_kind, detect_kind, kind_from_text
 from sardespeckle.window import Window
 
 SAMPLE_SIZE = 512
@@ -135,6 +135,10 @@ class GeoTiffSource(Source):
             self.kind = check_kind(kind)
             self.kind_reason = "given"
             self._check_kind_matches_dtype()
+            declared = declared_kind(self._hints())
+            if declared is not None and declared[0] != self.kind:
+                warnings.warn(f"{path}: read as {self.kind} as asked, although its {declared[1]}",
+                              UserWarning, stacklevel=2)
         else:
             sample = None
             if self.dtype.kind != "c":

@@ -89,6 +89,17 @@ def kind_from_text(text: str) -> str | None:
     return None
 
 
+def declared_kind(hints: Mapping[str, str] | None) -> tuple[str, str] | None:
+    """``(kind, reason)`` from the first metadata hint that names exactly one kind (see
+    :func:`detect_kind`, rule 2, without the file name), else ``None``."""
+    for where, text in (hints or {}).items():
+        if text:
+            kind = kind_from_text(str(text))
+            if kind is not None:
+                return kind, f"{where} {_shorten(str(text))!r} names {kind}"
+    return None
+
+
 def detect_kind(
     *,
     dtype: np.dtype | str,
@@ -148,11 +159,9 @@ def detect_kind(
     dtype = np.dtype(dtype)
     if dtype.kind == "c":
         return "complex", f"complex data type {dtype.name}"
-    for where, text in (hints or {}).items():
-        if text:
-            kind = kind_from_text(str(text))
-            if kind is not None:
-                return kind, f"{where} {_shorten(str(text))!r} names {kind}"
+    declared = declared_kind(hints)
+    if declared is not None:
+        return declared
     if path is not None:
         stem = os.path.basename(os.fspath(path)).rsplit(".", 1)[0]
         kind = kind_from_text(stem)

@@ -429,11 +429,7 @@ def load_weights(
         path = Path(name_or_path)
         if not path.is_file():
             known = ", ".join(sorted(REGISTRY)) or "none registered yet"
-            hint = ""
-            if (path.parent / "checkpoint.pt").is_file() and (path.parent / "config.json").is_file():
-                hint = (f"; {path.parent} holds a training run that has not finished: "
-                        f"'sardespeckle train --run-dir {path.parent} --export partial.pt' writes "
-                        "the weights of its latest checkpoint")
+            hint = _run_folder_hint(path if path.is_dir() else path.parent)
             raise WeightsError(
                 f"expected a registered weights name ({known}) or an existing file, got "
                 f"{str(name_or_path)!r}{hint}"
@@ -558,7 +554,31 @@ def _read(path: Path) -> Any:
         ) from None
 
 
+def _run_folder_hint(folder: Path) -> str:
+    """What to pass instead, when ``folder`` is a training run folder (else ``""``)."""
+    import json
+
+    if not (folder / "config.json").is_file():
+        return ""
+    try:
+        name = json.loads((folder / "config.json").read_text()).get("name") or "sarcnn"
+    except (OSError, ValueError, AttributeError):
+        name = "sarcnn"
+    if (folder / f"{name}.pt").is_file():
+        return f"; {folder} holds a finished training run: its weights are {folder / f'{name}.pt'}"
+    if (folder / "checkpoint.pt").is_file():
+        return (f"; {folder} holds a training run that has not finished: 'sardespeckle train "
+                f"--run-dir {folder} --export partial.pt' writes the weights of its latest "
+                "checkpoint")
+    return ""
+
+
 def _unpack(payload: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    if isinstance(payload, dict) and {"model", "optimizer", "step"} <= set(payload):
+        raise WeightsError(
+            f"weights file {path} is a training checkpoint, not weights: pass the weights of a "
+            f"finished run (RUN_DIR/NAME.pt), or write the checkpoint's with 'sardespeckle train "
+            f"--run-dir {path.parent} --export weights.pt'")
     if not isinstance(payload, dict) or set(payload) != {"state_dict", "meta"}:
         got = sorted(map(str, payload)) if isinstance(payload, dict) else type(payload).__name__
         raise WeightsError(f"weights file {path}: expected a dict with keys ['meta', 'state_dict'], got {got}")
