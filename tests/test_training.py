@@ -8,7 +8,7 @@ import pytest
 from _tiny_training import tiny_train_values
 import torch
 
-from sardespeckle.errors import UsageError
+from sardespeckle.errors import InvalidInputError, UsageError
 from sardespeckle.training import PatchSampler, Reference, TrainConfig, export_weights, train
 from sardespeckle.training.data import _dihedral, _fully_valid_starts
 
@@ -457,3 +457,26 @@ def test_init_from_narrower_weights_widens_them(tmp_path, reference_file):
     with pytest.raises(WeightsError, match="does not fit a DnCNN of depth 6 with 8 features"):
         train(tiny_config(reference_file, init_from=str(tmp_path / "first.pt"), depth=6, features=16),
               tmp_path / "d")
+
+
+def test_a_validation_reference_with_nodata_is_scored_on_its_valid_pixels(tmp_path, reference_file):
+    # references build writes NaN where no date was valid: such a reference validates a run,
+    # its nodata pixels filled for the network and left out of the PSNR.
+    clean = np.load(tmp_path / "val.npy")
+    holed = clean.copy()
+    holed[:, :4] = np.nan
+    np.save(tmp_path / "holed.npy", holed)
+    spec = {"path": str(tmp_path / "holed.npy"), "kind": "intensity"}
+    config = tiny_config(reference_file, steps=2, validation=[spec])
+    with pytest.warns(UserWarning, match=r"holed.npy: 128 nodata pixel\(s\) filled"):
+        result = train(config, tmp_path / "run")
+    assert np.isfinite(result.last_validation_psnr)
+    from sardespeckle.training.trainer import _filled_validation_reference
+
+    filled, valid = _filled_validation_reference(type(config.validation[0])(**spec, window=None))
+    assert np.isfinite(filled).all() and valid.sum() == holed.size - 128
+    np.testing.assert_array_equal(filled[:, :4], np.repeat(clean[:, 4:5], 4, axis=1))
+    np.save(tmp_path / "empty.npy", np.full_like(clean, np.nan))
+    with pytest.raises(InvalidInputError, match="empty.npy has no valid pixel"):
+        train(tiny_config(reference_file, validation=[{"path": str(tmp_path / "empty.npy"),
+                                                       "kind": "intensity"}]), tmp_path / "run2")

@@ -18,13 +18,14 @@ import math
 import os
 import signal
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputFileError, UsageError
+from ..errors import InputFileError, InvalidInputError, UsageError
 from ..io.base import OVERWRITE_HINT, atomic_output, same_file
 from .config import GREY, TrainConfig
 from .data import PatchSampler, load_reference
@@ -58,15 +59,13 @@ class _Validator:
     def __init__(self, config: TrainConfig):
         self.images = []
         for index, spec in enumerate(config.validation):
-            clean = load_reference(spec).intensity
-            if not np.isfinite(clean).all():
-                raise UsageError(f"validation reference {spec.path} has invalid pixels")
+            clean, valid = _filled_validation_reference(spec)
             draws = []
             for draw in range(config.validation_draws):
                 rng = np.random.default_rng([config.seed, 1000 + index, draw])
                 draws.append((clean * rng.gamma(config.looks, 1 / config.looks, clean.shape))
                              .astype(np.float32))
-            self.images.append((np.sqrt(clean), draws))
+            self.images.append((np.sqrt(clean), draws, valid))
         self.looks = config.looks
 
     def __bool__(self) -> bool:
@@ -78,9 +77,31 @@ class _Validator:
         # Scored on the network's own device: on a GPU, CPU validation would cost more than training.
         device = next(network.parameters()).device.type
         denoiser = SarCnnDenoiser(network, looks=self.looks, precision="fp32", device=device)
-        scores = [amplitude_psnr(amplitude, np.sqrt(denoiser(noisy)))
-                  for amplitude, draws in self.images for noisy in draws]
+        scores = []
+        for amplitude, draws, valid in self.images:
+            for noisy in draws:
+                estimate = np.sqrt(denoiser(noisy))
+                scores.append(amplitude_psnr(amplitude, estimate) if valid is None
+                              else amplitude_psnr(amplitude[valid], estimate[valid]))
         return float(np.mean(scores))
+
+
+def _filled_validation_reference(spec) -> tuple[np.ndarray, np.ndarray | None]:
+    """A validation reference's intensity with its nodata pixels (NaN, as ``references build``
+    writes them) filled with the nearest valid value, so the network sees a whole scene, and the
+    mask of the pixels its PSNR counts (``None``: all of them)."""
+    from scipy import ndimage
+
+    clean = load_reference(spec).intensity
+    valid = np.isfinite(clean) & (clean > 0)
+    if valid.all():
+        return clean, None
+    if not valid.any():
+        raise InvalidInputError(f"validation reference {spec.path} has no valid pixel")
+    warnings.warn(f"validation reference {spec.path}: {int((~valid).sum())} nodata pixel(s) "
+                  f"filled for the network and left out of its PSNR", UserWarning, stacklevel=3)
+    nearest = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
+    return clean[tuple(nearest)], valid
 
 
 def train(
