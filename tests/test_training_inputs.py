@@ -405,3 +405,19 @@ def test_weights_command_describes_a_users_weights_file(tmp_path, finished_run, 
     assert main(["weights", str(finished_run / "checkpoint.pt")]) == 1
     assert "is a training checkpoint" in capsys.readouterr().err
     assert main(["weights", str(weights), "--verify"]) == 2
+
+
+def test_resuming_from_another_folder_says_where_to_resume_from(tmp_path, reference_file,
+                                                                 monkeypatch):
+    start = tmp_path / "project"
+    start.mkdir()
+    (start / "site.npy").write_bytes(reference_file.read_bytes())
+    monkeypatch.chdir(start)
+    config = tiny_config(start / "site.npy", steps=4, validation=[])
+    values = config.as_dict()
+    values["references"] = [{"path": "site.npy", "kind": "intensity", "window": None}]
+    train(TrainConfig.from_dict(values), start / "run", max_steps=1)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputFileError, match=r"relative to the folder it was started in: resume "
+                                             r"from that folder"):
+        train(TrainConfig.load(start / "run" / "config.json"), start / "run")

@@ -167,7 +167,16 @@ def train(
     model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     rng = np.random.default_rng(config.seed)
-    sampler, validator, offset = _task_data(config)  # reads and checks every reference
+    try:
+        sampler, validator, offset = _task_data(config)  # reads and checks every reference
+    except InputFileError as error:
+        relative = [spec.path for spec in (*config.references, *config.validation)
+                    if not os.path.isabs(spec.path) and not os.path.exists(spec.path)]
+        if not (resuming and relative):
+            raise
+        raise InputFileError(
+            f"{error}; the run's {run_dir / 'config.json'} names its references relative to the "
+            f"folder it was started in: resume from that folder (now in {os.getcwd()})") from error
     checkpoint_path = run_dir / CHECKPOINT
     log_path = run_dir / "log.csv"
     created = _create_run_folder(run_dir)
