@@ -421,3 +421,10 @@ def test_resuming_from_another_folder_says_where_to_resume_from(tmp_path, refere
     with pytest.raises(InputFileError, match=r"relative to the folder it was started in: resume "
                                              r"from that folder"):
         train(TrainConfig.load(start / "run" / "config.json"), start / "run")
+
+
+def test_export_into_a_missing_folder_is_refused_not_created(tmp_path, finished_run, capsys):
+    target = tmp_path / "typo" / "deep" / "w.pt"
+    assert main(["train", "--run-dir", str(finished_run), "--export", str(target)]) == 2
+    assert "does not exist; create it first" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError, InvalidInputError, UsageError
-from ..io.base import OVERWRITE_HINT, atomic_output, same_file
+from ..io.base import OVERWRITE_HINT, atomic_output, check_output_folder, same_file
 from .config import GREY, TrainConfig
 from .data import PatchSampler, load_reference
 from .losses import training_loss
@@ -642,6 +642,7 @@ def _check_export_path(path: Path, run_dir: Path, config: TrainConfig, *, overwr
                              "a run's own files and inputs are never overwritten")
     if path.is_dir():
         raise UsageError(f"expected a weights file to export to, got the folder {path}")
+    check_output_folder(path)  # like every output: a mistyped folder is reported, not created
     if os.path.lexists(path) and not overwrite:
         raise OutputExistsError(f"output {path} exists; {OVERWRITE_HINT}")
 
