@@ -428,3 +428,17 @@ def test_export_into_a_missing_folder_is_refused_not_created(tmp_path, finished_
     assert main(["train", "--run-dir", str(finished_run), "--export", str(target)]) == 2
     assert "does not exist; create it first" in capsys.readouterr().err
     assert not (tmp_path / "typo").exists()
+
+
+def test_cli_gain_range_reaches_the_config_and_the_training_level(tmp_path, reference_file):
+    from sardespeckle.models.weights import load_weights
+
+    run = tmp_path / "run"
+    assert main(["train", "--run-dir", str(run), "--references", str(reference_file),
+                 "--kind", "intensity", "--patch-size", "16", "--batch-size", "2", "--steps", "1",
+                 "--precision", "fp32", "--gain-range", "0.01", "100", "-q"]) == 0
+    assert json.loads((run / "config.json").read_text())["gain_range"] == [0.01, 100.0]
+    median = float(np.median(np.load(reference_file)))
+    assert load_weights(run / "sarcnn.pt")[1]["training_level"] == pytest.approx(median * 1.0)
+    assert main(["train", "--run-dir", str(tmp_path / "bad"), "--references", str(reference_file),
+                 "--gain-range", "100", "0.01"]) == 2

@@ -52,6 +52,10 @@ def add_train_parser(subparsers) -> None:
                             "natively (CPU with AVX512-BF16 or AMX, CUDA), else fp32")
     train.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None,
                        help="auto (default): CUDA when torch sees a GPU, else the CPU")
+    train.add_argument("--gain-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                       help="multiply each clean patch by a gain log-uniform in [LOW, HIGH] "
+                            "(e.g. 1e-4 100: a network for any level, σ0 or digital numbers; "
+                            "default: none, the references' own levels)")
     train.add_argument("--seed", type=int, default=None,
                        help="seed of the patches and speckle draws (default: 0)")
     train.add_argument("--threads", type=int, default=None,
@@ -81,7 +85,7 @@ _CONFIG_OPTIONS = {
     "--batch-size": "batch_size", "--patch-size": "patch_size",
     "--learning-rate": "learning_rate", "--schedule": "schedule",
     "--warmup-steps": "warmup_steps", "--precision": "precision", "--device": "device",
-    "--seed": "seed", "--name": "name", "--init-from": "init_from",
+    "--seed": "seed", "--name": "name", "--init-from": "init_from", "--gain-range": "gain_range",
 }
 _CLI_DEFAULTS = {
     "looks": 1.0, "steps": 20000, "batch_size": 64, "patch_size": 40, "learning_rate": 1e-3,
@@ -146,7 +150,7 @@ def run_train_command(args: argparse.Namespace) -> int:
         config = TrainConfig.from_dict({
             "references": [{"path": p, "kind": args.kind} for p in args.references],
             "validation": [{"path": p, "kind": args.kind} for p in args.validation or ()],
-            **value, "init_from": args.init_from,
+            **value, "init_from": args.init_from, "gain_range": args.gain_range,
         })
     elif (Path(args.run_dir) / "config.json").exists():
         _refuse_options_of_a_config(
