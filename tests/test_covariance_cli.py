@@ -399,3 +399,167 @@ def test_looks_auto_measures_them_and_too_many_given_looks_draw_a_note(tmp_path,
         main(["covariance", str(tmp_path / "field.npy"), "-o", str(tmp_path / "x.npy"),
               "--looks", "many"])
     assert exit_info.value.code == 2
+
+
+def test_a_preview_of_a_4x4_field_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    # A preview draws D = 2 (RGB and phase) or D = 3 (Pauli): a D = 4 field is refused before
+    # MuLoG runs and before any output is written, not after the whole run.
+    import sardespeckle.mulog
+
+    monkeypatch.setattr(sardespeckle.mulog, "mulog_covariance",
+                        lambda *a, **k: pytest.fail("MuLoG ran"))
+    k = channels_of(true_field(size=32, dim=4), 6)
+    inputs = []
+    for index in range(4):
+        np.save(tmp_path / f"c{index}.npy", k[..., index])
+        inputs.append(str(tmp_path / f"c{index}.npy"))
+    out, png = tmp_path / "d4.tif", tmp_path / "d4.png"
+    assert main(["covariance", *inputs, "-o", str(out), "--preview", str(png),
+                 "--denoiser", "dncnn-sar", "--iterations", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "expected a field of 2×2 or 3×3 matrices for a preview" in err
+    assert "got 4×4; leave --preview out" in err and "iteration" not in err
+    assert not out.exists() and not png.exists()
+
+
+def test_the_same_data_under_two_names_is_refused(tmp_path, capsys):
+    # A copy of one channel given as the other: the path check cannot see it, the pixels can.
+    k = channels_of(true_field(), 7)
+    np.save(tmp_path / "vv.npy", k[..., 0])
+    np.save(tmp_path / "vv_copy.npy", k[..., 0])
+    np.save(tmp_path / "vh.npy", k[..., 1])
+    write_complex_tif(tmp_path / "vv.tif", k[..., 0])
+    write_complex_tif(tmp_path / "copy.tif", k[..., 0])
+    np.save(tmp_path / "stack.npy", np.stack([k[..., 0], k[..., 1], k[..., 0]], axis=-1))
+    cases = [
+        ([tmp_path / "vv.npy", tmp_path / "vv_copy.npy"], "vv.npy (channel 1) and",
+         "vv_copy.npy (channel 2)"),
+        ([tmp_path / "vh.npy", tmp_path / "vv.tif", tmp_path / "copy.tif"],
+         "vv.tif (channel 2) and", "copy.tif (channel 3)"),
+        ([tmp_path / "stack.npy"], "stack.npy[..., 0] (channel 1) and",
+         "stack.npy[..., 2] (channel 3)"),
+    ]
+    for inputs, first, again in cases:
+        with pytest.raises(UsageError, match="identical pixels") as error:
+            read_covariance_input(inputs)
+        assert first in str(error.value) and again in str(error.value)
+        assert "singular covariance" in str(error.value)
+    out = tmp_path / "out.npy"
+    assert main(["covariance", str(tmp_path / "vv.tif"), str(tmp_path / "copy.tif"),
+                 "-o", str(out), "-q"]) == 2
+    assert "expected different data in each channel" in capsys.readouterr().err
+    assert not out.exists()
+    assert read_covariance_input([tmp_path / "vv.tif", tmp_path / "vh.npy"])[0].shape == \
+        (48, 48, 2, 2)
+
+
+def test_a_multiband_channel_file_draws_a_note_on_its_unused_bands(tmp_path, capsys):
+    from sardespeckle.covariance import despeckle_covariance_files, unused_band_notes
+
+    k = channels_of(true_field(size=32), 8)
+    dual = write_multiband_tif(tmp_path / "dp2.tif", np.moveaxis(k, -1, 0), "complex64")
+    with rasterio.open(dual, "r+") as dataset:
+        dataset.set_band_description(1, "VV")
+        dataset.set_band_description(2, "VH")
+    other = channels_of(true_field(size=32), 9)[..., 1]
+    write_complex_tif(tmp_path / "vh.tif", other)
+    np.save(tmp_path / "vh.npy", other)
+    # Given alone, every band of the file is a channel: nothing is ignored.
+    assert unused_band_notes(dual) == [] and unused_band_notes([dual]) == []
+    notes = unused_band_notes([dual, tmp_path / "vh.tif"])
+    assert notes == [f"{dual} has 2 bands; band 1 (VV) is channel 1 and the other band is "
+                     "ignored (one band per channel file; a GeoTIFF that holds every channel "
+                     "as bands is given alone)"]
+    assert unused_band_notes([tmp_path / "vh.tif", tmp_path / "vh.npy"]) == []
+    out = tmp_path / "out.tif"
+    assert main(["covariance", str(dual), str(tmp_path / "vh.npy"), "-o", str(out),
+                 "--denoiser", "dncnn-sar", "--iterations", "1"]) == 0
+    err = capsys.readouterr().err
+    assert f"note: {notes[0]}" in err
+    assert err.index("note: ") < err.index("iteration 1/")  # before the work
+    report = despeckle_covariance_files([dual, tmp_path / "vh.npy"], tmp_path / "api.npy",
+                                        denoiser="dncnn-sar", iterations=1)
+    assert report["notes"] == notes
+
+
+def test_a_single_path_is_one_input_not_its_characters(tmp_path):
+    from pathlib import Path
+
+    from sardespeckle.covariance import despeckle_covariance_files
+
+    field = true_field(size=32)
+    np.save(tmp_path / "field.npy", simulate_wishart(field, 3, seed=1))
+    path = str(tmp_path / "field.npy")
+    for given in (path, Path(path), [path]):
+        built, like, single = read_covariance_input(given)
+        assert built.shape == (32, 32, 2, 2) and like is None and not single
+    report = despeckle_covariance_files(path, str(tmp_path / "out.npy"), looks=3,
+                                        denoiser="dncnn-sar", iterations=1)
+    assert report["output"] == str(tmp_path / "out.npy")
+    assert np.load(tmp_path / "out.npy").shape == (32, 32, 2, 2)
+
+
+def test_a_npy_output_gets_its_provenance_in_a_sidecar(tmp_path, capsys):
+    import json
+
+    field = true_field(size=32)
+    np.save(tmp_path / "field.npy", simulate_wishart(field, 3, seed=2))
+    args = ["covariance", str(tmp_path / "field.npy"), "--looks", "3", "--denoiser",
+            "dncnn-sar", "--iterations", "1", "-q"]
+    out, tif = tmp_path / "out.npy", tmp_path / "out.tif"
+    assert main([*args, "-o", str(out)]) == 0
+    assert main([*args, "-o", str(tif)]) == 0
+    sidecar = json.loads((tmp_path / "out.npy.json").read_text())
+    assert sidecar["file"] == "out.npy" and sidecar["kind"] == "covariance"
+    assert sidecar["shape"] == [32, 32, 2, 2] and sidecar["dtype"] == "complex64"
+    with rasterio.open(tif) as dataset:
+        tags = dataset.tags()
+    assert sidecar["tags"] == tags  # the provenance the GeoTIFF carries
+    assert sidecar["tags"]["SARDESPECKLE_LOOKS"] == "3.0"
+    assert sidecar["tags"]["SARDESPECKLE_WEIGHTS"].startswith("dncnn-sar-s25 sha256:")
+    # As for run: an existing sidecar needs --overwrite, checked before any work.
+    out.unlink()
+    stamp = sha(tmp_path / "out.npy.json")
+    assert main([*args, "-o", str(out)]) == 1
+    assert "out.npy.json (the provenance of out.npy) exists" in capsys.readouterr().err
+    assert not out.exists() and sha(tmp_path / "out.npy.json") == stamp
+    assert main([*args, "-o", str(out), "--overwrite"]) == 0
+    assert out.exists() and json.loads((tmp_path / "out.npy.json").read_text())["tags"]
+
+
+def test_channels_on_different_grids_are_refused(tmp_path, capsys):
+    k = channels_of(true_field(), 10)
+    write_complex_tif(tmp_path / "vv.tif", k[..., 0])
+    with rasterio.open(tmp_path / "vh.tif", "w", driver="GTiff", width=48, height=48, count=1,
+                       dtype="complex64", crs="EPSG:4326",
+                       transform=from_origin(5.0, 45.0, 0.001, 0.001)) as dataset:
+        dataset.write(k[..., 1].astype(np.complex64), 1)
+    np.save(tmp_path / "vh.npy", k[..., 1])
+    with pytest.raises(InvalidInputError, match="resample onto one grid first") as error:
+        read_covariance_input([tmp_path / "vv.tif", tmp_path / "vh.tif"])
+    assert "EPSG:32631" in str(error.value) and "EPSG:4326" in str(error.value)
+    out = tmp_path / "out.tif"
+    assert main(["covariance", str(tmp_path / "vv.tif"), str(tmp_path / "vh.tif"), "-o",
+                 str(out), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'vv.tif'} (EPSG:32631" in err
+    assert f"{tmp_path / 'vh.tif'} (EPSG:4326" in err
+    assert not out.exists()
+    # A .npy channel carries no georeferencing: nothing to compare.
+    assert read_covariance_input([tmp_path / "vv.tif", tmp_path / "vh.npy"])[0].shape == \
+        (48, 48, 2, 2)
+
+
+def test_real_channel_geotiffs_get_a_hint_this_command_can_follow(tmp_path, capsys):
+    # The reader's own hint names --complex-layout, which `covariance` does not have.
+    k = channels_of(true_field(), 11)
+    for index in range(2):
+        with rasterio.open(tmp_path / f"amp{index}.tif", "w", driver="GTiff", width=48,
+                           height=48, count=1, dtype="float32") as dataset:
+            dataset.write(np.abs(k[..., index]).astype(np.float32), 1)
+    inputs = [str(tmp_path / "amp0.tif"), str(tmp_path / "amp1.tif")]
+    assert main(["covariance", *inputs, "-o", str(tmp_path / "out.tif"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"{inputs[0]}: expected a complex band (one SLC channel), got float32" in err
+    assert "complex-layout" not in err and "complex_layout" not in err
+    assert "SNAP's i_VV q_VV i_VH q_VH" in err and "'sardespeckle run' on each band" in err

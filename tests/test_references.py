@@ -610,3 +610,99 @@ def test_preview_refuses_the_change_codes_but_shows_the_count(tmp_path, capsys):
     assert not (tmp_path / "c.png").exists()
     assert main(["preview", str(tmp_path / "r.npy"), str(tmp_path / "r_count.npy"), "--kind",
                  "intensity", "-o", str(tmp_path / "ok.png")]) == 0
+
+
+# --------------------------------------------------------------------------------------------
+# folders and globs, grids, kinds
+# --------------------------------------------------------------------------------------------
+
+
+def _write_geotiff_dates(folder, dates=3, *, transforms=None, crs="EPSG:32631",
+                         description="amplitude", stem="date"):
+    import rasterio
+    from rasterio.transform import from_origin
+
+    stack = np.sqrt(np.full((dates, 16, 16), 9.0) * simulate_speckle((dates, 16, 16), 1, seed=14))
+    paths = []
+    for index, layer in enumerate(stack):
+        transform = (transforms or {}).get(index, from_origin(600000, 5000000, 10, 10))
+        layer_crs = crs[index] if isinstance(crs, (list, tuple)) else crs
+        path = folder / f"{stem}_{index}.tif"
+        with rasterio.open(path, "w", driver="GTiff", width=16, height=16, count=1,
+                           dtype="float32", crs=layer_crs, transform=transform) as dataset:
+            dataset.write(layer.astype(np.float32), 1)
+            if description:
+                dataset.set_band_description(1, description)
+        paths.append(path)
+    return paths
+
+
+def test_cli_takes_a_folder_or_a_glob_of_dates_and_says_how_many(tmp_path, capsys):
+    from sardespeckle.cli.main import main
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    paths = _write_geotiff_dates(folder)
+    (folder / "notes.txt").write_text("not a date")
+    # An earlier build into the same folder: its reference and side files are not dates.
+    build_reference_files(paths, folder / "old.tif", looks=1, kind="amplitude")
+    for stack in ([str(folder)], [str(folder / "*.tif")]):
+        output = tmp_path / f"ref{len(stack[0])}.tif"
+        assert main(["references", "build", *stack, "-o", str(output), "--looks", "1",
+                     "--kind", "amplitude"]) == 0
+        err = capsys.readouterr().err
+        assert f"3 dates found in {stack[0]} (left out, written by a reference build: " in err
+        assert "old.tif" in err and "old_count.tif" in err and "old_changes.tif" in err
+        report = json.loads(output.with_suffix(".json").read_text())
+        assert report["inputs"] == [str(path) for path in paths]
+    # Files named one by one are kept as given (a date twice is still refused).
+    dates, left_out = references.expand_dates([paths[0], paths[1], paths[0]])
+    assert dates == [str(paths[0]), str(paths[1]), str(paths[0])] and left_out == []
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["references", "build", str(empty), "-o", str(tmp_path / "e.tif")]) == 2
+    assert f"expected dates (.tif, .tiff, .npy, .png files) in the folder {empty}, found " \
+        "none" in capsys.readouterr().err
+    assert main(["references", "build", str(tmp_path / "nothing*.tif"), "-o",
+                 str(tmp_path / "e.tif")]) == 2
+    assert "matching" in capsys.readouterr().err
+
+
+def test_dates_on_different_grids_are_refused(tmp_path, capsys):
+    from rasterio.transform import from_origin
+
+    from sardespeckle.cli.main import main
+
+    shifted = _write_geotiff_dates(tmp_path, transforms={2: from_origin(700000, 5000000, 10, 10)})
+    with pytest.raises(InvalidInputError, match="resample onto one grid first") as error:
+        load_stack(shifted, kind="amplitude")
+    assert f"{shifted[0]} (EPSG:32631" in str(error.value)
+    assert f"{shifted[2]} (EPSG:32631, transform (10.0, 0.0, 700000.0" in str(error.value)
+    other_crs = _write_geotiff_dates(tmp_path, stem="crs", crs=["EPSG:32631"] * 3 + ["EPSG:4326"],
+                                     dates=4, transforms={3: from_origin(3.0, 45.0, 1e-4, 1e-4)})
+    output = tmp_path / "ref.tif"
+    assert main(["references", "build", *map(str, other_crs), "-o", str(output), "--looks", "1",
+                 "--kind", "amplitude"]) == 1
+    err = capsys.readouterr().err
+    assert "expected co-registered dates on one grid" in err and "EPSG:4326" in err
+    assert not output.exists()
+    # Dates on one grid are fine, and a .npy date (no georeferencing) is not compared.
+    assert load_stack(other_crs[:3], kind="amplitude").intensity.shape == (3, 16, 16)
+    np.save(tmp_path / "plain.npy", np.ones((16, 16), np.float32))
+    assert load_stack([shifted[0], tmp_path / "plain.npy"], kind="amplitude").kinds == \
+        ["amplitude"] * 2
+
+
+def test_an_undetectable_kind_is_reported_with_the_file_and_the_option(tmp_path, capsys):
+    from sardespeckle.cli.main import main
+    from sardespeckle.errors import UnknownKindError
+
+    paths = _write_geotiff_dates(tmp_path, description=None, stem="scene")
+    with pytest.raises(UnknownKindError) as error:
+        load_stack(paths)
+    assert str(error.value).startswith(f"{paths[0]}: cannot tell amplitude from intensity")
+    assert main(["references", "build", *map(str, paths), "-o", str(tmp_path / "ref.tif"),
+                 "--looks", "1"]) == 1
+    err = capsys.readouterr().err
+    assert str(paths[0]) in err and "--kind amplitude or --kind intensity" in err
+    assert load_stack(paths, kind="amplitude").kinds == ["amplitude"] * 3

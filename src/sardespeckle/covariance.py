@@ -78,6 +78,16 @@ def _read_channel(path: str) -> tuple[np.ndarray, object | None]:
         from .io import open_source
         from .window import Window
 
+        count, dtype, _ = _geotiff_header(path)
+        if dtype.kind != "c":
+            # Said here rather than by the reader, whose hint names an option (--complex-layout)
+            # that this command does not have.
+            raise InvalidInputError(
+                f"{path}: expected a complex band (one SLC channel), got {dtype.name} "
+                f"({count} real band{'s' if count > 1 else ''}); a covariance needs the "
+                "phases: for real and imaginary parts stored as bands, give one GeoTIFF "
+                "holding every channel's (real, imaginary) pair alone (SNAP's i_VV q_VV i_VH "
+                "q_VH); " + _GRD_HINT)
         try:
             source = open_source(path, kind="complex")
         except InvalidInputError as error:
@@ -88,19 +98,28 @@ def _read_channel(path: str) -> tuple[np.ndarray, object | None]:
     raise InputFileError(f"{path}: expected a .npy or .tif/.tiff file")
 
 
+def _geotiff_header(path: str) -> tuple[int, np.dtype, tuple]:
+    """``(bands, dtype of band 1, band descriptions)`` of a GeoTIFF, without reading pixels
+    (GDAL's CInt16, which numpy lacks, counts as complex64: rasterio reads it so)."""
+    import rasterio
+
+    from .io.geotiff import _quiet
+
+    try:
+        with _quiet(), rasterio.open(path) as dataset:
+            count, name, descriptions = dataset.count, dataset.dtypes[0], dataset.descriptions
+    except rasterio.errors.RasterioIOError as error:
+        raise InputFileError(f"{path}: not a readable GeoTIFF ({error})") from None
+    return count, np.dtype("complex64" if name == "complex_int16" else name), descriptions
+
+
 def _read_multiband_channels(path: str) -> tuple[np.ndarray, object]:
     """``(channels (rows, cols, D), Source)`` of one GeoTIFF holding D complex bands, or 2·D real
     bands in (real, imaginary) pairs — SNAP's ``i_VV, q_VV, i_VH, q_VH`` export."""
-    import rasterio
-
     from .io import open_source
     from .window import Window
 
-    try:
-        with rasterio.open(path) as dataset:
-            count, dtype = dataset.count, np.dtype(dataset.dtypes[0])
-    except rasterio.errors.RasterioIOError as error:
-        raise InputFileError(f"{path}: not a readable GeoTIFF ({error})") from None
+    count, dtype, _ = _geotiff_header(path)
     if np.issubdtype(dtype, np.complexfloating):
         starts, layout = list(range(1, count + 1)), None
     elif count % 2 == 0:
@@ -121,17 +140,47 @@ def _read_multiband_channels(path: str) -> tuple[np.ndarray, object]:
         else:
             source.close()
     like.close()
-    return np.stack(channels, axis=-1), like
+    channels = np.stack(channels, axis=-1)
+    _check_distinct_content(channels, [f"{path} band {band}" if layout is None
+                                       else f"{path} bands {band}-{band + 1}" for band in starts])
+    return channels, like
+
+
+def _path_list(paths) -> list[str]:
+    """One path (str or path-like) or a sequence of them, as a list of str."""
+    if isinstance(paths, (str, os.PathLike)):
+        return [os.fspath(paths)]
+    return [os.fspath(p) for p in paths]
 
 
 def read_covariance_input(paths) -> tuple[np.ndarray, object | None, bool]:
     """``(field, like, single_look)`` from a covariance ``.npy`` or ``D`` complex channels.
 
-    ``field`` is ``(rows, cols, D, D)`` complex128; ``like`` the first GeoTIFF input's Source
-    (closed; for its georeferencing) or None; ``single_look`` whether the field was built from
-    channels (then ``looks`` is 1 unless the data say otherwise).
+    Parameters
+    ----------
+    paths : path-like or sequence of path-like
+        One covariance ``.npy``, one channel stack (``.npy`` or GeoTIFF), or 2-4 channel files
+        (see the module notes). A single path may be given as such.
+
+    Returns
+    -------
+    field : numpy.ndarray of complex128, shape (rows, cols, D, D)
+    like : Source or None
+        The first GeoTIFF input's Source (closed; for its georeferencing).
+    single_look : bool
+        Whether the field was built from channels (then ``looks`` is 1 unless the data say
+        otherwise).
+
+    Raises
+    ------
+    UsageError
+        No path, more than 4 channel files, one file given as two channels, or two channels
+        with identical pixels (the same data under two names).
+    InvalidInputError
+        Channels of different shapes, or GeoTIFF channels on different grids
+        (:func:`sardespeckle.io.grid.check_same_grid`), real-valued channels, a bad field.
     """
-    paths = [os.fspath(p) for p in paths]
+    paths = _path_list(paths)
     if not paths:
         raise UsageError("expected a covariance .npy or 2-4 complex channel files, got none")
     for path in paths:
@@ -154,6 +203,9 @@ def read_covariance_input(paths) -> tuple[np.ndarray, object | None, bool]:
             _check_field(field, paths[0])
             return field, None, False
         if array.ndim == 3:
+            if 2 <= array.shape[-1] <= 4:
+                _check_distinct_content(array, [f"{paths[0]}[..., {index}]"
+                                                for index in range(array.shape[-1])])
             field = covariance_from_channels(np.asarray(array))
             _check_field(field, paths[0])
             return field, None, True
@@ -162,6 +214,9 @@ def read_covariance_input(paths) -> tuple[np.ndarray, object | None, bool]:
     if len(paths) > 4:
         raise UsageError(f"expected 2-4 channel files, got {len(paths)}")
     _check_distinct_channels(paths)
+    from .io.grid import check_same_grid
+
+    check_same_grid(paths, what="co-registered channels")
     channels, like = [], None
     for path in paths:
         array, source = _read_channel(path)
@@ -175,7 +230,9 @@ def read_covariance_input(paths) -> tuple[np.ndarray, object | None, bool]:
         channels.append(array)
     if like is not None:
         like.close()
-    field = covariance_from_channels(np.stack(channels, axis=-1))
+    channels = np.stack(channels, axis=-1)
+    _check_distinct_content(channels, paths)
+    field = covariance_from_channels(channels)
     _check_field(field, paths[0])
     return field, like, True
 
@@ -192,6 +249,59 @@ def _check_distinct_channels(paths: list[str]) -> None:
             f"(channel {first + 1}) and {paths[again]} (channel {again + 1}); a channel paired "
             "with itself makes a singular covariance (coherence 1 everywhere): give each "
             "channel (e.g. VV VH, or both images of an interferometric pair) once")
+
+
+def _check_distinct_content(channels: np.ndarray, names: list[str]) -> None:
+    """UsageError when two channels of ``(rows, cols, D)`` hold the same pixels (a copy of one
+    file under another name): the path check of :func:`_check_distinct_channels` cannot see it."""
+    for first in range(channels.shape[-1]):
+        for again in range(first + 1, channels.shape[-1]):
+            if np.array_equal(channels[..., first], channels[..., again], equal_nan=True):
+                raise UsageError(
+                    f"expected different data in each channel, got identical pixels in "
+                    f"{names[first]} (channel {first + 1}) and {names[again]} (channel "
+                    f"{again + 1}); the same data under two names makes a singular covariance "
+                    "(coherence 1 everywhere): give each channel (e.g. VV VH, or both images "
+                    "of an interferometric pair) once")
+
+
+def unused_band_notes(paths) -> list[str]:
+    """Notes on channel files whose other bands go unused.
+
+    A channel file gives its first band only: a 2-band VV,VH GeoTIFF given as one channel
+    among others loses its VH band (``sardespeckle run`` says as much for multi-band input).
+    One GeoTIFF given alone is not a channel file: each of its bands is a channel.
+
+    Parameters
+    ----------
+    paths : path-like or sequence of path-like
+        The inputs, as for :func:`read_covariance_input`.
+
+    Returns
+    -------
+    list of str
+        One note per multi-band complex GeoTIFF among two or more inputs (files that cannot be
+        read are left to the reader).
+    """
+    paths = _path_list(paths)
+    notes = []
+    if len(paths) < 2:
+        return notes
+    for index, path in enumerate(paths):
+        if Path(path).suffix.lower() not in (".tif", ".tiff") or not os.path.isfile(path):
+            continue
+        try:
+            count, dtype, descriptions = _geotiff_header(path)
+        except InputFileError:
+            continue
+        if count > 1 and dtype.kind == "c":
+            described = f" ({descriptions[0]})" if descriptions[0] else ""
+            notes.append(
+                f"{path} has {count} bands; band 1{described} is channel {index + 1} and "
+                + ("the other band is" if count == 2 else f"the other {count - 1} bands are")
+                + " ignored (one band per channel file; a GeoTIFF that holds every channel as "
+                "bands is given alone)")
+    return notes
 
 
 def _check_field(field: np.ndarray, where: str) -> None:
@@ -274,24 +384,47 @@ def covariance_bands(field: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return np.stack(bands).astype(np.float32), names
 
 
+def check_sidecar(path, *, overwrite: bool = False) -> None:
+    """OutputExistsError when a ``.npy`` output's provenance sidecar (``OUT.npy.json``,
+    :func:`sardespeckle.io.npy.sidecar_path`) exists and ``overwrite`` is false, as for
+    ``run``'s ``.npy`` outputs; nothing to check for other formats."""
+    from .io.npy import check_sidecar as check_npy_sidecar
+
+    if Path(os.fspath(path)).suffix.lower() == ".npy":
+        check_npy_sidecar(path, overwrite=overwrite)
+
+
+def _write_npy_with_provenance(path: str, field: np.ndarray, tags: dict[str, str],
+                               overwrite: bool) -> None:
+    """The field as ``.npy`` and its provenance in ``OUT.npy.json``: the object ``run``'s
+    ``.npy`` outputs get (:class:`sardespeckle.io.npy.NpySink`), published after the array."""
+    from .io.npy import publish_with_sidecar, write_npy
+
+    check_sidecar(path, overwrite=overwrite)
+    record = {"file": os.path.basename(path), "kind": "covariance", "nodata": "NaN",
+              "shape": list(field.shape), "dtype": field.dtype.name, "tags": tags}
+    publish_with_sidecar(path, record, lambda: write_npy(path, field, overwrite=overwrite))
+
+
 def write_covariance(path, field: np.ndarray, *, like=None, tags=None, inputs=(),
                      overwrite: bool = False) -> str:
-    """Write the field atomically: ``.npy`` complex64 ``(rows, cols, D, D)`` or GeoTIFF bands
-    (georeferencing of ``like``); ``inputs`` are paths the output must not replace."""
+    """Write the field atomically: ``.npy`` complex64 ``(rows, cols, D, D)`` with its
+    provenance ``tags`` in ``OUT.npy.json`` (:func:`check_sidecar`), or GeoTIFF bands
+    (georeferencing of ``like``, ``tags`` as dataset tags); ``inputs`` are paths the output
+    must not replace."""
     path = os.fspath(path)
     suffix = Path(path).suffix.lower()
     from .io.base import check_output_path
+    from .io.raster import provenance_tags
 
     check_output_path(path, overwrite=overwrite, inputs=tuple(inputs))
     if suffix == ".npy":
-        from .io.npy import write_npy
-
-        write_npy(path, field.astype(np.complex64), overwrite=overwrite)
+        _write_npy_with_provenance(path, field.astype(np.complex64), provenance_tags(tags),
+                                   overwrite)
         return path
     if suffix in (".tif", ".tiff"):
         from .io.base import Georef
         from .io.geotiff import write_geotiff
-        from .io.raster import provenance_tags
 
         bands, names = covariance_bands(field)
         georef = like.georef if like is not None else Georef()
@@ -305,6 +438,20 @@ def write_covariance(path, field: np.ndarray, *, like=None, tags=None, inputs=()
 def _stretch(values: np.ndarray, low: float, high: float) -> np.ndarray:
     scaled = (np.asarray(values, dtype=np.float64) - low) / max(high - low, 1e-12)
     return (255 * np.clip(scaled, 0, 1)).astype(np.uint8)
+
+
+#: Sizes D of the fields a preview can draw (:func:`preview_rgb`).
+PREVIEW_DIMS = (2, 3)
+
+
+def check_preview_dim(dim: int) -> None:
+    """UsageError unless a ``D × D`` field can be previewed (``D`` in :data:`PREVIEW_DIMS`):
+    checked before any work, as every other output is."""
+    if dim not in PREVIEW_DIMS:
+        raise UsageError(
+            f"expected a field of 2×2 or 3×3 matrices for a preview (dual-pol/InSAR: RGB and "
+            f"phase; PolSAR: Pauli RGB), got {dim}×{dim}; leave --preview out (Python: "
+            "preview=None)")
 
 
 def preview_rgb(field: np.ndarray, stretch=None) -> tuple[np.ndarray, object]:
@@ -463,9 +610,11 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
                                denoiser="bm3d", iterations: int = 6, lam: float | None = None,
                                precision: str = "auto", decorrelate: str = "auto", preview=None,
                                overwrite: bool = False, progress=None, device: str = "auto") -> dict:
-    """Read a covariance field (:func:`read_covariance_input`), despeckle it with
-    :func:`~sardespeckle.mulog.mulog_covariance` and write it (:func:`write_covariance`), with
-    an optional input | output ``preview`` PNG. Missing pixels are filled for the run, kept out
+    """Read a covariance field (:func:`read_covariance_input`; ``inputs`` one path or several),
+    despeckle it with :func:`~sardespeckle.mulog.mulog_covariance` and write it
+    (:func:`write_covariance`: a ``.npy`` output gets its provenance in ``OUT.npy.json``), with
+    an optional input | output ``preview`` PNG (D = 2 or 3 only, :func:`check_preview_dim`).
+    Missing pixels are filled for the run, kept out
     of MuLoG's statistics and written as NaN. Every output path is checked before any work;
     ``looks`` is required for a covariance field (1 by default for channels; ``"auto"``:
     measured, :func:`measure_covariance_looks`; a given value well above the measured one is
@@ -477,7 +626,7 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
     ADMM iterate (numbered across the four components when subsampled). ``device``: where a
     DnCNN denoiser runs (``auto``: CUDA when available; ``cuda`` is refused for BM3D). Returns a
     summary (sizes, looks, λ, precision, device, decorrelation and why, missing pixels, seconds,
-    paths)."""
+    paths, and ``notes``: :func:`unused_band_notes`)."""
     import time
 
     from .io.base import check_output_path
@@ -487,12 +636,16 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
 
     if decorrelate not in DECORRELATE_CHOICES:
         raise UsageError(f"expected decorrelate in {DECORRELATE_CHOICES}, got {decorrelate!r}")
-    inputs = [os.fspath(p) for p in inputs]
+    inputs = _path_list(inputs)
     output = os.fspath(output)
     check_output_path(output, inputs=tuple(inputs), overwrite=overwrite)
+    check_sidecar(output, overwrite=overwrite)
     if preview is not None:
         preview = check_png_path(preview, overwrite)
     field, like, single_look = read_covariance_input(inputs)
+    if preview is not None:
+        check_preview_dim(field.shape[-1])
+    notes = unused_band_notes(inputs)
     if looks is None and not single_look:
         raise UsageError("a covariance field's looks are not in the file: pass --looks L, or "
                          "--looks auto to measure them (Python: looks=L or looks='auto')")
@@ -563,4 +716,4 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
             "measured_looks": measured_looks, "looks_note": looks_note,
             "lam": prepared.lam, "iterations": iterations, "decorrelate": decorrelate,
             "decorrelate_reason": reason, "missing": int(invalid.sum()),
-            "seconds": seconds, "output": output, "preview": preview}
+            "seconds": seconds, "output": output, "preview": preview, "notes": notes}

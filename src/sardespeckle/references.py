@@ -41,6 +41,7 @@ __all__ = [
     "change_thresholds",
     "estimate_stack_looks",
     "estimate_temporal_looks",
+    "expand_dates",
     "load_stack",
     "read_png_series",
     "side_paths",
@@ -789,13 +790,17 @@ def load_stack(
     Raises
     ------
     InvalidInputError
-        Different shapes, mixed PNG and raster files, no path.
+        Different shapes, GeoTIFFs on different grids (another CRS or transform:
+        :func:`sardespeckle.io.grid.check_same_grid`), mixed PNG and raster files, no path.
+    UnknownKindError
+        ``kind`` left out for a file whose kind cannot be detected (float data without
+        metadata); the message names the file.
     UsageError
         PNG files without ``png_threshold``.
     InputFileError
         A file is missing or unreadable.
     """
-    from sardespeckle.io import open_source
+    from sardespeckle.io.grid import check_same_grid
     from sardespeckle.window import Window
 
     paths = [os.fspath(path) for path in paths]
@@ -817,10 +822,11 @@ def load_stack(
     if png_threshold is not None:
         raise UsageError("expected png_threshold only with .png dates, got GeoTIFF/.npy files")
 
+    check_same_grid(paths, what="co-registered dates")
     layers, masks, kinds = [], [], []
     shape = None
     for path in paths:
-        with open_source(path, kind=kind, nodata=nodata) as source:
+        with _open_date(path, kind=kind, nodata=nodata) as source:
             if shape is None:
                 shape = source.shape
             elif source.shape != shape:
@@ -833,6 +839,97 @@ def load_stack(
             masks.append(valid)
             kinds.append(source.kind)
     return Stack(np.stack(layers), np.stack(masks), paths, kinds)
+
+
+def _open_date(path: str, *, kind: str | None, nodata: float | None):
+    """The Source of one date; an undetectable kind is reported with the file and the option."""
+    from sardespeckle.errors import UnknownKindError
+    from sardespeckle.io import open_source
+
+    try:
+        return open_source(path, kind=kind, nodata=nodata)
+    except UnknownKindError as error:
+        raise UnknownKindError(
+            f"{path}: cannot tell amplitude from intensity (float data, and no band "
+            "description, tag or file name says which); pass the kind of the dates: "
+            "kind='amplitude' or kind='intensity' (CLI --kind amplitude or --kind intensity)"
+        ) from error
+
+
+#: What a folder or a glob pattern of dates may hold (PNG only when it holds no raster).
+_RASTER_SUFFIXES = (".tif", ".tiff", ".npy")
+_PNG_SUFFIXES = (".png",)
+
+
+def expand_dates(
+    inputs: Sequence[str | os.PathLike], *, output: str | os.PathLike | None = None
+) -> tuple[list[str], list[str]]:
+    """The date files named by files, folders and glob patterns.
+
+    Parameters
+    ----------
+    inputs : sequence of path-like
+        Files, kept as given (a file named twice stays twice: :func:`build_reference_files`
+        refuses it); folders, giving their ``.tif``/``.tiff``/``.npy`` files (their ``.png``
+        files when they hold none; not recursive, hidden files left out), sorted by name; glob
+        patterns (``'stack/*.tif'``, quoted so that the shell leaves them), giving the files of
+        those formats they match, sorted.
+    output : path-like, optional, keyword-only
+        The reference to be written: it and its side files (:func:`side_paths`) are not dates.
+
+    Returns
+    -------
+    dates : list of str
+    left_out : list of str
+        Files of a folder or pattern that a reference build wrote (a reference with its report
+        beside it, its ``_count`` and ``_changes`` files, and those of ``output``): not dates.
+
+    Raises
+    ------
+    UsageError
+        A folder or pattern that gives no date.
+    """
+    import glob
+
+    outputs = list(side_paths(output).values()) if output is not None else []
+    dates: list[str] = []
+    left_out: list[str] = []
+    for text in (os.fspath(item) for item in inputs):
+        if os.path.isdir(text):
+            names = sorted(name for name in os.listdir(text) if not name.startswith("."))
+            files = [os.path.join(text, name) for name in names]
+            where = f"in the folder {text}"
+        elif glob.has_magic(text) and not os.path.exists(text):
+            files = sorted(path for path in glob.glob(text) if os.path.isfile(path))
+            where = f"matching {text!r}"
+        else:
+            dates.append(text)
+            continue
+        rasters = [path for path in files if path.lower().endswith(_RASTER_SUFFIXES)]
+        found = rasters or [path for path in files if path.lower().endswith(_PNG_SUFFIXES)]
+        written = [path for path in found if _written_by_a_build(path, outputs)]
+        found = [path for path in found if path not in written]
+        left_out += written
+        if not found:
+            raise UsageError(
+                f"expected dates ({', '.join(_RASTER_SUFFIXES + _PNG_SUFFIXES)} files) {where}, "
+                f"found none" + (f" but the {len(written)} file(s) of a reference build"
+                                 if written else ""))
+        dates += found
+    return dates, left_out
+
+
+def _written_by_a_build(path: str, outputs: list[str]) -> bool:
+    """Whether ``path`` is a reference (its report and count file beside it), the count or
+    change file of one, or one of the ``outputs`` about to be written."""
+    from sardespeckle.io.base import same_file
+
+    if any(same_file(path, output) for output in outputs):
+        return True
+    if side_output_of(path) is not None:
+        return True
+    beside = side_paths(path)
+    return os.path.isfile(beside["report"]) and os.path.isfile(beside["count"])
 
 
 def estimate_stack_looks(intensity, *, valid=None, window_size: int = 7) -> float:

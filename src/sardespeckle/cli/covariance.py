@@ -56,7 +56,8 @@ def add_covariance_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--preview", default=None, metavar="PNG",
                         help="also write input | output side by side: Pauli RGB for D = 3; "
                              "for D = 2 an RGB of C11, C22, C11/C22 (dB) over the phase of C12 "
-                             "(the interferogram of an InSAR pair)")
+                             "(the interferogram of an InSAR pair); D = 2 or 3 only (refused "
+                             "before any work for D = 4)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return parser
@@ -64,9 +65,12 @@ def add_covariance_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_covariance_command(args: argparse.Namespace) -> int:
     """Run ``covariance``; errors propagate as :mod:`sardespeckle.errors` types."""
-    from sardespeckle.covariance import despeckle_covariance_files
+    from sardespeckle.covariance import despeckle_covariance_files, unused_band_notes
 
     live = sys.stderr.isatty()
+    if not args.quiet:
+        for note in unused_band_notes(args.inputs):  # before the work, not after it
+            sys.stderr.write(f"note: {note}\n")
 
     def progress(iterate) -> None:
         if not args.quiet:

@@ -1,10 +1,7 @@
 """``sardespeckle references build``: the command line of :mod:`sardespeckle.references`.
 
-Parsing and messages only; :func:`sardespeckle.references.build_reference_files` does the work.
-Hook it into the main parser with::
-
-    add_references_parser(subparsers)          # in build_parser()
-    _COMMANDS["references"] = run_references_command
+Parsing and messages only; :func:`sardespeckle.references.build_reference_files` does the work
+(:mod:`sardespeckle.cli.main` adds the parser and dispatches to :func:`run_references_command`).
 """
 
 from __future__ import annotations
@@ -43,8 +40,10 @@ def add_references_parser(subparsers) -> argparse.ArgumentParser:
         ),
     )
     build.add_argument("stack", nargs="+", metavar="STACK",
-                       help="one file per date, in order: at least 3 distinct dates (2 with "
-                            "--method mean)")
+                       help="one file per date, a folder of dates or a quoted glob "
+                            "('site/*.tif'): at least 3 distinct dates (2 with --method mean); "
+                            "a folder or glob gives its .tif/.tiff/.npy files sorted by name "
+                            "(.png when there are none), without the files of a reference build")
     build.add_argument("-o", "--output", required=True, metavar="REF",
                        help="reference file (.tif/.tiff or .npy)")
     build.add_argument("--looks", type=positive_float_or_auto, default=None, metavar="L",
@@ -80,12 +79,19 @@ def run_references_command(args: argparse.Namespace) -> int:
 
     if getattr(args, "references_command", None) != "build":
         raise UsageError("expected an action, got none; try 'sardespeckle references build -h'")
-    from sardespeckle.references import build_reference_files
+    from sardespeckle.references import build_reference_files, expand_dates
 
+    dates, left_out = expand_dates(args.stack, output=args.output)
+    if not args.quiet and (left_out or dates != list(args.stack)):
+        sys.stderr.write(
+            f"{len(dates)} date{'' if len(dates) == 1 else 's'} found in "
+            f"{' '.join(args.stack)}"
+            + (f" (left out, written by a reference build: "
+               f"{', '.join(left_out)})" if left_out else "") + "\n")
     window_looks = "auto" if args.window_looks in (None, "auto") else args.window_looks
     try:
         report = build_reference_files(
-            args.stack, args.output, looks=args.looks, kind=args.kind,
+            dates, args.output, looks=args.looks, kind=args.kind,
             output_kind=args.output_kind, overwrite=args.overwrite,
             png_threshold=args.png_threshold, method=args.method, false_alarm=args.false_alarm,
             max_iterations=args.max_iterations, window_size=args.window_size,
@@ -94,7 +100,7 @@ def run_references_command(args: argparse.Namespace) -> int:
     except MemoryError as error:
         # the generic message of cli/main.py suggests options of other commands (--tile)
         raise OutOfMemoryError(
-            f"out of memory building a reference of {len(args.stack)} dates: the whole stack "
+            f"out of memory building a reference of {len(dates)} dates: the whole stack "
             "is held in memory; hint: crop the dates (all to the same window) or use fewer "
             "of them"
         ) from error

@@ -147,6 +147,33 @@ def sidecar_path(path: str | os.PathLike) -> str:
     return os.fspath(path) + ".json"
 
 
+def check_sidecar(path: str | os.PathLike, *, overwrite: bool) -> None:
+    """:class:`OutputExistsError` when the sidecar of the ``.npy`` output ``path`` exists and
+    ``overwrite`` is false (it is replaced like the array itself)."""
+    sidecar = sidecar_path(path)
+    if os.path.lexists(sidecar) and not overwrite:
+        raise OutputExistsError(f"output {sidecar} (the provenance of "
+                                f"{os.path.basename(os.fspath(path))}) exists; {OVERWRITE_HINT}")
+
+
+def publish_with_sidecar(path: str | os.PathLike, record: dict, publish_array):
+    """Write ``record`` (JSON) to a temporary file, call ``publish_array()`` (which puts the
+    array at ``path``), then publish the sidecar: a sidecar never describes a missing array.
+    Returns what ``publish_array`` returns."""
+    sidecar = sidecar_path(path)
+    temp = temporary_path(sidecar)
+    try:
+        with open(temp, "w", encoding="utf-8") as handle:
+            json.dump(record, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        result = publish_array()
+        publish(temp, sidecar, overwrite=True)  # checked before any work; the array is new
+    except BaseException:
+        remove_if_exists(temp)
+        raise
+    return result
+
+
 class NpySink(Sink):
     """A ``float32``/``float64`` ``.npy`` written through a memory map; NaN at masked pixels.
 
@@ -167,10 +194,7 @@ class NpySink(Sink):
         overwrite: bool,
         tags: dict[str, str] | None = None,
     ) -> None:
-        sidecar = sidecar_path(path)
-        if os.path.lexists(sidecar) and not overwrite:
-            raise OutputExistsError(f"output {sidecar} (the provenance of {os.path.basename(path)}) "
-                                    f"exists; {OVERWRITE_HINT}")
+        check_sidecar(path, overwrite=overwrite)
         temp = temporary_path(path)
         try:
             self._memmap = [
@@ -204,20 +228,9 @@ class NpySink(Sink):
 
     def commit(self) -> str:
         """Publish the array, then its provenance sidecar (see the class notes)."""
-        sidecar = sidecar_path(self.path)
-        temp = temporary_path(sidecar)
-        try:
-            with open(temp, "w", encoding="utf-8") as handle:
-                json.dump({"file": os.path.basename(self.path), "kind": self.kind_out,
-                           "nodata": "NaN", "shape": list(self.shape), "dtype": self.dtype.name,
-                           "tags": self.tags}, handle, indent=2, sort_keys=True)
-                handle.write("\n")
-            path = super().commit()
-            publish(temp, sidecar, overwrite=True)  # checked at creation; the array is new
-        except BaseException:
-            remove_if_exists(temp)
-            raise
-        return path
+        record = {"file": os.path.basename(self.path), "kind": self.kind_out, "nodata": "NaN",
+                  "shape": list(self.shape), "dtype": self.dtype.name, "tags": self.tags}
+        return publish_with_sidecar(self.path, record, super().commit)
 
 
 def write_npy(path: str, array: np.ndarray, *, overwrite: bool) -> None:
