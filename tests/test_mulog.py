@@ -590,6 +590,9 @@ def test_mulog_is_a_registered_method_with_its_parameters():
         build_method("mulog", looks=1, params={"window_size": 3})
     with pytest.raises(UsageError, match="unknown MuLoG denoiser 'foo'"):
         build_method("mulog", looks=1, params={"denoiser": "foo"})
+    with pytest.raises(UsageError, match=r"'sarcnn-s1-l1-v3' is SAR-CNN weights .*--method "
+                                         r"sarcnn --weights sarcnn-s1-l1-v3"):
+        build_method("mulog", looks=1, params={"denoiser": "sarcnn-s1-l1-v3"})
     with pytest.raises(UsageError, match="iterations"):
         build_method("mulog", looks=1, params={"iterations": 0})
     with pytest.raises(UsageError, match="precision"):

@@ -658,6 +658,10 @@ def test_cli_takes_a_folder_or_a_glob_of_dates_and_says_how_many(tmp_path, capsy
     # Files named one by one are kept as given (a date twice is still refused).
     dates, left_out = references.expand_dates([paths[0], paths[1], paths[0]])
     assert dates == [str(paths[0]), str(paths[1]), str(paths[0])] and left_out == []
+    # ... but the side files of a build, named one by one (an unquoted shell glob), are not dates.
+    with pytest.raises(UsageError, match=r"old_count.tif: the per-pixel count of dates used that "
+                                         r"a reference build wrote beside .*old.tif, not a date"):
+        references.expand_dates([paths[0], folder / "old_count.tif"])
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["references", "build", str(empty), "-o", str(tmp_path / "e.tif")]) == 2

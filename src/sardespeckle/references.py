@@ -903,6 +903,12 @@ def expand_dates(
             files = sorted(path for path in glob.glob(text) if os.path.isfile(path))
             where = f"matching {text!r}"
         else:
+            side = side_output_of(text)
+            if side is not None:
+                raise UsageError(
+                    f"expected dates, got {text}: the per-pixel "
+                    f"{'count of dates used' if side[0] == 'count' else 'change codes'} that a "
+                    f"reference build wrote beside {side[1]}, not a date")
             dates.append(text)
             continue
         rasters = [path for path in files if path.lower().endswith(_RASTER_SUFFIXES)]

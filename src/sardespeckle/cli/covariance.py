@@ -95,7 +95,7 @@ def run_covariance_command(args: argparse.Namespace) -> int:
             f"{report['dim']}×{report['dim']} matrices, L = {report['looks']:g}, denoiser "
             f"{report['denoiser']} ({report['precision']}, {report['device']}), "
             f"λ = {report['lam']:.3g}, "
-            f"{report['iterations']} iterations"
+            f"{report['iterations']} iteration{'' if report['iterations'] == 1 else 's'}"
             + (f", {report['missing']} missing pixels (written as NaN)" if report["missing"]
                else "") + f": {report['seconds']:.1f} s\n"
             f"wrote {report['output']}" + (f" and {report['preview']}" if report["preview"]
