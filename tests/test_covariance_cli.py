@@ -155,8 +155,13 @@ def test_bad_inputs_are_refused_with_clear_errors(tmp_path):
         with pytest.raises(error, match=match):
             read_covariance_input(inputs)
     np.save(tmp_path / "tiny.npy", covariance_from_channels(k[:8, :8]))
-    with pytest.raises(InvalidInputError, match="too small"):
+    with pytest.raises(InvalidInputError, match="too small") as small:
         read_covariance_input([tmp_path / "tiny.npy"])
+    assert "looks like (D, D, rows, cols)" not in str(small.value)
+    field = covariance_from_channels(k)
+    np.save(tmp_path / "transposed.npy", np.moveaxis(field, (2, 3), (0, 1)))
+    with pytest.raises(InvalidInputError, match=r"looks like \(D, D, rows, cols\).*moveaxis"):
+        read_covariance_input(tmp_path / "transposed.npy")
     with pytest.raises(InvalidInputError, match="GiB"):
         check_memory((10000, 10000, 3, 3), available=8 * 2**30)
     assert check_memory((100, 100, 2, 2), available=8 * 2**30) == 100 * 100 * 4 * 250

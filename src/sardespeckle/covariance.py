@@ -306,8 +306,12 @@ def unused_band_notes(paths) -> list[str]:
 
 def _check_field(field: np.ndarray, where: str) -> None:
     if min(field.shape[:2]) < 16:
-        raise InvalidInputError(f"{where}: {field.shape[0]}×{field.shape[1]} pixels is too small "
-                                "for MuLoG (at least 16×16)")
+        transposed = field.shape[0] == field.shape[1] <= 4 and min(field.shape[2:]) >= 16
+        raise InvalidInputError(
+            f"{where}: {field.shape[0]}×{field.shape[1]} pixels is too small for MuLoG (at least "
+            f"16×16)" + (f"; the shape {field.shape} looks like (D, D, rows, cols): the field "
+                         f"must be (rows, cols, D, D), e.g. numpy.moveaxis(field, (0, 1), (2, 3))"
+                         if transposed else ""))
     diagonal = np.einsum("...ii->...i", field).real
     if (diagonal < 0).any():
         raise InvalidInputError(f"{where}: negative intensities on the diagonal; not a "
