@@ -613,7 +613,8 @@ def subsampled_covariance(field: np.ndarray, valid: np.ndarray, despeckle) -> np
 def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
                                denoiser="bm3d", iterations: int = 6, lam: float | None = None,
                                precision: str = "auto", decorrelate: str = "auto", preview=None,
-                               overwrite: bool = False, progress=None, device: str = "auto") -> dict:
+                               overwrite: bool = False, progress=None, device: str = "auto",
+                               on_plan=None) -> dict:
     """Read a covariance field (:func:`read_covariance_input`; ``inputs`` one path or several),
     despeckle it with :func:`~sardespeckle.mulog.mulog_covariance` and write it
     (:func:`write_covariance`: a ``.npy`` output gets its provenance in ``OUT.npy.json``), with
@@ -628,7 +629,10 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
     trained on white noise leaves worm-like residues otherwise); ``auto`` (default) decides
     from the field (:func:`choose_covariance_decorrelation`). ``progress`` is called with each
     ADMM iterate (numbered across the four components when subsampled). ``device``: where a
-    DnCNN denoiser runs (``auto``: CUDA when available; ``cuda`` is refused for BM3D). Returns a
+    DnCNN denoiser runs (``auto``: CUDA when available; ``cuda`` is refused for BM3D).
+    ``on_plan(plan)`` is called once everything is decided, before MuLoG runs, with the summary's
+    ``looks``, ``looks_source``, ``looks_note``, ``decorrelate`` and ``decorrelate_reason`` (so
+    a command can say them before the work, not after). Returns a
     summary (sizes, looks, λ, precision, device, decorrelation and why, missing pixels, seconds,
     paths, and ``notes``: :func:`unused_band_notes`)."""
     import time
@@ -681,6 +685,9 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
     else:
         reason = "given"
     field = fill_nodata(field, invalid)
+    if on_plan is not None:
+        on_plan({"looks": looks, "looks_source": looks_source, "looks_note": looks_note,
+                 "decorrelate": decorrelate, "decorrelate_reason": reason})
     started = time.perf_counter()
     if decorrelate == "subsample":
         done = [0]

@@ -78,18 +78,25 @@ def run_covariance_command(args: argparse.Namespace) -> int:
                              + ("" if live else "\n"))
             sys.stderr.flush()
 
+    def on_plan(plan: dict) -> None:  # what was decided, before the work
+        if args.quiet:
+            return
+        if plan["looks_note"]:
+            sys.stderr.write(f"note: {plan['looks_note']}\n")
+        if plan["looks_source"] == "measured":
+            sys.stderr.write(f"looks: {plan['looks']:g} (measured)\n")
+        if args.decorrelate == "auto":
+            sys.stderr.write(f"note: decorrelate={plan['decorrelate']} "
+                             f"({plan['decorrelate_reason']})"
+                             + ("; MuLoG runs on each of its 4 polyphase components"
+                                if plan["decorrelate"] == "subsample" else "") + "\n")
+
     report = despeckle_covariance_files(
         args.inputs, args.output, looks=args.looks, denoiser=args.denoiser,
         iterations=args.iterations, lam=args.lam, decorrelate=args.decorrelate,
-        preview=args.preview, overwrite=args.overwrite, progress=progress, device=args.device)
+        preview=args.preview, overwrite=args.overwrite, progress=progress, device=args.device,
+        on_plan=on_plan)
     if not args.quiet:
-        if report["looks_note"]:
-            sys.stderr.write(f"{chr(13) if live else ''}note: {report['looks_note']}\n")
-        if report["looks_source"] == "measured":
-            sys.stderr.write(f"{chr(13) if live else ''}looks: {report['looks']:g} (measured)\n")
-        if args.decorrelate == "auto":
-            sys.stderr.write(f"{chr(13) if live else ''}note: decorrelate={report['decorrelate']} "
-                             f"({report['decorrelate_reason']})\n")
         sys.stderr.write(
             f"{chr(13) if live else ''}{report['rows']}×{report['cols']} field of "
             f"{report['dim']}×{report['dim']} matrices, L = {report['looks']:g}, denoiser "
