@@ -421,6 +421,12 @@ def test_resuming_from_another_folder_says_where_to_resume_from(tmp_path, refere
     with pytest.raises(InputFileError, match=r"relative to the folder it was started in: resume "
                                              r"from that folder"):
         train(TrainConfig.load(start / "run" / "config.json"), start / "run")
+    # An export needs no reference: the checkpoint carries the training level.
+    from sardespeckle.models.weights import load_weights
+
+    export_weights(start / "run", tmp_path / "partial.pt")
+    level = load_weights(tmp_path / "partial.pt")[1]["training_level"]
+    assert level == pytest.approx(float(np.median(np.load(reference_file))))
 
 
 def test_export_into_a_missing_folder_is_refused_not_created(tmp_path, finished_run, capsys):

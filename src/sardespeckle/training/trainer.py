@@ -227,6 +227,9 @@ def _run(config: TrainConfig, run_dir: Path, max_steps, progress, on_start, mode
             "numpy_rng": json.dumps(rng.bit_generator.state),
             "torch_rng": torch.get_rng_state(),
             "step": step,
+            # for an export of this checkpoint without the references at hand (SAR-CNN runs)
+            **({"training_level": float(sampler.training_level)}
+               if getattr(sampler, "training_level", None) is not None else {}),
         }, checkpoint_path)
 
     # SIGTERM and Ctrl-C end the run between two steps, with a checkpoint; a crash keeps the
@@ -618,7 +621,8 @@ def export_weights(run_dir: str | Path, path: str | Path, *, name: str | None = 
     return save_weights(
         model, path, name=name or config.name,
         **weights_identity(config, f"checkpoint at step {int(state['step'])} of {config.steps} "
-                                   f"({config.batch_size}×{config.patch_size}² patches)"),
+                                   f"({config.batch_size}×{config.patch_size}² patches)",
+                           level=state.get("training_level")),
     )
 
 
