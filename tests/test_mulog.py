@@ -821,7 +821,8 @@ def test_registered_gaussian_weights_are_denoisers_by_name():
     assert np.array_equal(by_name(v, 1.0), alias(v, 1.0))
     assert _is_dncnn("dncnn-natural-s35")
     # SAR-CNN weights are registered too, but are no Gaussian denoiser.
-    with pytest.raises(UsageError, match="unknown MuLoG denoiser 'sarcnn-s1-l1-v2'"):
+    with pytest.raises(UsageError, match=r"'sarcnn-s1-l1-v2' is SAR-CNN weights \(a despeckler "
+                                         r"of its own, not a Gaussian denoiser"):
         denoiser_from_name("sarcnn-s1-l1-v2")
 
 
