@@ -322,8 +322,12 @@ def nodata_mask(field: np.ndarray) -> np.ndarray:
     """``(rows, cols)`` True where a pixel is missing: a non-finite entry, or no power in any
     channel (the zeros SLC products put outside the swath or between bursts)."""
     finite = np.isfinite(field).all(axis=(-2, -1))
-    power = np.einsum("...ii->...", np.where(np.isfinite(field), field, 0)).real
-    return ~finite | ~(power > 0)
+    return ~finite | ~(_power(field) > 0)
+
+
+def _power(field: np.ndarray) -> np.ndarray:
+    """``(rows, cols)`` total power (trace) of a field, non-finite entries counted as 0."""
+    return np.einsum("...ii->...", np.where(np.isfinite(field), field, 0)).real
 
 
 def fill_nodata(field: np.ndarray, invalid: np.ndarray, *, sigma: float = 4.0) -> np.ndarray:
@@ -640,6 +644,7 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
     from .io.base import check_output_path
     from .io.preview import check_png_path
     from .mulog import mulog_covariance
+    from .tiling import weak_zeros
     from .mulog.method import denoiser_weights_id, prepare_mulog_denoiser
 
     if decorrelate not in DECORRELATE_CHOICES:
@@ -684,6 +689,7 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
         decorrelate, reason = choose_covariance_decorrelation(field, invalid, looks)
     else:
         reason = "given"
+    field_in = field
     field = fill_nodata(field, invalid)
     if on_plan is not None:
         on_plan({"looks": looks, "looks_source": looks_source, "looks_note": looks_note,
@@ -709,7 +715,11 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
                                iterations=iterations, lam=prepared.lam, callback=progress,
                                valid=~invalid)
     seconds = time.perf_counter() - started
-    out[invalid] = complex(np.nan, np.nan)
+    # Zero-power pixels inside the data (quantised SLCs: a weak return in every channel) get
+    # MuLoG's estimate, as in 'run' (tiling.weak_zeros); blocks and fill regions stay nodata.
+    finite = np.isfinite(field_in).all(axis=(-2, -1))  # a NaN pixel is missing, never weak
+    holes = invalid & ~weak_zeros(np.where(finite, _power(field_in), np.nan), ~invalid)
+    out[holes] = complex(np.nan, np.nan)
     tags = {"method": "mulog-covariance", "denoiser": prepared.label, "looks": looks,
             "iterations": iterations, "lam": prepared.lam, "precision": prepared.precision,
             "device": prepared.device, "decorrelate": decorrelate,
@@ -719,12 +729,12 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
         tags["weights"] = weights
     write_covariance(output, out, like=like, tags=tags, inputs=inputs, overwrite=overwrite)
     if preview is not None:
-        shown = fill_nodata(out, invalid)  # missing pixels drawn like their neighbours
+        shown = fill_nodata(out, holes) if holes.any() else out  # drawn like their neighbours
         save_side_by_side_png(preview, preview_rows(field, shown), overwrite=overwrite)
     return {"rows": field.shape[0], "cols": field.shape[1], "dim": field.shape[-1],
             "looks": looks, "denoiser": prepared.label, "precision": prepared.precision,
             "device": prepared.device, "looks_source": looks_source,
             "measured_looks": measured_looks, "looks_note": looks_note,
             "lam": prepared.lam, "iterations": iterations, "decorrelate": decorrelate,
-            "decorrelate_reason": reason, "missing": int(invalid.sum()),
+            "decorrelate_reason": reason, "missing": int(holes.sum()),
             "seconds": seconds, "output": output, "preview": preview, "notes": notes}
