@@ -44,8 +44,9 @@ DEVICES = ("cpu", "cuda", "auto")
 #: Allowed sizes of the geometric self-ensemble (1: none; 8: every flip/rotation).
 ENSEMBLES = (1, 8)
 #: Median intensity a scene is brought to before the network runs when its ``level`` is given
-#: (:class:`SarCnnDenoiser`): the single-look median of the training references at the middle
-#: of the gains they were trained with (references ≈ 7000, gains log-uniform in [1e-4, 100]).
+#: (:class:`SarCnnDenoiser`), for weights that record no ``training_level`` (the shipped ones):
+#: the single-look median of their training references at the middle of the gains they were
+#: trained with (references ≈ 7000, gains log-uniform in [1e-4, 100]).
 SCENE_LEVEL = 1000.0
 
 
