@@ -12,7 +12,9 @@ def add_train_parser(subparsers) -> None:
         "train", help="train SAR-CNN or a Gaussian DnCNN for MuLoG (resumable)",
         description=(
             "Train SAR-CNN on speckle-free reference images with simulated speckle drawn on the "
-            "fly. Give a JSON config (see docs/training.md) or the references as options. The "
+            "fly. Give a JSON config (see docs/training.md) or the references as options; with "
+            "a config, or to resume with --run-dir alone, the configuration is the file's and "
+            "only --threads, --max-steps and -q apply. The "
             "run folder keeps config.json, log.csv and checkpoint.pt: rerunning the same command "
             "resumes exactly where it stopped. The finished weights are RUN_DIR/NAME.pt, usable "
             "with 'sardespeckle run --method sarcnn --weights RUN_DIR/NAME.pt'. A config with "
