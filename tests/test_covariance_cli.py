@@ -215,6 +215,24 @@ def test_preview_rows_share_one_stretch():
     assert len(preview_rows(true_field(dim=3), true_field(dim=3))) == 1
 
 
+def test_the_phase_preview_fades_with_the_coherence():
+    # Noise phase (incoherent channels, e.g. VV/VH) must not look like fringes: colour
+    # saturation follows the coherence, the input's over a 5×5 window.
+    def saturation(panel):
+        rgb = panel.astype(np.float64)
+        return float((rgb.max(axis=-1) - rgb.min(axis=-1)).mean() / 255)
+
+    coherent, incoherent = true_field(coherence=0.95), true_field(coherence=0.0)
+    strong = preview_rows(coherent, coherent)[1][1]
+    weak = preview_rows(incoherent, incoherent)[1][1]
+    assert saturation(strong) > 0.9 and saturation(weak) < 0.02
+    noisy_in = covariance_from_channels(channels_of(incoherent, 3))
+    rows = preview_rows(noisy_in, incoherent)
+    assert saturation(rows[1][0]) < 0.45  # measured single-look pixels: coherence 1 each
+    noisy_coherent = covariance_from_channels(channels_of(coherent, 3))
+    assert saturation(preview_rows(noisy_coherent, coherent)[1][0]) > 0.8
+
+
 @pytest.mark.parametrize("dim", [2, 3])
 def test_cli_despeckles_channels_and_keeps_inputs(tmp_path, capsys, dim):
     field = true_field(size=64, dim=dim)

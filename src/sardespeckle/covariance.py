@@ -487,9 +487,10 @@ def preview_rgb(field: np.ndarray, stretch=None) -> tuple[np.ndarray, object]:
     raise InvalidInputError(f"expected a field of 2×2 or 3×3 matrices for a preview, got {dim}×{dim}")
 
 
-def phase_rgb(phase: np.ndarray) -> np.ndarray:
+def phase_rgb(phase: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
     """A phase in (−π, π] (e.g. of ``C12``: the interferogram of an InSAR pair) as a cyclic hue,
-    uint8 RGB."""
+    uint8 RGB; with ``weight`` in [0, 1] (a coherence), each colour fades to mid-grey as its
+    weight falls, so that the phase of incoherent areas (noise) does not look like fringes."""
     hue = (phase + np.pi) / (2 * np.pi) * 6.0
     sector = np.floor(hue).astype(int) % 6
     frac = hue - np.floor(hue)
@@ -500,16 +501,44 @@ def phase_rgb(phase: np.ndarray) -> np.ndarray:
     for index, channels in enumerate(table):
         mask = sector == index
         rgb[mask] = np.stack([c[mask] for c in channels], axis=-1)
-    return (255 * rgb).astype(np.uint8)
+    if weight is not None:
+        weight = np.clip(np.nan_to_num(np.asarray(weight, dtype=np.float64)), 0.0, 1.0)
+        rgb = 0.5 + weight[..., None] * (rgb - 0.5)
+    return np.round(255 * rgb).astype(np.uint8)
+
+
+def coherence_magnitude(field: np.ndarray, window: int = 1) -> np.ndarray:
+    """``|C12| / √(C11 C22)`` of a ``(rows, cols, 2, 2)`` field, each entry first averaged over
+    ``window × window`` pixels (a single-look field has coherence 1 at every pixel: its
+    coherence only shows over a window)."""
+    from scipy import ndimage
+
+    def smooth(values):
+        return values if window == 1 else ndimage.uniform_filter(values, window, mode="reflect")
+
+    c11, c22 = smooth(field[..., 0, 0].real), smooth(field[..., 1, 1].real)
+    c12 = smooth(field[..., 0, 1].real) + 1j * smooth(field[..., 0, 1].imag)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.clip(np.abs(c12) / np.sqrt(c11 * c22), 0.0, 1.0)
+
+
+#: Window of the input's coherence in the D = 2 phase preview (its single-look pixels have none).
+PREVIEW_COHERENCE_WINDOW = 5
 
 
 def preview_rows(before: np.ndarray, after: np.ndarray) -> list[list[np.ndarray]]:
     """The preview of a run: rows of ``[input, output]`` panels with one shared stretch —
-    :func:`preview_rgb`, and for ``D = 2`` also the phase of ``C12`` (:func:`phase_rgb`)."""
+    :func:`preview_rgb`, and for ``D = 2`` also the phase of ``C12`` (:func:`phase_rgb`),
+    faded by the coherence (the input's over :data:`PREVIEW_COHERENCE_WINDOW`² pixels, the
+    output's per pixel)."""
     first, stretch = preview_rgb(before)
     rows = [[first, preview_rgb(after, stretch)[0]]]
     if before.shape[-1] == 2:
-        rows.append([phase_rgb(np.angle(before[..., 0, 1])), phase_rgb(np.angle(after[..., 0, 1]))])
+        rows.append([
+            phase_rgb(np.angle(before[..., 0, 1]),
+                      coherence_magnitude(before, PREVIEW_COHERENCE_WINDOW)),
+            phase_rgb(np.angle(after[..., 0, 1]), coherence_magnitude(after)),
+        ])
     return rows
 
 

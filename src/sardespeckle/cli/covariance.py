@@ -56,7 +56,8 @@ def add_covariance_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--preview", default=None, metavar="PNG",
                         help="also write input | output side by side: Pauli RGB for D = 3; "
                              "for D = 2 an RGB of C11, C22, C11/C22 (dB) over the phase of C12 "
-                             "(the interferogram of an InSAR pair); D = 2 or 3 only (refused "
+                             "(the interferogram of an InSAR pair), faded where the coherence "
+                             "is low; D = 2 or 3 only (refused "
                              "before any work for D = 4)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
