@@ -78,7 +78,10 @@ def _read_channel(path: str) -> tuple[np.ndarray, object | None]:
         from .io import open_source
         from .window import Window
 
-        count, dtype, _ = _geotiff_header(path)
+        from .io.geotiff import read_header
+
+        header = read_header(path)
+        count, dtype = header.count, header.dtype
         if dtype.kind != "c":
             # Said here rather than by the reader, whose hint names an option (--complex-layout)
             # that this command does not have.
@@ -98,28 +101,16 @@ def _read_channel(path: str) -> tuple[np.ndarray, object | None]:
     raise InputFileError(f"{path}: expected a .npy or .tif/.tiff file")
 
 
-def _geotiff_header(path: str) -> tuple[int, np.dtype, tuple]:
-    """``(bands, dtype of band 1, band descriptions)`` of a GeoTIFF, without reading pixels
-    (GDAL's CInt16, which numpy lacks, counts as complex64: rasterio reads it so)."""
-    import rasterio
-
-    from .io.geotiff import _quiet
-
-    try:
-        with _quiet(), rasterio.open(path) as dataset:
-            count, name, descriptions = dataset.count, dataset.dtypes[0], dataset.descriptions
-    except rasterio.errors.RasterioIOError as error:
-        raise InputFileError(f"{path}: not a readable GeoTIFF ({error})") from None
-    return count, np.dtype("complex64" if name == "complex_int16" else name), descriptions
-
-
 def _read_multiband_channels(path: str) -> tuple[np.ndarray, object]:
     """``(channels (rows, cols, D), Source)`` of one GeoTIFF holding D complex bands, or 2·D real
     bands in (real, imaginary) pairs — SNAP's ``i_VV, q_VV, i_VH, q_VH`` export."""
     from .io import open_source
     from .window import Window
 
-    count, dtype, _ = _geotiff_header(path)
+    from .io.geotiff import read_header
+
+    header = read_header(path)
+    count, dtype = header.count, header.dtype
     if np.issubdtype(dtype, np.complexfloating):
         starts, layout = list(range(1, count + 1)), None
     elif count % 2 == 0:
@@ -283,6 +274,8 @@ def unused_band_notes(paths) -> list[str]:
         One note per multi-band complex GeoTIFF among two or more inputs (files that cannot be
         read are left to the reader).
     """
+    from .io.geotiff import read_header
+
     paths = _path_list(paths)
     notes = []
     if len(paths) < 2:
@@ -291,11 +284,12 @@ def unused_band_notes(paths) -> list[str]:
         if Path(path).suffix.lower() not in (".tif", ".tiff") or not os.path.isfile(path):
             continue
         try:
-            count, dtype, descriptions = _geotiff_header(path)
+            header = read_header(path)
         except InputFileError:
             continue
-        if count > 1 and dtype.kind == "c":
-            described = f" ({descriptions[0]})" if descriptions[0] else ""
+        count = header.count
+        if count > 1 and header.dtype.kind == "c":
+            described = f" ({header.descriptions[0]})" if header.descriptions[0] else ""
             notes.append(
                 f"{path} has {count} bands; band 1{described} is channel {index + 1} and "
                 + ("the other band is" if count == 2 else f"the other {count - 1} bands are")

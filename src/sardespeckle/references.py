@@ -800,6 +800,7 @@ def load_stack(
     InputFileError
         A file is missing or unreadable.
     """
+    from sardespeckle.io import open_source
     from sardespeckle.io.grid import check_same_grid
     from sardespeckle.window import Window
 
@@ -826,7 +827,7 @@ def load_stack(
     layers, masks, kinds = [], [], []
     shape = None
     for path in paths:
-        with _open_date(path, kind=kind, nodata=nodata) as source:
+        with open_source(path, kind=kind, nodata=nodata) as source:
             if shape is None:
                 shape = source.shape
             elif source.shape != shape:
@@ -839,21 +840,6 @@ def load_stack(
             masks.append(valid)
             kinds.append(source.kind)
     return Stack(np.stack(layers), np.stack(masks), paths, kinds)
-
-
-def _open_date(path: str, *, kind: str | None, nodata: float | None):
-    """The Source of one date; an undetectable kind is reported with the file and the option."""
-    from sardespeckle.errors import UnknownKindError
-    from sardespeckle.io import open_source
-
-    try:
-        return open_source(path, kind=kind, nodata=nodata)
-    except UnknownKindError as error:
-        raise UnknownKindError(
-            f"{path}: cannot tell amplitude from intensity (float data, and no band "
-            "description, tag or file name says which); pass the kind of the dates: "
-            "kind='amplitude' or kind='intensity' (CLI --kind amplitude or --kind intensity)"
-        ) from error
 
 
 #: What a folder or a glob pattern of dates may hold (PNG only when it holds no raster).

@@ -620,15 +620,13 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _describe_weights(name: str, meta, sha256: str, filename: str) -> None:
-    """The lines of 'sardespeckle weights' for one weights file (``meta``: a registry entry or
-    the meta dict of a file, read through the same names)."""
-    get = meta.get if isinstance(meta, dict) else lambda key, default=None: getattr(meta, key, default)
-    arch = get("architecture")
-    if isinstance(arch, dict):
-        from ..models.weights import Architecture
+def _describe_weights(name: str, meta: dict, sha256: str, filename: str) -> None:
+    """The lines of 'sardespeckle weights' for one weights file (``meta``: the meta dict of a
+    file, or a registry entry as a dict: the same keys)."""
+    from ..models.weights import Architecture
 
-        arch = Architecture.from_dict(arch)
+    get = meta.get
+    arch = Architecture.from_dict(get("architecture"))
     psnr = get("validation_psnr")
     psnr = "n/a" if psnr is None else f"{psnr:.2f} dB"
     if get("trained_sigma") is not None:
@@ -650,6 +648,7 @@ def _describe_weights(name: str, meta, sha256: str, filename: str) -> None:
 
 
 def _cmd_weights(args: argparse.Namespace) -> int:
+    import dataclasses
     import os
 
     from ..errors import UsageError
@@ -670,7 +669,7 @@ def _cmd_weights(args: argparse.Namespace) -> int:
         return EXIT_OK
     failed = 0
     for entry in entries:
-        _describe_weights(entry.name, entry, entry.sha256, entry.filename)
+        _describe_weights(entry.name, dataclasses.asdict(entry), entry.sha256, entry.filename)
         if args.verify:
             if not entry.path.is_file():
                 status, failed = f"MISSING ({entry.path})", failed + 1

@@ -108,18 +108,6 @@ def _refuse_options_of_a_config(given: dict, holder: str) -> None:
         )
 
 
-def _note_validation_in_training(config) -> None:
-    """A validation reference that is also a training reference measures fit, not generalisation."""
-    import os
-
-    trained = {os.path.realpath(spec.path) for spec in config.references}
-    for spec in config.validation:
-        if os.path.realpath(spec.path) in trained:
-            sys.stderr.write(
-                f"warning: validation reference {spec.path} is also a training reference: its "
-                f"PSNR measures how well the network fits it, not how it does on unseen data\n")
-
-
 def run_train_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -161,7 +149,6 @@ def run_train_command(args: argparse.Namespace) -> int:
         config = TrainConfig.load(Path(args.run_dir) / "config.json")
     else:
         raise UsageError("give a CONFIG file or --references (or a --run-dir to resume)")
-    _note_validation_in_training(config)
 
     if args.threads is not None:
         config = TrainConfig.from_dict({**config.as_dict(), "threads": args.threads})

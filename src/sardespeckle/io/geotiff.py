@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -38,6 +39,47 @@ def check_dtype(dtype: np.dtype, where: str) -> np.dtype:
             f"expected integer, floating-point or complex pixels in {where}, got {dtype.name}"
         )
     return dtype
+
+
+def numpy_dtype(name: str) -> np.dtype:
+    """The numpy type rasterio reads a GDAL band type as (GDAL's CInt16, which numpy lacks, as
+    complex64, exactly)."""
+    return np.dtype("complex64" if name == "complex_int16" else name)
+
+
+def georef_of(dataset) -> Georef:
+    """The georeferencing of an open rasterio dataset; no transform when it has neither a CRS
+    nor a non-identity transform (GDAL's default for an ungeoreferenced file)."""
+    transform = dataset.transform
+    has_transform = dataset.crs is not None or not transform.is_identity
+    gcps, gcps_crs = dataset.gcps
+    return Georef(crs=dataset.crs, transform=transform if has_transform else None,
+                  gcps=tuple(gcps), gcps_crs=gcps_crs if gcps else None, rpcs=dataset.rpcs)
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a GeoTIFF's header says, read without its pixels (:func:`read_header`)."""
+
+    count: int
+    dtype: np.dtype  # of band 1
+    descriptions: tuple
+    shape: tuple[int, int]
+    georef: Georef
+
+
+def read_header(path: str) -> Header:
+    """The header of the GeoTIFF ``path``; :class:`InputFileError` when it is not readable."""
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    try:
+        with _quiet(), rasterio.open(path) as dataset:
+            return Header(count=dataset.count, dtype=numpy_dtype(dataset.dtypes[0]),
+                          descriptions=tuple(dataset.descriptions),
+                          shape=(dataset.height, dataset.width), georef=georef_of(dataset))
+    except RasterioIOError as error:
+        raise InputFileError(f"cannot read {path} as a GeoTIFF: {error}") from None
 
 
 def _rio_window(window: Window):
@@ -102,9 +144,7 @@ class GeoTiffSource(Source):
         self.shape = (dataset.height, dataset.width)
         if 0 in self.shape:
             raise InvalidInputError(f"expected a non-empty raster, got shape {self.shape}")
-        raw_name = dataset.dtypes[self.band - 1]
-        # GDAL's CInt16 has no numpy twin; rasterio reads it as complex64, exactly.
-        raw_dtype = check_dtype("complex64" if raw_name == "complex_int16" else raw_name, path)
+        raw_dtype = check_dtype(numpy_dtype(dataset.dtypes[self.band - 1]), path)
         if complex_layout == "bands":
             if raw_dtype.kind == "c":
                 raise InvalidInputError(
@@ -118,16 +158,7 @@ class GeoTiffSource(Source):
         self.description = dataset.descriptions[self.band - 1]
         self.tags = dataset.tags()
         self._band_tags = dataset.tags(self.band)
-        transform = dataset.transform
-        has_transform = dataset.crs is not None or not transform.is_identity
-        gcps, gcps_crs = dataset.gcps
-        self.georef = Georef(
-            crs=dataset.crs,
-            transform=transform if has_transform else None,
-            gcps=tuple(gcps),
-            gcps_crs=gcps_crs if gcps else None,
-            rpcs=dataset.rpcs,
-        )
+        self.georef = georef_of(dataset)
         self.block_shape = tuple(dataset.block_shapes[self.band - 1])
         flags = dataset.mask_flag_enums[self.band - 1]
         self._has_mask = MaskFlags.per_dataset in flags or MaskFlags.alpha in flags

@@ -72,19 +72,16 @@ def _grid_of(item) -> tuple[str, Georef, tuple[int, int]] | None:
 
 
 def _read_georef(path: str) -> tuple[Georef, tuple[int, int]] | None:
-    """A GeoTIFF's CRS and transform (None for the transform when it has neither, as
-    :class:`~sardespeckle.io.geotiff.GeoTiffSource` does), without reading pixels."""
-    import rasterio
-
-    from sardespeckle.io.geotiff import _quiet
+    """A GeoTIFF's georeferencing and shape without reading pixels (None when it cannot be
+    opened: its reader says why)."""
+    from sardespeckle.errors import InputFileError
+    from sardespeckle.io.geotiff import read_header
 
     try:
-        with _quiet(), rasterio.open(path) as dataset:
-            crs, transform, shape = dataset.crs, dataset.transform, dataset.shape
-    except rasterio.errors.RasterioIOError:  # its reader says why
+        header = read_header(path)
+    except InputFileError:
         return None
-    georeferenced = crs is not None or not transform.is_identity
-    return Georef(crs=crs, transform=transform if georeferenced else None), tuple(shape)
+    return header.georef, header.shape
 
 
 def _same_grid(first, other) -> bool:

@@ -182,9 +182,11 @@ def detect_kind(
         return "amplitude", (
             f"integer data type {dtype.name} (digital numbers such as Sentinel-1 GRD are amplitude)"
         )
+    where = f"{os.fspath(path)}: " if path is not None else ""
     raise UnknownKindError(
-        "cannot tell amplitude from intensity for float data without metadata; "
-        "pass kind='amplitude' or kind='intensity' (CLI --kind)"
+        f"{where}cannot tell amplitude from intensity (float data, and no band description, tag "
+        "or file name says which); pass kind='amplitude' or kind='intensity' (CLI --kind "
+        "amplitude or --kind intensity)"
     )
 
 

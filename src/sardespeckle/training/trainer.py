@@ -86,6 +86,17 @@ class _Validator:
         return float(np.mean(scores))
 
 
+def _warn_validation_in_training(config: TrainConfig) -> None:
+    """A validation reference that is also a training reference measures fit, not
+    generalisation: said, not refused (a quick check of a recipe may want exactly that)."""
+    trained = {os.path.realpath(spec.path) for spec in config.references}
+    for spec in config.validation:
+        if os.path.realpath(spec.path) in trained:
+            warnings.warn(f"validation reference {spec.path} is also a training reference: its "
+                          f"PSNR measures how well the network fits it, not how it does on "
+                          f"unseen data", UserWarning, stacklevel=3)
+
+
 def _filled_validation_reference(spec) -> tuple[np.ndarray, np.ndarray | None]:
     """A validation reference's intensity with its nodata pixels (NaN, as ``references build``
     writes them) filled with the nearest valid value, so the network sees a whole scene, and the
@@ -167,6 +178,7 @@ def train(
     model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     rng = np.random.default_rng(config.seed)
+    _warn_validation_in_training(config)
     try:
         sampler, validator, offset = _task_data(config)  # reads and checks every reference
     except InputFileError as error:
