@@ -595,3 +595,58 @@ def test_real_channel_geotiffs_get_a_hint_this_command_can_follow(tmp_path, caps
     assert f"{inputs[0]}: expected a complex band (one SLC channel), got float32" in err
     assert "complex-layout" not in err and "complex_layout" not in err
     assert "SNAP's i_VV q_VV i_VH q_VH" in err and "'sardespeckle run' on each band" in err
+
+
+def test_strong_scatterers_keep_their_input_matrix():
+    from sardespeckle.keep_targets import keep_covariance_targets
+
+    truth = true_field(size=128, dim=3, coherence=0.5)
+    noisy = covariance_from_channels(channels_of(truth, 7))
+    targets = [(20, 30), (64, 64), (100, 90), (40, 110)]
+    gains = [(1, 1, 300), (300, 300, 300), (300, 300, 300), (300, 300, 300)]
+    for (row, col), gain in zip(targets, gains):  # the first: bright in channel 3 only
+        root = np.sqrt(np.array(gain, float))
+        noisy[row, col] = root[:, None] * noisy[row, col] * root[None, :]
+    despeckled = boxcar(noisy, 7)  # dims the targets as networks do (~1/49 of their excess)
+    out, mask = keep_covariance_targets(noisy, despeckled, looks=1, false_alarm=1e-4)
+    assert all(mask[row, col] for row, col in targets)
+    assert mask.sum() <= len(targets) + 3  # 1e-4 of 16384 pixels pass by chance: ~2
+    np.testing.assert_array_equal(out[~mask], despeckled[~mask])
+    for row, col in targets:
+        kept = out[row, col]
+        assert np.linalg.eigvalsh(kept).min() > 0  # conditioned: positive definite
+        np.testing.assert_allclose(kept, noisy[row, col], rtol=1e-3, atol=1e-3 * abs(kept).max())
+    # what the method kept already is left alone: no pixel passes twice
+    again, mask_again = keep_covariance_targets(noisy, out, looks=1, false_alarm=1e-4)
+    assert not mask_again[mask].any()
+    np.testing.assert_array_equal(again[mask], out[mask])
+
+
+def test_cli_keep_targets_restores_power_and_is_recorded(tmp_path, capsys):
+    import json
+
+    field = true_field(size=64)
+    noisy = simulate_wishart(field, 1, seed=4)
+    noisy[10:54:11, 10:54:11] *= 400.0  # 16 point targets
+    np.save(tmp_path / "field.npy", noisy)
+    args = ["covariance", str(tmp_path / "field.npy"), "--looks", "1", "--denoiser",
+            "dncnn-sar", "--iterations", "3"]
+    assert main([*args, "-o", str(tmp_path / "plain.npy"), "-q"]) == 0
+    assert main([*args, "-o", str(tmp_path / "kept.npy"), "--keep-targets", "1e-5"]) == 0
+    err = capsys.readouterr().err
+    assert "strong-scatterer pixels kept" in err
+    count = int(err.split(" strong-scatterer pixels kept")[0].rsplit(", ", 1)[1])
+    assert 16 <= count <= 20
+    plain, kept = np.load(tmp_path / "plain.npy"), np.load(tmp_path / "kept.npy")
+    targets = np.zeros(noisy.shape[:2], bool)
+    targets[10:54:11, 10:54:11] = True
+    power = np.real(np.trace(noisy, axis1=2, axis2=3))
+    assert np.real(np.trace(plain, axis1=2, axis2=3))[targets].mean() < 0.3 * power[targets].mean()
+    np.testing.assert_allclose(np.real(np.trace(kept, axis1=2, axis2=3))[targets],
+                               power[targets], rtol=1e-3)
+    sidecar = json.loads((tmp_path / "kept.npy.json").read_text())
+    assert float(sidecar["tags"]["SARDESPECKLE_KEEP_TARGETS"]) == 1e-5
+    assert "SARDESPECKLE_KEEP_TARGETS" not in json.loads(
+        (tmp_path / "plain.npy.json").read_text())["tags"]
+    assert main([*args, "-o", str(tmp_path / "bad.npy"), "--keep-targets", "0.5", "-q"]) == 2
+    assert "false-alarm rate" in capsys.readouterr().err and not (tmp_path / "bad.npy").exists()

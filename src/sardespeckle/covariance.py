@@ -641,7 +641,7 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
                                denoiser="bm3d", iterations: int = 6, lam: float | None = None,
                                precision: str = "auto", decorrelate: str = "auto", preview=None,
                                overwrite: bool = False, progress=None, device: str = "auto",
-                               on_plan=None) -> dict:
+                               on_plan=None, keep_targets=None) -> dict:
     """Read a covariance field (:func:`read_covariance_input`; ``inputs`` one path or several),
     despeckle it with :func:`~sardespeckle.mulog.mulog_covariance` and write it
     (:func:`write_covariance`: a ``.npy`` output gets its provenance in ``OUT.npy.json``), with
@@ -659,9 +659,12 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
     DnCNN denoiser runs (``auto``: CUDA when available; ``cuda`` is refused for BM3D).
     ``on_plan(plan)`` is called once everything is decided, before MuLoG runs, with the summary's
     ``looks``, ``looks_source``, ``looks_note``, ``decorrelate`` and ``decorrelate_reason`` (so
-    a command can say them before the work, not after). Returns a
-    summary (sizes, looks, λ, precision, device, decorrelation and why, missing pixels, seconds,
-    paths, and ``notes``: :func:`unused_band_notes`)."""
+    a command can say them before the work, not after). ``keep_targets``: a false-alarm rate
+    (e.g. ``1e-5``) at which strong scatterers keep their input matrix
+    (:func:`~sardespeckle.keep_targets.keep_covariance_targets`), or None (default: off).
+    Returns a summary (sizes, looks, λ, precision, device, decorrelation and why, missing
+    pixels, ``kept_targets`` (pixels kept, or None when off), seconds, paths, and ``notes``:
+    :func:`unused_band_notes`)."""
     import time
 
     from .io.base import check_output_path
@@ -670,8 +673,11 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
     from .tiling import weak_zeros
     from .mulog.method import denoiser_weights_id, prepare_mulog_denoiser
 
+    from .keep_targets import false_alarm_rate, keep_covariance_targets
+
     if decorrelate not in DECORRELATE_CHOICES:
         raise UsageError(f"expected decorrelate in {DECORRELATE_CHOICES}, got {decorrelate!r}")
+    false_alarm = false_alarm_rate(keep_targets)
     inputs = _path_list(inputs)
     output = os.fspath(output)
     check_output_path(output, inputs=tuple(inputs), overwrite=overwrite)
@@ -737,6 +743,10 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
         out = mulog_covariance(field, looks=looks, denoiser=prepared.function,
                                iterations=iterations, lam=prepared.lam, callback=progress,
                                valid=~invalid)
+    kept = None
+    if false_alarm is not None:
+        out, targets = keep_covariance_targets(field, out, looks=looks, false_alarm=false_alarm)
+        kept = int((targets & ~invalid).sum())
     seconds = time.perf_counter() - started
     # Zero-power pixels inside the data (quantised SLCs: a weak return in every channel) get
     # MuLoG's estimate, as in 'run' (tiling.weak_zeros); blocks and fill regions stay nodata.
@@ -747,6 +757,8 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
             "iterations": iterations, "lam": prepared.lam, "precision": prepared.precision,
             "device": prepared.device, "decorrelate": decorrelate,
             "inputs": [os.path.basename(p) for p in inputs]}
+    if false_alarm is not None:
+        tags["keep_targets"] = false_alarm
     weights = denoiser_weights_id(denoiser)
     if weights is not None:
         tags["weights"] = weights
@@ -759,5 +771,5 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
             "device": prepared.device, "looks_source": looks_source,
             "measured_looks": measured_looks, "looks_note": looks_note,
             "lam": prepared.lam, "iterations": iterations, "decorrelate": decorrelate,
-            "decorrelate_reason": reason, "missing": int(holes.sum()),
+            "decorrelate_reason": reason, "missing": int(holes.sum()), "kept_targets": kept,
             "seconds": seconds, "output": output, "preview": preview, "notes": notes}

@@ -78,3 +78,51 @@ class KeepTargets:
         surroundings = median_filter(out, size=2 * self.radius + 1, mode="mirror")
         target = (intensity > self.threshold * surroundings) & (intensity > 2 * out)
         return np.where(target, intensity, out).astype(out.dtype)
+
+
+def keep_covariance_targets(field, out, *, looks: float, false_alarm: float,
+                            radius: int = KeepTargets.radius) -> tuple[np.ndarray, np.ndarray]:
+    """:class:`KeepTargets` for covariance fields: ``out`` with the input matrix restored at
+    the strong scatterers, and the mask of those pixels.
+
+    Parameters
+    ----------
+    field, out : ndarray, shape ``(rows, cols, D, D)``
+        The input covariance field (finite: nodata filled) and the despeckled one.
+    looks : float
+        Looks of ``field``.
+    false_alarm : float
+        Rate of pixels kept by chance over a homogeneous area, all channels together.
+    radius : int
+        Half-side of the median window of the surroundings.
+
+    Notes
+    -----
+    Each diagonal channel ``C_ii`` is tested as one image is by :class:`KeepTargets`, at the
+    rate ``false_alarm / D`` (so that about ``false_alarm`` of the pixels pass by chance in
+    all): ``C_ii > t · median(Ĉ_ii)`` over the ``(2r + 1)²`` window and ``C_ii > 2 · Ĉ_ii``.
+    A pixel where any channel passes keeps its whole input matrix (coherences and phases
+    included), conditioned like MuLoG's data (``λ_min/λ_max ≥ 10⁻⁴``) so that the output stays
+    positive definite: a single-look matrix has rank one.
+    """
+    from scipy.ndimage import median_filter
+    from scipy.stats import gamma
+
+    from .mulog.hermitian import condition_field
+    from .mulog.matrix import MIN_INVERSE_CONDITION
+
+    field, out = np.asarray(field), np.asarray(out)
+    size = field.shape[-1]
+    threshold = float(gamma.isf(false_alarm / size, looks, scale=1.0 / looks))
+    mask = np.zeros(field.shape[:2], bool)
+    for k in range(size):
+        given, made = field[..., k, k].real, out[..., k, k].real
+        surroundings = median_filter(made, size=2 * radius + 1, mode="mirror")
+        mask |= (given > threshold * surroundings) & (given > 2 * made)
+    if not mask.any():
+        return out, mask
+    result = out.copy()
+    kept = condition_field(field[mask].astype(np.complex128),
+                           min_inverse_condition=MIN_INVERSE_CONDITION)
+    result[mask] = kept.astype(out.dtype)
+    return result, mask

@@ -7,7 +7,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import positive_float_or_auto, positive_float_or_auto_word, positive_int
+from ._args import (
+    positive_float,
+    positive_float_or_auto,
+    positive_float_or_auto_word,
+    positive_int,
+)
 
 EXIT_OK = 0
 
@@ -50,6 +55,11 @@ def add_covariance_parser(subparsers) -> argparse.ArgumentParser:
                              "channels whose speckle is spatially correlated (SLC); auto "
                              "(default): subsample when the field is single-look and its "
                              "measured lag-1 speckle correlation exceeds 0.1, as run does")
+    parser.add_argument("--keep-targets", type=positive_float, default=None, metavar="PFA",
+                        help="keep the input matrix of strong scatterers (a diagonal channel "
+                             "brighter than speckle allows over its despeckled surroundings, at "
+                             "this false-alarm rate, e.g. 1e-5; default off): MuLoG's denoisers "
+                             "dim them, and scenes full of them (cities) lose total power")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="where a DnCNN denoiser runs (default auto: CUDA when available; "
                              "BM3D runs on the CPU)")
@@ -96,7 +106,7 @@ def run_covariance_command(args: argparse.Namespace) -> int:
         args.inputs, args.output, looks=args.looks, denoiser=args.denoiser,
         iterations=args.iterations, lam=args.lam, decorrelate=args.decorrelate,
         preview=args.preview, overwrite=args.overwrite, progress=progress, device=args.device,
-        on_plan=on_plan)
+        on_plan=on_plan, keep_targets=args.keep_targets)
     if not args.quiet:
         sys.stderr.write(
             f"{chr(13) if live else ''}{report['rows']}×{report['cols']} field of "
@@ -105,7 +115,10 @@ def run_covariance_command(args: argparse.Namespace) -> int:
             f"λ = {report['lam']:.3g}, "
             f"{report['iterations']} iteration{'' if report['iterations'] == 1 else 's'}"
             + (f", {report['missing']} missing pixels (written as NaN)" if report["missing"]
-               else "") + f": {report['seconds']:.1f} s\n"
+               else "")
+            + (f", {report['kept_targets']} strong-scatterer pixels kept"
+               if report["kept_targets"] is not None else "")
+            + f": {report['seconds']:.1f} s\n"
             f"wrote {report['output']}" + (f" and {report['preview']}" if report["preview"]
                                             else "") + "\n")
     return EXIT_OK
