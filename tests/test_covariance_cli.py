@@ -650,3 +650,69 @@ def test_cli_keep_targets_restores_power_and_is_recorded(tmp_path, capsys):
         (tmp_path / "plain.npy.json").read_text())["tags"]
     assert main([*args, "-o", str(tmp_path / "bad.npy"), "--keep-targets", "0.5", "-q"]) == 2
     assert "false-alarm rate" in capsys.readouterr().err and not (tmp_path / "bad.npy").exists()
+
+
+def test_a_geotiff_of_named_element_bands_is_read_back_as_a_field(tmp_path, capsys):
+    field = true_field(dim=3)
+    k = channels_of(field, 2)
+    paths = [write_complex_tif(tmp_path / f"c{i}.tif", k[..., i]) for i in range(3)]
+    built, like, _ = read_covariance_input(paths)
+    ours = write_covariance(tmp_path / "ours.tif", built, like=like)
+    again, header, single_look = read_covariance_input(ours)
+    assert not single_look  # a stored field's looks are not known: --looks is asked for
+    assert header.georef.transform == from_origin(600000, 5800000, 10, 10)
+    np.testing.assert_allclose(again, built, rtol=1e-6, atol=1e-6 * np.abs(built).max())
+    # SNAP's names, in another order, and a coherency (T) matrix
+    bands, names = covariance_bands(built)
+    snap = [name.replace("Re C", "C").replace("Im C", "C") for name in names]
+    snap = [n + ("_real" if o.startswith("Re") else "_imag" if o.startswith("Im") else "")
+            for n, o in zip(snap, names)]
+    order = [4, 0, 8, 2, 1, 7, 3, 6, 5]
+    for letter in ("C", "T"):
+        path = tmp_path / f"snap_{letter}.tif"
+        profile = dict(driver="GTiff", width=48, height=48, count=9, dtype="float32")
+        with rasterio.open(path, "w", **profile) as dst:
+            for band, index in enumerate(order, 1):
+                dst.write(bands[index], band)
+                dst.set_band_description(band, snap[index].replace("C", letter))
+        read, _, _ = read_covariance_input(path)
+        np.testing.assert_allclose(read, built, rtol=1e-6, atol=1e-6 * np.abs(built).max())
+    # the command takes it, with its looks
+    assert main(["covariance", str(ours), "-o", str(tmp_path / "again.npy"), "-q"]) == 2
+    assert "looks" in capsys.readouterr().err
+    assert main(["covariance", str(ours), "-o", str(tmp_path / "again.npy"), "--looks", "1",
+                 "--denoiser", "dncnn-sar", "--iterations", "1", "-q"]) == 0
+    # 'run' reads a diagonal band as the intensity it is
+    assert main(["run", str(ours), "-o", str(tmp_path / "c11.tif"), "--method", "lee",
+                 "-q"]) == 0
+
+
+@pytest.mark.parametrize("descriptions, message", [
+    (("C11", "C22", "C12_real", "band 4"), "unnamed: band 4"),
+    (("C11", "C22", "C12_real", "C12_real"), "not one whole"),
+    (("C11", "C22", "C12_real", "T12_imag"), "not one whole"),
+    (("C11", "C22", "C33", "C12_real"), "not one whole"),
+])
+def test_element_bands_that_do_not_make_a_field_are_refused(tmp_path, descriptions, message):
+    path = tmp_path / "bad.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=32, height=32, count=4,
+                       dtype="float32") as dst:
+        for band, text in enumerate(descriptions, 1):
+            dst.write(np.ones((32, 32), np.float32), band)
+            dst.set_band_description(band, text)
+    with pytest.raises(InvalidInputError, match=message):
+        read_covariance_input(path)
+
+
+def test_covariance_band_element_names():
+    from sardespeckle.covariance import covariance_band_element
+    from sardespeckle.io.kinds import kind_from_text
+
+    assert covariance_band_element("C11") == ("C", 0, 0, "re")
+    assert covariance_band_element("Im C23") == ("C", 1, 2, "im")
+    assert covariance_band_element("t13_Imag") == ("T", 0, 2, "im")
+    assert covariance_band_element("C12_real") == ("C", 0, 1, "re")
+    for text in ("C12", "C11_real", "C21_real", "Re C12_imag", "VV", "C15", None, ""):
+        assert covariance_band_element(text) is None, text
+    assert kind_from_text("C11") == kind_from_text("T33") == "intensity"
+    assert kind_from_text("C12_real") is None and kind_from_text("C11_db") == "db"

@@ -10,7 +10,11 @@ What a user holds, and what :func:`read_covariance_input` accepts:
   interferometric pair): ``D`` files (``.npy`` complex 2-D, or GeoTIFF whose first band is
   complex), one ``.npy`` of shape ``(rows, cols, D)``, or one GeoTIFF of ``D`` complex bands or
   ``2·D`` real bands in (real, imaginary) pairs (SNAP's ``i_VV, q_VV, i_VH, q_VH``). The field
-  is then ``k kᴴ`` per pixel (one look).
+  is then ``k kᴴ`` per pixel (one look);
+* a field stored as one GeoTIFF of ``D²`` real bands whose descriptions name the matrix
+  elements (:func:`covariance_band_element`): this module's output (``C11``, ``Re C12``...) or
+  SNAP's names (``C11``, ``C12_real``, ``C12_imag``...; ``T`` for a coherency matrix), in any
+  order, of any number of looks.
 
 :func:`write_covariance` writes ``.npy`` ``(rows, cols, D, D)`` complex64, or a GeoTIFF of ``D²``
 float32 bands — the ``D`` diagonal intensities ``C11 … CDD``, then ``Re Cij`` and ``Im Cij`` for
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +142,69 @@ def _read_multiband_channels(path: str) -> tuple[np.ndarray, object]:
     return channels, like
 
 
+_ELEMENT = re.compile(r"^\s*(?:(re|im)\s*[_ ]?\s*)?([ct])([1-4])([1-4])"
+                      r"(?:\s*[_ ]\s*(real|imag|re|im))?\s*$", re.IGNORECASE)
+
+
+def covariance_band_element(description) -> tuple[str, int, int, str] | None:
+    """``(letter, i, j, part)`` of a band description naming a covariance (``C``) or coherency
+    (``T``) matrix element, 0-based ``i ≤ j``, ``part`` ``"re"`` or ``"im"`` (``"re"`` on the
+    diagonal), else None.
+
+    >>> covariance_band_element("C11"), covariance_band_element("Im C12")
+    (('C', 0, 0, 're'), ('C', 0, 1, 'im'))
+    >>> covariance_band_element("T23_real"), covariance_band_element("VV")
+    (('T', 1, 2, 're'), None)
+    """
+    match = _ELEMENT.match(description or "")
+    if match is None:
+        return None
+    prefix, letter, i, j, suffix = match.groups()
+    i, j = int(i) - 1, int(j) - 1
+    if prefix and suffix:
+        return None
+    part = (prefix or suffix or "").lower()[:2]
+    if (i == j) == bool(part) or i > j:  # a part on the diagonal, none off it, or i > j
+        return None
+    return letter.upper(), i, j, part or "re"
+
+
+def _read_covariance_geotiff(path: str, header) -> np.ndarray | None:
+    """The field of a GeoTIFF whose bands are named covariance elements, None when no band
+    description names one; InvalidInputError when some do but they are not one whole field."""
+    from .io.geotiff import read_bands
+
+    elements = [covariance_band_element(text) for text in header.descriptions]
+    if not any(elements):
+        return None
+    unnamed = [f"band {band} ({text!r})" for band, (text, element)
+               in enumerate(zip(header.descriptions, elements), 1) if element is None]
+    size = int(round(np.sqrt(header.count)))
+    expected = {(i, j, part) for i in range(size) for j in range(i, size)
+                for part in (("re",) if i == j else ("re", "im"))}
+    found = [element[1:] for element in elements if element]
+    letters = {element[0] for element in elements if element}
+    if unnamed or size * size != header.count or not 2 <= size <= 4 \
+            or set(found) != expected or len(found) != len(expected) or len(letters) != 1:
+        raise InvalidInputError(
+            f"{path}: the band descriptions name covariance matrix elements but not one whole "
+            f"D×D field ({', '.join(filter(None, header.descriptions))}"
+            + (f"; unnamed: {', '.join(unnamed)}" if unnamed else "") + "); expected D² "
+            "bands, D = 2..4: C11 … CDD and the real and imaginary parts of every Cij, i < j "
+            "(C12_real/C12_imag or Re C12/Im C12)")
+    bands = read_bands(path)
+    field = np.zeros(header.shape + (size, size), np.complex128)
+    for values, (_, i, j, part) in zip(bands, elements):
+        if part == "re":
+            field[..., i, j] += values
+        else:
+            field[..., i, j] += 1j * values
+    for i in range(size):
+        for j in range(i + 1, size):
+            field[..., j, i] = np.conj(field[..., i, j])
+    return field
+
+
 def _path_list(paths) -> list[str]:
     """One path (str or path-like) or a sequence of them, as a list of str."""
     if isinstance(paths, (str, os.PathLike)):
@@ -145,19 +213,21 @@ def _path_list(paths) -> list[str]:
 
 
 def read_covariance_input(paths) -> tuple[np.ndarray, object | None, bool]:
-    """``(field, like, single_look)`` from a covariance ``.npy`` or ``D`` complex channels.
+    """``(field, like, single_look)`` from a covariance ``.npy`` or GeoTIFF, or ``D`` complex
+    channels.
 
     Parameters
     ----------
     paths : path-like or sequence of path-like
-        One covariance ``.npy``, one channel stack (``.npy`` or GeoTIFF), or 2-4 channel files
-        (see the module notes). A single path may be given as such.
+        One covariance ``.npy`` or GeoTIFF of named element bands, one channel stack (``.npy``
+        or GeoTIFF), or 2-4 channel files (see the module notes). A single path may be given
+        as such.
 
     Returns
     -------
     field : numpy.ndarray of complex128, shape (rows, cols, D, D)
-    like : Source or None
-        The first GeoTIFF input's Source (closed; for its georeferencing).
+    like : Source, Header or None
+        The first GeoTIFF input's Source (closed) or header: what ``.georef`` to write with.
     single_look : bool
         Whether the field was built from channels (then ``looks`` is 1 unless the data say
         otherwise).
@@ -178,6 +248,13 @@ def read_covariance_input(paths) -> tuple[np.ndarray, object | None, bool]:
         if not os.path.isfile(path):
             raise InputFileError(f"{path}: no such file")
     if len(paths) == 1 and Path(paths[0]).suffix.lower() in (".tif", ".tiff"):
+        from .io.geotiff import read_header
+
+        header = read_header(paths[0])
+        field = _read_covariance_geotiff(paths[0], header)
+        if field is not None:
+            _check_field(field, paths[0])
+            return field, header, False
         channels, like = _read_multiband_channels(paths[0])
         field = covariance_from_channels(channels)
         _check_field(field, paths[0])

@@ -82,6 +82,20 @@ def read_header(path: str) -> Header:
         raise InputFileError(f"cannot read {path} as a GeoTIFF: {error}") from None
 
 
+def read_bands(path: str) -> np.ndarray:
+    """Every band of the GeoTIFF ``path`` as float64 ``(count, rows, cols)``, the nodata value
+    and masked pixels as NaN (for small multi-band rasters held whole: covariance fields)."""
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    try:
+        with _quiet(), rasterio.open(path) as dataset:
+            data = dataset.read(masked=True)
+    except RasterioIOError as error:
+        raise InputFileError(f"cannot read {path} as a GeoTIFF: {error}") from None
+    return np.ma.filled(data.astype(np.float64), np.nan)
+
+
 def _rio_window(window: Window):
     from rasterio.windows import Window as RioWindow
 

@@ -37,6 +37,9 @@ _DB_WORDS = frozenset({"db", "decibel", "decibels"})
 _AMPLITUDE_WORDS = frozenset({"amplitude", "amp", "ampl", "magnitude", "mag"})
 _INTENSITY_WORDS = frozenset(
     {"intensity", "int", "power", "sigma0", "beta0", "gamma0", "sigmanought", "betanought"}
+    # the diagonal of a covariance (C) or coherency (T) matrix: powers (SNAP's C2/C3/T3 bands,
+    # sardespeckle covariance's GeoTIFF output)
+    | {f"{letter}{i}{i}" for letter in "ct" for i in range(1, 5)}
 )
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -78,6 +81,8 @@ def kind_from_text(text: str) -> str | None:
 
     >>> kind_from_text("Sigma0_VV_db"), kind_from_text("Amplitude_VV"), kind_from_text("VV")
     ('db', 'amplitude', None)
+    >>> kind_from_text("C22"), kind_from_text("C12_real")
+    ('intensity', None)
     """
     words = _words(text)
     if words & _DB_WORDS:
