@@ -485,6 +485,21 @@ def test_the_same_data_under_two_names_is_refused(tmp_path, capsys):
         (48, 48, 2, 2)
 
 
+def test_a_rescaled_copy_of_a_channel_is_refused_but_a_coherent_pair_is_not(tmp_path):
+    k = channels_of(true_field(coherence=0.95), 7)  # a highly coherent but real pair
+    vv = k[..., 0].astype(np.complex64)
+    np.save(tmp_path / "vv.npy", vv)
+    np.save(tmp_path / "vv_db_scaled.npy", (vv.astype(np.complex128) * 3.7 * np.exp(0.4j)
+                                            ).astype(np.complex64))  # rescaled, re-rounded
+    np.save(tmp_path / "vh.npy", k[..., 1])
+    same = r"up to a constant factor \(coherence (0\.9999|1\.0000)"
+    with pytest.raises(UsageError, match=same) as error:
+        read_covariance_input([tmp_path / "vv.npy", tmp_path / "vv_db_scaled.npy"])
+    assert "vv_db_scaled.npy (channel 2)" in str(error.value)
+    field, _, _ = read_covariance_input([tmp_path / "vv.npy", tmp_path / "vh.npy"])
+    assert field.shape == (48, 48, 2, 2)
+
+
 def test_a_multiband_channel_file_draws_a_note_on_its_unused_bands(tmp_path, capsys):
     from sardespeckle.covariance import despeckle_covariance_files, unused_band_notes
 

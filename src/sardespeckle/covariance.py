@@ -319,18 +319,37 @@ def _check_distinct_channels(paths: list[str]) -> None:
             "channel (e.g. VV VH, or both images of an interferometric pair) once")
 
 
+#: Whole-image coherence above which two channels count as one image twice (up to a constant
+#: complex factor: a rescaled or re-quantised copy). Real pairs stay far below: an
+#: interferogram's phase varies over a scene.
+SAME_IMAGE_COHERENCE = 0.9999
+
+
 def _check_distinct_content(channels: np.ndarray, names: list[str]) -> None:
-    """UsageError when two channels of ``(rows, cols, D)`` hold the same pixels (a copy of one
-    file under another name): the path check of :func:`_check_distinct_channels` cannot see it."""
+    """UsageError when two channels of ``(rows, cols, D)`` hold the same pixels, or the same
+    pixels up to a constant factor (whole-image coherence above :data:`SAME_IMAGE_COHERENCE`:
+    a copy of one file under another name, rescaled or saved at another precision): the path
+    check of :func:`_check_distinct_channels` cannot see it."""
     for first in range(channels.shape[-1]):
         for again in range(first + 1, channels.shape[-1]):
-            if np.array_equal(channels[..., first], channels[..., again], equal_nan=True):
-                raise UsageError(
-                    f"expected different data in each channel, got identical pixels in "
-                    f"{names[first]} (channel {first + 1}) and {names[again]} (channel "
-                    f"{again + 1}); the same data under two names makes a singular covariance "
-                    "(coherence 1 everywhere): give each channel (e.g. VV VH, or both images "
-                    "of an interferometric pair) once")
+            a, b = channels[..., first], channels[..., again]
+            if np.array_equal(a, b, equal_nan=True):
+                what = "identical pixels"
+            else:
+                both = np.isfinite(a) & np.isfinite(b)
+                a64, b64 = a[both].astype(np.complex128), b[both].astype(np.complex128)
+                power = np.sqrt(np.sum(np.abs(a64) ** 2) * np.sum(np.abs(b64) ** 2))
+                coherence = abs(np.vdot(b64, a64)) / power if power > 0 else 0.0
+                if coherence <= SAME_IMAGE_COHERENCE:
+                    continue
+                what = (f"the same pixels up to a constant factor (coherence {coherence:.6f} "
+                        "over the whole image)")
+            raise UsageError(
+                f"expected different data in each channel, got {what} in "
+                f"{names[first]} (channel {first + 1}) and {names[again]} (channel "
+                f"{again + 1}); the same data under two names makes a singular covariance "
+                "(coherence 1 everywhere): give each channel (e.g. VV VH, or both images "
+                "of an interferometric pair) once")
 
 
 def unused_band_notes(paths) -> list[str]:
