@@ -731,3 +731,28 @@ def test_covariance_band_element_names():
         assert covariance_band_element(text) is None, text
     assert kind_from_text("C11") == kind_from_text("T33") == "intensity"
     assert kind_from_text("C12_real") is None and kind_from_text("C11_db") == "db"
+
+
+def test_a_coherency_matrix_keeps_its_names_and_its_pauli_colours(tmp_path, capsys):
+    from sardespeckle.covariance import preview_rgb
+
+    c3 = covariance_from_channels(channels_of(true_field(dim=3, coherence=0.4), 5))
+    pauli = np.array([[1, 0, 1], [1, 0, -1], [0, np.sqrt(2), 0]]) / np.sqrt(2)
+    t3 = pauli @ c3 @ pauli.T  # k_T = [HH+VV, HH−VV, 2HV]/√2 from k_C = [HH, √2 HV, VV]
+    from_c, _ = preview_rgb(c3)
+    from_t, _ = preview_rgb(t3, letter="T")
+    assert np.abs(from_c.astype(int) - from_t.astype(int)).max() <= 1
+    assert np.abs(preview_rgb(t3)[0].astype(int) - from_c.astype(int)).max() > 50  # read as C
+    bands, names = covariance_bands(t3, "T")
+    path = tmp_path / "t3.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=48, height=48, count=9,
+                       dtype="float32") as dst:
+        for band, (values, name) in enumerate(zip(bands, names), 1):
+            dst.write(values, band)
+            dst.set_band_description(band, name)
+    out, png = tmp_path / "t3_out.tif", tmp_path / "t3.png"
+    assert main(["covariance", str(path), "-o", str(out), "--looks", "1", "--denoiser",
+                 "dncnn-sar", "--iterations", "1", "--preview", str(png), "-q"]) == 0
+    with rasterio.open(out) as dataset:
+        assert dataset.descriptions == tuple(names) and names[0] == "T11"
+    assert png.stat().st_size > 1000

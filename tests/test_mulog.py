@@ -523,6 +523,14 @@ def test_calibration_looks_are_drawable(looks, size, expected):
                      seed=0)
 
 
+def test_start_log_bias_of_undrawable_looks_is_the_coherence_bias_only():
+    # 1.2 looks cannot be drawn for D = 3: the calibration draws 1 and debiases for 1, so the
+    # bias is the one-look coherence bias, not the 0.11 log gap between ψ(1) and ψ(1.2) − log 1.2
+    noisy = simulate_wishart(np.broadcast_to(coherent_truth(), (64, 64, 3, 3)), 1, seed=8)
+    np.testing.assert_allclose(start_log_bias(noisy, 1.2), start_log_bias(noisy, 1.0),
+                               atol=1e-12)
+
+
 @pytest.mark.parametrize("seed", [3, 4, 5])
 def test_mulog_covariance_keeps_the_level_of_coherent_flat_fields(seed):
     noisy = simulate_wishart(np.broadcast_to(coherent_truth(), (64, 64, 3, 3)), 1, seed=seed)

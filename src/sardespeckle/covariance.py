@@ -468,18 +468,29 @@ def check_memory(shape: tuple[int, ...], available: int | None = None) -> int:
     return need
 
 
-def covariance_bands(field: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """``D²`` float32 bands ``(D², rows, cols)`` and their names (diagonal, then Re/Im Cij)."""
+def covariance_bands(field: np.ndarray, letter: str = "C") -> tuple[np.ndarray, list[str]]:
+    """``D²`` float32 bands ``(D², rows, cols)`` and their names (diagonal, then Re/Im Cij;
+    ``letter`` ``"T"`` names a coherency matrix's Tij)."""
     dim = field.shape[-1]
     bands, names = [], []
     for i in range(dim):
         bands.append(field[..., i, i].real)
-        names.append(f"C{i + 1}{i + 1}")
+        names.append(f"{letter}{i + 1}{i + 1}")
     for i in range(dim):
         for j in range(i + 1, dim):
             bands += [field[..., i, j].real, field[..., i, j].imag]
-            names += [f"Re C{i + 1}{j + 1}", f"Im C{i + 1}{j + 1}"]
+            names += [f"Re {letter}{i + 1}{j + 1}", f"Im {letter}{i + 1}{j + 1}"]
     return np.stack(bands).astype(np.float32), names
+
+
+def matrix_letter(like) -> str:
+    """``"T"`` when ``like`` (what :func:`read_covariance_input` returned) is a GeoTIFF of
+    coherency-matrix bands (``T11``...), else ``"C"``."""
+    for text in getattr(like, "descriptions", None) or ():
+        element = covariance_band_element(text)
+        if element is not None:
+            return element[0]
+    return "C"
 
 
 def check_sidecar(path, *, overwrite: bool = False) -> None:
@@ -505,11 +516,11 @@ def _write_npy_with_provenance(path: str, field: np.ndarray, tags: dict[str, str
 
 
 def write_covariance(path, field: np.ndarray, *, like=None, tags=None, inputs=(),
-                     overwrite: bool = False) -> str:
+                     overwrite: bool = False, letter: str = "C") -> str:
     """Write the field atomically: ``.npy`` complex64 ``(rows, cols, D, D)`` with its
     provenance ``tags`` in ``OUT.npy.json`` (:func:`check_sidecar`), or GeoTIFF bands
-    (georeferencing of ``like``, ``tags`` as dataset tags); ``inputs`` are paths the output
-    must not replace."""
+    (georeferencing of ``like``, ``tags`` as dataset tags, bands named with ``letter``:
+    :func:`covariance_bands`); ``inputs`` are paths the output must not replace."""
     path = os.fspath(path)
     suffix = Path(path).suffix.lower()
     from .io.base import check_output_path
@@ -524,7 +535,7 @@ def write_covariance(path, field: np.ndarray, *, like=None, tags=None, inputs=()
         from .io.base import Georef
         from .io.geotiff import write_geotiff
 
-        bands, names = covariance_bands(field)
+        bands, names = covariance_bands(field, letter)
         georef = like.georef if like is not None else Georef()
         nodata = float("nan") if np.isnan(bands).any() else None
         write_geotiff(path, bands, georef=georef, nodata=nodata, description=names,
@@ -552,17 +563,22 @@ def check_preview_dim(dim: int) -> None:
             "preview=None)")
 
 
-def preview_rgb(field: np.ndarray, stretch=None) -> tuple[np.ndarray, object]:
+def preview_rgb(field: np.ndarray, stretch=None, *, letter: str = "C"
+                ) -> tuple[np.ndarray, object]:
     """``(rgb uint8 (rows, cols, 3), stretch)``: Pauli RGB for ``D = 3`` (R |HH−VV|, G 2|HV|,
-    B |HH+VV|, amplitudes up to their 98th percentiles), dual-pol RGB for ``D = 2`` (R C11,
-    G C22, B C11/C22 in dB between their 2nd and 98th percentiles). Pass the returned
-    ``stretch`` to draw another field (the despeckled one) with the same scale."""
+    B |HH+VV|, amplitudes up to their 98th percentiles; from C3 in the lexicographic basis, or
+    from the diagonal T22, T33, T11 of a coherency matrix, ``letter="T"``), dual-pol RGB for
+    ``D = 2`` (R C11, G C22, B C11/C22 in dB between their 2nd and 98th percentiles). Pass the
+    returned ``stretch`` to draw another field (the despeckled one) with the same scale."""
     dim = field.shape[-1]
     if dim == 3:
-        c11, c22, c33 = (field[..., k, k].real for k in range(3))
-        c13 = field[..., 0, 2].real
-        rgb = np.sqrt(np.maximum(np.stack([0.5 * (c11 + c33 - 2 * c13), c22,
-                                           0.5 * (c11 + c33 + 2 * c13)], axis=-1), 0))
+        d11, d22, d33 = (field[..., k, k].real for k in range(3))
+        if letter == "T":
+            powers = [d22, d33, d11]
+        else:
+            c13 = field[..., 0, 2].real
+            powers = [0.5 * (d11 + d33 - 2 * c13), d22, 0.5 * (d11 + d33 + 2 * c13)]
+        rgb = np.sqrt(np.maximum(np.stack(powers, axis=-1), 0))
         if stretch is None:
             stretch = np.maximum(np.percentile(rgb.reshape(-1, 3), 98, axis=0), 1e-12)
         return (255 * np.clip(rgb / stretch, 0, 1)).astype(np.uint8), stretch
@@ -616,13 +632,14 @@ def coherence_magnitude(field: np.ndarray, window: int = 1) -> np.ndarray:
 PREVIEW_COHERENCE_WINDOW = 5
 
 
-def preview_rows(before: np.ndarray, after: np.ndarray) -> list[list[np.ndarray]]:
+def preview_rows(before: np.ndarray, after: np.ndarray, *, letter: str = "C"
+                 ) -> list[list[np.ndarray]]:
     """The preview of a run: rows of ``[input, output]`` panels with one shared stretch —
-    :func:`preview_rgb`, and for ``D = 2`` also the phase of ``C12`` (:func:`phase_rgb`),
-    faded by the coherence (the input's over :data:`PREVIEW_COHERENCE_WINDOW`² pixels, the
-    output's per pixel)."""
-    first, stretch = preview_rgb(before)
-    rows = [[first, preview_rgb(after, stretch)[0]]]
+    :func:`preview_rgb` (``letter`` as there), and for ``D = 2`` also the phase of ``C12``
+    (:func:`phase_rgb`), faded by the coherence (the input's over
+    :data:`PREVIEW_COHERENCE_WINDOW`² pixels, the output's per pixel)."""
+    first, stretch = preview_rgb(before, letter=letter)
+    rows = [[first, preview_rgb(after, stretch, letter=letter)[0]]]
     if before.shape[-1] == 2:
         rows.append([
             phase_rgb(np.angle(before[..., 0, 1]),
@@ -858,10 +875,13 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
     weights = denoiser_weights_id(denoiser)
     if weights is not None:
         tags["weights"] = weights
-    write_covariance(output, out, like=like, tags=tags, inputs=inputs, overwrite=overwrite)
+    letter = matrix_letter(like)
+    write_covariance(output, out, like=like, tags=tags, inputs=inputs, overwrite=overwrite,
+                     letter=letter)
     if preview is not None:
         shown = fill_nodata(out, holes) if holes.any() else out  # drawn like their neighbours
-        save_side_by_side_png(preview, preview_rows(field, shown), overwrite=overwrite)
+        save_side_by_side_png(preview, preview_rows(field, shown, letter=letter),
+                              overwrite=overwrite)
     return {"rows": field.shape[0], "cols": field.shape[1], "dim": field.shape[-1],
             "looks": looks, "denoiser": prepared.label, "precision": prepared.precision,
             "device": prepared.device, "looks_source": looks_source,

@@ -165,7 +165,7 @@ def start_log_bias(data: np.ndarray, looks: float, *, valid: np.ndarray | None =
     looks : float
         Its number of looks.
     valid : ndarray of bool, optional
-        Pixels to measure the field's mean coherence on (default: all).
+        Pixels to measure the field's mean matrix on (default: all).
     window : int
         Coherence box of :func:`initial_covariance`.
 
@@ -184,8 +184,8 @@ def start_log_bias(data: np.ndarray, looks: float, *, valid: np.ndarray | None =
     the ratios of the powers: matrices do not commute), not on a common scale, so it is
     measured once per field on a flat field of the field's mean matrix ``C̄`` (over ``valid``,
     scaled to trace ``D``): ``CALIBRATION_SIZE²`` pixels of simulated ``L``-look Wishart
-    speckle (fixed seed; the looks of :func:`_calibration_looks`), ``B = mean(log C₀) −
-    log C̄``; 0.4 s. ``exp(mean(log C₀ − B))`` then lands within about 2 % of the sample mean
+    speckle (fixed seed; the looks of :func:`_calibration_looks`, the start debiased for
+    those), ``B = mean(log C₀) − log C̄``; 0.4 s. ``exp(mean(log C₀ − B))`` then lands within about 2 % of the sample mean
     of a flat field (the calibration's own draw is worth about 1 %). Scenes whose matrices vary
     get the bias of their mean matrix.
     """
@@ -196,8 +196,10 @@ def start_log_bias(data: np.ndarray, looks: float, *, valid: np.ndarray | None =
     mean = condition_field(mean / np.real(np.trace(mean)) * size,
                            min_inverse_condition=MIN_INVERSE_CONDITION)
     flat = np.broadcast_to(mean, (CALIBRATION_SIZE, CALIBRATION_SIZE, size, size))
-    sample = simulate_wishart(flat, _calibration_looks(looks, size), seed=CALIBRATION_SEED)
-    start = initial_covariance(safeguard_covariance(sample), looks, window=window)
+    drawn = _calibration_looks(looks, size)
+    sample = simulate_wishart(flat, drawn, seed=CALIBRATION_SEED)
+    # debiased for the looks drawn: B is the coherence's bias, not a looks mismatch
+    start = initial_covariance(safeguard_covariance(sample), drawn, window=window)
     return hermitian_part(matrix_log(start).mean(axis=(0, 1)) - matrix_log(mean))
 
 
