@@ -663,8 +663,17 @@ def test_cli_keep_targets_restores_power_and_is_recorded(tmp_path, capsys):
     assert float(sidecar["tags"]["SARDESPECKLE_KEEP_TARGETS"]) == 1e-5
     assert "SARDESPECKLE_KEEP_TARGETS" not in json.loads(
         (tmp_path / "plain.npy.json").read_text())["tags"]
-    assert main([*args, "-o", str(tmp_path / "bad.npy"), "--keep-targets", "0.5", "-q"]) == 2
-    assert "false-alarm rate" in capsys.readouterr().err and not (tmp_path / "bad.npy").exists()
+    for bad in ("0.5", "abc", "nan"):
+        with pytest.raises(SystemExit) as exit_code:  # argparse: a usage error
+            main([*args, "-o", str(tmp_path / "bad.npy"), "--keep-targets", bad, "-q"])
+        assert exit_code.value.code == 2
+        assert "false-alarm rate in (0, 0.01]" in capsys.readouterr().err
+    assert not (tmp_path / "bad.npy").exists()
+    assert main([*args, "-o", str(tmp_path / "off.npy"), "--keep-targets", "off"]) == 0
+    assert "strong-scatterer" not in capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(tmp_path / "off.npy"), plain)
+    # single-look: the kept matrices are rank one, and the command says what that means
+    assert "coherence 1 by construction" in err
 
 
 def test_a_geotiff_of_named_element_bands_is_read_back_as_a_field(tmp_path, capsys):
@@ -696,17 +705,40 @@ def test_a_geotiff_of_named_element_bands_is_read_back_as_a_field(tmp_path, caps
     assert main(["covariance", str(ours), "-o", str(tmp_path / "again.npy"), "-q"]) == 2
     assert "looks" in capsys.readouterr().err
     assert main(["covariance", str(ours), "-o", str(tmp_path / "again.npy"), "--looks", "1",
-                 "--denoiser", "dncnn-sar", "--iterations", "1", "-q"]) == 0
-    # 'run' reads a diagonal band as the intensity it is
+                 "--denoiser", "dncnn-sar", "--iterations", "1"]) == 0
+    assert "already a sardespeckle output" not in capsys.readouterr().err  # 'ours' has no tags
+    # an output fed back in draws a note (GeoTIFF tags or .npy sidecar)
+    for name in ("again.tif", "again2.npy"):
+        source = tmp_path / ("again.npy" if name == "again.tif" else "again.tif")
+        assert main(["covariance", str(source), "-o", str(tmp_path / name), "--looks", "1",
+                     "--denoiser", "dncnn-sar", "--iterations", "1"]) == 0
+        err = capsys.readouterr().err
+        assert f"note: {source} is already a sardespeckle output (mulog-covariance, 1.0 looks)" \
+            in err, err
+    import json
+
+    assert json.loads((tmp_path / "again2.npy.json").read_text())["tags"][
+        "SARDESPECKLE_MATRIX"] == "C"
+    # 'run' reads a diagonal band as the intensity it is, and refuses an off-diagonal one
     assert main(["run", str(ours), "-o", str(tmp_path / "c11.tif"), "--method", "lee",
                  "-q"]) == 0
+    for extra in (["--band", "5"], ["--band", "4", "--kind", "intensity"],
+                  ["--band", "3", "--complex-layout", "bands"]):
+        capsys.readouterr()
+        assert main(["run", str(ours), "-o", str(tmp_path / "c12.tif"), "--method", "lee",
+                     *extra, "-q"]) == 1
+        err = capsys.readouterr().err
+        assert "part of the matrix element C12, not an image of one channel" in err, err
+        assert f"sardespeckle covariance {ours}" in err and "--band 1 (C11), 2 (C22)" in err
+        assert not (tmp_path / "c12.tif").exists()
 
 
 @pytest.mark.parametrize("descriptions, message", [
     (("C11", "C22", "C12_real", "band 4"), "unnamed: band 4"),
-    (("C11", "C22", "C12_real", "C12_real"), "not one whole"),
-    (("C11", "C22", "C12_real", "T12_imag"), "not one whole"),
-    (("C11", "C22", "C33", "C12_real"), "not one whole"),
+    (("C11", "C22", "C12_real", "C12_real"), "given twice: C12 re; missing: C12 im"),
+    (("C11", "C22", "C12_real", "T12_imag"), "C .covariance. and T .coherency. elements mixed"),
+    (("C11", "C22", "C33", "C12_real"), "missing: C12 im; outside a 2×2 matrix: C33"),
+    (("C11", "C21_real", "C21_imag", "C22"), "lower-triangle element; the upper one, C12"),
 ])
 def test_element_bands_that_do_not_make_a_field_are_refused(tmp_path, descriptions, message):
     path = tmp_path / "bad.tif"
@@ -719,16 +751,19 @@ def test_element_bands_that_do_not_make_a_field_are_refused(tmp_path, descriptio
         read_covariance_input(path)
 
 
-def test_covariance_band_element_names():
-    from sardespeckle.covariance import covariance_band_element
+def test_matrix_element_names():
+    from sardespeckle.io.kinds import element_problem, matrix_element
     from sardespeckle.io.kinds import kind_from_text
 
-    assert covariance_band_element("C11") == ("C", 0, 0, "re")
-    assert covariance_band_element("Im C23") == ("C", 1, 2, "im")
-    assert covariance_band_element("t13_Imag") == ("T", 0, 2, "im")
-    assert covariance_band_element("C12_real") == ("C", 0, 1, "re")
+    assert matrix_element("C11") == ("C", 0, 0, "re")
+    assert matrix_element("Im C23") == ("C", 1, 2, "im")
+    assert matrix_element("t13_Imag") == ("T", 0, 2, "im")
+    assert matrix_element("C12_real") == ("C", 0, 1, "re")
     for text in ("C12", "C11_real", "C21_real", "Re C12_imag", "VV", "C15", None, ""):
-        assert covariance_band_element(text) is None, text
+        assert matrix_element(text) is None, text
+    assert element_problem("C21_real").startswith("'C21_real' is a lower-triangle element")
+    assert "no real/imaginary parts" in element_problem("C11_real")
+    assert element_problem("C12_real") is None and element_problem("VV") is None
     assert kind_from_text("C11") == kind_from_text("T33") == "intensity"
     assert kind_from_text("C12_real") is None and kind_from_text("C11_db") == "db"
 
@@ -755,4 +790,34 @@ def test_a_coherency_matrix_keeps_its_names_and_its_pauli_colours(tmp_path, caps
                  "dncnn-sar", "--iterations", "1", "--preview", str(png), "-q"]) == 0
     with rasterio.open(out) as dataset:
         assert dataset.descriptions == tuple(names) and names[0] == "T11"
+        assert dataset.tags()["SARDESPECKLE_MATRIX"] == "T"
     assert png.stat().st_size > 1000
+
+
+def test_an_element_equal_to_a_zero_nodata_value_is_a_value(tmp_path):
+    # nodata = 0 marks the border, where every band is 0; inside, Im C12 = 0 is a real value
+    field = covariance_from_channels(channels_of(true_field(), 3))
+    field[..., 0, 1] = field[..., 0, 1].real
+    field[..., 1, 0] = field[..., 0, 1]
+    field[:4] = 0
+    bands, names = covariance_bands(field)
+    path = tmp_path / "nodata0.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=48, height=48, count=4,
+                       dtype="float32", nodata=0) as dst:
+        for band, (values, name) in enumerate(zip(bands, names), 1):
+            dst.write(values, band)
+            dst.set_band_description(band, name)
+    read, _, _ = read_covariance_input(path)
+    assert np.isnan(read[:4]).all()
+    np.testing.assert_allclose(read[4:], field[4:], rtol=1e-6, atol=1e-6 * np.abs(field).max())
+    assert nodata_mask(read).sum() == 4 * 48
+
+
+def test_a_dead_channel_is_named(tmp_path):
+    field = simulate_wishart(true_field(size=32), 2, seed=1)
+    field[..., 1, :] = 0
+    field[..., :, 1] = 0
+    np.save(tmp_path / "dead.npy", field)
+    with pytest.raises(InvalidInputError, match=r"dead.npy: channel 2 \(C22\) has no positive "
+                                                r"intensity .* leave it out"):
+        read_covariance_input(tmp_path / "dead.npy")

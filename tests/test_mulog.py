@@ -555,7 +555,7 @@ def test_mulog_covariance_bad_inputs():
     bad[0, 0, 0, 1] = np.nan
     with pytest.raises(InvalidInputError, match="finite"):
         mulog_covariance(bad, looks=1, denoiser=f)
-    with pytest.raises(InvalidInputError, match="diagonal channel 1"):
+    with pytest.raises(InvalidInputError, match=r"channel 2 \(C22, the diagonal\)"):
         mulog_covariance(np.tile(np.diag([1.0, 0.0]).astype(complex), (8, 8, 1, 1)), looks=1,
                          denoiser=f)
     assert len(list(mulog_covariance_iterates(np.tile(np.eye(2, dtype=complex), (8, 8, 1, 1)),

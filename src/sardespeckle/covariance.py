@@ -12,7 +12,7 @@ What a user holds, and what :func:`read_covariance_input` accepts:
   ``2·D`` real bands in (real, imaginary) pairs (SNAP's ``i_VV, q_VV, i_VH, q_VH``). The field
   is then ``k kᴴ`` per pixel (one look);
 * a field stored as one GeoTIFF of ``D²`` real bands whose descriptions name the matrix
-  elements (:func:`covariance_band_element`): this module's output (``C11``, ``Re C12``...) or
+  elements (:func:`~sardespeckle.io.kinds.matrix_element`): this module's output (``C11``, ``Re C12``...) or
   SNAP's names (``C11``, ``C12_real``, ``C12_imag``...; ``T`` for a coherency matrix), in any
   order, of any number of looks.
 
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -142,56 +141,51 @@ def _read_multiband_channels(path: str) -> tuple[np.ndarray, object]:
     return channels, like
 
 
-_ELEMENT = re.compile(r"^\s*(?:(re|im)\s*[_ ]?\s*)?([ct])([1-4])([1-4])"
-                      r"(?:\s*[_ ]\s*(real|imag|re|im))?\s*$", re.IGNORECASE)
-
-
-def covariance_band_element(description) -> tuple[str, int, int, str] | None:
-    """``(letter, i, j, part)`` of a band description naming a covariance (``C``) or coherency
-    (``T``) matrix element, 0-based ``i ≤ j``, ``part`` ``"re"`` or ``"im"`` (``"re"`` on the
-    diagonal), else None.
-
-    >>> covariance_band_element("C11"), covariance_band_element("Im C12")
-    (('C', 0, 0, 're'), ('C', 0, 1, 'im'))
-    >>> covariance_band_element("T23_real"), covariance_band_element("VV")
-    (('T', 1, 2, 're'), None)
-    """
-    match = _ELEMENT.match(description or "")
-    if match is None:
-        return None
-    prefix, letter, i, j, suffix = match.groups()
-    i, j = int(i) - 1, int(j) - 1
-    if prefix and suffix:
-        return None
-    part = (prefix or suffix or "").lower()[:2]
-    if (i == j) == bool(part) or i > j:  # a part on the diagonal, none off it, or i > j
-        return None
-    return letter.upper(), i, j, part or "re"
-
-
 def _read_covariance_geotiff(path: str, header) -> np.ndarray | None:
-    """The field of a GeoTIFF whose bands are named covariance elements, None when no band
-    description names one; InvalidInputError when some do but they are not one whole field."""
+    """The field of a GeoTIFF whose bands are named covariance elements
+    (:func:`~sardespeckle.io.kinds.matrix_element`), None when no band description names
+    one; InvalidInputError when some do but they are not one whole field. A pixel is missing
+    (NaN) where every band is masked (the nodata value in each: one element equal to a nodata
+    value of 0, e.g. Im C13 of a real-valued pixel, is a value) or a band is NaN."""
     from .io.geotiff import read_bands
+    from .io.kinds import element_problem, matrix_element
 
-    elements = [covariance_band_element(text) for text in header.descriptions]
-    if not any(elements):
+    descriptions = header.descriptions
+    elements = [matrix_element(text) for text in descriptions]
+    problems = [problem for problem in map(element_problem, descriptions) if problem]
+    if not any(elements) and not problems:
         return None
-    unnamed = [f"band {band} ({text!r})" for band, (text, element)
-               in enumerate(zip(header.descriptions, elements), 1) if element is None]
     size = int(round(np.sqrt(header.count)))
     expected = {(i, j, part) for i in range(size) for j in range(i, size)
                 for part in (("re",) if i == j else ("re", "im"))}
     found = [element[1:] for element in elements if element]
-    letters = {element[0] for element in elements if element}
-    if unnamed or size * size != header.count or not 2 <= size <= 4 \
-            or set(found) != expected or len(found) != len(expected) or len(letters) != 1:
+    letters = sorted({element[0] for element in elements if element})
+    unnamed = [f"band {band} ({text!r})" for band, (text, element)
+               in enumerate(zip(descriptions, elements), 1)
+               if element is None and not element_problem(text)]
+    if len(letters) > 1:
+        problems.append("C (covariance) and T (coherency) elements mixed")
+    if unnamed:
+        problems.append(f"unnamed: {', '.join(unnamed)}")
+    if size * size != header.count or not 2 <= size <= 4:
+        problems.append(f"{header.count} bands, not D² for D = 2..4")
+    else:
+        duplicates = sorted({item for item in found if found.count(item) > 1})
+        missing = sorted(expected - set(found))
+        extra = sorted(set(found) - expected)
+        for label, items in (("given twice", duplicates), ("missing", missing),
+                             ("outside a {0}×{0} matrix".format(size), extra)):
+            if items:
+                letter = letters[0] if letters else "C"
+                problems.append(f"{label}: " + ", ".join(
+                    f"{letter}{i + 1}{j + 1}" + ("" if i == j else f" {part}")
+                    for i, j, part in items))
+    if problems:
         raise InvalidInputError(
             f"{path}: the band descriptions name covariance matrix elements but not one whole "
-            f"D×D field ({', '.join(filter(None, header.descriptions))}"
-            + (f"; unnamed: {', '.join(unnamed)}" if unnamed else "") + "); expected D² "
-            "bands, D = 2..4: C11 … CDD and the real and imaginary parts of every Cij, i < j "
-            "(C12_real/C12_imag or Re C12/Im C12)")
+            f"D×D field ({'; '.join(problems)}); expected D² bands, D = 2..4: C11 … CDD and "
+            "the real and imaginary parts of every Cij, i < j (C12_real/C12_imag or "
+            "Re C12/Im C12), all C or all T")
     bands = read_bands(path)
     field = np.zeros(header.shape + (size, size), np.complex128)
     for values, (_, i, j, part) in zip(bands, elements):
@@ -394,6 +388,37 @@ def unused_band_notes(paths) -> list[str]:
     return notes
 
 
+def despeckled_input_notes(paths) -> list[str]:
+    """Notes on inputs that are already a sardespeckle output (their provenance tags, in a
+    GeoTIFF or a ``.npy`` sidecar, name the method): despeckling them again measures
+    hundreds of looks and changes little, which a user may not have meant."""
+    from .io.geotiff import read_header
+    from .io.npy import sidecar_path
+
+    notes = []
+    for path in _path_list(paths):
+        tags = {}
+        suffix = Path(path).suffix.lower()
+        try:
+            if suffix in (".tif", ".tiff") and os.path.isfile(path):
+                tags = read_header(path).tags
+            elif suffix == ".npy" and os.path.isfile(sidecar_path(path)):
+                import json
+
+                with open(sidecar_path(path), encoding="utf-8") as handle:
+                    tags = json.load(handle).get("tags", {})
+        except (InputFileError, OSError, ValueError, AttributeError):
+            continue  # left to the reader
+        method = tags.get("SARDESPECKLE_METHOD") if isinstance(tags, dict) else None
+        if method:
+            notes.append(f"{path} is already a sardespeckle output ({method}"
+                         + (f", {tags['SARDESPECKLE_LOOKS']} looks"
+                            if tags.get("SARDESPECKLE_LOOKS") else "")
+                         + "): despeckling it again changes little (its speckle is gone: "
+                         "--looks auto measures hundreds of looks); despeckle the original")
+    return notes
+
+
 def _check_field(field: np.ndarray, where: str) -> None:
     if min(field.shape[:2]) < 16:
         transposed = field.shape[0] == field.shape[1] <= 4 and min(field.shape[2:]) >= 16
@@ -406,6 +431,11 @@ def _check_field(field: np.ndarray, where: str) -> None:
     if (diagonal < 0).any():
         raise InvalidInputError(f"{where}: negative intensities on the diagonal; not a "
                                 "covariance field")
+    for k in range(field.shape[-1]):
+        if not (diagonal[..., k] > 0).any():  # NaN compares False: missing counts as none
+            raise InvalidInputError(
+                f"{where}: channel {k + 1} (C{k + 1}{k + 1}) has no positive intensity (zero "
+                "or missing everywhere): a dead or empty channel; leave it out")
 
 
 def nodata_mask(field: np.ndarray) -> np.ndarray:
@@ -486,8 +516,10 @@ def covariance_bands(field: np.ndarray, letter: str = "C") -> tuple[np.ndarray, 
 def matrix_letter(like) -> str:
     """``"T"`` when ``like`` (what :func:`read_covariance_input` returned) is a GeoTIFF of
     coherency-matrix bands (``T11``...), else ``"C"``."""
+    from .io.kinds import matrix_element
+
     for text in getattr(like, "descriptions", None) or ():
-        element = covariance_band_element(text)
+        element = matrix_element(text)
         if element is not None:
             return element[0]
     return "C"
@@ -777,7 +809,7 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
     (:func:`~sardespeckle.keep_targets.keep_covariance_targets`), or None (default: off).
     Returns a summary (sizes, looks, λ, precision, device, decorrelation and why, missing
     pixels, ``kept_targets`` (pixels kept, or None when off), seconds, paths, and ``notes``:
-    :func:`unused_band_notes`)."""
+    :func:`unused_band_notes` and :func:`despeckled_input_notes`)."""
     import time
 
     from .io.base import check_output_path
@@ -800,7 +832,7 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
     field, like, single_look = read_covariance_input(inputs)
     if preview is not None:
         check_preview_dim(field.shape[-1])
-    notes = unused_band_notes(inputs)
+    notes = unused_band_notes(inputs) + despeckled_input_notes(inputs)
     if looks is None and not single_look:
         raise UsageError("a covariance field's looks are not in the file: pass --looks L, or "
                          "--looks auto to measure them (Python: looks=L or looks='auto')")
@@ -866,7 +898,9 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
     finite = np.isfinite(field_in).all(axis=(-2, -1))  # a NaN pixel is missing, never weak
     holes = invalid & ~weak_zeros(np.where(finite, _power(field_in), np.nan), ~invalid)
     out[holes] = complex(np.nan, np.nan)
-    tags = {"method": "mulog-covariance", "denoiser": prepared.label, "looks": looks,
+    letter = matrix_letter(like)
+    tags = {"method": "mulog-covariance", "matrix": letter, "denoiser": prepared.label,
+            "looks": looks,
             "iterations": iterations, "lam": prepared.lam, "precision": prepared.precision,
             "device": prepared.device, "decorrelate": decorrelate,
             "inputs": [os.path.basename(p) for p in inputs]}
@@ -875,7 +909,6 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
     weights = denoiser_weights_id(denoiser)
     if weights is not None:
         tags["weights"] = weights
-    letter = matrix_letter(like)
     write_covariance(output, out, like=like, tags=tags, inputs=inputs, overwrite=overwrite,
                      letter=letter)
     if preview is not None:

@@ -16,6 +16,21 @@ def positive_float(text: str) -> float:
     return value
 
 
+def false_alarm_or_off(text: str) -> float | None:
+    """A false-alarm rate in (0, 0.01], or None for ``0``/``off``/``none`` (keep_targets)."""
+    if text.strip().lower() in ("0", "off", "none"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 0.01:
+        raise argparse.ArgumentTypeError(
+            f"expected a false-alarm rate in (0, 0.01] (e.g. 1e-5), or 0 or off for off, "
+            f"got {text!r}")
+    return value
+
+
 def _positive_float_or_auto(text: str, auto):
     if text == "auto":
         return auto

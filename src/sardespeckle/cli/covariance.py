@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from ._args import (
-    positive_float,
+    false_alarm_or_off,
     positive_float_or_auto,
     positive_float_or_auto_word,
     positive_int,
@@ -57,11 +57,13 @@ def add_covariance_parser(subparsers) -> argparse.ArgumentParser:
                              "channels whose speckle is spatially correlated (SLC); auto "
                              "(default): subsample when the field is single-look and its "
                              "measured lag-1 speckle correlation exceeds 0.1, as run does")
-    parser.add_argument("--keep-targets", type=positive_float, default=None, metavar="PFA",
+    parser.add_argument("--keep-targets", type=false_alarm_or_off, default=None, metavar="PFA",
                         help="keep the input matrix of strong scatterers (a diagonal channel "
                              "brighter than speckle allows over its despeckled surroundings, at "
-                             "this false-alarm rate, e.g. 1e-5; default off): MuLoG's denoisers "
-                             "dim them, and scenes full of them (cities) lose total power")
+                             "this false-alarm rate, e.g. 1e-5; 0 or off: off, the default): "
+                             "MuLoG's denoisers dim them, and scenes full of them (cities) lose "
+                             "total power; rates above about 1e-4 keep speckle peaks too and "
+                             "brighten the output")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="where a DnCNN denoiser runs (default auto: CUDA when available; "
                              "BM3D runs on the CPU)")
@@ -78,11 +80,15 @@ def add_covariance_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_covariance_command(args: argparse.Namespace) -> int:
     """Run ``covariance``; errors propagate as :mod:`sardespeckle.errors` types."""
-    from sardespeckle.covariance import despeckle_covariance_files, unused_band_notes
+    from sardespeckle.covariance import (
+        despeckle_covariance_files,
+        despeckled_input_notes,
+        unused_band_notes,
+    )
 
     live = sys.stderr.isatty()
-    if not args.quiet:
-        for note in unused_band_notes(args.inputs):  # before the work, not after it
+    if not args.quiet:  # before the work, not after it
+        for note in unused_band_notes(args.inputs) + despeckled_input_notes(args.inputs):
             sys.stderr.write(f"note: {note}\n")
 
     def progress(iterate) -> None:
@@ -123,4 +129,10 @@ def run_covariance_command(args: argparse.Namespace) -> int:
             + f": {report['seconds']:.1f} s\n"
             f"wrote {report['output']}" + (f" and {report['preview']}" if report["preview"]
                                             else "") + "\n")
+        if report["kept_targets"] and report["looks"] < report["dim"]:
+            sys.stderr.write(
+                f"note: the {report['kept_targets']} kept pixels hold their "
+                f"{report['looks']:g}-look input matrices, of rank below {report['dim']}: "
+                "coherence 1 by construction there (a point target's own measurement, "
+                "not an estimate)\n")
     return EXIT_OK

@@ -17,8 +17,8 @@ import threading
 import warnings
 from collections.abc import Sequence
 
-from ._args import (band_or_all, non_negative_int, positive_float, positive_float_or_auto,
-                    positive_int)
+from ._args import (band_or_all, false_alarm_or_off, non_negative_int, positive_float,
+                    positive_float_or_auto, positive_int)
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell tool reports when its reader went away
@@ -96,10 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="core tile side in pixels (default 512; 1024 for networks)")
     run.add_argument("--window-size", type=positive_int, default=None, metavar="N",
                      help="window size of a classical filter (odd)")
-    run.add_argument("--keep-targets", type=positive_float, default=None, metavar="PFA",
+    run.add_argument("--keep-targets", type=false_alarm_or_off, default=None, metavar="PFA",
                      help="keep the input value of strong scatterers (pixels brighter than "
                           "speckle allows over their despeckled surroundings, at this false-alarm "
-                          "rate, e.g. 1e-5); any method (-p keep_targets=PFA)")
+                          "rate, e.g. 1e-5; 0 or off: off, the default); any method "
+                          "(-p keep_targets=PFA)")
     run.add_argument("--weights", default=None, metavar="NAME|PATH",
                      help="network weights: a name from 'sardespeckle weights' or a file")
     run.add_argument("--precision", choices=("fp32", "bf16"), default=None,

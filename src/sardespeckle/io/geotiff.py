@@ -8,13 +8,19 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from sardespeckle.errors import InputFileError, InvalidInputError, UsageError
 from sardespeckle.io.base import Georef, Sink, Source, publish, remove_if_exists, temporary_path
-from sardespeckle.io.kinds import check_kind, declared_kind, detect_kind, kind_from_text
+from sardespeckle.io.kinds import (
+    check_kind,
+    declared_kind,
+    detect_kind,
+    kind_from_text,
+    matrix_element,
+)
 from sardespeckle.window import Window
 
 SAMPLE_SIZE = 512
@@ -66,6 +72,7 @@ class Header:
     descriptions: tuple
     shape: tuple[int, int]
     georef: Georef
+    tags: dict = field(default_factory=dict)  # the dataset tags
 
 
 def read_header(path: str) -> Header:
@@ -77,14 +84,17 @@ def read_header(path: str) -> Header:
         with _quiet(), rasterio.open(path) as dataset:
             return Header(count=dataset.count, dtype=numpy_dtype(dataset.dtypes[0]),
                           descriptions=tuple(dataset.descriptions),
-                          shape=(dataset.height, dataset.width), georef=georef_of(dataset))
+                          shape=(dataset.height, dataset.width), georef=georef_of(dataset),
+                          tags=dict(dataset.tags()))
     except RasterioIOError as error:
         raise InputFileError(f"cannot read {path} as a GeoTIFF: {error}") from None
 
 
 def read_bands(path: str) -> np.ndarray:
-    """Every band of the GeoTIFF ``path`` as float64 ``(count, rows, cols)``, the nodata value
-    and masked pixels as NaN (for small multi-band rasters held whole: covariance fields)."""
+    """Every band of the GeoTIFF ``path`` as float64 ``(count, rows, cols)``, NaN in every
+    band where every band is masked (the nodata value, or the file's mask); a value equal to
+    the nodata value in some bands only is kept (for small multi-band rasters held whole:
+    covariance fields, whose off-diagonal elements may be exactly 0)."""
     import rasterio
     from rasterio.errors import RasterioIOError
 
@@ -93,7 +103,9 @@ def read_bands(path: str) -> np.ndarray:
             data = dataset.read(masked=True)
     except RasterioIOError as error:
         raise InputFileError(f"cannot read {path} as a GeoTIFF: {error}") from None
-    return np.ma.filled(data.astype(np.float64), np.nan)
+    values = np.asarray(data.data, dtype=np.float64)
+    values[:, np.ma.getmaskarray(data).all(axis=0)] = np.nan
+    return values
 
 
 def _rio_window(window: Window):
@@ -170,6 +182,7 @@ class GeoTiffSource(Source):
             self.dtype = raw_dtype
         self.nodata = nodata if nodata is not None else dataset.nodatavals[self.band - 1]
         self.description = dataset.descriptions[self.band - 1]
+        self._refuse_matrix_element(path, dataset)
         self.tags = dataset.tags()
         self._band_tags = dataset.tags(self.band)
         self.georef = georef_of(dataset)
@@ -196,6 +209,26 @@ class GeoTiffSource(Source):
                 nodata=self.nodata,
                 negative_hint=self._parts_hint(dataset),
             )
+
+    def _refuse_matrix_element(self, path, dataset) -> None:
+        """InvalidInputError for a band that is a part of an off-diagonal covariance matrix
+        element (``C12_real``, ``Im C12``...): not an image of one channel, whatever the kind
+        (the diagonal bands, ``C11``..., are intensities and are read as such)."""
+        used = range(self.band, self.band + (2 if self.complex_layout == "bands" else 1))
+        for band in used:
+            element = matrix_element(dataset.descriptions[band - 1])
+            if element is not None and element[1] != element[2]:
+                letter, i, j, part = element
+                diagonal = ", ".join(
+                    f"{number} ({text})" for number, text in enumerate(dataset.descriptions, 1)
+                    if (found := matrix_element(text)) is not None and found[1] == found[2])
+                raise InvalidInputError(
+                    f"{path}: band {band} ({dataset.descriptions[band - 1]!r}) is the "
+                    f"{'real' if part == 're' else 'imaginary'} part of the matrix element "
+                    f"{letter}{i + 1}{j + 1}, not an image of one channel; despeckle the whole "
+                    f"field with 'sardespeckle covariance {path}'"
+                    + (f", or pick a diagonal band, an intensity: --band {diagonal}"
+                       if diagonal else ""))
 
     def _parts_hint(self, dataset) -> str | None:
         """For a band of real numbers beside another of the same type: they may be the real

@@ -76,6 +76,60 @@ def polarisation_of(text: str | None) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
+_ELEMENT = re.compile(r"^\s*(?:(re|im)\s*[_ ]?\s*)?([ct])([1-4])([1-4])"
+                      r"(?:\s*[_ ]\s*(real|imag|re|im))?\s*$", re.IGNORECASE)
+
+
+def _element_parts(description) -> tuple[str, int, int, str, bool] | None:
+    """``(letter, i, j, part, both)`` of any text shaped like a matrix element name (0-based
+    indices, ``part`` ``""``, ``"re"`` or ``"im"``, ``both``: a part given twice), else None."""
+    match = _ELEMENT.match(description or "")
+    if match is None:
+        return None
+    prefix, letter, i, j, suffix = match.groups()
+    part = (prefix or suffix or "").lower()[:2]
+    return letter.upper(), int(i) - 1, int(j) - 1, part, bool(prefix and suffix)
+
+
+def matrix_element(description) -> tuple[str, int, int, str] | None:
+    """``(letter, i, j, part)`` of a band description naming an element of a covariance
+    (``C``) or coherency (``T``) matrix, 0-based ``i ≤ j``, ``part`` ``"re"`` or ``"im"``
+    (``"re"`` on the diagonal), else None: ``C11``, ``T22``, ``C12_real``, ``C12_imag`` (the
+    names SNAP gives C2/C3/T3 bands), ``Re C12``, ``Im C12`` (``sardespeckle covariance``'s
+    GeoTIFF output).
+
+    >>> matrix_element("C11"), matrix_element("Im C12"), matrix_element("T23_real")
+    (('C', 0, 0, 're'), ('C', 0, 1, 'im'), ('T', 1, 2, 're'))
+    >>> matrix_element("VV"), matrix_element("C21_real"), matrix_element("C12")
+    (None, None, None)
+    """
+    parts = _element_parts(description)
+    if parts is None:
+        return None
+    letter, i, j, part, both = parts
+    if both or i > j or (i == j) == bool(part):  # a part on the diagonal, none off it
+        return None
+    return letter, i, j, part or "re"
+
+
+def element_problem(description) -> str | None:
+    """Why a description shaped like a matrix element name is not one :func:`matrix_element`
+    accepts (e.g. ``"C21_real"``: a lower-triangle element), else None."""
+    parts = _element_parts(description)
+    if parts is None or matrix_element(description) is not None:
+        return None
+    letter, i, j, part, both = parts
+    name = f"{letter}{i + 1}{j + 1}"
+    if both:
+        return f"{description!r} gives its part twice"
+    if i > j:
+        return (f"{description!r} is a lower-triangle element; the upper one, "
+                f"{letter}{j + 1}{i + 1}, is expected (its conjugate)")
+    if i == j:
+        return f"{description!r}: the diagonal {name} is real, it has no real/imaginary parts"
+    return f"{description!r}: expected {name}_real or {name}_imag (Re {name} or Im {name})"
+
+
 def kind_from_text(text: str) -> str | None:
     """The kind named by a piece of metadata, or ``None`` when it names none or several.
 

@@ -103,7 +103,8 @@ def safeguard_covariance(covariance: np.ndarray, *,
         positive = diagonal > 0
         if not positive.any():
             raise InvalidInputError(
-                f"expected positive intensities on diagonal channel {k}, got none"
+                f"expected positive intensities in channel {k + 1} (C{k + 1}{k + 1}, the "
+                f"diagonal), got none: a dead or empty channel"
             )
         field[..., k, k] = np.where(positive, diagonal, diagonal[positive].min())
     return condition_field(field, min_inverse_condition=min_inverse_condition)
