@@ -719,11 +719,15 @@ def test_a_geotiff_of_named_element_bands_is_read_back_as_a_field(tmp_path, caps
 
     assert json.loads((tmp_path / "again2.npy.json").read_text())["tags"][
         "SARDESPECKLE_MATRIX"] == "C"
+    # two stored fields given as channels: said as such, not as "not complex"
+    with pytest.raises(InvalidInputError, match="its bands are the elements of a covariance "
+                                                "field .* give a stored field alone"):
+        read_covariance_input([ours, tmp_path / "again.tif"])
     # 'run' reads a diagonal band as the intensity it is, and refuses an off-diagonal one
     assert main(["run", str(ours), "-o", str(tmp_path / "c11.tif"), "--method", "lee",
                  "-q"]) == 0
     for extra in (["--band", "5"], ["--band", "4", "--kind", "intensity"],
-                  ["--band", "3", "--complex-layout", "bands"]):
+                  ["--band", "3", "--complex-layout", "bands"], ["--band", "all"]):
         capsys.readouterr()
         assert main(["run", str(ours), "-o", str(tmp_path / "c12.tif"), "--method", "lee",
                      *extra, "-q"]) == 1

@@ -179,6 +179,8 @@ def _despeckle_every_band(input_path, output_path, *, overwrite: bool, progress,
         raise UsageError(f"expected a GeoTIFF input and a .tif output for band='all' (every band "
                          f"into one multi-band GeoTIFF), got {os.path.basename(input_path)} → "
                          f"{os.path.basename(output_path)}")
+    for band in range(2, count + 1):  # a band that cannot be read is refused before any work
+        open_source(input_path, kind=options.get("kind"), band=band).close()
     started = time.perf_counter()
     parts: list[str] = []
     reports: list[RunReport] = []

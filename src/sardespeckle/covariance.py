@@ -83,9 +83,15 @@ def _read_channel(path: str) -> tuple[np.ndarray, object | None]:
         from .window import Window
 
         from .io.geotiff import read_header
+        from .io.kinds import matrix_element
 
         header = read_header(path)
         count, dtype = header.count, header.dtype
+        if any(matrix_element(text) for text in header.descriptions):
+            raise InvalidInputError(
+                f"{path}: its bands are the elements of a covariance field "
+                f"({', '.join(filter(None, header.descriptions))}), not one SLC channel; give "
+                "a stored field alone (sardespeckle covariance FIELD.tif -o OUT --looks L)")
         if dtype.kind != "c":
             # Said here rather than by the reader, whose hint names an option (--complex-layout)
             # that this command does not have.
