@@ -12,8 +12,8 @@ What a user holds, and what :func:`read_covariance_input` accepts:
   ``2·D`` real bands in (real, imaginary) pairs (SNAP's ``i_VV, q_VV, i_VH, q_VH``). The field
   is then ``k kᴴ`` per pixel (one look);
 * a field stored as one GeoTIFF of ``D²`` real bands whose descriptions name the matrix
-  elements (:func:`~sardespeckle.io.kinds.matrix_element`): this module's output (``C11``, ``Re C12``...) or
-  SNAP's names (``C11``, ``C12_real``, ``C12_imag``...; ``T`` for a coherency matrix), in any
+  elements (:func:`~sardespeckle.io.kinds.matrix_element`): this module's output (``C11``,
+  ``Re C12``...) or SNAP's names (``C11``, ``C12_real``, ``C12_imag``...; ``T`` for a coherency matrix), in any
   order, of any number of looks.
 
 :func:`write_covariance` writes ``.npy`` ``(rows, cols, D, D)`` complex64, or a GeoTIFF of ``D²``

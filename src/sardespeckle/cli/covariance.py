@@ -27,11 +27,12 @@ def add_covariance_parser(subparsers) -> argparse.ArgumentParser:
             "D single-look complex channels (rows, cols, D), one GeoTIFF of D complex bands or "
             "2·D real bands in (real, imaginary) pairs (SNAP's i_VV q_VV i_VH q_VH), or D files "
             "of co-registered single-look complex channels (.npy or GeoTIFF; e.g. VV VH, or the "
-            "two images of an interferometric pair), whose covariance k·kᴴ is formed (one look), or "
-            "one GeoTIFF of D² real bands whose descriptions name the matrix elements (this "
-            "command's output; SNAP's C11, C12_real, C12_imag…, or T for coherency). OUTPUT is .npy "
+            "two images of an interferometric pair), whose covariance k·kᴴ is formed (one "
+            "look), or one GeoTIFF of D² real bands whose descriptions name the matrix elements "
+            "(this command's output; SNAP's C11, C12_real, C12_imag…, or T for coherency). "
+            "OUTPUT is .npy "
             "(rows, cols, D, D) complex64 or a GeoTIFF of D² float32 bands (C11…CDD, then Re and "
-            "Im of each Cij, i<j) with the first GeoTIFF input's georeferencing. The whole "
+            "Im of each Cij, i<j; T… for a coherency input) with the first GeoTIFF input's georeferencing. The whole "
             "field is held in memory. See docs/mulog.md."),
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -41,8 +42,8 @@ def add_covariance_parser(subparsers) -> argparse.ArgumentParser:
                         help="output .npy or .tif/.tiff (never an input)")
     parser.add_argument("--looks", type=positive_float_or_auto_word, default=None, metavar="L|auto",
                         help="looks of the field (default: 1 when built from channels; required "
-                             "for a stored field, .npy or GeoTIFF); auto: measured on the field's most "
-                             "homogeneous areas, as run does")
+                             "for a stored field, .npy or GeoTIFF); auto: measured on the "
+                             "field's most homogeneous areas, as run does")
     parser.add_argument("--denoiser", default="bm3d", metavar="NAME|PATH",
                         help="bm3d (default; pip install 'sardespeckle[bm3d]'), dncnn-sar, "
                              "dncnn-natural, dncnn-sar-blind, dncnn-natural-blind, registered "

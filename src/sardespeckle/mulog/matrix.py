@@ -186,9 +186,9 @@ def start_log_bias(data: np.ndarray, looks: float, *, valid: np.ndarray | None =
     measured once per field on a flat field of the field's mean matrix ``C̄`` (over ``valid``,
     scaled to trace ``D``): ``CALIBRATION_SIZE²`` pixels of simulated ``L``-look Wishart
     speckle (fixed seed; the looks of :func:`_calibration_looks`, the start debiased for
-    those), ``B = mean(log C₀) − log C̄``; 0.4 s. ``exp(mean(log C₀ − B))`` then lands within about 2 % of the sample mean
-    of a flat field (the calibration's own draw is worth about 1 %). Scenes whose matrices vary
-    get the bias of their mean matrix.
+    those), ``B = mean(log C₀) − log C̄``; 0.4 s. ``exp(mean(log C₀ − B))`` then lands
+    within about 2 % of the sample mean of a flat field (the calibration's own draw is worth
+    about 1 %). Scenes whose matrices vary get the bias of their mean matrix.
     """
     field = np.asarray(data, dtype=np.complex128)
     size = field.shape[-1]
