@@ -204,6 +204,56 @@ def test_failure_on_a_worker_leaves_no_output(client, scene, tmp_path):
     assert not out.exists() and leftovers(tmp_path) == []
 
 
+def test_an_unreadable_part_of_the_input_is_a_clear_error_not_an_internal_one(
+        client, scene, tmp_path, capsys):
+    # A truncated file opens (its header is whole) but its last tiles fail to read: the
+    # worker's InputFileError, raised from rasterio's error, must reach the client as itself.
+    from rasterio.shutil import copy as copy_raster
+
+    cog, cut = tmp_path / "cog.tif", tmp_path / "cut.tif"  # a COG: its header comes first
+    copy_raster(scene, cog, driver="COG", compress="DEFLATE", blocksize=256)
+    data = cog.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.7)])
+    cog.unlink()
+    out = tmp_path / "never.tif"
+    with pytest.raises(InputFileError, match="readable by every worker") as error:
+        despeckle_file(cut, out, client=client, method="kuan", looks=1, tile=TILE)
+    assert "cut.tif" in str(error.value)
+    assert not out.exists() and leftovers(tmp_path) == []
+    address = client.scheduler.address
+    assert main(["run", str(cut), "-o", str(out), "-m", "kuan", "--looks", "1", "--tile",
+                 str(TILE), "--scheduler", address, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "sardespeckle: error: " in err and "internal error" not in err
+
+
+@pytest.mark.parametrize("delay", [0.3, 2.5])  # the cluster starting; the workers busy
+def test_ctrl_c_with_local_workers_prints_one_line(tmp_path, delay):
+    # A terminal's Ctrl-C reaches the whole process group, the local workers included: once
+    # up they must leave the interrupt to the command (one line, exit 130), not print
+    # tracebacks, and an interrupt while the cluster starts must not be lost.
+    big = write_scene(tmp_path / "big.tif", speckled_amplitude((3072, 3072), seed=4))
+    out = tmp_path / "out.tif"
+    command = [sys.executable, "-c", "import sys; from sardespeckle.cli.main import main; "
+               "sys.exit(main())", "run", str(big), "-o", str(out),
+               "-m", "lee", "--looks", "1", "--tile", "256", "--workers", "2", "-q"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not leftovers(tmp_path) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    time.sleep(delay)
+    os.killpg(process.pid, signal.SIGINT)
+    err = process.communicate(timeout=60)[1]
+    assert process.returncode == 130
+    assert "sardespeckle: interrupted; no output was written" in err  # maybe mid-line
+    if delay > 2:  # the workers are up: they leave it to the command (while they start, they
+        assert err.strip().splitlines() == [  # and Dask's clean-up may still print tracebacks)
+            "sardespeckle: interrupted; no output was written"], err
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
 def test_cli_workers_starts_a_local_cluster(tmp_path, capsys):
     small = write_scene(tmp_path / "small.tif", speckled_amplitude((320, 320), seed=2))
     out = tmp_path / "small_out.tif"
@@ -219,6 +269,7 @@ def test_cli_workers_starts_a_local_cluster(tmp_path, capsys):
 @pytest.mark.parametrize("address,code,message", [
     ("not an address", 2, "expected a Dask scheduler address"),
     ("foo://host:1", 2, "unknown address scheme"),
+    ("tcp://127.0.0.1:99999", 2, "port 99999 is outside 1..65535"),
     ("tcp://127.0.0.1:1", 1, "cannot reach the Dask scheduler at tcp://127.0.0.1:1"),
 ])
 def test_cli_bad_scheduler_address(scene, tmp_path, capsys, address, code, message):

@@ -365,10 +365,13 @@ def _scene_runner(args: argparse.Namespace, params: dict):
                    tile=args.tile, params=params, overwrite=args.overwrite, band=args.band)
     with contextlib.ExitStack() as stack:
         if args.scheduler is not None or args.workers is not None:
-            from ..scale import dask_client
+            from ..scale.cluster import LazyClient, require_dask
 
-            options["client"] = stack.enter_context(
-                dask_client(scheduler=args.scheduler, workers=args.workers))
+            require_dask()
+            # started when the first tile is sent: the checks of the input and the output,
+            # and a batch's skipped scenes, come first
+            options["client"] = LazyClient(stack, scheduler=args.scheduler,
+                                           workers=args.workers)
         yield lambda source, target, progress: despeckle_file(source, target, progress=progress,
                                                               **options)
 

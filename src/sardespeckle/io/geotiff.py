@@ -108,6 +108,16 @@ def read_bands(path: str) -> np.ndarray:
     return values
 
 
+def _gdal_reason(error: BaseException) -> str:
+    """rasterio's message, with GDAL's own reason in place of its "See previous exception for
+    details" (that exception is not shown to a user, nor sent back by a Dask worker)."""
+    text = str(error)
+    cause = error.__cause__ or error.__context__
+    if "previous exception" in text and cause is not None and str(cause):
+        return f"{text.split('. See previous exception')[0]}: {cause}"
+    return text
+
+
 def _rio_window(window: Window):
     from rasterio.windows import Window as RioWindow
 
@@ -265,7 +275,8 @@ class GeoTiffSource(Source):
                 return _combine(parts[0], parts[1], self.dtype)
             return self._dataset.read(self.band, window=_rio_window(window))
         except RasterioIOError as error:
-            raise InputFileError(f"cannot read {window} of {self.path}: {error}") from error
+            raise InputFileError(f"cannot read {window} of {self.path}: {_gdal_reason(error)}"
+                                 ) from error
 
     def _read_mask(self, window: Window) -> np.ndarray | None:
         if not self._has_mask:

@@ -52,7 +52,9 @@ def check_scheduler_address(address: str) -> str:
     try:
         canonical = normalize_address(text)
         get_backend(canonical.split("://", 1)[0])
-        get_address_host_port(canonical)
+        _, port = get_address_host_port(canonical)
+        if not 0 < int(port) < 65536:
+            raise ValueError(f"port {port} is outside 1..65535")
     except ValueError as error:
         raise UsageError(
             f"expected a Dask scheduler address such as tcp://HOST:8786, got {text!r} ({error})"
@@ -127,12 +129,32 @@ def dask_client(
         else:
             if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
                 raise UsageError(f"expected a number of workers >= 1, got {workers!r}")
+            # The workers ignore SIGINT once started (a terminal's Ctrl-C reaches them too):
+            # this process stops them, with one "interrupted" line instead of their tracebacks.
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=":0", silence_logs=logging.ERROR)
+                                   dashboard_address=":0", silence_logs=logging.ERROR,
+                                   preload=["sardespeckle.scale._worker_signals"])
             stack.callback(cluster.close)
             client = Client(cluster)
             stack.callback(client.close)
         yield client
+
+
+class LazyClient:
+    """A stand-in for the ``distributed.Client`` of :func:`dask_client`, which it opens (into
+    ``stack``) on first use: a command checks its input and output, and skips scenes whose
+    output exists, before it pays for a local cluster's start (seconds) or a scheduler's
+    probe. The address is checked at once (a usage error is not worth a wait)."""
+
+    def __init__(self, stack: contextlib.ExitStack, **options) -> None:
+        if options.get("scheduler") is not None:
+            check_scheduler_address(options["scheduler"])
+        self._stack, self._options, self._client = stack, options, None
+
+    def __getattr__(self, name: str):
+        if self._client is None:
+            self._client = self._stack.enter_context(dask_client(**self._options))
+        return getattr(self._client, name)
 
 
 def _wait_for_workers(client, address: str, timeout: float) -> None:

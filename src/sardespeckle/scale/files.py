@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from sardespeckle.api import GDAL_CACHE_MB
-from sardespeckle.errors import InputFileError
+from sardespeckle.errors import InputFileError, SardespeckleError
 from sardespeckle.scale.cluster import ClusterError, describe, require_dask
 from sardespeckle.scale.workers import MethodRecipe, TileJob
 from sardespeckle.tiling import ProgressFn, WriteFn, plan_tiles
@@ -44,16 +44,24 @@ def despeckle_tile(job: FileJob, core: Window) -> tuple[np.ndarray, np.ndarray]:
     """Run on a worker: read ``core`` of the input with its halo, despeckle, crop.
 
     Returns what the single-process engine would write for this tile: ``(intensity float32,
-    valid bool)`` of ``core.shape``.
+    valid bool)`` of ``core.shape``. A :class:`~sardespeckle.errors.SardespeckleError` leaves
+    the worker as a fresh one of the same type and message, without the exception it was
+    raised from: Dask sends the chain too, and one from rasterio (``CPLE_AppDefinedError``)
+    cannot be rebuilt on the client, which then got a plain ``Exception`` and reported an
+    "internal error" for a file that could not be read.
     """
     import rasterio
 
     from sardespeckle.io import open_source
 
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
-            open_source(job.path, kind=job.kind, complex_layout=job.complex_layout,
-                        band=job.band) as source:
-        return job.run(core, source)
+    try:
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
+                open_source(job.path, kind=job.kind, complex_layout=job.complex_layout,
+                            band=job.band) as source:
+            return job.run(core, source)
+    except SardespeckleError as error:
+        kind, message = type(error), str(error)
+    raise kind(message)  # outside the handler: no __context__ either
 
 
 def in_flight(client) -> int:
