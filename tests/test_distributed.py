@@ -291,7 +291,8 @@ def test_scheduler_without_workers_is_reported():
     with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp://",
                                   dashboard_address=":0",
                                   silence_logs=logging.ERROR) as empty:
-        with pytest.raises(ClusterError, match="has no workers"):
+        with pytest.raises(ClusterError, match="has no workers"), \
+                pytest.warns(UserWarning, match="has no worker yet; waiting up to 0.5 s"):
             with dask_client(scheduler=empty.scheduler_address, workers_timeout=0.5):
                 pass
 

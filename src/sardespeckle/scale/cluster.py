@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import warnings
 from collections.abc import Iterator
 
 from sardespeckle.errors import SardespeckleError, UsageError
@@ -158,6 +159,9 @@ class LazyClient:
 
 
 def _wait_for_workers(client, address: str, timeout: float) -> None:
+    if not client.nthreads():  # said now: the wait is silent otherwise
+        warnings.warn(f"the Dask scheduler at {address} has no worker yet; waiting up to "
+                      f"{timeout:g} s for one to join", UserWarning, stacklevel=2)
     try:
         client.wait_for_workers(1, timeout=timeout)
     except TimeoutError:
