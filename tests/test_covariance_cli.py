@@ -672,8 +672,18 @@ def test_cli_keep_targets_restores_power_and_is_recorded(tmp_path, capsys):
     assert main([*args, "-o", str(tmp_path / "off.npy"), "--keep-targets", "off"]) == 0
     assert "strong-scatterer" not in capsys.readouterr().err
     np.testing.assert_array_equal(np.load(tmp_path / "off.npy"), plain)
-    # single-look: the kept matrices are rank one, and the command says what that means
+    # single-look: the kept matrices are rank one, and the command says what that means ...
+    assert f"note: {count} of the {count} kept pixels hold rank-deficient input matrices" in err
     assert "coherence 1 by construction" in err
+    # ... which multilooked (full-rank) matrices are not, whatever their number of looks
+    multilooked = simulate_wishart(field, 3, seed=4)
+    multilooked[10:54:11, 10:54:11] *= 400.0
+    np.save(tmp_path / "multi.npy", multilooked)
+    assert main(["covariance", str(tmp_path / "multi.npy"), "--looks", "1.5", "--denoiser",
+                 "dncnn-sar", "--iterations", "3", "-o", str(tmp_path / "multi_kept.npy"),
+                 "--keep-targets", "1e-5"]) == 0
+    err = capsys.readouterr().err
+    assert "strong-scatterer pixels kept" in err and "coherence 1" not in err
 
 
 def test_a_geotiff_of_named_element_bands_is_read_back_as_a_field(tmp_path, capsys):

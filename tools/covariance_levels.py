@@ -1,6 +1,6 @@
 """Radiometry of covariance MuLoG on flat simulated fields: output mean / truth per channel.
 
-    python tools/covariance_levels.py [--denoiser dncnn-sar] [--size 128]
+    python tools/covariance_levels.py [--denoiser dncnn-sar|bm3d|oracle|...] [--size 128]
 
 Each case is a flat field of one covariance matrix (powers ``d``, coherences ``rho``) with
 simulated ``L``-look Wishart speckle (``simulate_wishart``, the given seed); the printed numbers
@@ -43,9 +43,17 @@ def covariance(powers, coherences) -> np.ndarray:
     return root[:, None] * matrix * root[None, :]
 
 
+def oracle(values: np.ndarray, sigma: float) -> np.ndarray:
+    """``--denoiser oracle``: the channel's mean everywhere, the perfect denoiser of a flat
+    field (what is left is the ADMM's own bias)."""
+    return np.full_like(values, values.mean())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--denoiser", default="dncnn-sar")
+    parser.add_argument("--denoiser", default="dncnn-sar",
+                        help="a MuLoG denoiser name, or oracle: the field's mean (default "
+                             "%(default)s)")
     parser.add_argument("--size", type=int, default=128, help="field side (default 128)")
     args = parser.parse_args()
     print(f"| case ({args.denoiser}, {args.size}²) | output / truth per channel | |γ| |")
@@ -54,7 +62,8 @@ def main() -> None:
         truth = covariance(powers, coherences)
         noisy = simulate_wishart(np.broadcast_to(truth, (args.size, args.size) + truth.shape),
                                  looks, seed=seed)
-        out = mulog_covariance(noisy, looks=looks, denoiser=args.denoiser,
+        denoiser = oracle if args.denoiser == "oracle" else args.denoiser
+        out = mulog_covariance(noisy, looks=looks, denoiser=denoiser,
                                iterations=iterations)[16:-16, 16:-16]
         power = np.real(np.diagonal(out, axis1=2, axis2=3)).mean(axis=(0, 1))
         levels = " / ".join(f"{value:.3f}" for value in power / np.real(np.diag(truth)))

@@ -814,7 +814,8 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
     (e.g. ``1e-5``) at which strong scatterers keep their input matrix
     (:func:`~sardespeckle.keep_targets.keep_covariance_targets`), or None (default: off).
     Returns a summary (sizes, looks, λ, precision, device, decorrelation and why, missing
-    pixels, ``kept_targets`` (pixels kept, or None when off), seconds, paths, and ``notes``:
+    pixels, ``kept_targets`` (pixels kept, or None when off) and ``kept_rank_deficient`` (how
+    many of them are rank-deficient input matrices: coherence 1), seconds, paths, and ``notes``:
     :func:`unused_band_notes` and :func:`despeckled_input_notes`)."""
     import time
 
@@ -894,10 +895,14 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
         out = mulog_covariance(field, looks=looks, denoiser=prepared.function,
                                iterations=iterations, lam=prepared.lam, callback=progress,
                                valid=~invalid)
-    kept = None
+    kept = kept_rank_deficient = None
     if false_alarm is not None:
         out, targets = keep_covariance_targets(field, out, looks=looks, false_alarm=false_alarm)
-        kept = int((targets & ~invalid).sum())
+        targets &= ~invalid
+        kept = int(targets.sum())
+        # single-look matrices (rank one) kept: coherence 1 there by construction
+        eigenvalues = np.linalg.eigvalsh(field[targets]) if kept else np.ones((0, 1))
+        kept_rank_deficient = int((eigenvalues[:, 0] <= 1e-3 * eigenvalues[:, -1]).sum())
     seconds = time.perf_counter() - started
     # Zero-power pixels inside the data (quantised SLCs: a weak return in every channel) get
     # MuLoG's estimate, as in 'run' (tiling.weak_zeros); blocks and fill regions stay nodata.
@@ -927,4 +932,5 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
             "measured_looks": measured_looks, "looks_note": looks_note,
             "lam": prepared.lam, "iterations": iterations, "decorrelate": decorrelate,
             "decorrelate_reason": reason, "missing": int(holes.sum()), "kept_targets": kept,
+            "kept_rank_deficient": kept_rank_deficient,
             "seconds": seconds, "output": output, "preview": preview, "notes": notes}

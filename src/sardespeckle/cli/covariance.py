@@ -130,10 +130,10 @@ def run_covariance_command(args: argparse.Namespace) -> int:
             + f": {report['seconds']:.1f} s\n"
             f"wrote {report['output']}" + (f" and {report['preview']}" if report["preview"]
                                             else "") + "\n")
-        if report["kept_targets"] and report["looks"] < report["dim"]:
+        if report["kept_rank_deficient"]:
             sys.stderr.write(
-                f"note: the {report['kept_targets']} kept pixels hold their "
-                f"{report['looks']:g}-look input matrices, of rank below {report['dim']}: "
-                "coherence 1 by construction there (a point target's own measurement, "
-                "not an estimate)\n")
+                f"note: {report['kept_rank_deficient']} of the {report['kept_targets']} kept "
+                f"pixels hold rank-deficient input matrices ({report['looks']:g} look(s), "
+                f"{report['dim']} channels): coherence 1 by construction there (a point "
+                "target's own measurement, not an estimate)\n")
     return EXIT_OK

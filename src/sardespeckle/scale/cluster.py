@@ -131,9 +131,10 @@ def dask_client(
             if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
                 raise UsageError(f"expected a number of workers >= 1, got {workers!r}")
             # The workers ignore SIGINT once started (a terminal's Ctrl-C reaches them too):
-            # this process stops them, with one "interrupted" line instead of their tracebacks.
+            # this process stops them, with one "interrupted" line instead of their tracebacks;
+            # a task's failure is reported here, once, not also logged by its worker.
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=":0", silence_logs=logging.ERROR,
+                                   dashboard_address=":0", silence_logs=logging.CRITICAL,
                                    preload=["sardespeckle.scale._worker_signals"])
             stack.callback(cluster.close)
             client = Client(cluster)
