@@ -805,6 +805,13 @@ def test_a_coherency_matrix_keeps_its_names_and_its_pauli_colours(tmp_path, caps
     with rasterio.open(out) as dataset:
         assert dataset.descriptions == tuple(names) and names[0] == "T11"
         assert dataset.tags()["SARDESPECKLE_MATRIX"] == "T"
+    # through .npy: the sidecar carries the matrix, and the next run reads it back
+    npy, again = tmp_path / "t3.npy", tmp_path / "t3_again.tif"
+    for source, target in ((path, npy), (npy, again)):
+        assert main(["covariance", str(source), "-o", str(target), "--looks", "1",
+                     "--denoiser", "dncnn-sar", "--iterations", "1", "-q"]) == 0
+    with rasterio.open(again) as dataset:
+        assert dataset.descriptions[0] == "T11" and dataset.tags()["SARDESPECKLE_MATRIX"] == "T"
     assert png.stat().st_size > 1000
 
 

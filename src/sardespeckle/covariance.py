@@ -394,6 +394,24 @@ def unused_band_notes(paths) -> list[str]:
     return notes
 
 
+def _sidecar_letter(paths) -> str:
+    """``"T"`` when one ``.npy`` input's provenance sidecar records a coherency matrix
+    (``SARDESPECKLE_MATRIX``, written by this command), else ``"C"``."""
+    import json
+
+    from .io.npy import sidecar_path
+
+    paths = _path_list(paths)
+    if len(paths) != 1 or Path(paths[0]).suffix.lower() != ".npy":
+        return "C"
+    try:
+        with open(sidecar_path(paths[0]), encoding="utf-8") as handle:
+            tags = json.load(handle).get("tags", {})
+    except (OSError, ValueError, AttributeError):
+        return "C"
+    return "T" if isinstance(tags, dict) and tags.get("SARDESPECKLE_MATRIX") == "T" else "C"
+
+
 def despeckled_input_notes(paths) -> list[str]:
     """Notes on inputs that are already a sardespeckle output (their provenance tags, in a
     GeoTIFF or a ``.npy`` sidecar, name the method): despeckling them again measures
@@ -909,7 +927,7 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
     finite = np.isfinite(field_in).all(axis=(-2, -1))  # a NaN pixel is missing, never weak
     holes = invalid & ~weak_zeros(np.where(finite, _power(field_in), np.nan), ~invalid)
     out[holes] = complex(np.nan, np.nan)
-    letter = matrix_letter(like)
+    letter = matrix_letter(like) if like is not None else _sidecar_letter(inputs)
     tags = {"method": "mulog-covariance", "matrix": letter, "denoiser": prepared.label,
             "looks": looks,
             "iterations": iterations, "lam": prepared.lam, "precision": prepared.precision,
