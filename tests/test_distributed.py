@@ -297,6 +297,24 @@ def test_scheduler_without_workers_is_reported():
                 pass
 
 
+def test_sigterm_while_waiting_for_a_worker_prints_two_lines(scene, tmp_path):
+    with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp://",
+                                  dashboard_address=":0",
+                                  silence_logs=logging.ERROR) as empty:
+        command = [sys.executable, "-c", "import sys; from sardespeckle.cli.main import main; "
+                   "sys.exit(main())", "run", str(scene), "-o", str(tmp_path / "out.tif"),
+                   "-m", "lee", "--looks", "1", "--scheduler", empty.scheduler_address, "-q"]
+        process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        first = process.stderr.readline()  # the wait is said at once
+        time.sleep(2)  # well into the wait
+        process.send_signal(signal.SIGTERM)
+        rest = process.communicate(timeout=60)[1]
+    assert process.returncode == 143
+    assert first.startswith("warning: the Dask scheduler at tcp://") and "no worker yet" in first
+    assert rest.strip().splitlines() == ["sardespeckle: terminated; no output was written"]
+    assert not (tmp_path / "out.tif").exists() and leftovers(tmp_path) == []
+
+
 def test_missing_dask_is_a_clear_error(monkeypatch):
     from sardespeckle.scale.cluster import require_dask
 

@@ -245,6 +245,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             # Library warnings as one line, like the notes (not Python's file:line: Category).
             warnings.showwarning = _show_warning
+            # Dask's client, closed while SIGTERM unwinds a --scheduler run, leaves this one
+            # behind: noise after our "terminated" line, not something a user can act on.
+            warnings.filterwarnings("ignore", category=RuntimeWarning,
+                                    message="coroutine 'Client._close' was never awaited")
             code = handler(args)
         sys.stdout.flush()  # a closed pipe shows here (below), not at interpreter exit
         return code
