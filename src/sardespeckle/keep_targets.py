@@ -72,12 +72,19 @@ class KeepTargets:
 
     def keep(self, intensity, out):
         """``out`` with the input restored at the strong scatterers of ``intensity``."""
-        from scipy.ndimage import median_filter
-
         intensity, out = np.asarray(intensity), np.asarray(out)
-        surroundings = median_filter(out, size=2 * self.radius + 1, mode="mirror")
-        target = (intensity > self.threshold * surroundings) & (intensity > 2 * out)
+        target = strong_scatterers(intensity, out, self.threshold, self.radius)
         return np.where(target, intensity, out).astype(out.dtype)
+
+
+def strong_scatterers(intensity: np.ndarray, out: np.ndarray, threshold: float,
+                      radius: int) -> np.ndarray:
+    """The test of :class:`KeepTargets`: ``I > t · median(Î)`` over the ``(2r + 1)²`` window
+    and ``I > 2 · Î``, as a boolean mask."""
+    from scipy.ndimage import median_filter
+
+    surroundings = median_filter(out, size=2 * radius + 1, mode="mirror")
+    return (intensity > threshold * surroundings) & (intensity > 2 * out)
 
 
 def keep_covariance_targets(field, out, *, looks: float, false_alarm: float,
@@ -105,7 +112,6 @@ def keep_covariance_targets(field, out, *, looks: float, false_alarm: float,
     included), conditioned like MuLoG's data (``λ_min/λ_max ≥ 10⁻⁴``) so that the output stays
     positive definite: a single-look matrix has rank one.
     """
-    from scipy.ndimage import median_filter
     from scipy.stats import gamma
 
     from .mulog.hermitian import condition_field
@@ -116,9 +122,8 @@ def keep_covariance_targets(field, out, *, looks: float, false_alarm: float,
     threshold = float(gamma.isf(false_alarm / size, looks, scale=1.0 / looks))
     mask = np.zeros(field.shape[:2], bool)
     for k in range(size):
-        given, made = field[..., k, k].real, out[..., k, k].real
-        surroundings = median_filter(made, size=2 * radius + 1, mode="mirror")
-        mask |= (given > threshold * surroundings) & (given > 2 * made)
+        mask |= strong_scatterers(field[..., k, k].real, out[..., k, k].real, threshold,
+                                  radius)
     if not mask.any():
         return out, mask
     result = out.copy()

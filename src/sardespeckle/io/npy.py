@@ -147,6 +147,19 @@ def sidecar_path(path: str | os.PathLike) -> str:
     return os.fspath(path) + ".json"
 
 
+def sidecar_tags(path: str | os.PathLike) -> dict[str, str]:
+    """The provenance ``tags`` of a ``.npy`` file's sidecar (:func:`sidecar_path`), or ``{}``
+    when it has none or it cannot be read (the tags only inform: notes, band names)."""
+    import json
+
+    try:
+        with open(sidecar_path(path), encoding="utf-8") as handle:
+            tags = json.load(handle).get("tags", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return tags if isinstance(tags, dict) else {}
+
+
 def check_sidecar(path: str | os.PathLike, *, overwrite: bool) -> None:
     """:class:`OutputExistsError` when the sidecar of the ``.npy`` output ``path`` exists and
     ``overwrite`` is false (it is replaced like the array itself)."""
