@@ -1,8 +1,9 @@
 #!/bin/bash
 # Training runs on a lent GPU machine (the `device` tool of this workplace; any CUDA machine
-# with torch works the same way). Here, first: `python tools/device/pack_data.py [--sar-only]`
-# writes the ignored folder devdata/ (the training data, float16 amplitude; the device tool
-# carries at most 64 MiB with the tree, so leave the natural images out for SAR-only runs).
+# with torch works the same way). Here, first: `python tools/device/pack_data.py [--sar-only]
+# [--natural-refs runs/natural_refs]` writes the ignored folder devdata/ (the training data,
+# float16 amplitude, xz-compressed; the device tool carries at most 64 MiB with the tree, so
+# leave the natural images out for SAR-only runs).
 # There, from the repository root, with devdata carried:
 #     RUNS="dncnn-natural sarcnn-s1-l1-gain" DEADLINE=470 bash tools/device/train_runs.sh
 #     RUNS="sarcnn-s1-l1-cos" THEN="sarcnn-s1-l1-cos2" DEADLINE=540 bash tools/device/train_runs.sh
