@@ -174,6 +174,28 @@ def test_to_intensity_masks_and_refuses_bad_values():
         to_intensity(np.array([1.0]), "sigma")
 
 
+def test_float32_conversions_equal_the_float64_ones_bit_for_bit():
+    """float32 intensity and amplitude skip the float64 detour (the common GeoTIFF case): the
+    results are the same bits, over the whole float32 range, subnormals included."""
+    values = (10.0 ** np.random.default_rng(3).uniform(-44, 18.5, 20000)).astype(np.float32)
+    values[:3] = [0.0, np.nan, -9999.0]
+    before = values.copy()
+    for kind in ("intensity", "amplitude"):
+        fast, fast_valid = to_intensity(values, kind, nodata=-9999.0)
+        slow, slow_valid = to_intensity(values.astype(np.float64), kind, nodata=-9999.0)
+        assert fast.dtype == slow.dtype == np.float32
+        np.testing.assert_array_equal(fast, slow)
+        np.testing.assert_array_equal(fast_valid, slow_valid)
+        assert np.isnan(fast[2]) and not fast_valid[:3].any()
+        out = from_intensity(fast, fast_valid, kind)
+        np.testing.assert_array_equal(out, from_intensity(fast.astype(np.float64), fast_valid, kind))
+    np.testing.assert_array_equal(values, before)  # the input is never written to
+    with pytest.raises(InvalidInputError, match="within float32.*--kind"):
+        to_intensity(np.array([1.0, 2e19], dtype=np.float32), "amplitude")
+    with pytest.raises(InvalidInputError, match="1 negative.*kind='db'"):
+        to_intensity(np.array([1.0, -2.0], dtype=np.float32), "amplitude")
+
+
 def test_from_intensity_writes_nodata_and_never_collides_with_it():
     intensity = np.array([1.0, 4.0, 9.0], dtype=np.float32)
     valid = np.array([True, False, True])

@@ -185,6 +185,29 @@ def test_array_api(weights_file):
     assert 0.01 < log_ratio.std() < np.log(image).std()
 
 
+def test_an_array_and_its_file_get_the_same_decorrelation(weights_file, tmp_path):
+    """``decorrelate="auto"`` measures the speckle correlation on the central window for an
+    array as for a file: here white speckle in the central 1024², strongly correlated speckle
+    around it (38 % of the pixels, enough to push a whole-image measure over the threshold)."""
+    from sardespeckle.api import despeckle_file
+    from sardespeckle.decorrelate import (CORRELATION_THRESHOLD, central_window,
+                                          estimate_speckle_correlation)
+    from sardespeckle.speckle import add_speckle
+
+    intensity = np.abs(simulate_correlated_slc(np.full((1300, 1300), 50.0), band=(0.5, 0.5), seed=0)) ** 2
+    center = central_window(intensity.shape).slices
+    intensity[center] = add_speckle(np.full((1024, 1024), 50.0), looks=1, seed=1)
+    intensity = intensity.astype(np.float32)
+    assert max(estimate_speckle_correlation(intensity)) > CORRELATION_THRESHOLD  # the premise
+    np.save(tmp_path / "in.npy", intensity)
+    params = run_params(weights_file, decorrelate="auto")
+    report = despeckle_file(tmp_path / "in.npy", tmp_path / "out.npy", method="sarcnn", looks=1,
+                            kind="intensity", params=params)
+    assert any("white enough, not decorrelated" in note for note in report.notes)
+    from_array = despeckle(intensity, method="sarcnn", looks=1, params=params)
+    np.testing.assert_allclose(from_array, np.load(tmp_path / "out.npy"), rtol=1e-6)
+
+
 @pytest.mark.parametrize("decorrelate", ["none", "subsample"])
 def test_tiled_equals_whole_image(weights_file, decorrelate):
     """fp32 tiles of 128, 256 and 512 px give the whole-image result (zero padding only at the

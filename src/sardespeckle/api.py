@@ -130,9 +130,11 @@ def despeckle(
                       stacklevel=2)
     looks_value = _check_looks(looks)
     defaults = get_method(method).defaults
-    params, _ = resolve_decorrelation(defaults, params, kind=kind,
-                                      looks=looks_value, sample=lambda: (intensity, valid))
+    # Measured on the central window, as despeckle_file does: an array and the same array
+    # written to a file get the same decorrelation and level.
     center = central_window(data.shape).slices
+    params, _ = resolve_decorrelation(defaults, params, kind=kind, looks=looks_value,
+                                      sample=lambda: (intensity[center], valid[center]))
     params = resolve_level(defaults, params, sample=lambda: (intensity[center], valid[center]))
     built = build_method(method, looks=looks_value, params=params)
     mismatch = looks_mismatch(built, looks_value)

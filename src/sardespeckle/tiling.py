@@ -359,13 +359,18 @@ def process_array(
     intensity = np.asarray(intensity)
     if intensity.ndim != 2:
         raise InvalidInputError(f"expected a 2-D array (rows, cols), got shape {intensity.shape}")
-    finite = np.isfinite(intensity)
-    auto_valid = finite & (np.where(finite, intensity, 0) > 0)
-    present = np.ones(intensity.shape, bool) if valid is None else np.asarray(valid, bool)
-    valid = present & auto_valid
+    # NaN compares false and inf is not < inf: no np.isfinite pass needed.
+    auto_valid = (intensity > 0) & (intensity < np.inf)
+    zero_sample = intensity == 0
+    if valid is not None:
+        present = np.asarray(valid, bool)
+        auto_valid &= present
+        zero_sample &= present
+    valid = auto_valid
     out = np.full(intensity.shape, np.nan, dtype=np.float32)
-    zero_sample = present & finite & (np.where(finite, intensity, 1) == 0)
-    source = np.where(valid, intensity, np.where(zero_sample, 0, np.nan)).astype(np.float32)
+    source = intensity.astype(np.float32)  # a copy: the masked pixels are written next
+    source[~(valid | zero_sample)] = np.nan
+    source[zero_sample] = 0  # -0.0 too
 
     def read(window: Window) -> tuple[np.ndarray, np.ndarray]:
         return source[window.slices], valid[window.slices]
