@@ -285,3 +285,84 @@ def test_the_report_names_the_decorrelation_each_image_got(tmp_path):
     assert {c.name: c.parameters["level"] for c in result.candidates} == {
         "sarcnn": "auto", "none": "auto", "subsample": "auto"}
     assert "level=auto" in rows["sarcnn"]
+
+
+def test_reserved_labels_are_refused():
+    for label in ("noisy", "peer:mulog-bm3d"):
+        with pytest.raises(UsageError, match="reserved"):
+            resolve_candidates([f"{label}=kuan", "boxcar"], looks=1, peers="none")
+
+
+def test_an_existing_report_stops_the_command_before_any_work(references, tmp_path, monkeypatch):
+    import sardespeckle.evaluation as evaluation
+
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "report.md").write_text("an earlier report")
+    ran = []
+    monkeypatch.setattr(evaluation, "run_evaluation", lambda **kw: ran.append(kw))
+    argv = ["evaluate", "--references", *references, "--kind", "amplitude", "--methods", "boxcar",
+            "--speed-size", "0", "--peers", "none", "--out", str(out), "-q"]
+    assert main(argv) == 1 and not ran
+    assert (out / "report.md").read_text() == "an earlier report"
+    assert main(["evaluate", "--references", *references, "--out", references[0], "-q"]) == 2
+    with pytest.raises(SystemExit):
+        main([*argv, "--speed-size", "10"])  # 0 or at least 64
+
+
+def test_a_real_image_named_like_a_reference_keeps_both_figures(references, tmp_path):
+    (tmp_path / "real").mkdir()
+    real = tmp_path / "real" / "ref0.npy"
+    np.save(real, np.sqrt(np.load(references[0]) ** 2 * simulate_speckle((48, 48), 1, seed=5)))
+    result = tiny_run(references[:1], real=[str(real)], enl_window=8, enl_count=2)
+    assert result.full_reference.images == ["ref0"] and result.no_reference.images == ["ref0#2"]
+    paths = write_report(result, tmp_path / "out")
+    figures = paths["figures"].split(",")
+    assert len(figures) == len(set(figures)) == 4
+
+
+def test_a_real_image_without_homogeneous_windows_is_skipped_with_a_note(speckled, tmp_path):
+    image = np.load(speckled)
+    holes = image.copy()
+    holes[::7, ::7] = 0  # isolated zero samples everywhere: no 16×16 window without one
+    np.save(tmp_path / "holes.npy", holes)
+    result = run_evaluation(real=[str(tmp_path / "holes.npy"), speckled], kind="intensity",
+                            methods=["boxcar"], peers="none", speed_size=0, enl_window=16,
+                            enl_count=4)
+    enl = result.no_reference.values["enl"]
+    assert np.all(np.isnan(enl[0])) and np.all(np.isfinite(enl[1]))
+    note = next(n for n in result.notes if n.startswith("holes:"))
+    assert "holes.npy" in note and "196 masked pixels" in note and "--enl-window" in note
+    write_report(result, tmp_path / "out")
+    assert "holes: not scored" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_bad_references_are_named(tmp_path):
+    np.save(tmp_path / "flat.npy", np.full((48, 48), 7.0))
+    with pytest.raises(Exception, match="flat.npy.*--real") as info:
+        run_evaluation(references=[str(tmp_path / "flat.npy")], kind="amplitude",
+                       methods=["boxcar"], peers="none", speed_size=0)
+    assert "constant" in str(info.value)
+    np.save(tmp_path / "slc.npy", np.ones((48, 48, 2), np.float32))
+    np.save(tmp_path / "cplx.npy", np.ones((48, 48), np.complex64))
+    for name in ("slc.npy", "cplx.npy"):
+        with pytest.raises(UsageError, match=f"must be a speckle-free real image.*{name}") as info:
+            run_evaluation(references=[str(tmp_path / name)], kind="amplitude",
+                           methods=["boxcar"], peers="none", speed_size=0)
+        assert "--kind complex" not in str(info.value)
+
+
+def test_speckle_that_underflows_is_refused_with_the_reason(references):
+    with pytest.raises(UsageError, match="underflows.*looks >= 0.5"):
+        tiny_run(references, looks=0.02)
+
+
+def test_results_carry_their_units(references, tmp_path):
+    write_report(tiny_run(references), tmp_path / "out")
+    with open(tmp_path / "out" / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    units = {row["metric"]: row["unit"] for row in rows}
+    assert units == {"psnr": "dB", "ssim": "1", "edge": "1"}
+    metrics = json.loads((tmp_path / "out" / "results.json").read_text())["metrics"]
+    assert metrics["bias"]["unit"] == "fraction" and "%" in metrics["bias"]["definition"]
+    assert metrics["psnr"]["unit"] == "dB" and "99th percentile" in metrics["psnr"]["definition"]

@@ -217,6 +217,21 @@ def test_glcm_homogeneity_tells_noise_from_structure():
     assert glcm_homogeneity(np.exp(5 * smooth)) == pytest.approx((h_smooth, shuffled_smooth))
 
 
+def test_glcm_homogeneity_gives_tied_values_one_level_wherever_they_are():
+    """A ratio image with many pixels exactly 1 (a filter that returned its input there), with
+    no spatial structure: the measure must see none, in any pixel order."""
+    rng = np.random.default_rng(4)
+    ratio = rng.exponential(1.0, (256, 256))
+    ratio[rng.random(ratio.shape) < 0.3] = 1.0
+    h, shuffled = glcm_homogeneity(ratio)
+    assert abs(h / shuffled - 1) < 0.01  # ranking the ties in raster order gave +23 %
+    assert glcm_homogeneity(ratio.T) == pytest.approx((h, shuffled), rel=0.01)
+    # integer amplitudes (a quantised product): many ties at every level
+    quantised = np.round(np.sqrt(50 * rng.exponential(1.0, (256, 256)))) ** 2
+    h_q, shuffled_q = glcm_homogeneity(quantised)
+    assert abs(h_q / shuffled_q - 1) < 0.01
+
+
 # --- edge preservation and bias ---------------------------------------------------------------
 
 

@@ -761,7 +761,9 @@ def glcm_homogeneity(image, *, levels: int = 16, valid=None) -> tuple[float, flo
         ``(rows, cols)``, e.g. a ratio image.
     levels : int, keyword-only
         Number of grey levels; the image is quantised by rank into ``levels`` classes of equal
-        size (so the measure does not depend on the scale or the tail of the values).
+        size (so the measure does not depend on the scale or the tail of the values). Equal
+        values share a level (that of their mean rank), so classes differ in size where many
+        pixels tie, e.g. a ratio of exactly 1 where a filter returned its input.
     valid : array_like of bool, optional, keyword-only
         Pixels to use; non-finite pixels never are. A pair counts when both pixels are valid.
 
@@ -808,11 +810,13 @@ def glcm_homogeneity(image, *, levels: int = 16, valid=None) -> tuple[float, flo
             f"expected at least {max(levels, 2)} valid pixels, got {total}"
         )
 
+    # Quantised by rank, equal values by their mean rank: tied pixels share a level whatever
+    # their position (ranking ties in raster order would invent spatial structure).
+    values, tie_group, group_size = np.unique(array[usable], return_inverse=True, return_counts=True)
+    first_rank = np.cumsum(group_size) - group_size
+    group_level = np.floor((first_rank + (group_size - 1) / 2) * levels / total).astype(np.int64)
     quantised = np.full(array.shape, -1, dtype=np.int64)
-    order = np.argsort(array[usable], kind="stable")
-    ranks = np.empty(total, dtype=np.int64)
-    ranks[order] = np.arange(total)
-    quantised[usable] = ranks * levels // total
+    quantised[usable] = group_level[tie_group.reshape(-1)]
 
     level = np.arange(levels)
     weights = 1.0 / (1.0 + (level[:, None] - level[None, :]) ** 2)

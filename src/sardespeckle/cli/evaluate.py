@@ -43,6 +43,13 @@ def _count(minimum: int):
     return parse
 
 
+def _speed_size(text: str) -> int:
+    value = _count(0)(text)
+    if 0 < value < 64:
+        raise argparse.ArgumentTypeError(f"expected 0 (skip) or a side of at least 64, got {text!r}")
+    return value
+
+
 def add_evaluate_parser(subparsers) -> None:
     """Add the ``evaluate`` sub-command to ``subparsers``."""
     evaluate = subparsers.add_parser(
@@ -51,15 +58,17 @@ def add_evaluate_parser(subparsers) -> None:
             "Evaluate despeckling methods and write a report (report.md, self-contained "
             "report.html, results.csv, results.json, PNG crops) into --out. Full reference: "
             "speckle-free references get seeded simulated speckle, PSNR on amplitude with the "
-            "99th-percentile peak (SAR-CNN paper) and SSIM per draw. No reference (--real): ENL "
-            "on homogeneous areas, ratio-image mean/variance/structure, radiometric bias. Speed "
+            "99th-percentile peak (SAR-CNN paper), SSIM and the edge-preservation index β per "
+            "draw. No reference (--real): ENL on homogeneous areas, ratio-image "
+            "mean/variance/structure, radiometric bias. Speed "
             "and memory of every method on a simulated image. Other packages' despecklers "
             "(--peers) run here or, with --peer-python, in a child process of another Python "
             "environment. See docs/evaluation.md."
         ),
     )
     evaluate.add_argument("--references", nargs="+", default=[], metavar="REF",
-                          help="speckle-free reference images (.npy/.tif, intensity or amplitude)")
+                          help="speckle-free reference images (.npy/.tif; intensity, amplitude "
+                               "or dB, real)")
     evaluate.add_argument("--real", nargs="+", default=[], metavar="FILE",
                           help="real speckled images for the no-reference protocol")
     evaluate.add_argument("--out", required=True, metavar="DIR", help="report folder (created)")
@@ -92,9 +101,9 @@ def add_evaluate_parser(subparsers) -> None:
     evaluate.add_argument("--complex-layout", choices=("last", "first", "bands"), default=None,
                           help="real/imaginary layout of complex --real files (applied to the "
                                "files it fits: 3-D .npy, multi-band GeoTIFF)")
-    evaluate.add_argument("--speed-size", type=_count(0), default=1024, metavar="PX",
-                          help="side of the simulated image for speed/memory (0: skip; "
-                               "default 1024)")
+    evaluate.add_argument("--speed-size", type=_speed_size, default=1024, metavar="PX",
+                          help="side of the simulated image for speed/memory (0: skip; else at "
+                               "least 64; default 1024)")
     evaluate.add_argument("--memory", choices=("subprocess", "tracemalloc"), default="subprocess",
                           help="memory probe: peak RSS of a child process (default) or "
                                "tracemalloc in this process")
@@ -105,16 +114,19 @@ def add_evaluate_parser(subparsers) -> None:
     evaluate.add_argument("--crop", type=_count(8), default=128, metavar="PX",
                           help="side of the crops shown in the report (default 128)")
     evaluate.add_argument("--overwrite", action="store_true", help="replace an existing report")
-    evaluate.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    evaluate.add_argument("-q", "--quiet", action="store_true",
+                          help="no progress bar, summary or notes on the terminal (the notes "
+                               "stay in the report)")
 
 
 def run_evaluate_command(args: argparse.Namespace) -> int:
     """Run ``sardespeckle evaluate``; returns the exit code."""
     from ..errors import UsageError
-    from ..evaluation import run_evaluation, write_report
+    from ..evaluation import check_report_folder, run_evaluation, write_report
 
     if not args.references and not args.real:
         raise UsageError("give --references (full reference) and/or --real (no reference)")
+    check_report_folder(args.out, overwrite=args.overwrite)  # before the work, not after
     params: dict[str, dict[str, str]] = {}
     for method, name, value in args.param:
         params.setdefault(method, {})[name] = value

@@ -32,7 +32,7 @@ from .protocol import (
     run_evaluation,
     speed_scene,
 )
-from .report import write_report
+from .report import check_report_folder, write_report
 
 __all__ = [
     "PEERS",
@@ -45,6 +45,7 @@ __all__ = [
     "PeerError",
     "SpeedResult",
     "SummaryTable",
+    "check_report_folder",
     "evaluate_full_reference",
     "evaluate_no_reference",
     "load_image",

@@ -218,6 +218,11 @@ def resolve_candidates(
         label, method = label.strip(), method.strip()
         if not label or not method:
             raise UsageError(f"expected METHOD or LABEL=METHOD, got {name!r}")
+        if label == NOISY or label.startswith("peer:"):
+            raise UsageError(f"the label {label!r} is reserved (the {NOISY!r} column is the "
+                             "speckled input, 'peer:NAME' columns are other packages' "
+                             f"despecklers); choose another, e.g. my-{label.removeprefix('peer:')}="
+                             f"{method}")
         get_method(method)
         wanted.append((label, method, True))
     seen: dict[str, bool] = {}
@@ -329,6 +334,24 @@ def _layout_applies(path: str, layout: str) -> bool:
             return dataset.count >= 2
     except Exception:  # noqa: BLE001 - an unreadable file is reported by open_source below
         return False
+
+
+def _load_reference(path: str | os.PathLike, *, kind: str | None, name: str) -> LoadedImage:
+    """:func:`load_image` for a reference, which must be a real, speckle-free image."""
+    complex_hint = UsageError(
+        f"a reference must be a speckle-free real image (intensity, amplitude or dB), got "
+        f"complex or real/imaginary data in {os.fspath(path)}; give a speckled image to --real "
+        "instead"
+    )
+    try:
+        image = load_image(path, kind=kind, complex_layout=None, name=name)
+    except InvalidInputError as error:
+        if "complex" in str(error):
+            raise complex_hint from None
+        raise
+    if image.kind == "complex":
+        raise complex_hint
+    return image
 
 
 def load_image(
@@ -623,10 +646,24 @@ def evaluate_full_reference(
                 f"expected a reference without masked pixels, got {int((~reference.valid).sum())} "
                 f"in {reference.path}; crop it to its valid area"
             )
+        if float(np.ptp(reference.intensity)) == 0:
+            raise InvalidInputError(
+                f"expected a reference with some structure, got a constant image in "
+                f"{reference.path} (its edge preservation is undefined); a flat area tests "
+                "a despeckler better as a --real image (ENL, ratio statistics)"
+            )
 
     def noisy_draw(reference: LoadedImage, draw: int) -> np.ndarray:
-        return add_speckle(reference.intensity, looks, kind="intensity",
-                           rng=np.random.default_rng(_draw_seed(seed, reference.name, draw)))
+        noisy = add_speckle(reference.intensity, looks, kind="intensity",
+                            rng=np.random.default_rng(_draw_seed(seed, reference.name, draw)))
+        underflow = int(np.count_nonzero(noisy == 0))
+        if underflow:
+            raise UsageError(
+                f"expected simulated speckle of positive intensity, got {underflow} pixel(s) of "
+                f"{reference.name} at 0: {looks:g}-look speckle underflows float32 (its law "
+                "puts too much weight near 0); use looks >= 0.5 (a SAR image has at least 1)"
+            )
+        return noisy
 
     batched, batch_notes = _run_batched(
         candidates, lambda: [noisy_draw(r, d) for r in references for d in range(draws)],
@@ -718,7 +755,7 @@ def evaluate_no_reference(
         radiometric_bias,
         ratio_image_stats,
     )
-    from sardespeckle.speckle import speckle_lag_correlation
+    from sardespeckle.decorrelate import CORRELATION_THRESHOLD, estimate_speckle_correlation
 
     from .peers import PeerError
 
@@ -732,18 +769,35 @@ def evaluate_no_reference(
                                   [m.name for m in images], counter)
     for i, image in enumerate(images):
         noisy, valid = image.intensity, image.valid
-        boxes = auto_homogeneous_windows(noisy, window=window, count=count, valid=valid, parity=0)
+        try:
+            boxes = auto_homogeneous_windows(noisy, window=window, count=count, valid=valid,
+                                             parity=0)
+        except InvalidInputError:
+            masked = int(np.count_nonzero(~valid))
+            notes.append(
+                f"{image.name}: not scored, no {window}×{window} window of valid, positive "
+                f"pixels in {image.path} ({masked} masked pixels: NaN, nodata or zero "
+                "intensity); a smaller --enl-window may find some"
+            )
+            all_boxes[image.name] = []
+            for candidate in candidates:
+                if candidate.name not in batched:
+                    counter.step()  # the runs this image would have had
+            continue
         all_boxes[image.name] = boxes
         if len(boxes) < count:
             notes.append(f"{image.name}: only {len(boxes)} homogeneous {window}×{window} areas "
                          f"found (of {count} asked)")
         try:
-            rho = speckle_lag_correlation(noisy, valid=valid)
-            if max(abs(r) for r in rho) > 0.1:
+            # The estimator of decorrelate="auto" (homogeneous windows, not scene texture), so
+            # this note and the decorrelation notes agree.
+            rho = estimate_speckle_correlation(noisy, valid=valid)
+            if max(abs(r) for r in rho) > CORRELATION_THRESHOLD:
                 notes.append(
                     f"{image.name}: the speckle is spatially correlated (lag-1 correlation of "
-                    f"log-intensity {rho[0]:.2f} along rows, {rho[1]:.2f} along columns); "
-                    "ratio-image structure is then not 0 even for an ideal filter"
+                    f"log-intensity {rho[0]:.2f} along rows, {rho[1]:.2f} along columns, on its "
+                    "most homogeneous 16×16 windows); ratio-image structure is then not 0 even "
+                    "for an ideal filter"
                 )
         except InvalidInputError:
             pass
@@ -1066,17 +1120,14 @@ def run_evaluation(
 
     candidates, notes = resolve_candidates(methods, looks=looks, params=params, peers=peers,
                                            peer_python=peer_python)
-    loaded_references = [
-        load_image(path, kind=kind, complex_layout=None, name=name)
-        for path, name in zip(references, _unique_names(references))
-    ]
-    for image in loaded_references:
-        if image.kind == "complex":
-            raise UsageError(f"a reference must be a speckle-free real image, got complex data "
-                             f"in {image.path}")
+    # One namespace for both protocols: a real image with a reference's file name gets "#2"
+    # (its figures would otherwise replace the reference's).
+    names = _unique_names([*references, *real])
+    loaded_references = [_load_reference(path, kind=kind, name=name)
+                         for path, name in zip(references, names)]
     loaded_real = [
         load_image(path, kind=kind, complex_layout=complex_layout, name=name)
-        for path, name in zip(real, _unique_names(real))
+        for path, name in zip(real, names[len(references):])
     ]
 
     total = (len(loaded_references) * draws + len(loaded_real) + (1 if speed_size else 0)) \

@@ -64,6 +64,31 @@ _REAL_METRICS: dict[str, tuple[str, Callable[[float], str]]] = {
              lambda v: f"{100 * v:+.1f}"),
 }
 
+#: Unit of each value in results.csv / results.json ("1": a pure number). The bias is stored
+#: as a fraction; the report shows it in %.
+UNITS: dict[str, str] = {
+    "psnr": "dB", "ssim": "1", "edge": "1", "enl": "looks", "ratio_mean": "1", "ratio_var": "1",
+    "structure": "1", "first_order": "1", "second_order": "%", "bias": "fraction",
+    "seconds": "s", "cpu_seconds": "s", "megapixels_per_second": "MP/s",
+    "megapixels_per_cpu_second": "MP/s", "peak_memory_mib": "MiB",
+}
+_SPEED_METRICS = {
+    "seconds": "Wall time of one run on the simulated speed scene (the shortest of the timed runs)",
+    "cpu_seconds": "CPU time of that run (all threads)",
+    "megapixels_per_second": "Pixels of the speed scene per wall second, in millions",
+    "megapixels_per_cpu_second": "Pixels of the speed scene per CPU second, in millions",
+    "peak_memory_mib": "Peak memory of the run (the --memory probe)",
+}
+
+
+def _metric_definitions() -> dict[str, dict[str, str]]:
+    """``{metric: {"unit", "definition"}}`` for results.json."""
+    titles = {name: spec[0] for name, spec in {**_FULL_METRICS, **_REAL_METRICS}.items()}
+    titles["bias"] = ("Radiometric bias on the homogeneous areas, mean(output) / mean(input) − 1 "
+                      "(a fraction; the report shows %)")
+    titles.update(_SPEED_METRICS)
+    return {name: {"unit": UNITS[name], "definition": title} for name, title in titles.items()}
+
 
 # --------------------------------------------------------------------------------------------
 # a tiny document model rendered to Markdown and to HTML
@@ -214,6 +239,31 @@ def _summary_rows(table: SummaryTable, fmt: Callable[[float], str], higher: bool
     return rows
 
 
+#: The files every report writes (the figures depend on the images).
+REPORT_FILES = ("report.md", "report.html", "results.json", "results.csv")
+
+
+def check_report_folder(folder: str | os.PathLike, *, overwrite: bool = False) -> None:
+    """Refuse, before any work, a report folder that :func:`write_report` would refuse: a file
+    in its place, or (without ``overwrite``) a report already there. Creates nothing.
+
+    Raises
+    ------
+    UsageError
+        ``folder`` is a file.
+    OutputExistsError
+        A report file exists and ``overwrite`` is false.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"expected an output folder, got the file {folder}")
+    if not overwrite:
+        existing = [n for n in REPORT_FILES if (folder / n).exists()]
+        if existing:
+            raise OutputExistsError(f"{folder} already holds {', '.join(existing)}; "
+                                    f"{OVERWRITE_HINT}")
+
+
 def _check_folder(folder: Path, names: Sequence[str], overwrite: bool) -> None:
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"expected an output folder, got the file {folder}")
@@ -247,6 +297,7 @@ def _results_json(result: EvaluationResult, generated: str) -> dict[str, Any]:
         "candidates": [c.as_dict() for c in result.candidates],
         "peers": result.peers,
         "notes": result.notes,
+        "metrics": _metric_definitions(),
     }
     full = result.full_reference
     if full is not None:
@@ -360,7 +411,7 @@ def write_report(result: EvaluationResult, folder: str | os.PathLike, *,
     scatter = bool(result.speed and result.full_reference is not None)
     if scatter:
         figures.append("speed_quality.png")
-    names = ["report.md", "report.html", "results.json", "results.csv", *figures]
+    names = [*REPORT_FILES, *figures]
     _check_folder(folder, names, overwrite)
     generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -368,8 +419,8 @@ def write_report(result: EvaluationResult, folder: str | os.PathLike, *,
                 json.dumps(_results_json(result, generated), indent=1, allow_nan=False) + "\n")
     with open(folder / ".results.csv.tmp", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["protocol", "image", "column", "draw", "metric", "value"])
-        writer.writerows(_results_rows(result))
+        writer.writerow(["protocol", "image", "column", "draw", "metric", "value", "unit"])
+        writer.writerows([*row, UNITS[row[4]]] for row in _results_rows(result))
     os.replace(folder / ".results.csv.tmp", folder / "results.csv")
 
     document = _Document()
