@@ -593,3 +593,31 @@ def test_full_fp32_turns_tf32_off_for_the_block_and_restores_it():
         assert torch.backends.cudnn.allow_tf32 is True
     finally:
         torch.backends.cudnn.allow_tf32 = previous
+
+
+def test_weights_are_deserialised_once_until_the_file_changes(tmp_path, monkeypatch):
+    import os
+
+    from _random_dncnn import random_network
+
+    path = tmp_path / "w.pt"
+    save_weights(random_network(0), path, name="first", training_data="none (random)")
+    calls = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(a) or real_load(*a, **k))
+    first, meta = load_weights(path)
+    again, meta_again = load_weights(path)
+    assert len(calls) == 1
+    for a, b in zip(first.parameters(), again.parameters()):
+        assert a is not b and torch.equal(a, b)
+    meta["name"] = "edited by the caller"
+    assert load_weights(path)[1]["name"] == "first"  # each call gets its own meta
+    with torch.no_grad():
+        next(first.parameters()).add_(1.0)  # a caller training the loaded network
+    assert torch.equal(next(load_weights(path)[0].parameters()), next(again.parameters()))
+    save_weights(random_network(1), path, name="second", training_data="none (random)")
+    stamp = path.stat().st_mtime_ns + 1_000_000
+    os.utime(path, ns=(stamp, stamp))
+    second, meta_second = load_weights(path)
+    assert len(calls) == 2 and meta_second["name"] == "second"
+    assert not torch.equal(next(second.parameters()), next(again.parameters()))
