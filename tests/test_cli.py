@@ -300,6 +300,36 @@ def test_preview(tmp_path, amplitude_tif):
         assert image.width > 2 * 80 and image.height >= 96
 
 
+def test_preview_notes_empty_panels_and_sizes_and_keeps_titles_apart(tmp_path, capsys):
+    from PIL import Image
+
+    from sardespeckle.io.preview import _fit_title
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "a.npy", rng.exponential(size=(64, 64)).astype(np.float32))
+    np.save(tmp_path / "nan.npy", np.full((64, 64), np.nan, np.float32))
+    np.save(tmp_path / "b.npy", rng.exponential(size=(32, 48)).astype(np.float32))
+    png = tmp_path / "p.png"
+    assert main(["preview", str(tmp_path / "a.npy"), str(tmp_path / "nan.npy"),
+                 str(tmp_path / "b.npy"), "--kind", "intensity", "-o", str(png),
+                 "--titles", "a title far wider than its panel,nan,b"]) == 0
+    err = capsys.readouterr().err
+    assert "nan.npy has no valid pixel" in err and "a.npy has no" not in err
+    assert "differ in size (64×64, 64×64, 32×48)" in err
+    from sardespeckle.io.preview import _TITLE_PADDING, GAP
+
+    with Image.open(png) as image:
+        band = np.asarray(image.convert("L"))[:12]
+    second_title = 64 + GAP + _TITLE_PADDING
+    assert (band[:, second_title - _TITLE_PADDING:second_title] == 255).all()  # titles apart
+    from PIL import ImageFont
+
+    font = ImageFont.load_default()
+    fitted = _fit_title("a title far wider than its panel", 60, font)
+    assert fitted.endswith("...") and font.getlength(fitted) <= 60
+    assert _fit_title("b", 60, font) == "b"
+
+
 def test_demo_sample_runs(tmp_path):
     out = tmp_path / "demo.tif"
     png = tmp_path / "demo.png"

@@ -589,6 +589,8 @@ def _layout_if_held(path: str, layout: str | None) -> str | None:
 
 
 def _cmd_preview(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ..io import read_preview_panel, save_preview
 
     from ..errors import InvalidInputError
@@ -607,6 +609,15 @@ def _cmd_preview(args: argparse.Namespace) -> int:
                                  complex_layout=_layout_if_held(path, args.complex_layout))
               for path in args.inputs]
     save_preview(panels, args.output, titles=titles, overwrite=args.overwrite)
+    for path, panel in zip(args.inputs, panels):
+        with np.errstate(invalid="ignore"):
+            if not np.any(np.isfinite(panel) & (panel > 0)):
+                sys.stderr.write(f"note: {path} has no valid pixel (all NaN, nodata or zero): "
+                                 "its panel is drawn in the masked colour\n")
+    if len({panel.shape for panel in panels}) > 1:
+        sys.stderr.write("note: the panels differ in size ("
+                         + ", ".join(f"{p.shape[0]}×{p.shape[1]}" for p in panels)
+                         + "): they are drawn side by side, not on one grid\n")
     sys.stderr.write(f"wrote {args.output}\n")
     return EXIT_OK
 

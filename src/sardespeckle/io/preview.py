@@ -148,11 +148,21 @@ def save_preview(
         rgb[~valid] = MASKED_COLOUR
         canvas.paste(Image.fromarray(rgb, mode="RGB"), (left, band))
         if titles is not None:
-            draw.text((left + _TITLE_PADDING, _TITLE_PADDING), str(titles[index]),
-                      fill=_TEXT_COLOUR, font=font)
+            room = db.shape[1] + GAP - 2 * _TITLE_PADDING  # never over the next panel's title
+            draw.text((left + _TITLE_PADDING, _TITLE_PADDING),
+                      _fit_title(str(titles[index]), room, font), fill=_TEXT_COLOUR, font=font)
         left += db.shape[1] + GAP
 
     return write_png(path, canvas, overwrite=overwrite)
+
+
+def _fit_title(title: str, width: float, font) -> str:
+    """``title``, cut and ended with "..." when wider than ``width`` pixels in ``font``."""
+    if font.getlength(title) <= width:
+        return title
+    while title and font.getlength(title + "...") > width:
+        title = title[:-1]
+    return title + "..." if font.getlength(title + "...") <= width else ""
 
 
 def write_png(path: str, image, *, overwrite: bool) -> str:
