@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 
 import numpy as np
 import pytest
@@ -672,7 +673,28 @@ def test_cli_takes_a_folder_or_a_glob_of_dates_and_says_how_many(tmp_path, capsy
     assert "matching" in capsys.readouterr().err
 
 
+def test_an_output_named_like_a_date_of_the_folder_is_refused(tmp_path, capsys):
+    from sardespeckle.cli.main import main
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    paths = _write_geotiff_dates(folder)
+    before = paths[1].read_bytes()
+    for stack in ([str(folder)], [str(folder / "*.tif")]):
+        for extra in ([], ["--overwrite"]):
+            assert main(["references", "build", *stack, "-o", str(paths[1]), "--looks", "1",
+                         "--kind", "amplitude", *extra]) == 2
+            err = capsys.readouterr().err
+            assert f"it would replace {paths[1]}, a date" in err and "left out" not in err
+    assert paths[1].read_bytes() == before
+    # A reference built into the folder earlier is rebuilt in place with --overwrite.
+    build_reference_files(paths, folder / "ref.tif", looks=1, kind="amplitude")
+    assert main(["references", "build", str(folder), "-o", str(folder / "ref.tif"), "--looks",
+                 "1", "--kind", "amplitude", "--overwrite", "-q"]) == 0
+
+
 def test_dates_on_different_grids_are_refused(tmp_path, capsys):
+    import rasterio
     from rasterio.transform import from_origin
 
     from sardespeckle.cli.main import main
@@ -695,6 +717,26 @@ def test_dates_on_different_grids_are_refused(tmp_path, capsys):
     np.save(tmp_path / "plain.npy", np.ones((16, 16), np.float32))
     assert load_stack([shifted[0], tmp_path / "plain.npy"], kind="amplitude").kinds == \
         ["amplitude"] * 2
+    # A GeoTIFF date without georeferencing, or without a CRS, among georeferenced ones, in
+    # any position: the reference takes the georeferencing of a date that has it, and says so.
+    import warnings
+
+    bare = _write_geotiff_dates(tmp_path, stem="bare", dates=1, crs=None,
+                                transforms={0: rasterio.Affine.identity()})[0]
+    no_crs = _write_geotiff_dates(tmp_path, stem="nocrs", dates=1, crs=None)[0]
+    for lacking, dates in ((f"{bare} (no georeferencing)", [bare, *other_crs[:3]]),
+                           (f"{no_crs} (no CRS)", [no_crs, *other_crs[:3]]),
+                           (f"{no_crs} (no CRS)", [*other_crs[:3], no_crs])):
+        output = tmp_path / "georef.tif"
+        with pytest.warns(UserWarning, match=re.escape(lacking) + ".* takes the georeferencing of "
+                          + re.escape(str(other_crs[0]))):
+            build_reference_files(dates, output, looks=1, kind="amplitude", overwrite=True)
+        with rasterio.open(output) as dataset:
+            assert dataset.crs == "EPSG:32631" and dataset.transform == from_origin(600000, 5000000, 10, 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # dates alike: no warning
+        build_reference_files(other_crs[:3], tmp_path / "georef.tif", looks=1, kind="amplitude",
+                              overwrite=True)
 
 
 def test_an_undetectable_kind_is_reported_with_the_file_and_the_option(tmp_path, capsys):

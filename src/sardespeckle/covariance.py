@@ -285,13 +285,16 @@ def read_covariance_input(paths) -> tuple[np.ndarray, object | None, bool]:
     from .io.grid import check_same_grid
 
     check_same_grid(paths, what="co-registered channels")
+    from .io.grid import georeferencing_source
+
+    like_index = georeferencing_source(paths, what="channels")
     channels, like = [], None
-    for path in paths:
+    for index, path in enumerate(paths):
         array, source = _read_channel(path)
         if channels and array.shape != channels[0].shape:
             raise InvalidInputError(f"{path}: shape {array.shape} differs from {paths[0]}'s "
                                     f"{channels[0].shape}; the channels must be co-registered")
-        if like is None and source is not None:
+        if like is None and source is not None and index >= like_index:
             like = source
         if source is not None and source is not like:
             source.close()

@@ -899,6 +899,12 @@ def expand_dates(
             continue
         rasters = [path for path in files if path.lower().endswith(_RASTER_SUFFIXES)]
         found = rasters or [path for path in files if path.lower().endswith(_PNG_SUFFIXES)]
+        for path in found:
+            if _is_an_output(path, outputs) and not _is_a_build_product(path):
+                raise UsageError(
+                    f"expected an output that is not one of the dates, got {os.fspath(output)}: "
+                    f"it would replace {path}, a date {where} (inputs are never overwritten, "
+                    "--overwrite or not); write the reference elsewhere")
         written = [path for path in found if _written_by_a_build(path, outputs)]
         found = [path for path in found if path not in written]
         left_out += written
@@ -914,10 +920,17 @@ def expand_dates(
 def _written_by_a_build(path: str, outputs: list[str]) -> bool:
     """Whether ``path`` is a reference (its report and count file beside it), the count or
     change file of one, or one of the ``outputs`` about to be written."""
+    return _is_an_output(path, outputs) or _is_a_build_product(path)
+
+
+def _is_an_output(path: str, outputs: list[str]) -> bool:
     from sardespeckle.io.base import same_file
 
-    if any(same_file(path, output) for output in outputs):
-        return True
+    return any(same_file(path, output) for output in outputs)
+
+
+def _is_a_build_product(path: str) -> bool:
+    """A reference (its report and count file beside it), or the count or change file of one."""
     if side_output_of(path) is not None:
         return True
     beside = side_paths(path)
@@ -1409,6 +1422,9 @@ def build_reference_files(
              "window_looks_source": window_looks_source}
     if png_threshold is not None:
         extra["png_threshold"] = float(png_threshold)
+    from sardespeckle.io.grid import georeferencing_source
+
+    like = georeferencing_source(stack.paths, what="dates")
     return write_reference(result, output, output_kind=output_kind,
-                           like_path=stack.paths[0], like_kind=stack.kinds[0],
+                           like_path=stack.paths[like], like_kind=stack.kinds[like],
                            overwrite=overwrite, extra_report=extra)

@@ -54,6 +54,34 @@ def check_same_grid(inputs: Sequence[Source | str | os.PathLike], *,
                 "resample onto one grid first (e.g. gdalwarp -tr/-te, or SNAP's collocation)")
 
 
+def georeferencing_source(paths: Sequence[str | os.PathLike], *, what: str = "inputs") -> int:
+    """Index of the input whose georeferencing an output of ``paths`` takes: the first with a
+    geotransform and a CRS, else the first with a geotransform, else 0. Warns (UserWarning)
+    about the GeoTIFFs that lack what it has, so that neither the loss nor the borrowing is
+    silent (:func:`check_same_grid` has refused inputs that contradict each other)."""
+    import warnings
+
+    paths = [os.fspath(path) for path in paths]
+    grids = [_grid_of(path) for path in paths]
+    ranked = [index for index, grid in enumerate(grids) if grid is not None]
+    if not ranked:
+        return 0
+    full = [index for index in ranked if grids[index][1].crs is not None]
+    chosen = (full or ranked)[0]
+    lacking = []
+    for path, grid in zip(paths, grids):
+        if file_format(path) != "geotiff" or not os.path.isfile(path):
+            continue  # .npy and the like carry no georeferencing by nature
+        if grid is None:
+            lacking.append(f"{path} (no georeferencing)")
+        elif full and grid[1].crs is None:
+            lacking.append(f"{path} (no CRS)")
+    if lacking:
+        warnings.warn(f"{', '.join(lacking)} among georeferenced {what}: the output takes the "
+                      f"georeferencing of {paths[chosen]}", UserWarning, stacklevel=2)
+    return chosen
+
+
 def _grid_of(item) -> tuple[str, Georef, tuple[int, int]] | None:
     """``(path, georef, (rows, cols))`` of an input with a geotransform, else None."""
     if isinstance(item, Source):
@@ -94,11 +122,11 @@ def _same_grid(first, other) -> bool:
     # Where the other grid's corners fall on the first grid, in pixels of the first.
     rows, cols = shape
     try:
-        to_first = ~georef.transform * other_georef.transform
+        to_first = ~georef.transform @ other_georef.transform
     except TransformNotInvertibleError:  # a degenerate transform: only an equal one matches
         return tuple(georef.transform) == tuple(other_georef.transform)
     for col, row in ((0, 0), (cols, 0), (0, rows), (cols, rows)):
-        x, y = to_first * (col, row)
+        x, y = to_first @ (col, row)
         if max(abs(x - col), abs(y - row)) > GRID_TOLERANCE_PIXELS:
             return False
     return True
@@ -111,4 +139,4 @@ def _describe(grid) -> str:
     return f"{path} ({crs}, transform {transform})"
 
 
-__all__ = ["GRID_TOLERANCE_PIXELS", "check_same_grid"]
+__all__ = ["GRID_TOLERANCE_PIXELS", "check_same_grid", "georeferencing_source"]
