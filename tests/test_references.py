@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 
 import numpy as np
@@ -389,7 +390,7 @@ def test_a_failed_write_leaves_no_output_and_keeps_the_replaced_ones(tmp_path, m
     monkeypatch.undo()
     build_reference_files(paths, output, looks=1, kind="amplitude")
     before = {name: (tmp_path / name).read_bytes() for name in _outputs(tmp_path)}
-    assert sorted(before) == ["r.json", "r.npy", "r_changes.npy", "r_count.npy"]
+    assert sorted(before) == ["r.json", "r.npy", "r.npy.json", "r_changes.npy", "r_count.npy"]
     monkeypatch.setattr(references, "_write_json", failing)
     with pytest.raises(OSError, match="disk full"):
         build_reference_files(paths, output, looks=1, kind="amplitude", method="mean",
@@ -752,3 +753,29 @@ def test_an_undetectable_kind_is_reported_with_the_file_and_the_option(tmp_path,
     err = capsys.readouterr().err
     assert str(paths[0]) in err and "--kind amplitude or --kind intensity" in err
     assert load_stack(paths, kind="amplitude").kinds == ["amplitude"] * 3
+
+
+def test_a_npy_reference_says_its_kind_to_train_and_run(tmp_path):
+    from sardespeckle.io import open_source
+
+    stack = np.full((4, 32, 32), 25.0) * simulate_speckle((4, 32, 32), 1, seed=3)
+    dates = []
+    for index, layer in enumerate(stack):
+        dates.append(tmp_path / f"d{index}.npy")
+        np.save(dates[-1], np.sqrt(layer).astype(np.float32))
+    for output_kind in ("intensity", "amplitude"):
+        output = tmp_path / f"ref_{output_kind}.npy"
+        build_reference_files(dates, output, looks=1, kind="amplitude", output_kind=output_kind)
+        sidecar = json.loads((tmp_path / f"ref_{output_kind}.npy.json").read_text())
+        assert sidecar["kind"] == output_kind and sidecar["file"] == output.name
+        with open_source(str(output)) as source:  # no kind given: the sidecar says it
+            assert source.kind == output_kind and "sidecar" in source.kind_reason
+    # Rebuilt in place with overwrite: the sidecar follows the new kind.
+    build_reference_files(dates, tmp_path / "ref_intensity.npy", looks=1, kind="amplitude",
+                          output_kind="amplitude", overwrite=True)
+    assert json.loads((tmp_path / "ref_intensity.npy.json").read_text())["kind"] == "amplitude"
+    # A sidecar of another file (renamed array) says nothing.
+    os.replace(tmp_path / "ref_amplitude.npy.json", tmp_path / "other.npy.json")
+    np.save(tmp_path / "other.npy", np.ones((8, 8), np.float32))
+    with pytest.raises(InvalidInputError, match="cannot tell amplitude from intensity"):
+        open_source(str(tmp_path / "other.npy"))

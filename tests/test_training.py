@@ -480,3 +480,58 @@ def test_a_validation_reference_with_nodata_is_scored_on_its_valid_pixels(tmp_pa
     with pytest.raises(InvalidInputError, match="empty.npy has no valid pixel"):
         train(tiny_config(reference_file, validation=[{"path": str(tmp_path / "empty.npy"),
                                                        "kind": "intensity"}]), tmp_path / "run2")
+
+
+def test_a_folder_of_other_files_is_not_clobbered_by_a_new_run(tmp_path, reference_file):
+    folder = tmp_path / "D"
+    folder.mkdir()
+    (folder / "sarcnn.pt").write_bytes(b"someone else's weights")
+    with pytest.raises(UsageError, match="holding sarcnn.pt but no config.json"):
+        train(tiny_config(reference_file), folder)
+    assert (folder / "sarcnn.pt").read_bytes() == b"someone else's weights"
+    assert sorted(p.name for p in folder.iterdir()) == ["sarcnn.pt"]
+
+
+def test_the_hint_for_a_run_without_checkpoint_names_another_folder(tmp_path, reference_file):
+    config = tiny_config(reference_file, checkpoint_every=2)
+    train(config, tmp_path / "nock")
+    (tmp_path / "nock" / "checkpoint.pt").unlink()
+    with pytest.raises(UsageError, match=r"--run-dir \S*nock-again") as info:
+        train(config, tmp_path / "nock")
+    hinted = Path(str(info.value).split("--run-dir ")[-1])
+    assert train(TrainConfig.load(tmp_path / "nock" / "config.json"), hinted).finished
+
+
+def test_a_corrupt_checkpoint_is_explained_and_stale_partial_files_go(tmp_path, reference_file):
+    from sardespeckle.errors import InputFileError
+
+    run = tmp_path / "run"
+    train(tiny_config(reference_file), run, max_steps=2)
+    stale = run / ".checkpoint.pt.0123456789ab.partial.pt"  # a kill -9 during a write
+    stale.write_bytes(b"x" * 100)
+    kept = run / "notes.partial.pt"  # not a name the run writes
+    kept.write_bytes(b"mine")
+    assert train(tiny_config(reference_file), run, max_steps=1).step == 3
+    assert not stale.exists() and kept.exists()
+    (run / "checkpoint.pt").write_bytes(b"garbage" * 100)
+    with pytest.raises(InputFileError) as info:
+        train(tiny_config(reference_file), run, max_steps=1)
+    message = str(info.value)
+    assert "truncated or corrupt; put back a good copy" in message and "run-again" in message
+    assert "weights_only" not in message and "arbitrary code" not in message
+
+
+def test_every_difference_of_another_config_is_named(tmp_path, reference_file):
+    train(tiny_config(reference_file), tmp_path / "run", max_steps=1)
+    with pytest.raises(UsageError) as info:
+        train(tiny_config(reference_file, learning_rate=0.5, steps=9, log_every=2,
+                          checkpoint_every=3), tmp_path / "run", max_steps=1)
+    for key in ("learning_rate", "steps", "log_every", "checkpoint_every"):
+        assert f"{key}: the run has" in str(info.value)
+
+
+def test_export_needs_a_weights_file_name(tmp_path, reference_file):
+    train(tiny_config(reference_file), tmp_path / "run", max_steps=1)
+    with pytest.raises(UsageError, match="ending in .pt or .pth"):
+        export_weights(tmp_path / "run", tmp_path / "weights.tif")
+    export_weights(tmp_path / "run", tmp_path / "weights.pth")

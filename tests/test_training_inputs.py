@@ -37,8 +37,13 @@ def finished_run(tmp_path, reference_file):
 
 
 def test_export_refuses_an_existing_file_unless_overwrite(tmp_path, finished_run, capsys):
-    data = tmp_path / "data.npy"
-    np.save(data, np.arange(5.0))
+    npy = tmp_path / "data.npy"
+    np.save(npy, np.arange(5.0))
+    # Not a weights file name: refused, --overwrite or not (it would replace data).
+    assert main(["train", "--run-dir", str(finished_run), "--export", str(npy), "--overwrite"]) == 2
+    assert "ending in .pt or .pth" in capsys.readouterr().err
+    data = tmp_path / "old.pt"
+    data.write_bytes(b"an older export")
     before = data.read_bytes()
     assert main(["train", "--run-dir", str(finished_run), "--export", str(data)]) == 1
     assert "exists; pass --overwrite" in capsys.readouterr().err
@@ -448,3 +453,17 @@ def test_cli_gain_range_reaches_the_config_and_the_training_level(tmp_path, refe
     assert load_weights(run / "sarcnn.pt")[1]["training_level"] == pytest.approx(median * 1.0)
     assert main(["train", "--run-dir", str(tmp_path / "bad"), "--references", str(reference_file),
                  "--gain-range", "100", "0.01"]) == 2
+
+
+def test_repeated_reference_options_add_up(tmp_path, reference_file):
+    second = tmp_path / "second.npy"
+    second.write_bytes(reference_file.read_bytes())
+    run = tmp_path / "run"
+    assert main(["train", "--run-dir", str(run), "--references", str(reference_file),
+                 "--references", str(second), "--validation", str(reference_file.parent / "val.npy"),
+                 "--validation", str(second), "--kind", "intensity", "--patch-size", "16",
+                 "--batch-size", "2", "--steps", "1", "--precision", "fp32", "-q"]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    assert [spec["path"] for spec in saved["references"]] == [str(reference_file), str(second)]
+    assert [spec["path"] for spec in saved["validation"]] == \
+        [str(reference_file.parent / "val.npy"), str(second)]

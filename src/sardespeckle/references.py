@@ -1217,6 +1217,14 @@ def write_reference(
             like = open_source(like_path, kind=like_kind)
         write_array(temps[paths["reference"]], values.astype(np.float32), like=like,
                     kind=output_kind, nodata=float("nan"), tags=tags, overwrite=True)
+        if paths["reference"].lower().endswith(".npy"):
+            # What a GeoTIFF's band description says: the kind, read back by train and run.
+            from sardespeckle.io.npy import sidecar_path, sidecar_record
+
+            sidecar = sidecar_path(paths["reference"])
+            temps[sidecar] = temporary_path(sidecar)
+            _write_json(temps[sidecar], sidecar_record(paths["reference"], values.astype(np.float32),
+                                                       kind=output_kind, tags=provenance_tags(tags)))
         write_array(temps[paths["count"]], result.dates_used, like=like,
                     description="dates used in the reference", tags=tags, overwrite=True)
         _write_layers(temps[paths["changes"]], _change_codes(result), like_path=like_path,
@@ -1255,6 +1263,10 @@ def _check_outputs(
         raise UsageError(f"expected an output file for the report, got the folder {report}")
     if os.path.lexists(report) and not overwrite:
         raise OutputExistsError(f"output {report} exists; {OVERWRITE_HINT}")
+    if paths["reference"].lower().endswith(".npy"):
+        from sardespeckle.io.npy import check_sidecar
+
+        check_sidecar(paths["reference"], overwrite=overwrite)
 
 
 def _publish_together(temps: dict[str, str], *, overwrite: bool) -> None:

@@ -26,10 +26,11 @@ def add_train_parser(subparsers) -> None:
                        help="JSON training configuration (task sarcnn or gaussian)")
     train.add_argument("--run-dir", required=True, metavar="DIR",
                        help="run folder (created; resumed when it holds a checkpoint)")
-    train.add_argument("--references", nargs="+", default=None, metavar="REF",
-                       help="speckle-free reference files (.tif/.npy), instead of a CONFIG")
-    train.add_argument("--validation", nargs="+", default=None, metavar="REF",
-                       help="held-out reference files for validation PSNR")
+    train.add_argument("--references", nargs="+", action="extend", default=None, metavar="REF",
+                       help="speckle-free reference files (.tif/.npy), instead of a CONFIG "
+                            "(repeatable: the files add up)")
+    train.add_argument("--validation", nargs="+", action="extend", default=None, metavar="REF",
+                       help="held-out reference files for validation PSNR (repeatable)")
     train.add_argument("--kind", default=None, choices=("intensity", "amplitude", "db"),
                        help="what the reference files hold (default: detected)")
     train.add_argument("--looks", type=float, default=None,
@@ -41,7 +42,7 @@ def add_train_parser(subparsers) -> None:
     train.add_argument("--patch-size", type=int, default=None,
                        help="side of the square patches in pixels (default: 40)")
     train.add_argument("--learning-rate", type=float, default=None,
-                       help="Adam learning rate, x 0.1 from 60 %% of the steps (default: "
+                       help="Adam's peak learning rate, then lowered by --schedule (default: "
                             "0.001)")
     train.add_argument("--schedule", choices=("step", "cosine"), default=None,
                        help="step (default): x 0.1 from 60 %% of the steps; cosine: down a half "

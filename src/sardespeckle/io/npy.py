@@ -113,7 +113,8 @@ class NpySource(Source):
         else:
             sample = None if self.dtype.kind == "c" else (lambda: self.read_decimated(SAMPLE_SIZE))
             self.kind, self.kind_reason = detect_kind(
-                dtype=self.dtype, hints=None, sample=sample, path=path, nodata=nodata
+                dtype=self.dtype, hints=_sidecar_kind_hint(path), sample=sample, path=path,
+                nodata=nodata
             )
 
     def _slice(self, rows: slice, cols: slice) -> np.ndarray:
@@ -158,6 +159,29 @@ def sidecar_tags(path: str | os.PathLike) -> dict[str, str]:
     except (OSError, ValueError, AttributeError):
         return {}
     return tags if isinstance(tags, dict) else {}
+
+
+def _sidecar_kind_hint(path: str | os.PathLike) -> dict[str, str] | None:
+    """``{"sidecar kind": KIND}`` when the file's sidecar (:func:`sidecar_path`, written by
+    sardespeckle for its .npy outputs and references) says what it holds, else None."""
+    import json
+
+    try:
+        with open(sidecar_path(path), encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    kind = record.get("kind") if isinstance(record, dict) else None
+    if not isinstance(kind, str) or record.get("file") != os.path.basename(os.fspath(path)):
+        return None
+    return {f"sidecar {os.path.basename(sidecar_path(path))} kind": kind}
+
+
+def sidecar_record(path: str | os.PathLike, array: np.ndarray, *, kind: str | None,
+                   tags: dict[str, str] | None) -> dict:
+    """The JSON object of a ``.npy`` output's sidecar (see :class:`NpySource`, :class:`NpySink`)."""
+    return {"file": os.path.basename(os.fspath(path)), "kind": kind, "nodata": "NaN",
+            "shape": list(array.shape), "dtype": array.dtype.name, "tags": dict(tags or {})}
 
 
 def check_sidecar(path: str | os.PathLike, *, overwrite: bool) -> None:

@@ -163,6 +163,8 @@ def train(
     resuming = _check_config(config, run_dir)
     if resuming:
         _check_log_without_checkpoint(config, run_dir)
+    else:
+        _check_nothing_to_clobber(config, run_dir)
     if config.threads:
         torch.set_num_threads(int(config.threads))
     if config.device == "cuda" and not torch.cuda.is_available():
@@ -192,6 +194,7 @@ def train(
     checkpoint_path = run_dir / CHECKPOINT
     log_path = run_dir / "log.csv"
     created = _create_run_folder(run_dir)
+    _remove_stale_temporaries(run_dir, config)
     new_log = not log_path.exists()
     if not resuming:
         config.save(run_dir / "config.json")
@@ -345,9 +348,37 @@ def _check_log_without_checkpoint(config: TrainConfig, run_dir: Path) -> None:
     if last >= config.checkpoint_every:
         raise UsageError(
             f"{run_dir} holds a log up to step {last} but no {CHECKPOINT} to resume from (a "
-            f"finished or recorded run whose checkpoint was removed); train its configuration in "
-            f"a new folder: sardespeckle train {run_dir / 'config.json'} --run-dir runs/{run_dir.name}"
+            f"finished or recorded run whose checkpoint was removed); put the checkpoint back, "
+            f"or train its configuration in a new folder: sardespeckle train "
+            f"{run_dir / 'config.json'} --run-dir {run_dir.parent / (run_dir.name + '-again')}"
         )
+
+
+def _remove_stale_temporaries(run_dir: Path, config: TrainConfig) -> None:
+    """Delete the hidden partial files (``.checkpoint.pt.<hex>.partial.pt`` and the like, see
+    :func:`sardespeckle.io.base.hidden_sibling`) that a process killed outright while writing
+    leaves in its run folder: this call writes its own, and nothing else names them."""
+    import re
+
+    for base in (CHECKPOINT, "log.csv", "config.json", f"{config.name}.pt"):
+        stem_suffix = os.path.splitext(base)[1]
+        pattern = re.compile(rf"\.{re.escape(base)}\.[0-9a-f]{{12}}\.partial{re.escape(stem_suffix)}")
+        for path in run_dir.iterdir():
+            if pattern.fullmatch(path.name) and path.is_file():
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+
+def _check_nothing_to_clobber(config: TrainConfig, run_dir: Path) -> None:
+    """Refuse a new run in a folder that holds files a run writes (weights, log, checkpoint)
+    but no config.json: they belong to something else, and the run would replace them."""
+    names = [CHECKPOINT, "log.csv", f"{config.name}.pt"]
+    found = [name for name in names if os.path.lexists(run_dir / name)]
+    if found:
+        raise UsageError(
+            f"expected a new or empty run folder, got {run_dir} holding {', '.join(found)} but "
+            "no config.json (not a run of this command): a new run would replace them; use "
+            "another --run-dir")
 
 
 def _drop_log_rows_after(log_path: Path, step: int) -> None:
@@ -526,14 +557,19 @@ def _check_config(config: TrainConfig, run_dir: Path) -> bool:
     differing = sorted(k for k in wanted.keys() | existing.keys()
                        if _comparable(k, existing.get(k)) != _comparable(k, wanted.get(k)))
     if differing:
-        shown = "; ".join(f"{key}: the run has {existing.get(key)!r}, this call gives "
-                          f"{wanted.get(key)!r}" for key in differing[:2])
+        shown = "; ".join(f"{key}: the run has {_short(existing.get(key))}, this call gives "
+                          f"{_short(wanted.get(key))}" for key in differing)
         raise UsageError(
             f"{run_dir} holds a run with another configuration ({shown}); use a new run folder "
             "or the same configuration (relative paths are read from the current folder: resume "
             "from the folder the run was started in)"
         )
     return True
+
+
+def _short(value, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + " ...]"
 
 
 def _comparable(key: str, value):
@@ -585,8 +621,12 @@ def _load_checkpoint(path: Path, device) -> dict:
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file is the same user error
-        raise InputFileError(f"cannot read the run checkpoint {path}: {type(error).__name__}: "
-                             f"{error}") from None
+        # torch's own text (advice to load with weights_only=False, miniz internals) is no help.
+        raise InputFileError(
+            f"cannot read the run checkpoint {path} ({type(error).__name__}): it is "
+            f"truncated or corrupt; put back a good copy, or train the run's configuration in a "
+            f"new folder (sardespeckle train {path.parent / 'config.json'} --run-dir "
+            f"{path.parent.parent / (path.parent.name + '-again')})") from None
     missing = [key for key in ("model", "optimizer", "numpy_rng", "torch_rng", "step")
                if not isinstance(state, dict) or key not in state]
     if missing:
@@ -658,6 +698,8 @@ def _check_export_path(path: Path, run_dir: Path, config: TrainConfig, *, overwr
                              "a run's own files and inputs are never overwritten")
     if path.is_dir():
         raise UsageError(f"expected a weights file to export to, got the folder {path}")
+    if path.suffix.lower() not in (".pt", ".pth"):
+        raise UsageError(f"expected a weights file ending in .pt or .pth to export to, got {path}")
     check_output_folder(path)  # like every output: a mistyped folder is reported, not created
     if os.path.lexists(path) and not overwrite:
         raise OutputExistsError(f"output {path} exists; {OVERWRITE_HINT}")
