@@ -653,3 +653,13 @@ def test_a_given_kind_that_contradicts_the_files_own_description_is_warned(tmp_p
     assert err.count("\n") == 1
     assert main(["info", str(out), "--kind", "intensity"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_an_option_given_twice_in_two_forms_is_refused(tmp_path, amplitude_tif, capsys):
+    out = tmp_path / "o.tif"
+    assert main(["run", str(amplitude_tif), "-o", str(out), "--method", "boxcar", "--window-size",
+                 "5", "-p", "window_size=7", "--looks", "1"]) == 2
+    assert "--window-size 5 and -p window_size=7" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["run", str(amplitude_tif), "-o", str(out), "--method", "boxcar", "--window-size",
+                 "5", "-p", "window_size=5", "--looks", "1", "-q"]) == 0  # the same value twice

@@ -779,3 +779,73 @@ def test_a_npy_reference_says_its_kind_to_train_and_run(tmp_path):
     np.save(tmp_path / "other.npy", np.ones((8, 8), np.float32))
     with pytest.raises(InvalidInputError, match="cannot tell amplitude from intensity"):
         open_source(str(tmp_path / "other.npy"))
+
+
+def test_amplitude_and_intensity_confused_are_warned_about(tmp_path):
+    import warnings
+
+    intensity = np.full((5, 64, 64), 30.0) * simulate_speckle((5, 64, 64), 1, seed=8)
+    dates = []
+    for index, layer in enumerate(intensity):
+        dates.append(tmp_path / f"i{index}.npy")
+        np.save(dates[-1], layer.astype(np.float32))
+    # intensity read as amplitude: below one look, with or without --looks
+    with pytest.warns(UserWarning, match=r"fluctuate like 0\.\d+ looks, below one look.*--kind"):
+        build_reference_files(dates, tmp_path / "a.npy", looks=None, kind="amplitude")
+    with pytest.warns(UserWarning, match=r"not the 1 given \(--looks\); check --kind"):
+        build_reference_files(dates, tmp_path / "b.npy", looks=1, kind="amplitude")
+    # the right kind: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        report = build_reference_files(dates, tmp_path / "c.npy", looks=1, kind="intensity")
+    assert report["dates"] == 5
+    # amplitude read as intensity with --looks 1: about 3.5 looks
+    amplitude = []
+    for index, layer in enumerate(np.sqrt(intensity)):
+        amplitude.append(tmp_path / f"a{index}.npy")
+        np.save(amplitude[-1], layer.astype(np.float32))
+    with pytest.warns(UserWarning, match=r"fluctuate like 3\.\d+ looks, not the 1 given"):
+        build_reference_files(amplitude, tmp_path / "d.npy", looks=1, kind="intensity")
+
+
+def test_empty_and_multiband_dates_and_a_kind_for_png_are_noted(tmp_path):
+    import rasterio
+
+    paths = _write_geotiff_dates(tmp_path, dates=3)
+    with rasterio.open(paths[0], "r+") as dataset:
+        dataset.write(np.full((16, 16), np.nan, np.float32), 1)
+    with pytest.warns(UserWarning, match=f"{paths[0]} has no valid pixel"):
+        load_stack(paths, kind="amplitude")
+    two = tmp_path / "two.tif"
+    with rasterio.open(paths[1]) as source:
+        profile = source.profile | {"count": 2}
+        band = source.read(1)
+    with rasterio.open(two, "w", **profile) as dataset:
+        dataset.write(np.stack([band, band]))
+    with pytest.warns(UserWarning, match=f"{two} has 2 bands: band 1 is its date"):
+        load_stack([two, paths[1], paths[2]], kind="amplitude")
+    from PIL import Image
+
+    pngs = []
+    for index in range(3):
+        pngs.append(tmp_path / f"p{index}.png")
+        Image.fromarray(np.full((8, 8), 100 + index, np.uint8)).save(pngs[-1])
+    with pytest.warns(UserWarning, match="does not apply to PNG dates"):
+        load_stack(pngs, kind="intensity", png_threshold=200.0)
+
+
+def test_hints_name_only_options_the_command_has(tmp_path):
+    from sardespeckle.training.data import ReferenceSpec, load_reference
+
+    parts = tmp_path / "parts.npy"
+    np.save(parts, np.ones((16, 16, 2), np.float32))
+    for call in (lambda: load_stack([parts, parts], kind="amplitude"),
+                 lambda: load_reference(ReferenceSpec(path=str(parts)))):
+        with pytest.raises(InvalidInputError) as info:
+            call()
+        assert "--complex-layout" not in str(info.value) and "(rows, cols)" in str(info.value)
+    floats = tmp_path / "float.npy"
+    np.save(floats, np.ones((16, 16), np.float32))
+    with pytest.raises(InvalidInputError, match="combine them first") as info:
+        load_stack([floats, floats], kind="complex")
+    assert "--complex-layout" not in str(info.value)

@@ -535,3 +535,13 @@ def test_export_needs_a_weights_file_name(tmp_path, reference_file):
     with pytest.raises(UsageError, match="ending in .pt or .pth"):
         export_weights(tmp_path / "run", tmp_path / "weights.tif")
     export_weights(tmp_path / "run", tmp_path / "weights.pth")
+
+
+def test_a_speckled_reference_is_warned_about(tmp_path, reference_file):
+    from sardespeckle.speckle import simulate_speckle
+
+    speckled = tmp_path / "one_date.npy"
+    clean = np.load(reference_file)
+    np.save(speckled, (clean * simulate_speckle(clean.shape, 1, seed=2)).astype(np.float32))
+    with pytest.warns(UserWarning, match="one_date.npy looks speckled .*references build"):
+        train(tiny_config(speckled, steps=1), tmp_path / "run")

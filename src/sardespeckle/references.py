@@ -23,6 +23,7 @@ import json
 import math
 import numbers
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from sardespeckle.errors import InvalidInputError, UsageError
-from sardespeckle.io.base import OVERWRITE_HINT, remove_if_exists, repeated_file
+from sardespeckle.io.base import OVERWRITE_HINT, remove_if_exists, repeated_file, without_layout_hint
 
 __all__ = [
     "METHODS",
@@ -762,6 +763,31 @@ def read_png_series(paths: Sequence[str | os.PathLike], *, threshold: float):
     return amplitude, valid
 
 
+#: Ratio of the looks estimated from the dates to the looks expected, beyond which the kind is
+#: suspect: single-look amplitude read as intensity fluctuates like 3.3-3.7 looks (the
+#: Rayleigh law's ENL is 1/(4/π − 1) = 3.66), intensity read as amplitude like 0.2-0.4.
+LOOKS_RATIO_LIMITS = (0.5, 2.5)
+
+
+def _warn_implausible_looks(estimated: float, given: float | None, kinds: Sequence[str]) -> None:
+    """Warn when the dates' own speckle contradicts the looks given, or is below one look:
+    the usual sign of amplitude and intensity confused."""
+    if not np.isfinite(estimated) or "png" in kinds:
+        return
+    hint = ("check --kind: intensity read as amplitude squares the speckle, amplitude read as "
+            "intensity takes its square root")
+    if given is None:
+        if estimated < 1 / LOOKS_RATIO_LIMITS[1]:
+            warnings.warn(f"the dates fluctuate like {estimated:.2f} looks, below one look, which "
+                          f"no SAR image has; {hint}", UserWarning, stacklevel=3)
+        return
+    ratio = estimated / given
+    if not LOOKS_RATIO_LIMITS[0] <= ratio <= LOOKS_RATIO_LIMITS[1]:
+        warnings.warn(f"the dates fluctuate like {estimated:.2f} looks, not the {given:g} given "
+                      f"(--looks); {hint} (or the dates are not independent, e.g. already "
+                      "despeckled or multilooked)", UserWarning, stacklevel=3)
+
+
 def load_stack(
     paths: Sequence[str | os.PathLike],
     *,
@@ -818,6 +844,10 @@ def load_stack(
                 "expected a PNG threshold (the amplitude of grey level 255) for 8-bit PNG dates, "
                 "got none; pass png_threshold (--png-threshold)"
             )
+        if kind is not None:
+            warnings.warn(f"kind {kind!r} (--kind) does not apply to PNG dates: 8-bit grey "
+                          "levels are amplitude scaled by png_threshold (--png-threshold)",
+                          UserWarning, stacklevel=2)
         amplitude, valid = read_png_series(paths, threshold=png_threshold)
         return Stack(np.square(amplitude), valid, paths, ["png"] * len(paths))
     if png_threshold is not None:
@@ -827,7 +857,14 @@ def load_stack(
     layers, masks, kinds = [], [], []
     shape = None
     for path in paths:
-        with open_source(path, kind=kind, nodata=nodata) as source:
+        try:
+            source = open_source(path, kind=kind, nodata=nodata)
+        except InvalidInputError as error:
+            raise without_layout_hint(
+                error, "'references build' reads complex dates as complex-valued arrays "
+                "(a complex .npy, a complex GeoTIFF band), not as real/imaginary parts: combine "
+                "them first (numpy: parts[..., 0] + 1j * parts[..., 1])") from None
+        with source:
             if shape is None:
                 shape = source.shape
             elif source.shape != shape:
@@ -835,7 +872,13 @@ def load_stack(
                     f"expected co-registered dates of one shape {shape} (rows, cols), got "
                     f"{source.shape} in {path}; resample or crop them onto one grid first"
                 )
+            if getattr(source, "band_count", 1) > 1:
+                warnings.warn(f"{path} has {source.band_count} bands: band 1 is its date",
+                              UserWarning, stacklevel=2)
             intensity, valid = source.read_intensity(Window.full(source.shape))
+            if not valid.any():
+                warnings.warn(f"{path} has no valid pixel (all NaN, nodata or zero): it adds "
+                              "nothing to the reference", UserWarning, stacklevel=2)
             layers.append(intensity)
             masks.append(valid)
             kinds.append(source.kind)
@@ -1405,10 +1448,17 @@ def build_reference_files(
             f"side of the {rows}×{cols} dates, got {window_size}; a larger window averages the "
             "whole image at every pixel (typical values: 1 to 7)"
         )
+    try:
+        estimated = estimate_temporal_looks(stack.intensity, valid=stack.valid)
+    except InvalidInputError:
+        if looks is None:
+            raise
+        estimated = math.nan  # too few pixels to check the looks given: they are used as is
     looks_source = "given"
     if looks is None:
-        looks = estimate_temporal_looks(stack.intensity, valid=stack.valid)
+        looks = estimated
         looks_source = "estimated from the date-to-date fluctuation of single pixels"
+    _warn_implausible_looks(estimated, looks if looks_source == "given" else None, stack.kinds)
     window_looks_source = "given"
     if isinstance(window_looks, str):
         if window_looks != "auto":

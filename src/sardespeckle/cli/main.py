@@ -348,13 +348,18 @@ class _ProgressBar:
 
 
 def _run_params(args: argparse.Namespace) -> dict:
+    from ..errors import UsageError
+
     params = dict(args.param)
-    if args.window_size is not None:
-        params["window_size"] = args.window_size
-    for name in ("weights", "precision", "device", "decorrelate", "denoiser", "iterations",
-                 "keep_targets"):
-        if getattr(args, name) is not None:
-            params[name] = getattr(args, name)
+    options = {name: getattr(args, name) for name in (
+        "window_size", "weights", "precision", "device", "decorrelate", "denoiser", "iterations",
+        "keep_targets") if getattr(args, name) is not None}
+    for name, value in options.items():
+        if name in params and str(params[name]) != str(value):
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"expected {name} once, got {flag} {value} and -p {name}="
+                             f"{params[name]}; keep one of them")
+    params.update(options)
     return params
 
 

@@ -334,6 +334,16 @@ def temporary_path(path: str) -> str:
         return temp
 
 
+def without_layout_hint(error: Exception, advice: str) -> Exception:
+    """``error`` again (same type) with its hint about ``--complex-layout`` (an option of the
+    commands that read real/imaginary parts) replaced by ``advice``, for the commands that
+    have no such option; any other error unchanged."""
+    text = str(error)
+    if "--complex-layout" not in text:
+        return error
+    return type(error)(f"{text.split(';')[0]}; {advice}")
+
+
 def hidden_sibling(path: str, *, label: str = "partial") -> str:
     """A hidden, random name next to ``path`` that does not exist now (the file is not created):
     ``.NAME.<random>.<label><extension>``."""

@@ -97,7 +97,15 @@ def load_reference(spec: ReferenceSpec) -> Reference:
             f"build' wrote beside {reference}; pass the reference itself (a glob such as "
             f"refs/*.tif also matches its _count and _changes files)"
         )
-    with open_source(spec.path, kind=spec.kind) as source:
+    from ..io.base import without_layout_hint
+
+    try:
+        source = open_source(spec.path, kind=spec.kind)
+    except InvalidInputError as error:
+        raise without_layout_hint(
+            error, "a training reference is a real, speckle-free image (intensity or amplitude), "
+            "not complex data: build one with 'sardespeckle references build'") from None
+    with source:
         window = Window.full(source.shape) if spec.window is None else Window(*spec.window)
         if (window.row < 0 or window.col < 0 or window.row + window.height > source.shape[0]
                 or window.col + window.width > source.shape[1]):

@@ -412,6 +412,8 @@ def _task_data(config: TrainConfig):
     from ..models.sarcnn import cn
 
     references = [load_reference(s) for s in config.references]
+    for spec, reference in zip(config.references, references):
+        _warn_if_speckled(spec.path, reference.intensity)
     sampler = PatchSampler(references,
                            patch_size=config.patch_size, looks=config.looks,
                            gain_range=config.gain_range, bright_targets=config.bright_targets,
@@ -423,6 +425,27 @@ def _task_data(config: TrainConfig):
             f"maximum held by at least {MIN_CLIPPED} pixels); remove the option")
     sampler.training_level = training_level(references, config.gain_range)
     return sampler, _Validator(config), cn(config.looks)
+
+
+#: A training reference whose most homogeneous windows fluctuate like fewer looks than this
+#: still holds speckle (a single date is ≈ 1; a 5-date mean ≈ 5; a long stack's mean far more).
+SPECKLED_REFERENCE_LOOKS = 2.0
+
+
+def _warn_if_speckled(path: str, intensity: np.ndarray) -> None:
+    """Warn about a "speckle-free" reference that is a speckled image: the network would learn
+    to keep its speckle."""
+    from ..speckle import estimate_looks
+
+    try:
+        looks = float(estimate_looks(intensity, valid=np.isfinite(intensity) & (intensity > 0)))
+    except (InvalidInputError, ValueError):
+        return
+    if looks < SPECKLED_REFERENCE_LOOKS:
+        warnings.warn(
+            f"{path} looks speckled (its most homogeneous 7×7 windows fluctuate like {looks:.2f} "
+            "looks): SAR-CNN learns to keep what its references hold; build a reference from a "
+            "stack of dates ('sardespeckle references build')", UserWarning, stacklevel=2)
 
 
 def training_level(references, gain_range) -> float:
