@@ -315,6 +315,7 @@ def test_resume_drops_log_rows_past_the_checkpoint_and_says_where_it_starts(tmp_
     # A process killed outright after logging steps 5 and 6 but before checkpointing them:
     with open(log_path, "a") as log:
         log.write("5,0.1,0.001,1.0,\n6,0.1,0.001,1.0,\n")
+        log.write("a line from elsewhere\n7,0.1")  # and rows that are not the log's
     result = train(config, tmp_path / "run", on_start=lambda *a: starts.append(a))
     assert result.finished and result.interrupted_by is None
     assert starts == [(0, "fp32", "cpu"), (4, "fp32", "cpu")]
@@ -378,6 +379,12 @@ def test_bad_configs(tmp_path, reference_file):
         tiny_config(reference_file, precision="int8")
     with pytest.raises(UsageError, match="no such training config"):
         TrainConfig.load(tmp_path / "nope.json")
+    twice = tmp_path / "twice.json"
+    twice.write_text(json.dumps({"references": [str(reference_file)]})[:-1] + ', "steps": 4, "steps": 5}')
+    with pytest.raises(UsageError, match="gives 'steps' twice"):
+        TrainConfig.load(twice)
+    with pytest.raises(UsageError, match="patch_size"):
+        tiny_config(reference_file, patch_size=4)
 
 
 def test_init_from_a_checkpoint_or_weights_file(tmp_path, reference_file):

@@ -282,11 +282,9 @@ def read_covariance_input(paths) -> tuple[np.ndarray, object | None, bool]:
     if len(paths) > 4:
         raise UsageError(f"expected 2-4 channel files, got {len(paths)}")
     _check_distinct_channels(paths)
-    from .io.grid import check_same_grid
+    from .io.grid import check_same_grid, georeferencing_source
 
     check_same_grid(paths, what="co-registered channels")
-    from .io.grid import georeferencing_source
-
     like_index = georeferencing_source(paths, what="channels")
     channels, like = [], None
     for index, path in enumerate(paths):

@@ -32,9 +32,22 @@ LOSSES = ("l1", "l2", "amplitude")
 #: Learning-rate schedules (see :class:`TrainConfig`).
 SCHEDULES = ("step", "cosine")
 #: Integer options and their smallest value.
-INTEGER_OPTIONS = {"depth": 3, "features": 1, "patch_size": 1, "batch_size": 1, "steps": 1,
+INTEGER_OPTIONS = {"depth": 3, "features": 1, "patch_size": 8, "batch_size": 1, "steps": 1,
                    "validate_every": 1, "checkpoint_every": 1, "log_every": 1,
                    "validation_draws": 1, "seed": 0, "warmup_steps": 0}
+
+
+class _RepeatedKey(ValueError):
+    """A key given twice in one JSON object of a config file."""
+
+
+def _object_without_repeated_keys(pairs: list) -> dict:
+    values: dict = {}
+    for key, value in pairs:
+        if key in values:
+            raise _RepeatedKey(key)
+        values[key] = value
+    return values
 
 
 @dataclass(frozen=True)
@@ -274,7 +287,10 @@ class TrainConfig:
     def load(cls, path: str | Path) -> "TrainConfig":
         try:
             text = Path(path).read_bytes().decode("utf-8")
-            values = json.loads(text)
+            values = json.loads(text, object_pairs_hook=_object_without_repeated_keys)
+        except _RepeatedKey as repeated:
+            raise UsageError(f"training config {path} gives {repeated.args[0]!r} twice (JSON "
+                             "would keep the last); keep one") from None
         except FileNotFoundError:
             raise UsageError(f"no such training config: {path}") from None
         except IsADirectoryError:

@@ -382,12 +382,20 @@ def _check_nothing_to_clobber(config: TrainConfig, run_dir: Path) -> None:
 
 
 def _drop_log_rows_after(log_path: Path, step: int) -> None:
-    """Rewrite ``log.csv`` without its rows past ``step`` (trained again from the checkpoint)."""
-    if not any(logged > step for logged in _logged_steps(log_path)):
+    """Rewrite ``log.csv`` without its rows past ``step`` (trained again from the checkpoint)
+    and without rows that are not rows of the log (a line appended by something else, half a
+    row left by a process killed outright)."""
+    if not log_path.exists():
         return
     with open(log_path, newline="") as handle:
         rows = list(csv.reader(handle))
-    kept = [rows[0]] + [row for row in rows[1:] if not (row and row[0].isdigit() and int(row[0]) > step)]
+    if not rows:
+        return
+    width = len(rows[0])
+    kept = [rows[0]] + [row for row in rows[1:]
+                        if len(row) == width and row[0].isdigit() and int(row[0]) <= step]
+    if kept == rows:
+        return
     with atomic_output(log_path) as temp, open(temp, "w", newline="") as handle:
         csv.writer(handle).writerows(kept)
 
