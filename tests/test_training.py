@@ -552,3 +552,14 @@ def test_a_speckled_reference_is_warned_about(tmp_path, reference_file):
     np.save(speckled, (clean * simulate_speckle(clean.shape, 1, seed=2)).astype(np.float32))
     with pytest.warns(UserWarning, match="one_date.npy looks speckled .*references build"):
         train(tiny_config(speckled, steps=1), tmp_path / "run")
+
+
+def test_a_reference_named_twice_is_refused_unless_windows_differ(tmp_path, reference_file, monkeypatch):
+    monkeypatch.chdir(reference_file.parent)
+    twice = [{"path": str(reference_file), "kind": "intensity"},
+             {"path": f"./{reference_file.name}", "kind": "intensity"}]
+    with pytest.raises(UsageError, match=r"each reference once, got \./ref.npy, the same file"):
+        train(tiny_config(reference_file, references=twice), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    halves = [dict(spec, window=window) for spec, window in zip(twice, ([0, 0, 40, 72], [40, 0, 40, 72]))]
+    assert train(tiny_config(reference_file, references=halves, steps=1), tmp_path / "run").finished

@@ -160,6 +160,7 @@ def train(
     # the run folder is touched: a call that fails on its inputs leaves no config.json behind to
     # refuse the corrected retry.
     check_run_folder(run_dir)
+    _check_distinct_references(config)
     resuming = _check_config(config, run_dir)
     if resuming:
         _check_log_without_checkpoint(config, run_dir)
@@ -352,6 +353,22 @@ def _check_log_without_checkpoint(config: TrainConfig, run_dir: Path) -> None:
             f"or train its configuration in a new folder: sardespeckle train "
             f"{run_dir / 'config.json'} --run-dir {run_dir.parent / (run_dir.name + '-again')}"
         )
+
+
+def _check_distinct_references(config: TrainConfig) -> None:
+    """Refuse a reference (or validation reference) named twice with the same window: the same
+    file under another spelling would silently count twice."""
+    from ..io.base import repeated_file
+
+    for what, specs in (("reference", config.references), ("validation reference", config.validation)):
+        for window in {spec.window for spec in specs}:
+            same_window = [spec.path for spec in specs if spec.window == window]
+            repeated = repeated_file(same_window)
+            if repeated is not None:
+                first, again = (same_window[i] for i in repeated)
+                raise UsageError(f"expected each {what} once, got {again}, the same file as "
+                                 f"{first}" + ("" if window is None else f" with the same window "
+                                 f"{list(window)}") + "; give it once")
 
 
 def _remove_stale_temporaries(run_dir: Path, config: TrainConfig) -> None:
