@@ -1484,6 +1484,8 @@ def build_reference_files(
              "window_looks_source": window_looks_source}
     if png_threshold is not None:
         extra["png_threshold"] = float(png_threshold)
+    if np.isfinite(estimated):
+        extra["estimated_looks"] = round(float(estimated), 4)
     from sardespeckle.io.grid import georeferencing_source
 
     like = georeferencing_source(stack.paths, what="dates")
