@@ -446,6 +446,9 @@ def test_batch_bad_scene_does_not_stop_the_others(scenes, tmp_path, capsys):
     assert run_batch(scenes, "-o", out, "--quiet") == 1
     err = capsys.readouterr().err
     assert "b.tif" in err and "2 written, 0 skipped, 1 failed" in err
+    error_line = next(line for line in err.splitlines() if line.startswith("sardespeckle: error:"))
+    bad = str(scenes / "b.tif")
+    assert error_line.startswith(f"sardespeckle: error: cannot read {bad}"), error_line  # no prefix
     assert sorted(p.name for p in out.iterdir()) == ["a.tif", "c.tif"]
 
 

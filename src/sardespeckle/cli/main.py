@@ -454,7 +454,10 @@ def _run_batch(args: argparse.Namespace, params: dict) -> int:
 
     def on_scene(source: str, status: str, detail) -> None:
         if status == "failed":
-            _write_above(bar, f"sardespeckle: error: {source}: {_error_text(detail)}\n")
+            text = _error_text(detail)
+            # most messages name the file already: not once more in front
+            named = text if str(source) in text else f"{source}: {text}"
+            _write_above(bar, f"sardespeckle: error: {named}\n")
         elif status == "written" and not args.quiet:
             rate = detail.shape[0] * detail.shape[1] / 1e6 / max(detail.seconds, 1e-9)
             _write_above(bar, f"wrote {detail.output} ({detail.method}, {rate:.2f} MP/s)\n")
