@@ -1266,8 +1266,9 @@ def write_reference(
 
             sidecar = sidecar_path(paths["reference"])
             temps[sidecar] = temporary_path(sidecar)
-            _write_json(temps[sidecar], sidecar_record(paths["reference"], values.astype(np.float32),
-                                                       kind=output_kind, tags=provenance_tags(tags)))
+            _write_json(temps[sidecar], sidecar_record(
+                paths["reference"], shape=values.shape, dtype=np.float32, kind=output_kind,
+                tags=provenance_tags(tags)))
         write_array(temps[paths["count"]], result.dates_used, like=like,
                     description="dates used in the reference", tags=tags, overwrite=True)
         _write_layers(temps[paths["changes"]], _change_codes(result), like_path=like_path,

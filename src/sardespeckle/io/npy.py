@@ -151,19 +151,12 @@ def sidecar_path(path: str | os.PathLike) -> str:
 def sidecar_tags(path: str | os.PathLike) -> dict[str, str]:
     """The provenance ``tags`` of a ``.npy`` file's sidecar (:func:`sidecar_path`), or ``{}``
     when it has none or it cannot be read (the tags only inform: notes, band names)."""
-    import json
-
-    try:
-        with open(sidecar_path(path), encoding="utf-8") as handle:
-            tags = json.load(handle).get("tags", {})
-    except (OSError, ValueError, AttributeError):
-        return {}
+    tags = (_read_sidecar(path) or {}).get("tags", {})
     return tags if isinstance(tags, dict) else {}
 
 
-def _sidecar_kind_hint(path: str | os.PathLike) -> dict[str, str] | None:
-    """``{"sidecar kind": KIND}`` when the file's sidecar (:func:`sidecar_path`, written by
-    sardespeckle for its .npy outputs and references) says what it holds, else None."""
+def _read_sidecar(path: str | os.PathLike) -> dict | None:
+    """The JSON object of a ``.npy`` file's sidecar, or None (none, unreadable, not an object)."""
     import json
 
     try:
@@ -171,17 +164,24 @@ def _sidecar_kind_hint(path: str | os.PathLike) -> dict[str, str] | None:
             record = json.load(handle)
     except (OSError, ValueError):
         return None
-    kind = record.get("kind") if isinstance(record, dict) else None
+    return record if isinstance(record, dict) else None
+
+
+def _sidecar_kind_hint(path: str | os.PathLike) -> dict[str, str] | None:
+    """``{"sidecar ... kind": KIND}`` when the file's sidecar (:func:`sidecar_path`, written by
+    sardespeckle for its .npy outputs and references) says what it holds, else None."""
+    record = _read_sidecar(path) or {}
+    kind = record.get("kind")
     if not isinstance(kind, str) or record.get("file") != os.path.basename(os.fspath(path)):
         return None
     return {f"sidecar {os.path.basename(sidecar_path(path))} kind": kind}
 
 
-def sidecar_record(path: str | os.PathLike, array: np.ndarray, *, kind: str | None,
-                   tags: dict[str, str] | None) -> dict:
+def sidecar_record(path: str | os.PathLike, *, shape: tuple[int, ...], dtype: np.dtype | str,
+                   kind: str | None, tags: dict[str, str] | None) -> dict:
     """The JSON object of a ``.npy`` output's sidecar (see :class:`NpySource`, :class:`NpySink`)."""
     return {"file": os.path.basename(os.fspath(path)), "kind": kind, "nodata": "NaN",
-            "shape": list(array.shape), "dtype": array.dtype.name, "tags": dict(tags or {})}
+            "shape": list(shape), "dtype": np.dtype(dtype).name, "tags": dict(tags or {})}
 
 
 def check_sidecar(path: str | os.PathLike, *, overwrite: bool) -> None:
@@ -265,8 +265,8 @@ class NpySink(Sink):
 
     def commit(self) -> str:
         """Publish the array, then its provenance sidecar (see the class notes)."""
-        record = {"file": os.path.basename(self.path), "kind": self.kind_out, "nodata": "NaN",
-                  "shape": list(self.shape), "dtype": self.dtype.name, "tags": self.tags}
+        record = sidecar_record(self.path, shape=self.shape, dtype=self.dtype, kind=self.kind_out,
+                                tags=self.tags)
         return publish_with_sidecar(self.path, record, super().commit)
 
 
