@@ -812,7 +812,7 @@ def glcm_homogeneity(image, *, levels: int = 16, valid=None) -> tuple[float, flo
 
     # Quantised by rank, equal values by their mean rank: tied pixels share a level whatever
     # their position (ranking ties in raster order would invent spatial structure).
-    values, tie_group, group_size = np.unique(array[usable], return_inverse=True, return_counts=True)
+    _, tie_group, group_size = np.unique(array[usable], return_inverse=True, return_counts=True)
     first_rank = np.cumsum(group_size) - group_size
     group_level = np.floor((first_rank + (group_size - 1) / 2) * levels / total).astype(np.int64)
     quantised = np.full(array.shape, -1, dtype=np.int64)

@@ -243,9 +243,11 @@ def _summary_rows(table: SummaryTable, fmt: Callable[[float], str], higher: bool
 REPORT_FILES = ("report.md", "report.html", "results.json", "results.csv")
 
 
-def check_report_folder(folder: str | os.PathLike, *, overwrite: bool = False) -> None:
+def check_report_folder(folder: str | os.PathLike, *, overwrite: bool = False,
+                        names: Sequence[str] = REPORT_FILES) -> None:
     """Refuse, before any work, a report folder that :func:`write_report` would refuse: a file
-    in its place, or (without ``overwrite``) a report already there. Creates nothing.
+    in its place, or (without ``overwrite``) report files (``names``) already there. Creates
+    nothing.
 
     Raises
     ------
@@ -258,23 +260,12 @@ def check_report_folder(folder: str | os.PathLike, *, overwrite: bool = False) -
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"expected an output folder, got the file {folder}")
     if not overwrite:
-        existing = [n for n in REPORT_FILES if (folder / n).exists()]
-        if existing:
-            raise OutputExistsError(f"{folder} already holds {', '.join(existing)}; "
-                                    f"{OVERWRITE_HINT}")
-
-
-def _check_folder(folder: Path, names: Sequence[str], overwrite: bool) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"expected an output folder, got the file {folder}")
-    if not overwrite:
         existing = [n for n in names if (folder / n).exists()]
         if existing:
             raise OutputExistsError(
                 f"{folder} already holds {', '.join(existing[:3])}"
                 + (" ..." if len(existing) > 3 else "") + f"; {OVERWRITE_HINT}"
             )
-    folder.mkdir(parents=True, exist_ok=True)
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -412,7 +403,8 @@ def write_report(result: EvaluationResult, folder: str | os.PathLike, *,
     if scatter:
         figures.append("speed_quality.png")
     names = [*REPORT_FILES, *figures]
-    _check_folder(folder, names, overwrite)
+    check_report_folder(folder, overwrite=overwrite, names=names)
+    folder.mkdir(parents=True, exist_ok=True)
     generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
     _write_text(folder / "results.json",

@@ -550,11 +550,10 @@ def _read(path: Path) -> Any:
     _READ_CACHE[key] = payload  # most recent last
     while len(_READ_CACHE) > _READ_CACHE_SIZE:
         del _READ_CACHE[next(iter(_READ_CACHE))]
-    if isinstance(payload, dict):
-        return {name: dict(value) if name == "state_dict" and isinstance(value, dict)
-                else copy.deepcopy(value) if not isinstance(value, torch.Tensor) else value
-                for name, value in payload.items()}
-    return payload
+    if isinstance(payload, dict) and isinstance(payload.get("state_dict"), dict):
+        rest = copy.deepcopy({k: v for k, v in payload.items() if k != "state_dict"})
+        return {**rest, "state_dict": dict(payload["state_dict"])}
+    return copy.deepcopy(payload)
 
 
 def _load(path: Path) -> Any:
