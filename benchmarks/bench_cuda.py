@@ -73,7 +73,7 @@ def _sarcnn(image, weights, precision, device, tile=None):
     from sardespeckle.api import despeckle
 
     params = {"weights": weights, "precision": precision, "device": device, "decorrelate": "none"}
-    return despeckle(image, method="sarcnn", looks=1, params=params, tile=tile)
+    return despeckle(image, method="sarcnn", looks=1, kind="intensity", params=params, tile=tile)
 
 
 def agreement(weights: str) -> list[list]:
@@ -173,10 +173,10 @@ def throughput(weights: str, sizes: list[int], workdir: str) -> list[list]:
                 os.remove(output)
             else:
                 image = np.load(source) ** 2
-                despeckle(image[:1100, :1100], method="sarcnn", looks=1, params=params)
+                despeckle(image[:1100, :1100], method="sarcnn", looks=1, kind="intensity", params=params)
                 _reset_peak()
                 started = time.perf_counter()
-                despeckle(image, method="sarcnn", looks=1, params=params)
+                despeckle(image, method="sarcnn", looks=1, kind="intensity", params=params)
                 seconds = time.perf_counter() - started
                 how, tile, halo = "array → array", None, None
                 del image
@@ -195,12 +195,12 @@ def mulog_hybrid() -> list[list]:
     truth = _common.reflectivity(0, 0, 512, 512, (512, 512)).astype(np.float64)
     noisy = (truth * np.random.default_rng(3).standard_exponential(truth.shape)).astype(np.float32)
     rows, outputs = [], {}
-    despeckle(noisy[:128, :128], method="mulog", looks=1,
+    despeckle(noisy[:128, :128], method="mulog", looks=1, kind="intensity",
               params={"denoiser": "dncnn-sar", "device": DEVICE, "precision": "fp32"})
     for device, precision in (("cpu", "fp32"), (DEVICE, "fp32"), (DEVICE, "bf16")):
         started = time.perf_counter()
         outputs[device, precision] = despeckle(
-            noisy, method="mulog", looks=1,
+            noisy, method="mulog", looks=1, kind="intensity",
             params={"denoiser": "dncnn-sar", "device": device, "precision": precision})
         seconds = time.perf_counter() - started
         rows.append([device, precision, seconds,

@@ -110,11 +110,11 @@ def tiled_vs_whole(weights: str, tiles, threads: int | None, modes=("none", "sub
     for decorrelate in modes:
         params["decorrelate"] = decorrelate
         started = time.perf_counter()
-        whole = despeckle(image, method="sarcnn", looks=1, params=params, tile=None)
+        whole = despeckle(image, method="sarcnn", looks=1, kind="intensity", params=params, tile=None)
         whole_s = time.perf_counter() - started
         for tile in tiles:
             started = time.perf_counter()
-            tiled = despeckle(image, method="sarcnn", looks=1, params=params, tile=tile)
+            tiled = despeckle(image, method="sarcnn", looks=1, kind="intensity", params=params, tile=tile)
             seconds = time.perf_counter() - started
             diff = np.abs(tiled.astype(np.float64) / whole - 1)
             rows.append([decorrelate, tile, float(diff.max()), float(diff.mean()), whole_s, seconds])
@@ -169,7 +169,7 @@ def precision_accuracy(weights: str, threads: int | None, draws: int = 3) -> dic
         for precision in ("fp32", "bf16"):
             params = {"weights": weights, "precision": precision, "device": "cpu",
                       "decorrelate": "none", "threads": threads or 0}
-            outputs[precision] = despeckle(noisy, method="sarcnn", looks=1, params=params, tile=512)
+            outputs[precision] = despeckle(noisy, method="sarcnn", looks=1, kind="intensity", params=params, tile=512)
         log_diff = 0.5 * np.abs(np.log(outputs["bf16"].astype(np.float64) / outputs["fp32"]))
         rows.append([draw, psnr(noisy, amplitude), psnr(outputs["fp32"], amplitude),
                      psnr(outputs["bf16"], amplitude),

@@ -35,7 +35,7 @@ def test_filters_refuse_values_they_cannot_use(filter_fn, image):
 def test_looks_method_and_params_are_checked(image):
     for looks in ("1", True, None, 0, -1, float("nan")):
         with pytest.raises(UsageError, match="looks"):
-            despeckle(image, method="boxcar", looks=looks)
+            despeckle(image, method="boxcar", looks=looks, kind="intensity")
         with pytest.raises(UsageError, match="looks"):
             build_method("boxcar", looks=looks)
     with pytest.raises(UsageError, match="unknown method"):
@@ -51,7 +51,7 @@ def test_tile_sizes_are_integers(image, tmp_path):
     np.save(path, image.astype(np.float32))
     for tile in (float("nan"), 2.5, "16", True, 0, -1):
         with pytest.raises(UsageError, match="tile size"):
-            despeckle(image, method="boxcar", looks=1, tile=tile)
+            despeckle(image, method="boxcar", looks=1, kind="intensity", tile=tile)
         with pytest.raises(UsageError, match="tile size"):
             despeckle_file(path, tmp_path / "out.npy", method="boxcar", looks=1, kind="intensity",
                            tile=tile)
@@ -60,11 +60,11 @@ def test_tile_sizes_are_integers(image, tmp_path):
 
 def test_an_input_without_valid_pixels_warns(image):
     with pytest.warns(UserWarning, match="no valid pixel"):
-        out = despeckle(np.zeros((8, 8)), method="boxcar", looks=1)
+        out = despeckle(np.zeros((8, 8)), method="boxcar", looks=1, kind="intensity")
     assert np.isnan(out).all()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        despeckle(image, method="boxcar", looks=1)
+        despeckle(image, method="boxcar", looks=1, kind="intensity")
 
 
 def test_metrics_seeds_and_byte_order():
@@ -108,7 +108,7 @@ def test_paths_callbacks_and_boxes_are_checked(image, tmp_path):
         with pytest.raises(UsageError, match="expected a file path"):
             despeckle_file(path, tmp_path / "out.npy", method="boxcar", looks=1)
     with pytest.raises(UsageError, match="expected progress as a function"):
-        despeckle(image, method="boxcar", looks=1, progress=3)
+        despeckle(image, method="boxcar", looks=1, kind="intensity", progress=3)
     with pytest.raises(InvalidInputError, match="the window size is the keyword window="):
         enl(image, 5)
 
@@ -148,3 +148,65 @@ def test_the_entry_points_are_importable_from_the_package(image):
                                   despeckle(image, method="kuan", looks=1, kind="intensity"))
     with pytest.raises(AttributeError, match="no attribute 'despeckel'"):
         sardespeckle.despeckel  # noqa: B018
+
+
+def test_the_kind_of_an_array_is_given_or_told_by_its_values(image):
+    from sardespeckle.errors import UnknownKindError
+
+    amplitude = np.sqrt(image)
+    # float data: amplitude and intensity cannot be told apart, so no silent default
+    with pytest.raises(UnknownKindError, match="pass kind='intensity' or kind='amplitude'"):
+        despeckle(amplitude, method="boxcar", looks=1)
+    # a complex dtype is complex, an integer dtype amplitude, negative values dB (as for files)
+    slc = amplitude * np.exp(1j * np.linspace(0, 6, amplitude.size).reshape(amplitude.shape))
+    np.testing.assert_array_equal(despeckle(slc, method="boxcar", looks=1),
+                                  despeckle(slc, method="boxcar", looks=1, kind="complex"))
+    counts = np.round(100 * amplitude).astype(np.uint16)
+    np.testing.assert_array_equal(despeckle(counts, method="boxcar", looks=1),
+                                  despeckle(counts, method="boxcar", looks=1, kind="amplitude"))
+    db = 10 * np.log10(image) - 3
+    np.testing.assert_array_equal(despeckle(db, method="boxcar", looks=1),
+                                  despeckle(db, method="boxcar", looks=1, kind="db"))
+
+
+def test_masked_values_are_never_read(image):
+    """rasterio's read(masked=True) hides fills such as -9999 or 1e30 under the mask: they are
+    nodata, not negative or huge values to refuse."""
+    expected = despeckle(np.where(np.arange(16)[:, None] < 3, np.nan, image), method="lee",
+                         looks=1, kind="intensity")
+    for fill in (-9999.0, 1e30):
+        filled = image.copy()
+        filled[:3] = fill
+        got = despeckle(np.ma.masked_equal(filled, fill), method="lee", looks=1,
+                        kind="intensity")
+        np.testing.assert_array_equal(got, expected)
+    assert np.isnan(expected[:3]).all() and np.isfinite(expected[3:]).all()
+
+
+def test_networks_leave_the_callers_torch_random_stream_alone(image):
+    import torch
+
+    torch.manual_seed(0)
+    first = torch.rand(3)
+    torch.manual_seed(0)
+    despeckle(np.tile(image, (2, 2)), method="sarcnn", looks=1, kind="intensity")
+    assert torch.equal(torch.rand(3), first)
+
+
+def test_weights_must_be_a_name_or_a_path(image):
+    import torch
+
+    from sardespeckle.errors import WeightsError
+
+    with pytest.raises(WeightsError, match="got Linear .*save_weights"):
+        despeckle(image, method="sarcnn", looks=1, kind="intensity",
+                  params={"weights": torch.nn.Linear(2, 2)})
+
+
+def test_the_package_lists_its_entry_points_and_ships_its_type_hints():
+    import pathlib
+
+    import sardespeckle
+
+    assert {"despeckle", "despeckle_file"} <= set(dir(sardespeckle))
+    assert (pathlib.Path(sardespeckle.__file__).parent / "py.typed").is_file()

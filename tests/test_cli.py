@@ -211,12 +211,19 @@ def test_all_nodata_image(tmp_path, capsys):
     assert main(["run", str(src), "-o", str(out), "--kind", "intensity", "--looks", "1"]) == 0
     assert np.isnan(np.load(out)).all()
     assert "note: the input has no valid pixel" in capsys.readouterr().err
-    # Amplitudes that overflow float32 once squared are invalid too, and said so.
-    np.save(src, np.full((40, 40), 1e200))
+    # Amplitudes that overflow float32 once squared are nodata when they are a few outliers
+    # (said so), and a wrong kind or scale when they are common: refused.
+    huge = np.random.default_rng(1).exponential(1.0, (40, 40))
+    huge[0, :3] = 1e200
+    np.save(src, huge)
     assert main(["run", str(src), "-o", str(out), "--kind", "amplitude", "--looks", "1",
                  "-m", "kuan", "--overwrite"]) == 0
-    assert np.isnan(np.load(out)).all()
-    assert "note: the input has no valid pixel" in capsys.readouterr().err
+    assert np.isnan(np.load(out)[0, :3]).all() and np.isfinite(np.load(out)[1:]).all()
+    assert "of the pixels are beyond float32" in capsys.readouterr().err
+    np.save(src, np.full((40, 40), 1e200))
+    assert main(["run", str(src), "-o", str(out), "--kind", "amplitude", "--looks", "1",
+                 "-m", "kuan", "--overwrite"]) == 1
+    assert "100% of the pixels beyond it" in capsys.readouterr().err
     # One valid pixel is enough to stay silent.
     partly = np.full((40, 40), np.nan, np.float32)
     partly[20, 20] = 1.0
@@ -224,6 +231,21 @@ def test_all_nodata_image(tmp_path, capsys):
     assert main(["run", str(src), "-o", str(out), "--kind", "intensity", "--looks", "1",
                  "-m", "kuan", "--overwrite"]) == 0
     assert "no valid pixel" not in capsys.readouterr().err
+    # Without --looks: nothing to estimate them from, and nothing to despeckle either.
+    np.save(src, np.full((40, 40), np.nan, np.float32))
+    assert main(["run", str(src), "-o", str(out), "--kind", "intensity", "-m", "kuan",
+                 "--overwrite"]) == 0
+    err = capsys.readouterr().err
+    assert "assumed: no valid pixel" in err and "note: the input has no valid pixel" in err
+    assert np.isnan(np.load(out)).all()
+    # Valid pixels outside the central window: the looks are still measured there, and
+    # the error says so (an input is not taken as empty unless it is).
+    edge = np.full((1100, 1100), np.nan, np.float32)  # the central window is 1024²
+    edge[:20] = np.random.default_rng(0).exponential(1.0, (20, 1100))
+    np.save(src, edge)
+    assert main(["run", str(src), "-o", str(out), "--kind", "intensity", "-m", "kuan",
+                 "--overwrite"]) == 1
+    assert "fewer than 64 valid pixels in the central" in capsys.readouterr().err
 
 
 def test_complex_input_gives_intensity(tmp_path, rng):
@@ -663,3 +685,74 @@ def test_an_option_given_twice_in_two_forms_is_refused(tmp_path, amplitude_tif, 
     assert not out.exists()
     assert main(["run", str(amplitude_tif), "-o", str(out), "--method", "boxcar", "--window-size",
                  "5", "-p", "window_size=5", "--looks", "1", "-q"]) == 0  # the same value twice
+
+
+def test_negative_pixels_and_implausible_looks_are_noted(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    sigma0 = rng.exponential(1.0, (64, 64)).astype(np.float32)
+    sigma0[:2, :4] = -0.01  # σ⁰ after thermal-noise removal: a few are negative
+    src = tmp_path / "sigma0.npy"
+    np.save(src, sigma0)
+    out = tmp_path / "out.npy"
+    assert main(["run", str(src), "-o", str(out), "--kind", "intensity", "-m", "kuan"]) == 0
+    err = capsys.readouterr().err
+    assert "of the pixels are negative" in err and "they are nodata" in err
+    result = np.load(out)
+    assert np.isnan(result[:2, :4]).all() and np.isfinite(result[2:]).all()
+    # mostly negative: dB, refused
+    np.save(src, 10 * np.log10(sigma0.clip(1e-3)) - 20)
+    assert main(["run", str(src), "-o", str(out), "--kind", "intensity", "-m", "kuan",
+                 "--overwrite"]) == 1
+    assert "this looks like dB data" in capsys.readouterr().err
+    # dB read as dB, but far too smooth for speckle: the looks are implausible, said so
+    np.save(src, np.round(rng.normal(0, 30, (64, 64))).astype(np.float32))
+    assert main(["run", str(src), "-o", str(out), "--kind", "db", "-m", "kuan",
+                 "--overwrite"]) == 0
+    assert "looks is implausible for speckle" in capsys.readouterr().err
+
+
+def test_an_interrupt_after_some_outputs_says_they_were_written(tmp_path, amplitude_tif,
+                                                                monkeypatch, capsys):
+    """A batch interrupted at its second scene has written the first: "no output was
+    written" would be untrue."""
+    import shutil
+
+    from sardespeckle.io import base
+
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for name in ("a.tif", "b.tif"):
+        shutil.copy(amplitude_tif, scenes / name)
+    real_init, calls = base.Sink.__init__, []
+
+    def second_interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(base.Sink, "__init__", second_interrupted)
+    out = tmp_path / "out"
+    assert main(["run", str(scenes), "-o", str(out), "-m", "kuan", "--looks", "1", "-q"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted; 1 file(s) had been written before it (the last: " in err
+    assert sorted(path.name for path in out.iterdir()) == ["a.tif"]
+
+
+def test_simulate_records_the_kind_of_an_npy_and_says_what_it_cannot_do(tmp_path, capsys):
+    clean = tmp_path / "clean_amplitude.npy"
+    np.save(clean, np.full((32, 32), 3.0))
+    noisy = tmp_path / "noisy.npy"
+    assert main(["simulate", str(clean), "-o", str(noisy), "--looks", "1", "--seed", "0"]) == 0
+    sidecar = json.loads((tmp_path / "noisy.npy.json").read_text())
+    assert sidecar["kind"] == "amplitude" and sidecar["tags"]["SARDESPECKLE_SEED"] == "0"
+    assert main(["info", str(noisy), "--json"]) == 0  # read back without --kind
+    assert json.loads(capsys.readouterr().out)["kind"] == "amplitude"
+    assert main(["simulate", str(clean), "-o", str(tmp_path / "x.npy"), "--looks", "1e-300",
+                 "--seed", "0"]) == 2
+    assert "underflows float32" in capsys.readouterr().err
+    empty = tmp_path / "empty.npy"
+    np.save(empty, np.full((32, 32), np.nan))
+    assert main(["simulate", str(empty), "-o", str(tmp_path / "y.npy"), "--looks", "1",
+                 "--seed", "0", "--kind", "amplitude"]) == 0
+    assert "note: the input has no valid pixel" in capsys.readouterr().err

@@ -842,3 +842,10 @@ def test_a_dead_channel_is_named(tmp_path):
     with pytest.raises(InvalidInputError, match=r"dead.npy: channel 2 \(C22\) has no positive "
                                                 r"intensity .* leave it out"):
         read_covariance_input(tmp_path / "dead.npy")
+    # channels from files: the dead one is named by its own file (the advice is to leave it out)
+    rng = np.random.default_rng(2)
+    good = (rng.standard_normal((32, 32)) + 1j * rng.standard_normal((32, 32))).astype(np.complex64)
+    np.save(tmp_path / "vv.npy", good)
+    np.save(tmp_path / "vh.npy", np.zeros((32, 32), np.complex64))
+    with pytest.raises(InvalidInputError, match=r"vh.npy: channel 2 \(C22\) has no positive"):
+        read_covariance_input([tmp_path / "vv.npy", tmp_path / "vh.npy"])

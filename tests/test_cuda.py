@@ -39,7 +39,7 @@ def tf32_on():
 
 
 def _sarcnn(image, weights, tile=None, **params):
-    return despeckle(image, method="sarcnn", looks=1, tile=tile,
+    return despeckle(image, method="sarcnn", looks=1, kind="intensity", tile=tile,
                      params={"weights": weights, "precision": "fp32", "device": "cpu", **params})
 
 

@@ -300,7 +300,7 @@ def test_tiny_gaussian_run_learns_and_its_weights_serve_mulog(tmp_path, image_di
     config = tiny_config(image_dirs, features=16, batch_size=8, steps=40, validate_every=40,
                          learning_rate=3e-3, checkpoint_every=40, log_every=1)
     result = train(config, tmp_path / "run")
-    assert result.finished and result.weights_path.name == "sarcnn.pt"
+    assert result.finished and result.weights_path.name == "dncnn.pt"
     losses = [float(row.split(",")[1]) for row in (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]]
     assert np.mean(losses[-5:]) < 0.3 * np.mean(losses[:5])
     # Validation PSNR (σ = 25/255) beats the noisy images it denoises.

@@ -20,6 +20,7 @@ from sardespeckle.errors import (  # noqa: E402
     InputFileError,
     InvalidInputError,
     OutputExistsError,
+    UnknownKindError,
     UsageError,
 )
 from sardespeckle.io import (  # noqa: E402
@@ -34,6 +35,7 @@ from sardespeckle.io import (  # noqa: E402
     write_array,
 )
 from sardespeckle.io.preview import GAP, MASKED_COLOUR  # noqa: E402
+from sardespeckle.io.kinds import check_value_shares, negative_share, overflow_share  # noqa: E402
 from sardespeckle.window import Window  # noqa: E402
 
 # The fixtures are deliberately not georeferenced at times; rasterio warns about it.
@@ -164,10 +166,22 @@ def test_to_intensity_masks_and_refuses_bad_values():
     # dB: zero is a valid value (intensity 1), nodata is not.
     _, valid_db = to_intensity(np.array([0.0, -30.0, -9999.0]), "db", nodata=-9999.0)
     assert valid_db.tolist() == [True, True, False]
-    with pytest.raises(InvalidInputError, match="kind='db'"):
-        to_intensity(np.array([1.0, -2.0]), "intensity")
-    with pytest.raises(InvalidInputError, match="float32"):
-        to_intensity(np.array([1e30]), "amplitude")
+    # Negative intensity (σ⁰ after thermal-noise removal) and intensities beyond float32 are
+    # nodata; data where they are common are refused by check_value_shares.
+    _, valid = to_intensity(np.array([1.0, -2.0]), "intensity")
+    assert valid.tolist() == [True, False]
+    _, valid = to_intensity(np.array([1e30, 3.0]), "amplitude")
+    assert valid.tolist() == [False, True]
+    assert negative_share(np.array([1.0, -2.0, np.nan, -9999.0]), "intensity",
+                          nodata=-9999.0) == 0.5
+    assert negative_share(np.array([-1.0]), "db") == 0.0
+    assert overflow_share(np.array([1e30, 3.0, np.inf]), "amplitude") == 0.5
+    assert overflow_share(np.array([400.0, 3.0]), "db") == 0.5
+    check_value_shares(0.5, 0.01, "intensity")
+    with pytest.raises(InvalidInputError, match="51% negative.*kind='db'"):
+        check_value_shares(0.51, 0.0, "amplitude")
+    with pytest.raises(InvalidInputError, match="within float32.*2% of the pixels.*--kind"):
+        check_value_shares(0.0, 0.02, "db")
     with pytest.raises(InvalidInputError, match="complex"):
         to_intensity(np.array([1.0]), "complex")
     with pytest.raises(UsageError, match="kind"):
@@ -190,10 +204,10 @@ def test_float32_conversions_equal_the_float64_ones_bit_for_bit():
         out = from_intensity(fast, fast_valid, kind)
         np.testing.assert_array_equal(out, from_intensity(fast.astype(np.float64), fast_valid, kind))
     np.testing.assert_array_equal(values, before)  # the input is never written to
-    with pytest.raises(InvalidInputError, match="within float32.*--kind"):
-        to_intensity(np.array([1.0, 2e19], dtype=np.float32), "amplitude")
-    with pytest.raises(InvalidInputError, match="1 negative.*kind='db'"):
-        to_intensity(np.array([1.0, -2.0], dtype=np.float32), "amplitude")
+    for kind in ("intensity", "amplitude"):  # negative and overflowing: nodata, as in float64
+        raw = np.array([1.0, 2e19, -2.0], dtype=np.float32)
+        np.testing.assert_array_equal(to_intensity(raw, kind)[1],
+                                      to_intensity(raw.astype(np.float64), kind)[1])
 
 
 def test_from_intensity_writes_nodata_and_never_collides_with_it():
@@ -534,8 +548,15 @@ def test_bad_input_files(tmp_path):
 def test_negative_amplitude_points_to_db(tmp_path):
     path = make_geotiff(tmp_path / "x.tif", -np.abs(amplitude_image()), description="amplitude")
     with open_source(path) as source:
-        with pytest.raises(InvalidInputError, match="--kind db"):
-            source.read_intensity(Window.full(source.shape))
+        with pytest.raises(InvalidInputError, match="--kind db.*detected from band 1"):
+            source.value_shares()
+    # A few negative values are nodata, and counted.
+    few = amplitude_image()
+    few[:2] = -1.0
+    path = make_geotiff(tmp_path / "few.tif", few, description="amplitude")
+    with open_source(path) as source:
+        assert source.value_shares() == (pytest.approx(2 / few.shape[0]), 0.0)
+        assert not source.read_intensity(Window.full(source.shape))[1][:2].any()
 
 
 # --- write_array -----------------------------------------------------------------------------
@@ -668,3 +689,80 @@ def test_remove_temporaries_deletes_only_unpublished_temporary_outputs(tmp_path)
     assert remove_temporaries() == 1
     assert sorted(path.name for path in tmp_path.iterdir()) == [".o.tif.keep.partial.tif", "p.tif"]
     assert remove_temporaries() == 0
+
+
+def test_every_band_output_keeps_gcps_and_rpcs(tmp_path):
+    """Sentinel-1 GRD/SLC GeoTIFFs are georeferenced by GCPs (and RPCs elsewhere): the
+    multi-band output of band='all' keeps them as the one-band output does."""
+    from rasterio.rpc import RPC
+
+    from sardespeckle.api import despeckle_file
+
+    gcps = [GroundControlPoint(row, col, 4.0 + col / 1000, 50.0 - row / 1000, 100.0)
+            for row in (0, SHAPE[0]) for col in (0, SHAPE[1])]
+    rpcs = RPC(height_off=100.0, height_scale=50.0, lat_off=50.0, lat_scale=0.1,
+               line_den_coeff=[1.0] + [0.0] * 19, line_num_coeff=[0.0, 1.0] + [0.0] * 18,
+               line_off=16.0, line_scale=16.0, long_off=4.0, long_scale=0.1,
+               samp_den_coeff=[1.0] + [0.0] * 19, samp_num_coeff=[0.0, 0.0, 1.0] + [0.0] * 17,
+               samp_off=16.0, samp_scale=16.0)
+    bands = np.stack([amplitude_image(1), amplitude_image(2)])
+    path = make_geotiff(tmp_path / "gcp2.tif", bands, gcps=gcps, crs=CRS.from_epsg(4326),
+                        rpcs=rpcs, description="Amplitude_VV")
+    out = tmp_path / "all.tif"
+    despeckle_file(path, out, method="boxcar", looks=1, kind="amplitude", band="all")
+    with rasterio.open(out) as dataset, rasterio.open(path) as source:
+        assert dataset.count == 2
+        written, crs = dataset.gcps
+        assert crs == CRS.from_epsg(4326)
+        assert [(p.row, p.col, p.x, p.y) for p in written] == [(p.row, p.col, p.x, p.y)
+                                                                for p in gcps]
+        assert dataset.rpcs is not None
+        assert dataset.rpcs.to_dict() == source.rpcs.to_dict()
+
+
+def test_int16_iq_bands_are_not_taken_for_db(tmp_path):
+    """Two int16 bands negative as often as not are the I/Q parts of an SLC, not dB; a
+    complex layout over bands described as amplitudes is refused."""
+    iq = np.round(np.random.default_rng(0).normal(size=(2, 40, 44)) * 60).astype(np.int16)
+    path = make_geotiff(tmp_path / "iq.tif", iq)
+    with pytest.raises(UnknownKindError, match="negative integers.*--complex-layout bands"):
+        open_source(path)
+    with open_source(path, complex_layout="bands") as source:
+        assert source.kind == "complex"
+    with open_source(path, kind="db") as source:  # as told
+        assert source.kind == "db"
+    one = make_geotiff(tmp_path / "one.tif", iq[0])  # one band: nothing to pair it with
+    with open_source(one) as source:
+        assert source.kind == "db"
+    pair = make_geotiff(tmp_path / "vvvh.tif", np.abs(iq).astype(np.float32) + 1,
+                        description="Amplitude_VV")
+    with pytest.raises(UsageError, match="described as 'Amplitude_VV'.*leave it out"):
+        open_source(pair, complex_layout="bands")
+
+
+def test_band_scale_and_offset_are_applied_on_reading(tmp_path):
+    """Packed integers with a GDAL scale/offset are read as the physical values they stand
+    for (the output, float32, has no scale): never 1000× off without a word."""
+    amplitude = amplitude_image(3)
+    packed = np.round(amplitude * 1000).astype(np.uint16)
+    packed[0, 0] = 0
+    path = make_geotiff(tmp_path / "scaled.tif", packed, description="Amplitude_VV", nodata=0)
+    with rasterio.open(path, "r+") as dataset:
+        dataset.scales = (0.001,)
+        dataset.offsets = (0.5,)
+    with open_source(path) as source:
+        assert source.info()["scale_offset"] == [[0.001, 0.5]]
+        values = source.read(Window.full(source.shape))
+        assert np.isnan(values[0, 0])
+        np.testing.assert_allclose(values.ravel()[1:], packed.ravel()[1:] * 0.001 + 0.5)
+        intensity, valid = source.read_intensity(Window.full(source.shape))
+        assert not valid[0, 0] and valid.ravel()[1:].all()
+        decimated = source.read_decimated(8)  # scaled too (GDAL resamples: values, not places)
+        assert max(decimated.shape) <= 8
+        assert np.nanmin(decimated) >= 0.5 and np.nanmax(decimated) <= np.nanmax(values)
+    # without the description nothing says amplitude: physical floats, so the kind is asked
+    plain = make_geotiff(tmp_path / "plain.tif", packed)
+    with rasterio.open(plain, "r+") as dataset:
+        dataset.scales = (0.001,)
+    with pytest.raises(UnknownKindError, match="pass kind"):
+        open_source(plain)

@@ -121,8 +121,11 @@ def test_one_band_negative_data_stays_db_without_a_layout_hint(tmp_path):
 def test_a_given_kind_keeps_its_read_errors_as_they_are(parts_tif):
     path, _ = parts_tif
     with open_source(path, kind="db") as source, pytest.raises(InvalidInputError) as caught:
-        source.read_intensity(Window.full(source.shape))
+        source.value_shares()
     assert "from db data" in str(caught.value) and "was detected" not in str(caught.value)
+    with open_source(path) as source, pytest.raises(InvalidInputError) as caught:
+        source.value_shares()
+    assert "the kind db was detected from negative values" in str(caught.value)
 
 
 # 3. -- dB outputs and their nodata ----------------------------------------------------------

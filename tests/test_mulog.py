@@ -430,7 +430,7 @@ def test_mulog_bad_inputs():
         mulog(good, looks=1, denoiser="nlm")
     with pytest.raises(UsageError, match="iterations"):
         mulog(good, looks=1, denoiser=f, iterations=0)
-    with pytest.raises(InvalidInputError, match="denoiser returned an array of shape"):
+    with pytest.raises(InvalidInputError, match="denoiser returned an array of .* expected one of"):
         mulog(good, looks=1, denoiser=lambda v, s: v[:4])
 
 
@@ -903,3 +903,15 @@ def test_bm3d_denoiser_takes_images_smaller_than_its_blocks(rng):
     out = build_mulog(1.0, {"denoiser": "bm3d", "iterations": 2}).function(
         rng.gamma(1.0, 1.0, (4, 7)).astype(np.float32))
     assert out.shape == (4, 7) and np.all(out > 0)
+
+
+def test_mulog_refuses_db_and_what_a_denoiser_should_not_return():
+    from sardespeckle.mulog import gaussian_filter_denoiser
+
+    intensity = np.random.default_rng(1).exponential(3.0, (32, 32))
+    with pytest.raises(InvalidInputError, match="negative value.*10 \\*\\* \\(db / 10\\)"):
+        mulog(10 * np.log10(intensity), looks=1, denoiser=gaussian_filter_denoiser())
+    with pytest.raises(InvalidInputError, match="returned complex values"):
+        mulog(intensity, looks=1, denoiser=lambda v, s: v + 0j)
+    with pytest.raises(InvalidInputError, match="returned values of type str"):
+        mulog(intensity, looks=1, denoiser=lambda v, s: np.full(v.shape, "x"))

@@ -58,13 +58,13 @@ def test_the_denoiser_refuses_a_bad_level(level):
 def test_the_shipped_weights_keep_the_scale_of_the_input():
     # Calibrated σ⁰ (1e-4 … 1) and digital numbers: one result up to the scale.
     y = scene(seed=4)
-    reference = despeckle(y.astype(np.float32), method="sarcnn", looks=1, params={"precision": "fp32"})
+    reference = despeckle(y.astype(np.float32), method="sarcnn", looks=1, kind="intensity", params={"precision": "fp32"})
     for c in (1e-6, 1e-3, 1e3):
-        out = despeckle((c * y).astype(np.float32), method="sarcnn", looks=1,
+        out = despeckle((c * y).astype(np.float32), method="sarcnn", looks=1, kind="intensity",
                         params={"precision": "fp32"}) / c
         np.testing.assert_allclose(out, reference, rtol=1e-4)
     # Without the level, the network alone drifts at σ⁰ scale (what the level is for).
-    raw = despeckle((1e-6 * y).astype(np.float32), method="sarcnn", looks=1,
+    raw = despeckle((1e-6 * y).astype(np.float32), method="sarcnn", looks=1, kind="intensity",
                     params={"precision": "fp32", "level": "none"}) / 1e-6
     assert np.max(np.abs(raw / reference - 1)) > 0.05
 
@@ -105,8 +105,8 @@ def test_a_central_window_without_valid_pixels_takes_the_intensities_as_given(tm
     # nodata, so there is no level to measure; the run goes on with level none, and says so.
     y = np.full((8, 1100), np.nan, np.float32)
     y[:, :30] = scene(seed=6, shape=(8, 30))
-    out = despeckle(y, method="sarcnn", looks=1, params={"precision": "fp32"})
-    given = despeckle(y, method="sarcnn", looks=1, params={"precision": "fp32", "level": "none"})
+    out = despeckle(y, method="sarcnn", looks=1, kind="intensity", params={"precision": "fp32"})
+    given = despeckle(y, method="sarcnn", looks=1, kind="intensity", params={"precision": "fp32", "level": "none"})
     np.testing.assert_array_equal(out, given)
     assert np.isfinite(out[:, :30]).all() and np.isnan(out[:, 30:]).all()
     path = tmp_path / "edge.npy"

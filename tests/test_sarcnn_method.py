@@ -177,7 +177,7 @@ def test_precision_auto_follows_the_cpu(weights_file):
 
 def test_array_api(weights_file):
     image = speckled((70, 90), seed=1)
-    out = despeckle(image, method="sarcnn", looks=1, params=run_params(weights_file))
+    out = despeckle(image, method="sarcnn", looks=1, kind="intensity", params=run_params(weights_file))
     assert out.shape == image.shape and out.dtype == np.float32
     assert np.all(np.isfinite(out)) and np.all(out > 0)
     # It does something speckle-sized: the log-ratio is not zero, and not the whole image.
@@ -204,7 +204,7 @@ def test_an_array_and_its_file_get_the_same_decorrelation(weights_file, tmp_path
     report = despeckle_file(tmp_path / "in.npy", tmp_path / "out.npy", method="sarcnn", looks=1,
                             kind="intensity", params=params)
     assert any("white enough, not decorrelated" in note for note in report.notes)
-    from_array = despeckle(intensity, method="sarcnn", looks=1, params=params)
+    from_array = despeckle(intensity, method="sarcnn", looks=1, kind="intensity", params=params)
     np.testing.assert_allclose(from_array, np.load(tmp_path / "out.npy"), rtol=1e-6)
 
 
@@ -215,9 +215,9 @@ def test_tiled_equals_whole_image(weights_file, decorrelate):
     the tiles start at odd offsets too (no alignment is needed)."""
     image = speckled((601, 547), seed=2)
     params = run_params(weights_file, decorrelate=decorrelate)
-    whole = despeckle(image, method="sarcnn", looks=1, params=params, tile=None)
+    whole = despeckle(image, method="sarcnn", looks=1, kind="intensity", params=params, tile=None)
     for tile in (128, 256, 512):
-        tiled = despeckle(image, method="sarcnn", looks=1, params=params, tile=tile)
+        tiled = despeckle(image, method="sarcnn", looks=1, kind="intensity", params=params, tile=tile)
         np.testing.assert_allclose(tiled, whole, rtol=1e-4, err_msg=f"tile {tile}")
     # The comparison has power: with half the halo, seams show.
     built = build_method("sarcnn", looks=1, params=params)
@@ -252,8 +252,8 @@ def test_self_ensemble_is_the_mean_of_the_eight_flips_and_rotations(weights_file
     # Through the engine: tiled (the engine's halo on every side) equals the whole image.
     params = run_params(weights_file, ensemble=8)
     big = speckled((150, 131), seed=9)
-    whole = despeckle(big, method="sarcnn", looks=1, params=params, tile=None)
-    np.testing.assert_allclose(despeckle(big, method="sarcnn", looks=1, params=params, tile=64),
+    whole = despeckle(big, method="sarcnn", looks=1, kind="intensity", params=params, tile=None)
+    np.testing.assert_allclose(despeckle(big, method="sarcnn", looks=1, kind="intensity", params=params, tile=64),
                                whole, rtol=1e-4)
     np.testing.assert_allclose(
         whole, SarCnnDenoiser.from_weights(weights_file, ensemble=8, level=scene_level(big))(big),
@@ -267,9 +267,9 @@ def test_bf16_tiled_equals_whole_image(weights_file):
     # image (an earlier attempt flipped bf16 roundings: 2.6 % at isolated pixels).
     image = speckled((300, 281), seed=6)
     params = run_params(weights_file, precision="bf16")
-    whole = despeckle(image, method="sarcnn", looks=1, params=params, tile=None)
+    whole = despeckle(image, method="sarcnn", looks=1, kind="intensity", params=params, tile=None)
     for tile in (64, 128):
-        tiled = despeckle(image, method="sarcnn", looks=1, params=params, tile=tile)
+        tiled = despeckle(image, method="sarcnn", looks=1, kind="intensity", params=params, tile=tile)
         np.testing.assert_allclose(tiled, whole, rtol=1e-4, err_msg=f"tile {tile}")
 
 
@@ -277,7 +277,7 @@ def test_bf16_tiled_equals_whole_image(weights_file):
 @pytest.mark.parametrize("decorrelate", ["none", "subsample"])
 def test_images_smaller_than_a_tile(weights_file, shape, decorrelate):
     image = speckled((max(shape[0], 8), max(shape[1], 8)), seed=3)[: shape[0], : shape[1]]
-    out = despeckle(image, method="sarcnn", looks=1, tile=512,
+    out = despeckle(image, method="sarcnn", looks=1, kind="intensity", tile=512,
                     params=run_params(weights_file, decorrelate=decorrelate))
     assert out.shape == shape and np.all(np.isfinite(out)) and np.all(out > 0)
 
@@ -285,7 +285,7 @@ def test_images_smaller_than_a_tile(weights_file, shape, decorrelate):
 def test_nodata_stays_nodata(weights_file):
     image = speckled((64, 80), seed=4)
     image[10:20, 30:50] = np.nan
-    out = despeckle(image, method="sarcnn", looks=1, params=run_params(weights_file), tile=32)
+    out = despeckle(image, method="sarcnn", looks=1, kind="intensity", params=run_params(weights_file), tile=32)
     assert np.isnan(out[10:20, 30:50]).all()
     assert np.isfinite(np.delete(out, np.s_[10:20], axis=0)).all()
 
@@ -293,8 +293,8 @@ def test_nodata_stays_nodata(weights_file):
 @pytest.mark.skipif(not cpu_has_fast_bf16(), reason="no native bf16 on this CPU")
 def test_bf16_close_to_fp32(weights_file):
     image = speckled((96, 96), seed=5)
-    fp32 = despeckle(image, method="sarcnn", looks=1, params=run_params(weights_file))
-    bf16 = despeckle(image, method="sarcnn", looks=1, params=run_params(weights_file, precision="bf16"))
+    fp32 = despeckle(image, method="sarcnn", looks=1, kind="intensity", params=run_params(weights_file))
+    bf16 = despeckle(image, method="sarcnn", looks=1, kind="intensity", params=run_params(weights_file, precision="bf16"))
     # bf16 error is a few percent of the removed log-speckle (std ≈ 0.05 · (M − m) here).
     assert np.mean(np.abs(np.log(bf16 / fp32))) < 0.05
 
@@ -302,15 +302,15 @@ def test_bf16_close_to_fp32(weights_file):
 def test_threads_parameter(weights_file):
     before = torch.get_num_threads()
     image = speckled((40, 40), seed=6)
-    one = despeckle(image, method="sarcnn", looks=1, params=run_params(weights_file, threads=1))
+    one = despeckle(image, method="sarcnn", looks=1, kind="intensity", params=run_params(weights_file, threads=1))
     assert torch.get_num_threads() == before
-    np.testing.assert_allclose(one, despeckle(image, method="sarcnn", looks=1,
+    np.testing.assert_allclose(one, despeckle(image, method="sarcnn", looks=1, kind="intensity",
                                               params=run_params(weights_file)), rtol=1e-5)
 
 
 def test_whiten_needs_complex_input(weights_file):
     with pytest.raises(UsageError, match="expected complex .* use decorrelate='subsample'"):
-        despeckle(speckled((64, 64), seed=7), method="sarcnn", looks=1,
+        despeckle(speckled((64, 64), seed=7), method="sarcnn", looks=1, kind="intensity",
                   params=run_params(weights_file, decorrelate="whiten"))
 
 
@@ -357,7 +357,7 @@ def test_cli_npy_matches_array_api(tmp_path, weights_file):
     assert main(["run", str(src), "-o", str(out), "-m", "sarcnn", "--weights", weights_file,
                  "--precision", "fp32", "--decorrelate", "none", "--kind", "intensity",
                  "--looks", "1", "-q", "-p", "device=cpu"]) == 0
-    expected = despeckle(image, method="sarcnn", looks=1, params=run_params(weights_file, decorrelate="none"))
+    expected = despeckle(image, method="sarcnn", looks=1, kind="intensity", params=run_params(weights_file, decorrelate="none"))
     np.testing.assert_allclose(np.load(out), expected, rtol=1e-4)
 
 
@@ -458,6 +458,14 @@ def test_weights_command_lists_the_registry(registry, capsys):
         assert text in out
     assert main(["weights", "--verify"]) == 0
     assert "verify: ok" in capsys.readouterr().out
+    # by name, and several at once: each described, a bad one said and counted
+    assert main(["weights", "tiny"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("tiny") and "12.34 dB" in out and registry.sha256[:16] in out
+    assert main(["weights", "tiny", "nope.pt", "tiny"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.count("depth=5") == 2
+    assert "got 'nope.pt'" in captured.err and "1 of 3 weights could not be described" in captured.err
 
 
 def test_weights_verify_fails_on_a_modified_or_missing_file(registry, capsys):
@@ -529,5 +537,5 @@ def test_multilooked_input_draws_a_note_that_the_weights_know_one_look(tmp_path,
         assert ("note: the sarcnn weights were trained for 1-look speckle and this input has "
                 in err) == expected, err
     with pytest.warns(UserWarning, match="trained for 1-look speckle and this input has 4 looks"):
-        despeckle(reflectivity.astype(np.float32), method="sarcnn", looks=4,
+        despeckle(reflectivity.astype(np.float32), method="sarcnn", looks=4, kind="intensity",
                   params=run_params(weights_file))

@@ -57,8 +57,8 @@ def test_the_default_sarcnn_weights_are_the_newest_release():
 def test_shipped_sarcnn_removes_single_look_speckle(name):
     clean = scene()
     noisy = add_speckle(clean, 1.0, seed=7)
-    out = despeckle(noisy, method="sarcnn", looks=1, params={"weights": name, "precision": "fp32"})
-    boxcar = despeckle(noisy, method="boxcar", looks=1, params={"window_size": 7})
+    out = despeckle(noisy, method="sarcnn", looks=1, kind="intensity", params={"weights": name, "precision": "fp32"})
+    boxcar = despeckle(noisy, method="boxcar", looks=1, kind="intensity", params={"window_size": 7})
     assert log_psnr(clean, out) > log_psnr(clean, noisy) + 10
     assert log_psnr(clean, out) > log_psnr(clean, boxcar) + 1
 
@@ -81,7 +81,7 @@ def test_multilooked_input_gets_the_multilook_weights_and_they_do_better_there()
             ("boxcar", "boxcar", {"window_size": 7})):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the l1 weights' looks note
-            out = despeckle(noisy, method=method, looks=4.4, params=params)
+            out = despeckle(noisy, method=method, looks=4.4, kind="intensity", params=params)
         scores[label] = log_psnr(clean, out)
     assert scores["l4"] > scores["l1"] + 1 and scores["l4"] > scores["boxcar"] + 1, scores
     assert scores["l4"] > log_psnr(clean, noisy) + 6, scores
@@ -96,7 +96,7 @@ def test_two_look_input_gets_the_two_look_weights_and_they_do_better_there():
     for name in ("sarcnn-s1-l2", DEFAULT_SARCNN, "sarcnn-s1-l4"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the other weights' looks note
-            out = despeckle(noisy, method="sarcnn", looks=2.0,
+            out = despeckle(noisy, method="sarcnn", looks=2.0, kind="intensity",
                             params={"weights": name, "precision": "fp32"})
         scores[name] = log_psnr(clean, out)
     assert scores["sarcnn-s1-l2"] > max(scores[DEFAULT_SARCNN], scores["sarcnn-s1-l4"]) + 0.5, scores
@@ -113,7 +113,7 @@ def test_default_sarcnn_keeps_flat_areas_at_their_level_over_nine_decades(level,
     # kept, calibrated σ⁰ included.
     clean = np.full((96, 96), level, np.float32)
     noisy = add_speckle(clean, looks, seed=5)
-    out = despeckle(noisy, method="sarcnn", looks=looks, params={"precision": "fp32"})
+    out = despeckle(noisy, method="sarcnn", looks=looks, kind="intensity", params={"precision": "fp32"})
     assert np.mean(out[16:-16, 16:-16]) == pytest.approx(level, rel=0.05)
     # and flat (L-look speckle: std = level / √L)
     assert np.std(out[16:-16, 16:-16]) < 0.1 * level
@@ -174,7 +174,7 @@ def test_dncnn_natural_is_the_set_of_fixed_sigma_networks():
 def test_mulog_with_each_shipped_dncnn_beats_the_noisy_input(denoiser):
     clean = scene(64)
     noisy = add_speckle(clean, 1.0, seed=11)
-    out = despeckle(noisy, method="mulog", looks=1, params={"denoiser": denoiser, "iterations": 4})
+    out = despeckle(noisy, method="mulog", looks=1, kind="intensity", params={"denoiser": denoiser, "iterations": 4})
     assert np.all(np.isfinite(out)) and np.all(out > 0)
     assert log_psnr(clean, out) > log_psnr(clean, noisy) + 8
 
@@ -231,11 +231,11 @@ def test_mulog_decorrelates_on_request_like_sarcnn():
     assert built.decorrelate == "subsample" and built.parameters["decorrelate"] == "subsample"
     assert built.halo == 2 * MULOG_HALO + 1
     noisy = add_speckle(scene(64), 1.0, seed=2)
-    out = despeckle(noisy, method="mulog", looks=1, params={**params, "decorrelate": "subsample"})
+    out = despeckle(noisy, method="mulog", looks=1, kind="intensity", params={**params, "decorrelate": "subsample"})
     expected = Subsampled(make_mulog_method(looks=1, denoiser="dncnn-sar", iterations=2),
                           halo=MULOG_HALO)(noisy)
     np.testing.assert_allclose(out, expected, rtol=1e-5)
-    assert not np.allclose(out, despeckle(noisy, method="mulog", looks=1, params=params), rtol=1e-3)
+    assert not np.allclose(out, despeckle(noisy, method="mulog", looks=1, kind="intensity", params=params), rtol=1e-3)
     with pytest.raises(UsageError, match="decorrelate"):
         build_method("mulog", looks=1, params={**params, "decorrelate": "blur"})
 

@@ -206,17 +206,17 @@ def test_despeckle_honours_the_mask_of_a_masked_array(speckled_scene):
     with_nan = np.where(holes, np.nan, speckled_scene).astype(np.float32)
     # The masked pixels hold huge values: were they used, their neighbours would change.
     masked = np.ma.masked_array(np.where(holes, 1e6, speckled_scene).astype(np.float32), mask=holes)
-    expected = despeckle(with_nan, method="lee", looks=1)
-    got = despeckle(masked, method="lee", looks=1)
+    expected = despeckle(with_nan, method="lee", looks=1, kind="intensity")
+    got = despeckle(masked, method="lee", looks=1, kind="intensity")
     assert np.isnan(got[holes]).all()
     np.testing.assert_array_equal(got, expected)
     # An isolated zero is a weak sample and gets an estimate, unless the mask says it is missing.
     zero = speckled_scene.copy()
     zero[50, 50] = 0.0
-    assert np.isfinite(despeckle(zero, method="lee", looks=1)[50, 50])
+    assert np.isfinite(despeckle(zero, method="lee", looks=1, kind="intensity")[50, 50])
     only = np.zeros(zero.shape, bool)
     only[50, 50] = True
-    assert np.isnan(despeckle(np.ma.masked_array(zero, mask=only), method="lee", looks=1)[50, 50])
+    assert np.isnan(despeckle(np.ma.masked_array(zero, mask=only), method="lee", looks=1, kind="intensity")[50, 50])
 
 
 def test_weak_zeros_at_tile_edges_with_a_pointwise_method(speckled_scene):

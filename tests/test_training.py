@@ -223,7 +223,7 @@ def test_tiny_training_runs_end_to_end_and_learns(tmp_path, reference_file):
     from sardespeckle.api import despeckle
 
     noisy = np.load(reference_file) * np.random.default_rng(3).exponential(1.0, (80, 72))
-    out = despeckle(noisy.astype(np.float32), method="sarcnn", looks=1,
+    out = despeckle(noisy.astype(np.float32), method="sarcnn", looks=1, kind="intensity",
                     params={"weights": str(result.weights_path), "precision": "fp32"})
     assert out.shape == noisy.shape and np.isfinite(out).all() and (out > 0).all()
     assert result.last_validation_psnr is not None and np.isfinite(result.last_validation_psnr)
@@ -371,8 +371,14 @@ def test_export_partial_run(tmp_path, reference_file):
 
 
 def test_bad_configs(tmp_path, reference_file):
-    with pytest.raises(UsageError, match="unknown training option"):
+    with pytest.raises(UsageError, match="unknown training option.*'stepz' \\(did you mean "
+                                         "'steps'\\?\\)"):
         TrainConfig.from_dict({"references": [str(reference_file)], "stepz": 3})
+    # a Gaussian DnCNN is not named like a SAR-CNN unless asked
+    gaussian = {"references": [{"path": str(reference_file), "kind": "intensity"}],
+                "task": "gaussian"}
+    assert TrainConfig.from_dict(gaussian).name == "dncnn"
+    assert TrainConfig.from_dict({"references": [str(reference_file)]}).name == "sarcnn"
     with pytest.raises(UsageError, match="at least one"):
         TrainConfig.from_dict({"references": []})
     with pytest.raises(UsageError, match="precision"):

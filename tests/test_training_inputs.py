@@ -82,6 +82,11 @@ def test_export_and_overwrite_option_misuse(tmp_path, finished_run, reference_fi
     config = write_config(tmp_path / "c.json", tiny_values(reference_file))
     assert main(["train", config, "--run-dir", str(tmp_path / "new"), "--overwrite"]) == 2
     assert "--overwrite only applies to --export" in capsys.readouterr().err
+    # options --export would ignore are refused, not ignored
+    assert main(["train", "--run-dir", str(finished_run), "--export", str(tmp_path / "w.pt"),
+                 "--references", str(reference_file), "--steps", "5"]) == 2
+    assert "--references, --steps would be ignored" in capsys.readouterr().err
+    assert not (tmp_path / "w.pt").exists()
 
 
 def test_a_replaced_checkpoint_is_a_clear_error(tmp_path, finished_run, reference_file, capsys):
@@ -467,3 +472,35 @@ def test_repeated_reference_options_add_up(tmp_path, reference_file):
     assert [spec["path"] for spec in saved["references"]] == [str(reference_file), str(second)]
     assert [spec["path"] for spec in saved["validation"]] == \
         [str(reference_file.parent / "val.npy"), str(second)]
+
+
+def test_references_that_are_not_speckle_free_images_are_refused(tmp_path):
+    """An SLC (complex, speckled), an all-nodata file and dB data given as intensity are not
+    training references: each is refused naming the file, before any training."""
+    from sardespeckle.errors import InvalidInputError
+    from sardespeckle.training.data import ReferenceSpec, load_reference
+
+    rng = np.random.default_rng(0)
+    slc = tmp_path / "slc.npy"
+    np.save(slc, (rng.standard_normal((40, 40)) + 1j * rng.standard_normal((40, 40))).astype(
+        np.complex64))
+    with pytest.raises(InvalidInputError, match="slc.npy holds complex data.*references build"):
+        load_reference(ReferenceSpec(path=str(slc), kind=None, window=None))
+    empty = tmp_path / "empty.npy"
+    np.save(empty, np.full((40, 40), np.nan, np.float32))
+    with pytest.raises(InvalidInputError, match="empty.npy has no valid pixel"):
+        load_reference(ReferenceSpec(path=str(empty), kind="intensity", window=None))
+    db = tmp_path / "db.npy"
+    np.save(db, rng.normal(-15, 3, (40, 40)).astype(np.float32))
+    with pytest.raises(InvalidInputError, match="100% negative.*--kind db"):
+        load_reference(ReferenceSpec(path=str(db), kind="intensity", window=None))
+
+
+def test_a_diverging_run_is_a_clear_error_that_says_what_to_change(tmp_path, reference_file,
+                                                                     capsys):
+    code = main(["train", "--run-dir", str(tmp_path / "run"), "--references",
+                 str(reference_file), "--kind", "intensity", "--patch-size", "16",
+                 "--batch-size", "2", "--steps", "2", "--learning-rate", "1e30", "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and "internal error" not in err
+    assert "training diverged at step" in err and "lower --learning-rate" in err

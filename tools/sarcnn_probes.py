@@ -90,7 +90,7 @@ def gain_tta(weights: str, shared: Path, draws: int = 2) -> dict[str, tuple[floa
     def estimate(y: np.ndarray, gains) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            logs = [np.log(despeckle((y * g).astype(np.float32), method="sarcnn", looks=1.0,
+            logs = [np.log(despeckle((y * g).astype(np.float32), method="sarcnn", looks=1.0, kind="intensity",
                                      params={"weights": weights}) / g) for g in gains]
         return np.exp(np.mean(logs, axis=0))
 

@@ -100,7 +100,7 @@ def despeckle_entry(entry: str, noisy: np.ndarray, looks: float = 1.0) -> np.nda
         method, params = "sarcnn", ({} if entry == "default" else {"weights": entry})
     with warnings.catch_warnings():  # weights trained for other looks: the point of --looks
         warnings.simplefilter("ignore", UserWarning)
-        return despeckle(noisy.astype(np.float32), method=method, looks=looks, params=params)
+        return despeckle(noisy.astype(np.float32), method=method, looks=looks, kind="intensity", params=params)
 
 
 def class_maps(clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -20,3 +20,8 @@ def __getattr__(name: str):
 
         return getattr(api, name)
     raise AttributeError(f"module 'sardespeckle' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names with the lazily imported entry points (tab completion, ``help``)."""
+    return sorted(set(globals()) | set(__all__))

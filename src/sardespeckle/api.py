@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidInputError, UsageError
+from .errors import InvalidInputError, UnknownKindError, UsageError
 from .methods import BuiltMethod, build_method, get_method
 from .tiling import ProgressFn, ReadFn, check_tile, process_array, run_tiled
 from .window import Window
@@ -68,7 +68,7 @@ def despeckle(
     *,
     method: str = DEFAULT_METHOD,
     looks: float,
-    kind: str = "intensity",
+    kind: str | None = None,
     tile: int | None = DEFAULT_TILE,
     params: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
@@ -83,8 +83,11 @@ def despeckle(
         A registered method name (see ``sardespeckle methods``).
     looks : float
         Number of looks of ``data`` (1 for single-look complex data).
-    kind : {"intensity", "amplitude", "db", "complex"}
+    kind : {"intensity", "amplitude", "db", "complex"}, optional
         What ``data`` holds. The result has the same kind (complex input gives intensity).
+        Required for real floating-point data (amplitude and intensity cannot be told apart
+        from the numbers); otherwise detected as for files: a complex dtype is complex,
+        negative values are dB, an integer dtype is amplitude (digital numbers).
     tile : int or None
         Core tile side for the tiled engine; ``None`` runs the whole image as one tile.
     params : dict, optional
@@ -105,13 +108,15 @@ def despeckle(
     >>> import numpy as np
     >>> from sardespeckle.speckle import add_speckle
     >>> noisy = add_speckle(np.full((64, 64), 100.0), looks=1, seed=0)
-    >>> clean = despeckle(noisy, method="boxcar", looks=1, params={"window_size": 7})
+    >>> clean = despeckle(noisy, method="boxcar", looks=1, kind="intensity",
+    ...                   params={"window_size": 7})
     >>> bool(abs(np.mean(clean) / 100 - 1) < 0.05)
     True
     """
     from .decorrelate import (central_window, check_whitening_input, estimate_whitening_filter,
                               resolve_decorrelation)
-    from .io.kinds import from_intensity, to_intensity
+    from .io.kinds import (check_value_shares, from_intensity, negative_share, overflow_share,
+                           to_intensity, value_notes)
 
     masked = np.ma.getmaskarray(data) if np.ma.isMaskedArray(data) else None
     data = np.asarray(np.ma.getdata(data))
@@ -119,9 +124,20 @@ def despeckle(
         raise InvalidInputError(
             f"expected a 2-D array (rows, cols), got shape {data.shape}",
         )
+    if masked is not None and masked.any():
+        # A masked array's mask marks nodata whatever the hidden values are (rasterio's
+        # read(masked=True) hides -9999 or 1e30 fills): blank them before anything reads them.
+        data = data.astype(np.result_type(data.dtype, np.float32), copy=True)
+        data[masked] = np.nan
+    kind = _array_kind(data, kind)
+    shares = negative_share(data, kind), overflow_share(data, kind)
+    check_value_shares(*shares, kind)
+    for note in value_notes(*shares):
+        import warnings
+
+        warnings.warn(f"despeckle: {note}".replace("--kind db", "kind='db'"), UserWarning,
+                      stacklevel=2)
     intensity, valid = to_intensity(data, kind)
-    if masked is not None:  # a masked array's mask marks nodata, like NaN
-        valid &= ~masked
     if not valid.any():
         import warnings
 
@@ -144,7 +160,7 @@ def despeckle(
         warnings.warn(f"despeckle: {mismatch}", UserWarning, stacklevel=2)
     # Zero intensities (not masked by the array's mask) are samples, not missing data: the
     # engine estimates the isolated ones (sardespeckle.tiling.weak_zeros).
-    zero = (intensity == 0) if masked is None else (intensity == 0) & ~masked
+    zero = intensity == 0  # masked pixels are NaN by now
     if built.decorrelate == "whiten":
         check_whitening_input(kind)
         whitening = estimate_whitening_filter(data[center], valid=valid[center])
@@ -153,6 +169,26 @@ def despeckle(
                         batch_size=built.batch_size, progress=progress)
     kind_out = "intensity" if kind == "complex" else kind
     return from_intensity(out, np.isfinite(out), kind_out, nodata_out=np.nan)
+
+
+def _array_kind(data: np.ndarray, kind: str | None) -> str:
+    """``kind`` checked, or when None detected from the array as for files
+    (:func:`sardespeckle.io.kinds.detect_kind`: complex dtype, negative values, integer
+    dtype; real floating-point data without a kind are refused)."""
+    from .io.kinds import check_kind, detect_kind
+
+    if kind is not None:
+        return check_kind(kind)
+    if data.dtype.kind not in "iufc":
+        raise InvalidInputError(f"expected numbers (intensity, amplitude, dB or complex), got "
+                                f"an array of {data.dtype.name}")
+    if data.dtype.kind == "f" and not np.any(data[np.isfinite(data)] < 0):
+        raise UnknownKindError(
+            "cannot tell amplitude from intensity in an array of real floating-point values: "
+            "pass kind='intensity' or kind='amplitude' (or kind='db' for decibels)"
+        )
+    detected, _ = detect_kind(dtype=data.dtype, hints=None, sample=data[np.isfinite(data)])
+    return detected
 
 
 #: The end of the note of a one-band run on a file of several bands (not for ``band="all"``).
@@ -275,6 +311,23 @@ def estimate_source_looks(source) -> float:
     return looks
 
 
+#: Estimated looks below this are noted as implausible (a wrong kind most often).
+IMPLAUSIBLE_LOOKS = 0.5
+
+
+def _has_valid_pixel(source) -> bool:
+    """Whether ``source`` holds at least one valid pixel: the central window first (where the
+    looks are measured), the whole raster in bands of rows only when that window has none."""
+    from .decorrelate import central_window
+
+    if source.read_intensity(central_window(source.shape))[1].any():
+        return True
+    rows, cols = source.shape
+    step = max(1, (1 << 22) // max(cols, 1))  # about 4 Mpx per read
+    return any(source.read_intensity(Window(row, 0, min(step, rows - row), cols))[1].any()
+               for row in range(0, rows, step))
+
+
 @dataclass
 class RunPlan:
     """Everything a run on one opened source decides before any pixel is processed.
@@ -323,10 +376,15 @@ def plan_run(
     and missing weights fail before any output exists.
     """
     from .decorrelate import central_window, resolve_decorrelation, whitened_source
+    from .io.kinds import value_notes
 
+    shares = source.value_shares()  # values that do not fit the kind: refused if common
     if looks is None:
         if source.kind == "complex":
             looks_value, looks_source = 1.0, "complex input: single look"
+        elif not _has_valid_pixel(source):
+            # nothing to despeckle: the output is all nodata (a note says so), whatever L is
+            looks_value, looks_source = 1.0, "assumed: no valid pixel to estimate them from"
         else:
             looks_value = estimate_source_looks(source)
             looks_source = "estimated from the most homogeneous windows"
@@ -363,6 +421,12 @@ def plan_run(
     }
     if built.weights:
         tags["SARDESPECKLE_WEIGHTS"] = built.weights
+    report.notes.extend(value_notes(*shares))
+    if looks_source.startswith("estimated") and looks_value < IMPLAUSIBLE_LOOKS:
+        report.notes.append(
+            f"{looks_value:.3g} looks is implausible for speckle (single-look data measure "
+            f"about 1): check the input kind ({source.kind}: {source.kind_reason}), or pass "
+            "--looks")
     if decorrelation:
         tags["SARDESPECKLE_DECORRELATE"] = decorrelation
         report.notes.append(decorrelation)

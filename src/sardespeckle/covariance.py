@@ -302,7 +302,7 @@ def read_covariance_input(paths) -> tuple[np.ndarray, object | None, bool]:
     channels = np.stack(channels, axis=-1)
     _check_distinct_content(channels, paths)
     field = covariance_from_channels(channels)
-    _check_field(field, paths[0])
+    _check_field(field, paths[0], channel_files=[str(path) for path in paths])
     return field, like, True
 
 
@@ -438,7 +438,9 @@ def despeckled_input_notes(paths) -> list[str]:
     return notes
 
 
-def _check_field(field: np.ndarray, where: str) -> None:
+def _check_field(field: np.ndarray, where: str, channel_files: list[str] | None = None) -> None:
+    """Refuse a field too small for MuLoG, with negative diagonal intensities, or with a dead
+    channel (named by its own file when the channels came from ``channel_files``)."""
     if min(field.shape[:2]) < 16:
         transposed = field.shape[0] == field.shape[1] <= 4 and min(field.shape[2:]) >= 16
         raise InvalidInputError(
@@ -452,8 +454,9 @@ def _check_field(field: np.ndarray, where: str) -> None:
                                 "covariance field")
     for k in range(field.shape[-1]):
         if not (diagonal[..., k] > 0).any():  # NaN compares False: missing counts as none
+            own = channel_files[k] if channel_files else where
             raise InvalidInputError(
-                f"{where}: channel {k + 1} (C{k + 1}{k + 1}) has no positive intensity (zero "
+                f"{own}: channel {k + 1} (C{k + 1}{k + 1}) has no positive intensity (zero "
                 "or missing everywhere): a dead or empty channel; leave it out")
 
 

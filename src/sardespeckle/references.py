@@ -1259,7 +1259,8 @@ def write_reference(
         if like_path is not None and like_path.lower().endswith((".tif", ".tiff")):
             like = open_source(like_path, kind=like_kind)
         write_array(temps[paths["reference"]], values.astype(np.float32), like=like,
-                    kind=output_kind, nodata=float("nan"), tags=tags, overwrite=True)
+                    kind=output_kind, nodata=float("nan"), tags=tags, overwrite=True,
+                    sidecar=False)
         if paths["reference"].lower().endswith(".npy"):
             # What a GeoTIFF's band description says: the kind, read back by train and run.
             from sardespeckle.io.npy import sidecar_path, sidecar_record
@@ -1270,7 +1271,8 @@ def write_reference(
                 paths["reference"], shape=values.shape, dtype=np.float32, kind=output_kind,
                 tags=provenance_tags(tags)))
         write_array(temps[paths["count"]], result.dates_used, like=like,
-                    description="dates used in the reference", tags=tags, overwrite=True)
+                    description="dates used in the reference", tags=tags, overwrite=True,
+                    sidecar=False)
         _write_layers(temps[paths["changes"]], _change_codes(result), like_path=like_path,
                       overwrite=True, tags=provenance_tags(tags))
         _write_json(temps[paths["report"]], report)

@@ -228,6 +228,23 @@ def simulate_speckle(
     return speckle
 
 
+def check_speckle_underflow(noisy: np.ndarray, valid: np.ndarray | None, looks: float,
+                            what: str) -> None:
+    """Refuse simulated speckle that underflowed to 0 at valid pixels of ``what`` (very few
+    looks: the Gamma law puts too much weight near 0 for float32): a UsageError naming the
+    count and the remedy."""
+    from sardespeckle.errors import UsageError
+
+    zero = noisy == 0 if valid is None else valid & (noisy == 0)
+    underflow = int(np.count_nonzero(zero))
+    if underflow:
+        raise UsageError(
+            f"expected simulated speckle of positive intensity, got {underflow} pixel(s) of "
+            f"{what} at 0: {looks:g}-look speckle underflows float32 (its law puts too much "
+            "weight near 0); use looks >= 0.5 (a SAR image has at least 1)"
+        )
+
+
 def add_speckle(
     clean, looks: float, *, kind: str = "intensity", seed: int | None = None,
     rng: np.random.Generator | None = None,
@@ -282,7 +299,7 @@ def add_speckle(
     if np.any(array < 0):
         raise InvalidInputError(
             f"expected a non-negative clean {kind if kind in KINDS else 'image'}, "
-            f"got a minimum of {array.min()!r}"
+            f"got a minimum of {float(array.min()):g}"
         )
     speckle = simulate_speckle(array.shape, looks, kind=kind, seed=seed, rng=rng)
     return (array * speckle).astype(_float_dtype(array), copy=False)
@@ -659,7 +676,7 @@ def _region_mean_var(intensity, mask) -> tuple[float, float]:
         )
     if np.any(values < 0):
         raise InvalidInputError(
-            f"expected non-negative intensities, got a minimum of {values.min()!r}"
+            f"expected non-negative intensities, got a minimum of {float(values.min()):g}"
         )
     mean = float(values.mean())
     if mean == 0:

@@ -179,10 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
                                              "weights files",
                              description="List the registered network weights; --verify checks "
                                          "each file's sha256 (exit 1 if any is missing or differs). "
-                                         "With FILE arguments (e.g. a training run's RUN_DIR/NAME.pt), "
-                                         "check and describe those files instead.")
+                                         "With FILE arguments (e.g. a training run's RUN_DIR/NAME.pt, "
+                                         "or a registered name), check and describe those instead "
+                                         "(exit 1 if any cannot be).")
     weights.add_argument("files", nargs="*", metavar="FILE",
-                         help="weights files to check and describe (default: the registered ones)")
+                         help="weights files or registered names to check and describe "
+                              "(default: every registered one)")
     weights.add_argument("--verify", action="store_true", help="check every file's sha256")
 
     from .covariance import add_covariance_parser
@@ -239,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     handler = _COMMANDS[args.command]
+    base = sys.modules.get("sardespeckle.io.base")
+    if base is not None:  # a command called again in one process reports its own files
+        base.PUBLISHED.clear()
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
@@ -254,11 +259,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except _Terminated:
         _remove_temporaries()
-        sys.stderr.write("sardespeckle: terminated; no output was written\n")
+        sys.stderr.write(f"sardespeckle: terminated; {_written_before()}\n")
         return EXIT_TERMINATED
     except KeyboardInterrupt:
         _remove_temporaries()
-        sys.stderr.write("sardespeckle: interrupted; no output was written\n")
+        sys.stderr.write(f"sardespeckle: interrupted; {_written_before()}\n")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader of our standard output went away (`sardespeckle info X | head`): stop
@@ -281,6 +286,17 @@ def _silence_stdout() -> None:
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+
+
+def _written_before() -> str:
+    """What an interrupted command leaves: nothing, or the files it completed before (a batch's
+    finished scenes, or an output the interrupt struck just after)."""
+    base = sys.modules.get("sardespeckle.io.base")
+    done = list(base.PUBLISHED) if base is not None else []
+    if not done:
+        return "no output was written"
+    return (f"{len(done)} file(s) had been written before it (the last: {done[-1]}); "
+            "nothing in progress was kept")
 
 
 def _remove_temporaries() -> None:
@@ -547,7 +563,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..io import open_source, write_array
-    from ..speckle import simulate_speckle
+    from ..speckle import check_speckle_underflow, simulate_speckle
     from ..window import Window
 
     with open_source(args.input, kind=args.kind) as source:
@@ -559,6 +575,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         intensity, valid = source.read_intensity(Window.full(source.shape))
         speckle = simulate_speckle(source.shape, args.looks, kind="intensity", seed=args.seed)
         noisy = np.where(valid, intensity * speckle, np.nan).astype(np.float32)
+        check_speckle_underflow(noisy, valid, args.looks, args.input)
         from ..io.kinds import from_intensity
 
         # Masked pixels stay nodata: the input's nodata value in a GeoTIFF, NaN in a .npy.
@@ -569,6 +586,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                     overwrite=args.overwrite,
                     tags={"SARDESPECKLE_SIMULATED_LOOKS": f"{args.looks:g}",
                           "SARDESPECKLE_SEED": str(args.seed), "SARDESPECKLE_KIND": kind})
+    if not valid.any():
+        sys.stderr.write("note: the input has no valid pixel (every pixel is nodata, NaN, zero "
+                         "or negative): the output is all nodata\n")
     sys.stderr.write(f"wrote {args.output} ({kind}, {args.looks:g}-look speckle, seed {args.seed})\n")
     return EXIT_OK
 
@@ -678,17 +698,34 @@ def _cmd_weights(args: argparse.Namespace) -> int:
     import dataclasses
     import os
 
-    from ..errors import UsageError
-    from ..models.weights import list_weights, load_weights, sha256_file
+    from ..errors import SardespeckleError, UsageError
+    from ..models.weights import REGISTRY, list_weights, load_weights, sha256_file
 
     if args.files:
         if args.verify:
             raise UsageError("--verify checks the registered weights; a FILE is always checked "
                              "(format, architecture, finite tensors) when it is described")
-        for path in args.files:
-            _, meta = load_weights(path)
-            _describe_weights(meta.get("name") or os.path.basename(path), meta,
-                              sha256_file(path), path)
+        failed = 0
+        for given in args.files:  # a registered name or a file; each described or refused
+            try:
+                _, meta = load_weights(given)
+            except SardespeckleError as error:
+                if len(args.files) == 1:
+                    raise
+                sys.stderr.write(f"sardespeckle: error: {error}\n")
+                failed += 1
+                continue
+            if given in REGISTRY:  # checked by loading (sha256 included); the entry says more
+                entry = REGISTRY[given]
+                _describe_weights(entry.name, dataclasses.asdict(entry), entry.sha256,
+                                  entry.filename)
+                continue
+            _describe_weights(meta.get("name") or os.path.basename(given), meta,
+                              sha256_file(given), given)
+        if failed:
+            sys.stderr.write(f"sardespeckle: error: {failed} of {len(args.files)} weights could "
+                             "not be described\n")
+            return EXIT_RUNTIME
         return EXIT_OK
     entries = list_weights()
     if not entries:

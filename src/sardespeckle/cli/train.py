@@ -117,6 +117,14 @@ def run_train_command(args: argparse.Namespace) -> int:
     from ..training.trainer import check_run_folder
 
     if args.export is not None:
+        ignored = ([f"CONFIG {args.config}"] if args.config else []) + [
+            option for option, key in (("--references", "references"),
+                                       *((o, k) for o, k in _CONFIG_OPTIONS.items()))
+            if getattr(args, key, None) not in (None, [], ())]
+        if ignored:
+            raise UsageError(f"--export writes the weights of the run in --run-dir as they are; "
+                             f"{', '.join(ignored)} would be ignored: leave "
+                             f"{'it' if len(ignored) == 1 else 'them'} out")
         digest = export_weights(args.run_dir, args.export, overwrite=args.overwrite)
         from ..models.weights import load_weights
 

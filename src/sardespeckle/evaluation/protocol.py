@@ -628,7 +628,7 @@ def evaluate_full_reference(
     in another environment runs once on every draw of every reference (one child process).
     """
     from sardespeckle.metrics import edge_preservation, psnr_amplitude, ssim
-    from sardespeckle.speckle import add_speckle
+    from sardespeckle.speckle import add_speckle, check_speckle_underflow
 
     from .peers import PeerError
 
@@ -656,13 +656,7 @@ def evaluate_full_reference(
     def noisy_draw(reference: LoadedImage, draw: int) -> np.ndarray:
         noisy = add_speckle(reference.intensity, looks, kind="intensity",
                             rng=np.random.default_rng(_draw_seed(seed, reference.name, draw)))
-        underflow = int(np.count_nonzero(noisy == 0))
-        if underflow:
-            raise UsageError(
-                f"expected simulated speckle of positive intensity, got {underflow} pixel(s) of "
-                f"{reference.name} at 0: {looks:g}-look speckle underflows float32 (its law "
-                "puts too much weight near 0); use looks >= 0.5 (a SAR image has at least 1)"
-            )
+        check_speckle_underflow(noisy, None, looks, reference.name)
         return noisy
 
     batched, batch_notes = _run_batched(

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from sardespeckle.errors import InvalidInputError, OutputExistsError, OutputFileError, UsageError
-from sardespeckle.io.kinds import from_intensity, to_intensity
+from sardespeckle.io.kinds import (check_value_shares, from_intensity, negative_share,
+                                   overflow_share, to_intensity)
 from sardespeckle.window import Window
 
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
@@ -124,20 +125,41 @@ class Source:
         file's own mask; their intensity value is arbitrary.
         """
         check_window(window, self.shape)
-        try:
+        with self._kind_context():
             intensity, valid = to_intensity(self._read(window), self.kind, nodata=self.nodata)
-        except InvalidInputError as error:
-            if self.kind_reason == "given":
-                raise
-            # Values that do not fit the kind most often mean the detection guessed wrong: say
-            # what it went by, with the hint it may carry (another layout, another kind).
-            raise InvalidInputError(
-                f"{error}; the kind {self.kind} was detected from {self.kind_reason}"
-            ) from error
         extra = self._read_mask(window)
         if extra is not None:
             valid &= extra
         return intensity, valid
+
+    def value_shares(self) -> tuple[float, float]:
+        """Shares of negative intensity or amplitude values and of intensities beyond float32
+        in the central window (at most 1024² pixels, where the looks are measured). Such
+        pixels are nodata (:func:`sardespeckle.io.kinds.to_intensity`); data where they are
+        common are refused (:func:`sardespeckle.io.kinds.check_value_shares`), with what
+        decided the kind."""
+        rows, cols = self.shape
+        height, width = min(rows, 1024), min(cols, 1024)
+        raw = self.read(Window((rows - height) // 2, (cols - width) // 2, height, width))
+        negative = negative_share(raw, self.kind, nodata=self.nodata)
+        overflow = overflow_share(raw, self.kind, nodata=self.nodata)
+        with self._kind_context():
+            check_value_shares(negative, overflow, self.kind)
+        return negative, overflow
+
+    @contextlib.contextmanager
+    def _kind_context(self) -> Iterator[None]:
+        """Values that do not fit a detected kind most often mean the detection guessed
+        wrong: an InvalidInputError in the block says what it went by, with the hint it may
+        carry (another layout, another kind). A given kind's errors pass as they are."""
+        try:
+            yield
+        except InvalidInputError as error:
+            if self.kind_reason == "given":
+                raise
+            raise InvalidInputError(
+                f"{error}; the kind {self.kind} was detected from {self.kind_reason}"
+            ) from error
 
     def read_decimated(self, max_size: int) -> np.ndarray:
         """Raw pixels of the whole raster, keeping every n-th row and column so that the
@@ -384,6 +406,11 @@ def _discard(closer, temp: str) -> None:
         remove_if_exists(temp)
 
 
+#: Every file :func:`publish` completed in this process, in order (an interrupt's message
+#: says whether anything was written before it).
+PUBLISHED: list[str] = []
+
+
 def publish(temp: str, path: str, *, overwrite: bool) -> None:
     """Rename ``temp`` onto ``path`` in one step (``os.replace``), or raise if ``path`` appeared
     meanwhile and ``overwrite`` is false (``temp`` is then deleted)."""
@@ -393,6 +420,7 @@ def publish(temp: str, path: str, *, overwrite: bool) -> None:
     give_default_permissions(temp)
     os.replace(temp, path)
     _TEMPORARIES.discard(temp)
+    PUBLISHED.append(path)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sardespeckle.errors import InputFileError, InvalidInputError, UsageError
+from sardespeckle.errors import InputFileError, InvalidInputError, UnknownKindError, UsageError
 from sardespeckle.io.base import Georef, Sink, Source, publish, remove_if_exists, temporary_path
 from sardespeckle.io.kinds import (
     check_kind,
@@ -191,8 +191,26 @@ class GeoTiffSource(Source):
         else:
             self.dtype = raw_dtype
         self.nodata = nodata if nodata is not None else dataset.nodatavals[self.band - 1]
+        # GDAL's per-band scale and offset (physical = raw · scale + offset) are applied on
+        # reading, so that a run sees (and writes) physical values, not packed integers
+        used = range(self.band, self.band + bands)
+        self._scaling = [(dataset.scales[b - 1], dataset.offsets[b - 1]) for b in used]
+        if all(pair == (1.0, 0.0) for pair in self._scaling):
+            self._scaling = None
+        else:
+            self.dtype = np.dtype(np.complex128 if self.dtype.kind == "c" else np.float64)
         self.description = dataset.descriptions[self.band - 1]
         self._refuse_matrix_element(path, dataset)
+        if complex_layout == "bands":
+            for part in (self.band, self.band + 1):
+                named = declared_kind({"": dataset.descriptions[part - 1] or ""})
+                if named is not None:
+                    raise UsageError(
+                        f"band {part} of {path} is described as "
+                        f"{dataset.descriptions[part - 1]!r} ({named[0]}), not as the real or "
+                        "imaginary part of an SLC; --complex-layout bands pairs two bands as "
+                        "real and imaginary parts: leave it out (--band N picks one image)"
+                    )
         self.tags = dataset.tags()
         self._band_tags = dataset.tags(self.band)
         self.georef = georef_of(dataset)
@@ -211,14 +229,23 @@ class GeoTiffSource(Source):
             sample = None
             if self.dtype.kind != "c":
                 sample = lambda: self.read_decimated(SAMPLE_SIZE)  # noqa: E731 - read only if needed
+            parts = self._parts_hint(dataset)
             self.kind, self.kind_reason = detect_kind(
                 dtype=self.dtype,
                 hints=self._hints(),
                 sample=sample,
                 path=path,
                 nodata=self.nodata,
-                negative_hint=self._parts_hint(dataset),
+                negative_hint=parts,
             )
+            if self.kind == "db" and self.dtype.kind == "i" and parts and (
+                    "negative" in self.kind_reason):
+                # signed integers beside a band like them, negative as often as not: the
+                # parts of an SLC (int16 I/Q) far more often than dB, which is rarely integer
+                raise UnknownKindError(
+                    f"{path}: band {self.band} holds negative integers, which dB data rarely "
+                    f"are; {parts}; if they are dB, pass --kind db"
+                )
 
     def _refuse_matrix_element(self, path, dataset) -> None:
         """InvalidInputError for a band that is a part of an off-diagonal covariance matrix
@@ -243,7 +270,7 @@ class GeoTiffSource(Source):
     def _parts_hint(self, dataset) -> str | None:
         """For a band of real numbers beside another of the same type: they may be the real
         and imaginary parts of an SLC, which are negative as often as positive."""
-        if self.complex_layout is not None or self.dtype.kind != "f" or dataset.count < 2:
+        if self.complex_layout is not None or self.dtype.kind not in "if" or dataset.count < 2:
             return None
         first = self.band if self.band < dataset.count else self.band - 1
         if dataset.dtypes[first - 1] != dataset.dtypes[first]:
@@ -272,11 +299,25 @@ class GeoTiffSource(Source):
                 parts = self._dataset.read(
                     [self.band, self.band + 1], window=_rio_window(window)
                 )
-                return _combine(parts[0], parts[1], self.dtype)
-            return self._dataset.read(self.band, window=_rio_window(window))
+                return _combine(*self._unpacked(parts), self.dtype)
+            return self._unpacked(self._dataset.read(self.band, window=_rio_window(window)))
         except RasterioIOError as error:
             raise InputFileError(f"cannot read {window} of {self.path}: {_gdal_reason(error)}"
                                  ) from error
+
+    def _unpacked(self, raw: np.ndarray):
+        """``raw`` (one band, or the two parts stacked) with the bands' scale and offset
+        applied, the nodata value NaN; ``raw`` itself when the file has none."""
+        if self._scaling is None:
+            return raw
+        parts = [raw] if raw.ndim == 2 else list(raw)
+        out = []
+        for part, (scale, offset) in zip(parts, self._scaling):
+            value = part.astype(np.float64) * scale + offset
+            if self.nodata is not None and not np.isnan(self.nodata):
+                value[part == self.nodata] = np.nan
+            out.append(value)
+        return out[0] if raw.ndim == 2 else out
 
     def _read_mask(self, window: Window) -> np.ndarray | None:
         if not self._has_mask:
@@ -290,10 +331,10 @@ class GeoTiffSource(Source):
         try:
             if self.complex_layout == "bands":
                 parts = self._dataset.read([self.band, self.band + 1], out_shape=(2, *out_shape))
-                return _combine(parts[0], parts[1], self.dtype)
-            return self._dataset.read(self.band, out_shape=out_shape)
+                return _combine(*self._unpacked(parts), self.dtype)
+            return self._unpacked(self._dataset.read(self.band, out_shape=out_shape))
         except RasterioIOError as error:
-            raise InputFileError(f"cannot read {self.path}: {error}") from error
+            raise InputFileError(f"cannot read {self.path}: {_gdal_reason(error)}") from error
 
     @property
     def band_count(self) -> int:
@@ -308,6 +349,9 @@ class GeoTiffSource(Source):
         summary["band"] = self.band
         summary["complex_layout"] = self.complex_layout
         summary["band_tags"] = dict(self._band_tags)
+        # (scale, offset) per band read, applied to every read (None: the file has none)
+        summary["scale_offset"] = None if self._scaling is None else [list(pair) for pair
+                                                                       in self._scaling]
         return summary
 
     def close(self) -> None:
@@ -504,6 +548,9 @@ def stack_bands(paths: list[str], path: str, *, overwrite: bool) -> None:
 
     with _quiet(), rasterio.open(paths[0]) as first:
         profile = first.profile.copy()
+        # a profile carries CRS and transform, not GCPs nor RPCs (Sentinel-1 GRD/SLC are
+        # georeferenced by GCPs): those are carried over explicitly
+        profile.update(_georef_profile(georef_of(first)))
     tags = []
     for source_path in paths:
         with _quiet(), rasterio.open(source_path) as source:

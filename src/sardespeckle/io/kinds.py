@@ -287,13 +287,14 @@ def to_intensity(
         of zero intensity (a sample, see :func:`sardespeckle.tiling.weak_zeros`), NaN for the
         nodata value, anything non-zero (NaN, inf) for non-finite input.
     valid : ndarray of bool
-        False where the pixel is non-finite, equal to ``nodata`` or of zero intensity.
+        False where the pixel is non-finite, equal to ``nodata``, of zero intensity, negative
+        intensity or amplitude (callers refuse data mostly negative as dB:
+        :func:`check_negative_share`), or of an intensity beyond float32.
 
     Raises
     ------
     InvalidInputError
-        Negative values in intensity or amplitude data (they look like dB), complex data for a
-        real kind or the other way round, or intensities beyond float32.
+        Complex data for a real kind or the other way round.
 
     Notes
     -----
@@ -327,21 +328,15 @@ def to_intensity(
         else:
             values = raw.astype(np.float64, copy=False)
             if kind != "db":
-                _refuse_negative(values, kind, valid)
+                valid &= ~(values < 0)
             if kind == "intensity":
                 intensity64 = values
             elif kind == "amplitude":
                 intensity64 = values * values
             else:
                 intensity64 = np.power(10.0, values / 10.0)
-    valid &= np.isfinite(intensity64)
-    too_large = valid & (intensity64 > _FLOAT32_MAX)
-    if np.any(too_large):
-        raise InvalidInputError(
-            f"expected intensities within float32 (at most {_FLOAT32_MAX:.4g}), got "
-            f"{intensity64[too_large].max():.4g} from {kind} data; check the kind "
-            "(CLI --kind) or rescale the input"
-        )
+    # beyond float32 is nodata, like the infinite intensities of larger values
+    valid &= np.isfinite(intensity64) & (intensity64 <= _FLOAT32_MAX)
     with np.errstate(all="ignore"):
         intensity = intensity64.astype(np.float32)
     valid &= intensity > 0
@@ -355,31 +350,97 @@ def _float32_to_intensity(raw: np.ndarray, kind: str, valid: np.ndarray, missing
     """:func:`to_intensity` of float32 intensity or amplitude without the float64 detour (the
     common GeoTIFF case; half the memory traffic). Bit-identical: the float64 product of two
     float32 values is exact, so its rounding to float32 is the float32 product's."""
-    _refuse_negative(raw, kind, valid)
+    valid &= ~(raw < 0)  # negative: nodata (see negative_share)
     with np.errstate(all="ignore"):
         intensity = raw * raw if kind == "amplitude" else raw.copy()
-    too_large = valid & np.isinf(intensity)
-    if np.any(too_large):
-        largest = float(np.abs(raw[too_large]).astype(np.float64).max()) ** 2
-        raise InvalidInputError(
-            f"expected intensities within float32 (at most {_FLOAT32_MAX:.4g}), got "
-            f"{largest:.4g} from {kind} data; check the kind (CLI --kind) or rescale the input"
-        )
+    valid &= ~np.isinf(intensity)  # beyond float32 once squared: nodata
     valid &= intensity > 0
     if missing.any():  # never 0: a zero would read as a zero-intensity sample
         intensity[missing] = np.nan
     return intensity, valid
 
 
-def _refuse_negative(values: np.ndarray, kind: str, valid: np.ndarray) -> None:
-    """Negative intensity or amplitude values look like dB data: refused, with the hint."""
-    negative = valid & (values < 0)
-    if np.any(negative):
+#: Share of negative values above which intensity or amplitude data are refused as dB.
+DB_LIKE_SHARE = 0.5
+
+
+def negative_share(raw: np.ndarray, kind: str, *, nodata: float | None = None) -> float:
+    """Share of the negative values among the finite, non-nodata ones of ``raw`` for an
+    intensity or amplitude ``kind`` (0 for the other kinds, and for no such value).
+
+    A few negative values are real in intensity data (calibrated σ⁰ after thermal-noise
+    removal): :func:`to_intensity` masks them as nodata. Most values negative means dB:
+    :func:`check_negative_share` refuses that."""
+    if kind not in ("intensity", "amplitude"):
+        return 0.0
+    values = np.asarray(raw)
+    if values.dtype.kind not in "iuf":
+        return 0.0
+    keep = np.isfinite(values) & ~_nodata_mask(values, nodata)
+    count = int(np.count_nonzero(keep))
+    return float(np.count_nonzero(values[keep] < 0)) / count if count else 0.0
+
+
+def overflow_share(raw: np.ndarray, kind: str, *, nodata: float | None = None) -> float:
+    """Share of the finite, non-nodata values of ``raw`` whose intensity is beyond float32
+    (nodata for :func:`to_intensity`): a few are outliers, many mean a wrong kind or scale."""
+    values = np.asarray(raw)
+    if values.dtype.kind not in "iufc":
+        return 0.0
+    keep = np.isfinite(values) & ~_nodata_mask(values, nodata)
+    count = int(np.count_nonzero(keep))
+    if not count:
+        return 0.0
+    kept = values[keep].astype(np.complex128 if values.dtype.kind == "c" else np.float64)
+    with np.errstate(all="ignore"):
+        if kind == "db":
+            intensity = np.power(10.0, kept / 10.0)
+        elif kind == "complex":
+            intensity = kept.real * kept.real + kept.imag * kept.imag
+        elif kind == "amplitude":
+            intensity = kept * kept
+        else:
+            intensity = kept
+    return float(np.count_nonzero(~(intensity <= _FLOAT32_MAX))) / count
+
+
+#: Share of intensities beyond float32 above which the data are refused (wrong kind or scale).
+OVERFLOW_SHARE = 0.01
+
+
+def check_value_shares(negative: float, overflow: float, kind: str) -> None:
+    """Refuse data whose values do not fit their kind: intensity or amplitude more than
+    :data:`DB_LIKE_SHARE` negative (dB data), or more than :data:`OVERFLOW_SHARE` of the
+    intensities beyond float32 (shares from :func:`negative_share`, :func:`overflow_share`)."""
+    if negative > DB_LIKE_SHARE:
         raise InvalidInputError(
-            f"expected non-negative {kind} values, got {int(negative.sum())} negative "
-            f"pixel(s) (minimum {values[negative].min():.4g}); this looks like dB "
-            "data: pass kind='db' (CLI --kind db)"
+            f"expected non-negative {kind} values, got {negative:.0%} negative: this looks like "
+            "dB data: pass kind='db' (CLI --kind db)"
         )
+    if overflow > OVERFLOW_SHARE:
+        raise InvalidInputError(
+            f"expected intensities within float32 (at most {_FLOAT32_MAX:.4g}), got "
+            f"{overflow:.0%} of the pixels beyond it from {kind} data; check the kind "
+            "(CLI --kind) or rescale the input"
+        )
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.2g} %" if share >= 0.001 else "less than 0.1 %"
+
+
+def value_notes(negative: float, overflow: float) -> list[str]:
+    """The notes of a run on data with these shares of negative values and of intensities
+    beyond float32 (both masked as nodata)."""
+    notes = []
+    if negative:
+        notes.append(f"{_percent(negative)} of the pixels are negative (as in σ⁰ after "
+                     "thermal-noise removal): they are nodata in the output; dB data need "
+                     "--kind db")
+    if overflow:
+        notes.append(f"{_percent(overflow)} of the pixels are beyond float32 once converted to "
+                     "intensity: they are nodata in the output")
+    return notes
 
 
 def from_intensity(

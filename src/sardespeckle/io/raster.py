@@ -247,6 +247,7 @@ def write_array(
     tags: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     block_size: int = 256,
+    sidecar: bool = True,
 ) -> str:
     """Write a whole 2-D array as it is (values and dtype kept), atomically.
 
@@ -261,18 +262,22 @@ def write_array(
     like : Source, optional
         Georeferencing to copy (GeoTIFF output only); ``path`` must differ from ``like.path``.
     kind : str, optional
-        What the values are; becomes the band description unless ``description`` is given, so
-        that :func:`open_source` detects it back.
+        What the values are; becomes the band description unless ``description`` is given (a
+        ``.npy`` gets it, with ``tags``, in its ``OUT.npy.json`` sidecar), so that
+        :func:`open_source` detects it back.
     nodata : float, optional
         GeoTIFF nodata value.
     description : str, optional
         GeoTIFF band description.
     tags : mapping, optional
-        Provenance tags, prefixed as in :func:`provenance_tags` (GeoTIFF only).
+        Provenance tags, prefixed as in :func:`provenance_tags`.
     overwrite : bool
         Replace an existing file.
     block_size : int
         GeoTIFF tile size.
+    sidecar : bool
+        For a ``.npy`` with a ``kind`` or ``tags``: write them into its ``OUT.npy.json`` (a
+        caller publishing several files together writes its own and passes False).
 
     Returns
     -------
@@ -294,9 +299,19 @@ def write_array(
     if kind is not None:
         check_kind(kind)
     if fmt == "npy":
-        from sardespeckle.io.npy import write_npy
+        from sardespeckle.io.npy import (check_sidecar, publish_with_sidecar, sidecar_record,
+                                         write_npy)
 
-        write_npy(path, array, overwrite=overwrite)
+        if not sidecar or (kind is None and not tags):
+            write_npy(path, array, overwrite=overwrite)
+            return path
+        # the kind and tags go to OUT.npy.json, as for every .npy output: read back, the
+        # array is known for what it is (no --kind needed)
+        check_sidecar(path, overwrite=overwrite)
+        record = sidecar_record(path, shape=array.shape, dtype=array.dtype, kind=kind,
+                                tags=provenance_tags({"kind": kind, **dict(tags or {})}
+                                                     if kind else tags))
+        publish_with_sidecar(path, record, lambda: write_npy(path, array, overwrite=overwrite))
         return path
     from sardespeckle.io.geotiff import write_geotiff
 

@@ -223,15 +223,18 @@ class DnCNN(nn.Module):
         modules = list(folded.layers)
         out: list[nn.Module] = []
         i = 0
-        while i < len(modules):
-            module = modules[i]
-            nxt = modules[i + 1] if i + 1 < len(modules) else None
-            if isinstance(module, nn.Conv2d) and isinstance(nxt, nn.BatchNorm2d):
-                out.append(_merge_conv_bn(module, nxt))
-                i += 2
-            else:
-                out.append(module)
-                i += 1
+        # a new Conv2d draws a random initialisation (overwritten at once): from a forked
+        # generator, so that folding leaves the caller's seeded torch stream alone
+        with torch.random.fork_rng(devices=[]):
+            while i < len(modules):
+                module = modules[i]
+                nxt = modules[i + 1] if i + 1 < len(modules) else None
+                if isinstance(module, nn.Conv2d) and isinstance(nxt, nn.BatchNorm2d):
+                    out.append(_merge_conv_bn(module, nxt))
+                    i += 2
+                else:
+                    out.append(module)
+                    i += 1
         folded.layers = nn.Sequential(*out)
         folded._folded = True
         return folded

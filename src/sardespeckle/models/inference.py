@@ -195,6 +195,7 @@ def load_sarcnn(
         weights = default_sarcnn_weights(looks)
         if weights is None:
             raise WeightsError(NO_WEIGHTS_MESSAGE)
+    _weights.check_weights_reference(weights)
     name = os.fspath(weights)
     resolved_device = resolve_device(device)
     resolved_precision = resolve_precision(precision, resolved_device)

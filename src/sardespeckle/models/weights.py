@@ -381,6 +381,17 @@ def atomic_torch_save(payload: Any, path: str | os.PathLike[str]) -> None:
         torch.save(payload, handle)
 
 
+def check_weights_reference(value: Any) -> None:
+    """Refuse anything but a name or a path as a reference to weights (a network object,
+    a state dict...), saying what to pass instead."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise WeightsError(
+            f"expected weights as a registered name or the path of a weights file, got "
+            f"{type(value).__name__} (a network object is not accepted: save it with "
+            "sardespeckle.models.save_weights and pass the file)"
+        )
+
+
 def load_weights(
     name_or_path: str | os.PathLike[str],
     *,
@@ -410,6 +421,7 @@ def load_weights(
         differs).
     """
     entry: WeightsEntry | None = None
+    check_weights_reference(name_or_path)
     if isinstance(name_or_path, str) and name_or_path in REGISTRY:
         entry = REGISTRY[name_or_path]
         path = entry.path
@@ -457,7 +469,10 @@ def load_weights(
     if entry is not None:
         _check_entry_meta(entry, meta, path)
 
-    model = arch.build()
+    # The random initialisation is overwritten by the state below: draw it from a forked
+    # generator so that loading weights leaves the caller's seeded torch stream alone.
+    with torch.random.fork_rng(devices=[]):
+        model = arch.build()
     _check_state(model, state, path)
     model.load_state_dict(state, strict=True)
     return model.eval(), meta

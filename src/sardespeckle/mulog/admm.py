@@ -16,7 +16,7 @@ import numpy as np
 from scipy import special
 
 from sardespeckle.errors import InvalidInputError, UsageError
-from sardespeckle.mulog.denoisers import check_callback, check_denoiser
+from sardespeckle.mulog.denoisers import check_callback, check_denoiser, checked_output
 from sardespeckle.mulog.prox import FisherTippett
 
 __all__ = ["MulogIterate", "pnp_admm", "mulog", "mulog_iterates", "default_beta0"]
@@ -176,6 +176,13 @@ def _check_intensity(intensity) -> np.ndarray:
         raise InvalidInputError(
             "expected finite intensities, got NaN or infinite values; mask or fill them first"
         )
+    negative = int(np.count_nonzero(array < 0))
+    if negative:
+        raise InvalidInputError(
+            f"expected non-negative intensities, got {negative} negative value(s) (minimum "
+            f"{float(array.min()):g}); dB data are 10·log10 of intensity: convert with "
+            "10 ** (db / 10) first"
+        )
     return array
 
 
@@ -231,14 +238,7 @@ def resolve_prior_weight(denoiser, looks: float, lam: float | None) -> float:
 
 def _checked_denoiser(denoise, shape):
     def run(v, sigma):
-        out = np.asarray(denoise(v, sigma), dtype=np.float64)
-        if out.shape != shape:
-            raise InvalidInputError(
-                f"denoiser returned an array of shape {out.shape}, expected {shape}"
-            )
-        if not np.all(np.isfinite(out)):
-            raise InvalidInputError("denoiser returned NaN or infinite values")
-        return out
+        return checked_output(denoise(v, sigma), shape)
 
     return run
 
@@ -297,8 +297,8 @@ def mulog(
     Parameters
     ----------
     intensity : array_like of real, shape ``(rows, cols)``
-        Speckled intensity, finite and non-negative; non-positive values are replaced by the
-        smallest positive one.
+        Speckled intensity, finite and non-negative (negative values are refused: dB data must
+        be converted first); zeros are replaced by the smallest positive value.
     looks : float, keyword-only
         Number of looks ``L > 0`` (need not be an integer).
     denoiser : callable or str, keyword-only
@@ -327,8 +327,8 @@ def mulog(
     Raises
     ------
     InvalidInputError
-        If the image is not 2-D, real and finite, has no positive value, or ``looks`` is not
-        a number > 0, or the denoiser returns an array of another shape.
+        If the image is not 2-D, real, finite and non-negative, has no positive value, or
+        ``looks`` is not a number > 0, or the denoiser returns an array of another shape.
     UsageError
         If ``iterations`` or ``beta0`` are out of range, the denoiser is not callable as
         ``f(v, sigma)``, or ``callback`` is not callable.
@@ -337,7 +337,7 @@ def mulog(
     -----
     Steps (Deledalle et al. 2017):
 
-    1. Safeguard: non-positive intensities → the smallest positive one.
+    1. Safeguard: zero intensities → the smallest positive one.
     2. ``y = log I``; debiased start ``y₀ = y + log L − ψ(L)`` (``E[log S] = ψ(L) − log L``).
     3. Normalise to unit noise: ``ỹ = y₀/σ`` with ``σ = √ψ₁(L)`` (the std of log-speckle,
        1.2825 for ``L = 1``). Unlike the PCA of the multi-channel case, no mean is removed:

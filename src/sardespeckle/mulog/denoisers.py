@@ -579,6 +579,24 @@ def check_denoiser(denoiser) -> Callable[[np.ndarray, float], np.ndarray]:
     return denoiser
 
 
+def checked_output(result, shape: tuple[int, ...]) -> np.ndarray:
+    """A denoiser's result as float64, refused unless it is a real finite array of ``shape``
+    (the input's): what MuLoG does with it next would hide the mistake."""
+    array = np.asarray(result)
+    if array.dtype.kind not in "iuf" or array.dtype == np.bool_:
+        what = "complex values" if array.dtype.kind == "c" else f"values of type {array.dtype.name}"
+        raise InvalidInputError(f"the denoiser returned {what}; it must return real numbers "
+                                "(an image like its input)")
+    if array.shape != tuple(shape):
+        size = " × ".join(str(n) for n in array.shape) or "a single value"
+        raise InvalidInputError(f"the denoiser returned an array of {size}, expected one of "
+                                f"{' × '.join(str(n) for n in shape)} (its input's shape)")
+    array = array.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(array)):
+        raise InvalidInputError("the denoiser returned NaN or infinite values")
+    return array
+
+
 def check_callback(callback) -> None:
     """Refuse a MuLoG ``callback`` that is neither ``None`` nor callable, before any work."""
     if callback is not None and not callable(callback):

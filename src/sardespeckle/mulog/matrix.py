@@ -21,7 +21,7 @@ from sardespeckle.mulog.admm import (
     pnp_admm,
     resolve_prior_weight,
 )
-from sardespeckle.mulog.denoisers import check_callback
+from sardespeckle.mulog.denoisers import check_callback, checked_output
 from sardespeckle.mulog.hermitian import (
     condition_field,
     from_channels,
@@ -244,14 +244,7 @@ def _per_channel(denoise: Callable[[np.ndarray, float], np.ndarray], shape):
     def run(v, sigma):
         out = np.empty_like(v)
         for k in range(v.shape[-1]):
-            result = np.asarray(denoise(np.ascontiguousarray(v[..., k]), sigma), dtype=np.float64)
-            if result.shape != shape:
-                raise InvalidInputError(
-                    f"denoiser returned an array of shape {result.shape}, expected {shape}"
-                )
-            out[..., k] = result
-        if not np.all(np.isfinite(out)):
-            raise InvalidInputError("denoiser returned NaN or infinite values")
+            out[..., k] = checked_output(denoise(np.ascontiguousarray(v[..., k]), sigma), shape)
         return out
 
     return run

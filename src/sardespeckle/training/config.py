@@ -272,8 +272,16 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known, key=str)
         if unknown:
-            raise UsageError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
+            import difflib
+
+            guesses = [f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
+                       for key in unknown
+                       for close in [difflib.get_close_matches(str(key), known, n=1)]]
+            raise UsageError(f"unknown training option(s) {', '.join(guesses)}; known: "
+                             f"{', '.join(sorted(known))}")
         values = dict(values)
+        if values.get("task") == "gaussian" and "name" not in values:
+            values["name"] = "dncnn"  # RUN_DIR/dncnn.pt: not named like a SAR-CNN
         for option in ("references", "validation"):
             specs = values.get(option)
             specs = () if specs is None else specs

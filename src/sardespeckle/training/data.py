@@ -106,6 +106,12 @@ def load_reference(spec: ReferenceSpec) -> Reference:
             error, "a training reference is a real, speckle-free image (intensity or amplitude), "
             "not complex data: build one with 'sardespeckle references build'") from None
     with source:
+        if source.kind == "complex":
+            raise InvalidInputError(
+                f"{spec.path} holds complex data (an SLC, speckled): a training reference is a "
+                "real, speckle-free image (intensity or amplitude); build one from a stack of "
+                "dates with 'sardespeckle references build'")
+        source.value_shares()  # mostly negative "intensities" (dB) are refused
         window = Window.full(source.shape) if spec.window is None else Window(*spec.window)
         if (window.row < 0 or window.col < 0 or window.row + window.height > source.shape[0]
                 or window.col + window.width > source.shape[1]):
@@ -113,6 +119,10 @@ def load_reference(spec: ReferenceSpec) -> Reference:
                 f"expected a window inside the {source.shape} raster {spec.path}, got {spec.window}"
             )
         intensity, valid = source.read_intensity(window)
+    if not valid.any():
+        raise InvalidInputError(
+            f"{spec.path}{'' if spec.window is None else f' (window {spec.window})'} has no "
+            "valid pixel (all nodata, NaN, zero or negative): nothing to train on; leave it out")
     intensity = np.where(valid, intensity, np.nan).astype(np.float32)
     return Reference(name=Path(spec.path).stem, intensity=intensity)
 

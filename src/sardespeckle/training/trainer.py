@@ -291,7 +291,15 @@ def _run(config: TrainConfig, run_dir: Path, max_steps, progress, on_start, mode
                 steps_this_call += 1
                 loss_value = float(loss.detach())
                 if not math.isfinite(loss_value):
-                    raise FloatingPointError(f"training diverged at step {step} (loss {loss_value})")
+                    raise InvalidInputError(
+                        f"training diverged at step {step} (loss {loss_value}): the learning "
+                        f"rate ({config.learning_rate:g}) is too high for these data"
+                        + (f", or the looks ({config.looks:g}) are implausible"
+                           if config.task == "sarcnn" else "")
+                        + "; lower --learning-rate (the "
+                        "shipped networks used 1e-3 to 5e-5) and train again, or resume with a "
+                        "lower one from a new run folder initialised from the last checkpoint "
+                        "(--init-from)")
                 psnr = None
                 if validator and (step % config.validate_every == 0 or step == config.steps):
                     model.eval()
