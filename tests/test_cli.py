@@ -433,7 +433,8 @@ def test_info_json_is_strict_json_with_a_nan_nodata(tmp_path, speckled_scene, ca
         raise ValueError(f"non-standard JSON constant {constant}")
 
     info = json.loads(text, parse_constant=refuse)
-    assert info["nodata"] is None and info["kind"] == "amplitude"
+    # "NaN", as a .npy sidecar writes it: null would read as "no nodata"
+    assert info["nodata"] == "NaN" and info["kind"] == "amplitude"
 
 
 def test_parameter_type_messages_read_as_english(tmp_path, amplitude_tif, capsys):
@@ -633,7 +634,8 @@ def test_info_describes_a_file_whose_kind_is_unknown(tmp_path, speckled_scene, c
     info = json.loads(capsys.readouterr().out)
     assert info["kind"] == "unknown" and "pass --kind" in info["kind_reason"]
     assert info["crs"] == "EPSG:32631" and info["rows"] == speckled_scene.shape[0]
-    assert "unavailable" in info["estimated_looks"]
+    assert info["estimated_looks"] is None and "unavailable" in info["estimated_looks_note"]
+    assert info["nodata"] is None  # the file has none
     assert main(["info", str(src), "--json", "--kind", "intensity"]) == 0
     assert isinstance(json.loads(capsys.readouterr().out)["estimated_looks"], float)
 
@@ -756,3 +758,25 @@ def test_simulate_records_the_kind_of_an_npy_and_says_what_it_cannot_do(tmp_path
     assert main(["simulate", str(empty), "-o", str(tmp_path / "y.npy"), "--looks", "1",
                  "--seed", "0", "--kind", "amplitude"]) == 0
     assert "note: the input has no valid pixel" in capsys.readouterr().err
+
+
+def test_what_an_output_does_not_carry_over_is_said(tmp_path, capsys):
+    image = np.random.default_rng(3).exponential(1.0, (48, 40)).astype(np.float32) + 0.01
+    image[:3] = 0.0
+    src = str(write_tif(tmp_path / "amp.tif", image, nodata=0.0))
+    assert main(["run", src, "-o", str(tmp_path / "db.tif"), "-m", "lee", "--looks", "1",
+                 "--output-kind", "db"]) == 0
+    assert "nodata value 0 is a valid dB value: the dB output's nodata is NaN" in (
+        capsys.readouterr().err)
+    assert main(["run", src, "-o", str(tmp_path / "out.npy"), "-m", "lee", "--looks", "1"]) == 0
+    assert "a .npy output holds no georeferencing" in capsys.readouterr().err
+    assert main(["run", src, "-o", str(tmp_path / "out.tif"), "-m", "lee", "--looks", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "georeferencing" not in err and "valid dB value" not in err
+
+
+def test_a_folder_as_the_output_of_one_input_says_to_name_the_file(tmp_path, amplitude_tif,
+                                                                    capsys):
+    assert main(["run", str(amplitude_tif), "-o", str(tmp_path / "newdir") + "/", "-m", "lee",
+                 "--looks", "1"]) == 2
+    assert "got the folder" in capsys.readouterr().err and not (tmp_path / "newdir").exists()

@@ -137,7 +137,7 @@ def test_bad_inputs_are_refused_with_clear_errors(tmp_path):
     (tmp_path / "broken.npy").write_bytes(b"not a numpy file")
     cases = [
         ([tmp_path / "missing.npy"], InputFileError, "no such file"),
-        ([tmp_path / "broken.npy"], InputFileError, "readable"),
+        ([tmp_path / "broken.npy"], InputFileError, "is not a .npy file"),
         ([tmp_path / "c1.npy", tmp_path / "real.npy"], InvalidInputError, "complex 2-D"),
         ([tmp_path / "c1.npy", tmp_path / "small.npy"], InvalidInputError, "co-registered"),
         ([tmp_path / "realfield.npy"], InvalidInputError, "complex covariance"),

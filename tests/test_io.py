@@ -766,3 +766,27 @@ def test_band_scale_and_offset_are_applied_on_reading(tmp_path):
         dataset.scales = (0.001,)
     with pytest.raises(UnknownKindError, match="pass kind"):
         open_source(plain)
+
+
+def test_files_that_are_not_npy_arrays_are_named_for_what_they_are(tmp_path):
+    text = tmp_path / "text.npy"
+    text.write_text("hello\n")
+    tiff = tmp_path / "renamed.npy"
+    tiff.write_bytes(b"II*\x00" + bytes(200))
+    whole = tmp_path / "whole.npy"
+    np.save(whole, np.ones((64, 64)))
+    cut = tmp_path / "cut.npy"
+    cut.write_bytes(whole.read_bytes()[:3000])
+    objects = tmp_path / "objects.npy"
+    np.save(objects, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    from sardespeckle.io.npy import npy_error
+
+    for path, message in ((text, "is not a .npy file \\(it looks like a text file\\)"),
+                          (tiff, "is not a .npy file \\(it looks like a TIFF\\)"),
+                          (cut, "is truncated: it is shorter than its header says")):
+        with pytest.raises(InputFileError, match=message):
+            open_source(path, kind="intensity")
+    try:
+        np.load(objects, allow_pickle=False)
+    except ValueError as error:
+        assert "holds Python objects (a pickle)" in str(npy_error(str(objects), error))

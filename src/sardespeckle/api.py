@@ -311,6 +311,24 @@ def estimate_source_looks(source) -> float:
     return looks
 
 
+def _output_notes(source, output: str, kind_out: str) -> list[str]:
+    """What the output will not carry over from the input, said before the work: the
+    georeferencing in a ``.npy``, the nodata value of a dB output when it is a valid dB."""
+    from .io.raster import output_nodata
+
+    notes = []
+    georef = getattr(source, "georef", None)
+    if output.lower().endswith(".npy") and georef is not None and not georef.is_empty:
+        notes.append("a .npy output holds no georeferencing (the input's CRS, transform, GCPs "
+                     "or RPCs): write a .tif to keep it")
+    nodata = getattr(source, "nodata", None)
+    if (kind_out == "db" and not output.lower().endswith(".npy") and nodata is not None
+            and not math.isnan(nodata) and math.isnan(output_nodata(nodata, kind_out="db"))):
+        notes.append(f"the input's nodata value {nodata:g} is a valid dB value: the dB "
+                     "output's nodata is NaN")
+    return notes
+
+
 #: Estimated looks below this are noted as implausible (a wrong kind most often).
 IMPLAUSIBLE_LOOKS = 0.5
 
@@ -422,6 +440,7 @@ def plan_run(
     if built.weights:
         tags["SARDESPECKLE_WEIGHTS"] = built.weights
     report.notes.extend(value_notes(*shares))
+    report.notes.extend(_output_notes(source, str(output), kind_out))
     if looks_source.startswith("estimated") and looks_value < IMPLAUSIBLE_LOOKS:
         report.notes.append(
             f"{looks_value:.3g} looks is implausible for speckle (single-look data measure "

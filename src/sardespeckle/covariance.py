@@ -65,8 +65,12 @@ def _load_npy(path: str) -> np.ndarray:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
         raise InputFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputFileError(f"{path} is a folder; expected a .npy file") from None
     except (ValueError, OSError) as error:
-        raise InputFileError(f"{path}: not a readable .npy array ({error})") from None
+        from .io.npy import npy_error
+
+        raise npy_error(path, error) from None
 
 
 def _read_channel(path: str) -> tuple[np.ndarray, object | None]:
@@ -245,6 +249,9 @@ def read_covariance_input(paths) -> tuple[np.ndarray, object | None, bool]:
     if not paths:
         raise UsageError("expected a covariance .npy or 2-4 complex channel files, got none")
     for path in paths:
+        if os.path.isdir(path):
+            raise InputFileError(f"{path} is a folder; expected a covariance .npy or GeoTIFF, or "
+                                 "2-4 channel files (a shell glob such as folder/*.tif lists them)")
         if not os.path.isfile(path):
             raise InputFileError(f"{path}: no such file")
     if len(paths) == 1 and Path(paths[0]).suffix.lower() in (".tif", ".tiff"):

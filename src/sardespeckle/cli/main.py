@@ -511,12 +511,14 @@ def _error_text(error: BaseException) -> str:
 
 
 def _json_safe(value):
-    """``value`` with non-finite floats (a NaN nodata) as ``null``: strict JSON has no NaN."""
+    """``value`` with non-finite floats as the strings ``"NaN"``, ``"Infinity"``,
+    ``"-Infinity"`` (strict JSON has no NaN; ``null`` would read as "no nodata"), as the
+    ``.npy`` sidecars write a NaN nodata."""
     import math
     import numbers
 
-    if isinstance(value, numbers.Real) and not math.isfinite(value):
-        return None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict):
         return {key: _json_safe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -544,12 +546,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
             info["kind"] = "unknown"
             info["kind_reason"] = ("nothing says amplitude or intensity (band description, tags, "
                                    "file name); pass --kind to the commands that read it")
-            info["estimated_looks"] = "unavailable (the kind is unknown: pass --kind)"
+            info["estimated_looks"] = None
+            info["estimated_looks_note"] = "unavailable: the kind is unknown (pass --kind)"
         else:
             try:
                 info["estimated_looks"] = round(estimate_source_looks(source), 3)
             except Exception as error:  # noqa: BLE001 - a failed estimate is reported, not fatal
-                info["estimated_looks"] = f"unavailable ({error})"
+                info["estimated_looks"] = None  # a number or null, for JSON readers
+                info["estimated_looks_note"] = f"unavailable: {error}"
     if args.json:
         print(json.dumps(_json_safe(info), indent=2, default=str))
     else:

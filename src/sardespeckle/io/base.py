@@ -255,6 +255,11 @@ def check_output_path(
     path = os.fspath(path)
     fmt = file_format(path)
     if fmt is None:
+        if path.endswith(("/", os.sep)) or os.path.isdir(path):
+            raise UsageError(
+                f"expected an output file ending in .tif, .tiff or .npy, got the folder {path}; "
+                "name the file (a folder is the output of a batch: several inputs, a folder "
+                "or a glob)")
         raise UsageError(
             f"expected an output ending in .tif, .tiff or .npy, got {os.path.basename(path)!r}"
         )

@@ -22,6 +22,36 @@ from sardespeckle.window import Window
 _LAYOUTS = (None, "last", "first")
 
 
+#: What the first bytes of a file that is not a .npy say it is.
+_SIGNATURES = ((b"II*\x00", "a TIFF"), (b"MM\x00*", "a TIFF"), (b"\x89PNG", "a PNG"),
+               (b"PK\x03\x04", "a zip archive (a torch .pt file?)"), (b"\x93NUMPY", ""))
+
+
+def npy_error(path: str, error: BaseException) -> InputFileError:
+    """The InputFileError of a ``.npy`` that numpy cannot read, in words: not a .npy (and
+    what it looks like), truncated, holding Python objects, or numpy's reason."""
+    text = str(error)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError:
+        head = b""
+    if not head.startswith(b"\x93NUMPY"):
+        looks = next((what for start, what in _SIGNATURES if head.startswith(start)), None)
+        if looks is None:
+            looks = "a text file" if head and all(32 <= b < 127 or b in b"\t\r\n" for b in head) \
+                else "something else"
+        return InputFileError(f"{path} is not a .npy file (it looks like {looks}); a .npy "
+                              "is what numpy.save writes")
+    if "pickled" in text or "Python objects" in text or "allow_pickle" in text:
+        return InputFileError(f"{path} holds Python objects (a pickle), not an array of numbers; "
+                              "sardespeckle never loads pickles: save the array with numpy.save")
+    if "mmap length" in text or "cannot reshape" in text or isinstance(error, EOFError):
+        return InputFileError(f"{path} is truncated: it is shorter than its header says (an "
+                              "interrupted copy or download?)")
+    return InputFileError(f"cannot read {path} as a .npy file: {text}")
+
+
 def _read_header(path: str) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype from the header, before anything is mapped (an object array is refused
     without ever unpickling it)."""
@@ -33,7 +63,7 @@ def _read_header(path: str) -> tuple[tuple[int, ...], np.dtype]:
             else:
                 shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
     except (ValueError, OSError, EOFError, SyntaxError) as error:
-        raise InputFileError(f"cannot read {path} as a .npy file: {error}") from error
+        raise npy_error(path, error) from error
     return tuple(shape), np.dtype(dtype)
 
 
@@ -98,7 +128,7 @@ class NpySource(Source):
         try:
             self._array = np.load(path, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError) as error:
-            raise InputFileError(f"cannot read {path} as a .npy file: {error}") from error
+            raise npy_error(path, error) from error
         self.path = path
         self.complex_layout = complex_layout
         self.nodata = nodata

@@ -587,11 +587,12 @@ def _load(path: Path) -> Any:
             "than tensors and plain values, or it is not a torch file (sardespeckle never "
             "runs code from a weights file)"
         ) from None
-    except Exception as exc:  # torch reports truncation/garbage with RuntimeError, EOFError, ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    except Exception:  # torch reports truncation/garbage with RuntimeError, EOFError, KeyError...
+        what = "is empty" if path.stat().st_size == 0 else "cannot be read"
         raise WeightsError(
-            f"weights file {path} cannot be read ({type(exc).__name__}: {first}); "
-            "it is truncated, corrupt or not a torch.save file"
+            f"weights file {path} {what}: it is truncated (an interrupted copy?), corrupt or "
+            "not a file written by torch.save; weights come from 'sardespeckle train' "
+            "(RUN_DIR/NAME.pt) or sardespeckle.models.save_weights"
         ) from None
 
 
@@ -621,8 +622,12 @@ def _unpack(payload: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[str
             f"finished run (RUN_DIR/NAME.pt), or write the checkpoint's with 'sardespeckle train "
             f"--run-dir {path.parent} --export weights.pt'")
     if not isinstance(payload, dict) or set(payload) != {"state_dict", "meta"}:
-        got = sorted(map(str, payload)) if isinstance(payload, dict) else type(payload).__name__
-        raise WeightsError(f"weights file {path}: expected a dict with keys ['meta', 'state_dict'], got {got}")
+        got = (f"the entries {_shorten(sorted(map(str, payload)), 3)}" if isinstance(payload, dict)
+               else f"a {type(payload).__name__}")
+        raise WeightsError(
+            f"weights file {path} is a torch file but not sardespeckle weights (it holds {got}, "
+            "not a network with its description); weights come from 'sardespeckle train' "
+            "(RUN_DIR/NAME.pt) or sardespeckle.models.save_weights")
     state, meta = payload["state_dict"], payload["meta"]
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise WeightsError(f"weights file {path}: expected meta with format {FORMAT!r}, got {meta!r:.200}")
