@@ -366,3 +366,21 @@ def test_results_carry_their_units(references, tmp_path):
     metrics = json.loads((tmp_path / "out" / "results.json").read_text())["metrics"]
     assert metrics["bias"]["unit"] == "fraction" and "%" in metrics["bias"]["definition"]
     assert metrics["psnr"]["unit"] == "dB" and "99th percentile" in metrics["psnr"]["definition"]
+
+
+def test_evaluate_refuses_what_would_skew_or_empty_a_report(tmp_path, capsys):
+    clean = tmp_path / "clean_amplitude.npy"
+    np.save(clean, 1.0 + np.add.outer(np.arange(48.0), np.arange(48.0)) / 10)
+    common = ["--kind", "amplitude", "--methods", "boxcar", "--peers", "none",
+              "--speed-size", "0", "--draws", "1", "-q"]
+    assert main(["evaluate", "--references", str(clean), str(tmp_path / "." / clean.name),
+                 "--out", str(tmp_path / "a"), *common]) == 2
+    assert "twice" in capsys.readouterr().err and not (tmp_path / "a").exists()
+    empty = tmp_path / "empty.npy"
+    np.save(empty, np.full((48, 48), np.nan))
+    assert main(["evaluate", "--real", str(empty), "--out", str(tmp_path / "b"), *common]) == 1
+    assert "empty.npy has no valid pixel" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--references", str(clean), "--looks", "1e300", "--out",
+              str(tmp_path / "c"), *common])
+    assert "expected at most 10000 looks" in capsys.readouterr().err

@@ -624,7 +624,9 @@ def _write_geotiff_dates(folder, dates=3, *, transforms=None, crs="EPSG:32631",
     import rasterio
     from rasterio.transform import from_origin
 
-    stack = np.sqrt(np.full((dates, 16, 16), 9.0) * simulate_speckle((dates, 16, 16), 1, seed=14))
+    # a speckle draw of its own per stem: dates of two stacks are never copies of each other
+    seed = 14 + sum(map(ord, stem))
+    stack = np.sqrt(np.full((dates, 16, 16), 9.0) * simulate_speckle((dates, 16, 16), 1, seed=seed))
     paths = []
     for index, layer in enumerate(stack):
         transform = (transforms or {}).get(index, from_origin(600000, 5000000, 10, 10))
@@ -849,3 +851,48 @@ def test_hints_name_only_options_the_command_has(tmp_path):
     with pytest.raises(InvalidInputError, match="combine them first") as info:
         load_stack([floats, floats], kind="complex")
     assert "--complex-layout" not in str(info.value)
+
+
+def test_stacks_that_cannot_make_a_reference_are_refused_before_any_output(tmp_path):
+    truth = np.full((40, 40), 5.0)
+    dates = []
+    for index in range(3):
+        path = tmp_path / f"d{index}_intensity.npy"
+        np.save(path, truth * simulate_speckle(truth.shape, 1, seed=index))
+        dates.append(path)
+    copy = tmp_path / "copy_intensity.npy"
+    copy.write_bytes(dates[0].read_bytes())
+    with pytest.raises(UsageError, match="identical pixels in .*d0_intensity.npy .*copy_"):
+        build_reference_files([*dates, copy], tmp_path / "r.npy", looks=1)
+    empty = tmp_path / "empty_intensity.npy"
+    np.save(empty, np.full(truth.shape, np.nan))
+    with pytest.warns(UserWarning, match="no valid pixel"), pytest.raises(
+            UsageError, match="at least 3 dates with valid pixels .* got 2 of 3"):
+        build_reference_files([dates[0], dates[1], empty], tmp_path / "r.npy", looks=1)
+    assert not list(tmp_path.glob("r*"))
+
+
+def test_a_rebuild_removes_what_a_killed_build_left(tmp_path, capsys):
+    from sardespeckle.cli.main import main
+
+    truth = np.full((40, 40), 5.0)
+    dates = []
+    for index in range(3):
+        path = tmp_path / f"d{index}_intensity.npy"
+        np.save(path, truth * simulate_speckle(truth.shape, 1, seed=index))
+        dates.append(str(path))
+    out = tmp_path / "out"
+    out.mkdir()
+    left = [out / ".r.npy.0123456789ab.partial.npy",
+            out / "..r_changes.npy.0123456789ab.partial.npy.ba9876543210.partial.npy",
+            out / ".r.npy.json.0123456789ab.partial.json"]
+    keep = [out / ".other.npy.0123456789ab.partial.npy", out / "notes.txt"]
+    for path in left + keep:
+        path.write_bytes(b"x")
+    assert main(["references", "build", *dates, "-o", str(out / "r.npy"), "--looks", "1",
+                 "-q"]) == 0
+    assert not any(path.exists() for path in left) and all(path.exists() for path in keep)
+    # --method mean runs no test: the test's options are refused, not ignored
+    assert main(["references", "build", *dates, "-o", str(out / "m.npy"), "--method", "mean",
+                 "--false-alarm", "0.01", "--window-size", "5"]) == 2
+    assert "--false-alarm, --window-size set the change test" in capsys.readouterr().err

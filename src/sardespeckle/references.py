@@ -24,7 +24,7 @@ import math
 import numbers
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1381,6 +1381,46 @@ def _distinct_dates(paths: Sequence[str | os.PathLike], method: str) -> list[str
     return paths
 
 
+def _remove_stale_partials(paths: Mapping[str, str]) -> None:
+    """The hidden partial files a build killed outright left beside these outputs (and the
+    sidecar of a ``.npy`` reference) go: this build writes its own."""
+    from sardespeckle.io.base import remove_stale_partials
+    from sardespeckle.io.npy import sidecar_path
+
+    outputs = list(paths.values())
+    if paths["reference"].lower().endswith(".npy"):
+        outputs.append(sidecar_path(paths["reference"]))
+    remove_stale_partials(outputs)
+
+
+def _check_stack_content(stack: Stack, method: str) -> None:
+    """UsageError for dates whose pixels are identical (one file copied under two names: it
+    would vouch for itself in the change test), and for too few dates with valid pixels for
+    ``method`` (the empty ones were warned about when read)."""
+    import hashlib
+
+    seen: dict[bytes, int] = {}
+    for index, (layer, valid) in enumerate(zip(stack.intensity, stack.valid)):
+        if not valid.any():
+            continue
+        digest = hashlib.blake2b(np.where(valid, layer, 0).tobytes() + valid.tobytes(),
+                                 digest_size=16).digest()
+        if digest in seen:
+            first = seen[digest]
+            raise UsageError(
+                f"expected distinct dates, got identical pixels in {stack.paths[first]} (date "
+                f"{first + 1}) and {stack.paths[index]} (date {index + 1}): one date copied "
+                "under two names would count twice and vouch for itself in the change test")
+        seen[digest] = index
+    needed = 3 if method == "change-aware" else 2
+    if len(seen) < needed:
+        raise UsageError(
+            f"expected at least {needed} dates with valid pixels for the {method} method, got "
+            f"{len(seen)} of {len(stack.paths)} (the others are all nodata); add dates"
+            + (", or average 2 dates with --method mean" if method == "change-aware"
+               and len(seen) == 2 else ""))
+
+
 def build_reference_files(
     paths: Sequence[str | os.PathLike],
     output: str | os.PathLike,
@@ -1442,7 +1482,9 @@ def build_reference_files(
         raise UsageError(f"expected method to be one of {METHODS}, got {method!r}")
     paths = _distinct_dates(paths, method)
     _check_outputs(side_paths(output), inputs=paths, overwrite=overwrite)
+    _remove_stale_partials(side_paths(output))
     stack = load_stack(paths, kind=kind, png_threshold=png_threshold)
+    _check_stack_content(stack, method)
     rows, cols = stack.intensity.shape[1:]
     if (isinstance(window_size, numbers.Integral) and not isinstance(window_size, bool)
             and window_size > min(rows, cols)):

@@ -16,6 +16,20 @@ def positive_float(text: str) -> float:
     return value
 
 
+#: Most looks a simulation accepts: beyond, the speckle is below float32's resolution of 1.
+MAX_SIMULATED_LOOKS = 1e4
+
+
+def simulated_looks(text: str) -> float:
+    """Looks of simulated speckle: a number in (0, :data:`MAX_SIMULATED_LOOKS`]."""
+    value = positive_float(text)
+    if value > MAX_SIMULATED_LOOKS:
+        raise argparse.ArgumentTypeError(
+            f"expected at most {MAX_SIMULATED_LOOKS:g} looks (more leave no speckle to "
+            f"simulate: its std is 1/√L), got {text!r}")
+    return value
+
+
 def false_alarm_or_off(text: str) -> float | None:
     """A false-alarm rate in (0, 0.01], or None for ``0``/``off``/``none`` (keep_targets)."""
     if text.strip().lower() in ("0", "off", "none"):

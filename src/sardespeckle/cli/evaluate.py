@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import positive_float
+from ._args import simulated_looks
 
 
 def _method_param(text: str) -> tuple[str, str, str]:
@@ -90,7 +90,7 @@ def add_evaluate_parser(subparsers) -> None:
                                "interpreter, e.g. mulog-bm3d=/tmp/mulog-venv/bin/python for a "
                                "package that cannot be installed here (repeatable; with "
                                "--peers auto the peer is evaluated too)")
-    evaluate.add_argument("--looks", type=positive_float, default=1.0, metavar="L",
+    evaluate.add_argument("--looks", type=simulated_looks, default=1.0, metavar="L",
                           help="looks of the simulated speckle and of the real images (default 1)")
     evaluate.add_argument("--draws", type=_count(1), default=3, metavar="N",
                           help="speckle draws per reference (default 3; the spread over "

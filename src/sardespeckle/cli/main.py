@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Sequence
 
 from ._args import (band_or_all, false_alarm_or_off, non_negative_int, positive_float,
-                    positive_float_or_auto, positive_int)
+                    positive_float_or_auto, positive_int, simulated_looks)
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell tool reports when its reader went away
@@ -152,8 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="speckle-free image (GeoTIFF or .npy) to multiply by simulated speckle")
     sim.add_argument("-o", "--output", required=True, metavar="NOISY",
                      help="output file (.tif or .npy), of the clean image's kind")
-    sim.add_argument("--looks", type=positive_float, required=True, metavar="L",
-                     help="looks of the simulated speckle (a number > 0)")
+    sim.add_argument("--looks", type=simulated_looks, required=True, metavar="L",
+                     help="looks of the simulated speckle (a number > 0, at most 10000)")
     sim.add_argument("--seed", type=non_negative_int, required=True,
                      help="seed of the speckle draw (an integer >= 0)")
     sim.add_argument("--kind", choices=KINDS[:3], default=None,

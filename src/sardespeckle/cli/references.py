@@ -58,16 +58,17 @@ def add_references_parser(subparsers) -> argparse.ArgumentParser:
                             "(A = png / 255 * THR; 0 and 255 are masked)")
     build.add_argument("--method", choices=("change-aware", "mean"), default="change-aware",
                        help="test and drop changed dates, or plain mean (default: %(default)s)")
-    build.add_argument("--false-alarm", type=_false_alarm, default=1e-3, metavar="P",
-                       help="false-alarm probability of one test (default: %(default)g)")
-    build.add_argument("--window-size", type=odd_positive_int, default=3, metavar="K",
+    build.add_argument("--false-alarm", type=_false_alarm, default=None, metavar="P",
+                       help="false-alarm probability of one test (default: 0.001; change-aware "
+                            "only, as the three options below)")
+    build.add_argument("--window-size", type=odd_positive_int, default=None, metavar="K",
                        help="odd side of the window whose mean is tested, at most the dates' "
-                            "smaller side (default: %(default)s)")
-    build.add_argument("--window-looks", type=positive_float_or_auto, default="auto", metavar="LW",
+                            "smaller side (default: 3)")
+    build.add_argument("--window-looks", type=positive_float_or_auto, default=None, metavar="LW",
                        help="looks of a K×K window mean, or 'auto' (default: measured on the "
                             "stack, which accounts for spatially correlated speckle)")
-    build.add_argument("--max-iterations", type=positive_int, default=10, metavar="N",
-                       help="most re-estimate/re-test rounds (default: %(default)s)")
+    build.add_argument("--max-iterations", type=positive_int, default=None, metavar="N",
+                       help="most re-estimate/re-test rounds (default: 10)")
     build.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     build.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
     return references
@@ -81,6 +82,14 @@ def run_references_command(args: argparse.Namespace) -> int:
         raise UsageError("expected an action, got none; try 'sardespeckle references build -h'")
     from sardespeckle.references import build_reference_files, expand_dates
 
+    test_options = {"--false-alarm": args.false_alarm, "--window-size": args.window_size,
+                    "--window-looks": args.window_looks, "--max-iterations": args.max_iterations}
+    given = [option for option, value in test_options.items() if value is not None]
+    if args.method == "mean" and given:
+        raise UsageError(f"{', '.join(given)} set{'s' if len(given) == 1 else ''} the change "
+                         "test, which --method mean does not run: leave "
+                         f"{'it' if len(given) == 1 else 'them'} out, or use --method "
+                         "change-aware")
     dates, left_out = expand_dates(args.stack, output=args.output)
     if not args.quiet and (left_out or dates != list(args.stack)):
         sys.stderr.write(
@@ -89,12 +98,15 @@ def run_references_command(args: argparse.Namespace) -> int:
             + (f" (left out, written by a reference build: "
                f"{', '.join(left_out)})" if left_out else "") + "\n")
     window_looks = "auto" if args.window_looks in (None, "auto") else args.window_looks
+    false_alarm = 1e-3 if args.false_alarm is None else args.false_alarm
+    window_size = 3 if args.window_size is None else args.window_size
+    max_iterations = 10 if args.max_iterations is None else args.max_iterations
     try:
         report = build_reference_files(
             dates, args.output, looks=args.looks, kind=args.kind,
             output_kind=args.output_kind, overwrite=args.overwrite,
-            png_threshold=args.png_threshold, method=args.method, false_alarm=args.false_alarm,
-            max_iterations=args.max_iterations, window_size=args.window_size,
+            png_threshold=args.png_threshold, method=args.method, false_alarm=false_alarm,
+            max_iterations=max_iterations, window_size=window_size,
             window_looks=window_looks,
         )
     except MemoryError as error:

@@ -371,9 +371,24 @@ def load_image(
     with open_source(path, kind=None if layout else kind, complex_layout=layout) as source:
         intensity, valid = source.read_intensity(Window.full(source.shape))
         image_kind, reason = source.kind, source.kind_reason
+    if not valid.any():
+        raise InvalidInputError(f"{path} has no valid pixel (all NaN, nodata, zero or "
+                                "negative): nothing to evaluate on it; leave it out")
     intensity = np.where(valid, intensity, np.nan).astype(np.float32)
     return LoadedImage(name=name or Path(path).stem, path=path, intensity=intensity,
                        valid=valid, kind=image_kind, kind_reason=reason)
+
+
+def _refuse_repeated(paths: Sequence[str | os.PathLike], option: str) -> None:
+    """UsageError when one file is given twice to a protocol (its scores would count twice
+    in every mean), by path or through a link."""
+    from sardespeckle.io.base import repeated_file
+
+    repeated = repeated_file(paths)
+    if repeated is not None:
+        first, again = (paths[i] for i in repeated)
+        raise UsageError(f"{option} gives {first} twice (as {again}): its scores would count "
+                         "twice in every mean; give it once")
 
 
 def _unique_names(paths: Sequence[str]) -> list[str]:
@@ -1114,6 +1129,8 @@ def run_evaluation(
 
     candidates, notes = resolve_candidates(methods, looks=looks, params=params, peers=peers,
                                            peer_python=peer_python)
+    _refuse_repeated(references, "--references")
+    _refuse_repeated(real, "--real")
     # One namespace for both protocols: a real image with a reference's file name gets "#2"
     # (its figures would otherwise replace the reference's).
     names = _unique_names([*references, *real])

@@ -382,6 +382,30 @@ def hidden_sibling(path: str, *, label: str = "partial") -> str:
             return candidate
 
 
+def remove_stale_partials(outputs: Sequence[str | os.PathLike]) -> list[str]:
+    """Delete the hidden partial files (:func:`hidden_sibling`, ``.NAME.<hex>.partial.EXT``,
+    nested when a temporary file got its own) that a process killed outright left beside
+    ``outputs``: a new run writing the same outputs makes its own, and nothing else names
+    them. Returns the paths removed."""
+    import re
+
+    removed = []
+    for output in outputs:
+        folder, name = os.path.split(os.path.abspath(os.fspath(output)))
+        pattern = re.compile(rf"\.+{re.escape(name)}(\.[0-9a-f]{{12}}\.partial(\.\w+)?)+")
+        try:
+            entries = os.listdir(folder)
+        except OSError:
+            continue
+        for entry in entries:
+            path = os.path.join(folder, entry)
+            if pattern.fullmatch(entry) and os.path.isfile(path) and path not in _TEMPORARIES:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                    removed.append(path)
+    return removed
+
+
 def remove_if_exists(path: str) -> None:
     """Delete ``path``; a file already gone is fine."""
     try:

@@ -380,18 +380,13 @@ def _check_distinct_references(config: TrainConfig) -> None:
 
 
 def _remove_stale_temporaries(run_dir: Path, config: TrainConfig) -> None:
-    """Delete the hidden partial files (``.checkpoint.pt.<hex>.partial.pt`` and the like, see
-    :func:`sardespeckle.io.base.hidden_sibling`) that a process killed outright while writing
-    leaves in its run folder: this call writes its own, and nothing else names them."""
-    import re
+    """Delete the hidden partial files (``.checkpoint.pt.<hex>.partial.pt`` and the like) that
+    a process killed outright while writing leaves in its run folder: this call writes its
+    own, and nothing else names them."""
+    from ..io.base import remove_stale_partials
 
-    for base in (CHECKPOINT, "log.csv", "config.json", f"{config.name}.pt"):
-        stem_suffix = os.path.splitext(base)[1]
-        pattern = re.compile(rf"\.{re.escape(base)}\.[0-9a-f]{{12}}\.partial{re.escape(stem_suffix)}")
-        for path in run_dir.iterdir():
-            if pattern.fullmatch(path.name) and path.is_file():
-                with contextlib.suppress(OSError):
-                    path.unlink()
+    remove_stale_partials([run_dir / base for base in
+                           (CHECKPOINT, "log.csv", "config.json", f"{config.name}.pt")])
 
 
 def _check_nothing_to_clobber(config: TrainConfig, run_dir: Path) -> None:
