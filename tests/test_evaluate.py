@@ -8,7 +8,7 @@ import pytest
 from scipy import ndimage
 
 from sardespeckle.cli.main import main
-from sardespeckle.errors import UsageError
+from sardespeckle.errors import OutputExistsError, UsageError
 from sardespeckle.evaluation import (
     PEERS,
     Peer,
@@ -384,3 +384,30 @@ def test_evaluate_refuses_what_would_skew_or_empty_a_report(tmp_path, capsys):
         main(["evaluate", "--references", str(clean), "--looks", "1e300", "--out",
               str(tmp_path / "c"), *common])
     assert "expected at most 10000 looks" in capsys.readouterr().err
+
+
+def test_a_report_is_written_whole_or_not_at_all(references, tmp_path, monkeypatch):
+    from sardespeckle.evaluation import report as report_module
+
+    result = tiny_run(references)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "crops_gone.png").write_bytes(b"an earlier report's figure")
+    (out / "notes.txt").write_text("mine")
+    (out / ".report.abc.partial").mkdir()  # what a report killed outright leaves
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report_module, "_write_methods", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(result, out)
+    assert sorted(path.name for path in out.iterdir()) == ["crops_gone.png", "notes.txt"]
+    monkeypatch.undo()
+    write_report(result, out)  # not refused for a half report
+    with pytest.raises(OutputExistsError):
+        write_report(result, out)
+    write_report(result, out, overwrite=True)  # the earlier report's figure goes, mine stays
+    names = sorted(path.name for path in out.iterdir())
+    assert "crops_gone.png" not in names and "notes.txt" in names and "report.md" in names
+    assert not [name for name in names if name.startswith(".")]

@@ -272,17 +272,22 @@ def test_unreadable_config_files_are_usage_errors(tmp_path, content, message, ca
     (["--learning-rate", "-1"], "learning_rate"),
     (["--threads", "-1"], "threads"),
     (["--threads", "0"], "threads"),
-    (["--max-steps", "-1"], "max_steps"),
+    (["--max-steps", "0"], "--max-steps: expected an integer >= 1"),
     (["--steps", "0"], "steps"),
     (["--looks", "nan"], "looks"),
+    (["--warmup-steps", "10", "--steps", "3"], "expected warmup_steps (--warmup-steps) below"),
 ])
 def test_cli_bad_values_exit_2(tmp_path, reference_file, options, message, capsys):
     config = write_config(tmp_path / "c.json", tiny_values(reference_file))
     args = (["train", "--run-dir", str(tmp_path / "run"), "--references", str(reference_file),
              "--patch-size", "16", "--batch-size", "2", "-q", *options]
-            if options[0] in ("--learning-rate", "--steps", "--looks")
+            if options[0] in ("--learning-rate", "--steps", "--looks", "--warmup-steps")
             else ["train", config, "--run-dir", str(tmp_path / "run"), "-q", *options])
-    assert main(args) == 2
+    try:
+        code = main(args)
+    except SystemExit as exit_:  # refused by the option's own type, with the usage line
+        code = exit_.code
+    assert code == 2
     err = capsys.readouterr().err
     assert message in err and "internal error" not in err
     assert not (tmp_path / "run").exists()
@@ -364,15 +369,17 @@ def test_weights_mistakes_inside_a_run_folder_say_what_to_pass(tmp_path, finishe
 def test_cli_schedule_options_reach_the_run_config(tmp_path, reference_file):
     run = tmp_path / "run"
     assert main(["train", "--run-dir", str(run), "--references", str(reference_file),
-                 "--kind", "intensity", "--patch-size", "16", "--batch-size", "2", "--steps", "2",
+                 "--kind", "intensity", "--patch-size", "16", "--batch-size", "2", "--steps", "6",
                  "--schedule", "cosine", "--warmup-steps", "5", "--learning-rate", "1e-3",
                  "--precision", "fp32", "-q"]) == 0
     saved = json.loads((run / "config.json").read_text())
     assert saved["schedule"] == "cosine" and saved["warmup_steps"] == 5
     rows = [row.split(",") for row in (run / "log.csv").read_text().splitlines()[1:]]
-    assert [int(row[0]) for row in rows] == [2]   # the last step is always logged
-    # still ramping: the rate logged with step 2 is the one it trained at, step 2 of 5 of warmup
-    assert float(rows[0][2]) == pytest.approx(2 / 5 * 1e-3)
+    assert [int(row[0]) for row in rows] == [6]   # the last step is always logged
+    # the rate logged with step 6 is the one it trained at (0-based step 5, the cosine's end)
+    config = TrainConfig.from_dict(saved)
+    assert float(rows[0][2]) == pytest.approx(config.learning_rate_at(5))
+    assert config.learning_rate_at(5) != pytest.approx(config.learning_rate_at(4))
 
 
 def test_options_that_a_config_holds_are_refused_not_ignored(tmp_path, reference_file, capsys):

@@ -6,6 +6,8 @@ import argparse
 import signal
 import sys
 
+from ._args import positive_int
+
 
 def add_train_parser(subparsers) -> None:
     train = subparsers.add_parser(
@@ -69,8 +71,8 @@ def add_train_parser(subparsers) -> None:
     train.add_argument("--init-from", default=None, metavar="WEIGHTS|RUN",
                        help="start from these weights (a name from 'sardespeckle weights', a "
                             "weights file, or a run folder/checkpoint.pt) instead of random ones")
-    train.add_argument("--max-steps", type=int, default=None, metavar="N",
-                       help="stop (with a checkpoint) after N steps in this call")
+    train.add_argument("--max-steps", type=positive_int, default=None, metavar="N",
+                       help="stop (with a checkpoint) after N steps in this call (N >= 1)")
     train.add_argument("--export", metavar="PT", default=None,
                        help="only write the weights of the latest checkpoint to PT and exit (an "
                             "existing PT is replaced only with --overwrite; the run's own files "

@@ -20,6 +20,8 @@ import json
 import math
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -268,6 +270,19 @@ def check_report_folder(folder: str | os.PathLike, *, overwrite: bool = False,
             )
 
 
+#: The hidden staging folders of write_report, and the figure names it writes.
+_STAGING_PREFIX = ".report."
+_FIGURE_NAME = re.compile(r"(crops|ratio)_.+\.png|speed_quality\.png")
+
+
+def _remove_stale_staging(folder: Path) -> None:
+    """Staging folders a report killed outright left (``.report.<random>.partial``)."""
+    for entry in folder.iterdir():
+        if (entry.name.startswith(_STAGING_PREFIX) and entry.name.endswith(".partial")
+                and entry.is_dir()):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 def _write_text(path: Path, text: str) -> None:
     temp = path.with_name(f".{path.name}.tmp")
     temp.write_text(text, encoding="utf-8")
@@ -405,29 +420,43 @@ def write_report(result: EvaluationResult, folder: str | os.PathLike, *,
     names = [*REPORT_FILES, *figures]
     check_report_folder(folder, overwrite=overwrite, names=names)
     folder.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(folder)
     generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
-    _write_text(folder / "results.json",
-                json.dumps(_results_json(result, generated), indent=1, allow_nan=False) + "\n")
-    with open(folder / ".results.csv.tmp", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["protocol", "image", "column", "draw", "metric", "value", "unit"])
-        writer.writerows([*row, UNITS[row[4]]] for row in _results_rows(result))
-    os.replace(folder / ".results.csv.tmp", folder / "results.csv")
+    # Everything is written into a hidden staging folder, then moved into place (report.md
+    # last): an interrupted run leaves no half report, and a rerun is not refused for it.
+    staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, suffix=".partial", dir=folder))
+    try:
+        _write_text(staging / "results.json",
+                    json.dumps(_results_json(result, generated), indent=1, allow_nan=False)
+                    + "\n")
+        with open(staging / "results.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["protocol", "image", "column", "draw", "metric", "value", "unit"])
+            writer.writerows([*row, UNITS[row[4]]] for row in _results_rows(result))
 
-    document = _Document()
-    _write_header(document, result, generated, folder)
-    if result.full_reference is not None:
-        _write_full_reference(document, result, folder)
-    if result.no_reference is not None:
-        _write_no_reference(document, result, folder)
-    if result.speed:
-        _write_speed(document, result, folder, scatter)
-    _write_methods(document, result)
+        document = _Document()
+        _write_header(document, result, generated, folder)
+        if result.full_reference is not None:
+            _write_full_reference(document, result, staging)
+        if result.no_reference is not None:
+            _write_no_reference(document, result, staging)
+        if result.speed:
+            _write_speed(document, result, staging, scatter)
+        _write_methods(document, result)
 
-    _write_text(folder / "report.md", document.markdown())
-    _write_text(folder / "report.html",
-                document.html(folder, "sardespeckle evaluation"))
+        _write_text(staging / "report.md", document.markdown())
+        _write_text(staging / "report.html", document.html(staging, "sardespeckle evaluation"))
+        if overwrite:  # the figures of an earlier report that this one does not have
+            for old in folder.iterdir():
+                if (_FIGURE_NAME.fullmatch(old.name) and old.name not in figures
+                        and old.is_file()):
+                    old.unlink()
+        for name in [*figures, "results.json", "results.csv", "report.html", "report.md"]:
+            if (staging / name).exists():
+                os.replace(staging / name, folder / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return {
         "markdown": str(folder / "report.md"), "html": str(folder / "report.html"),
         "json": str(folder / "results.json"), "csv": str(folder / "results.csv"),

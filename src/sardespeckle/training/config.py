@@ -155,6 +155,10 @@ class TrainConfig:
             object.__setattr__(self, option, _integer(getattr(self, option), option, minimum))
         if self.seed >= 2**63:
             raise UsageError(f"expected seed as an integer in [0, 2**63), got {self.seed!r}")
+        if self.warmup_steps >= self.steps:
+            raise UsageError(f"expected warmup_steps (--warmup-steps) below steps ({self.steps}), "
+                             f"got {self.warmup_steps}: the learning rate would never reach its "
+                             "peak")
         if self.threads is not None:
             object.__setattr__(self, "threads", _integer(self.threads, "threads", 1))
         for option in ("looks", "learning_rate", "decay"):
