@@ -780,3 +780,19 @@ def test_a_folder_as_the_output_of_one_input_says_to_name_the_file(tmp_path, amp
     assert main(["run", str(amplitude_tif), "-o", str(tmp_path / "newdir") + "/", "-m", "lee",
                  "--looks", "1"]) == 2
     assert "got the folder" in capsys.readouterr().err and not (tmp_path / "newdir").exists()
+
+
+def test_preview_says_which_band_it_shows_and_bad_values_are_one_line(tmp_path, capsys):
+    path = tmp_path / "vvvh.tif"
+    bands = np.random.default_rng(4).exponential(1.0, (2, 24, 24)).astype(np.float32)
+    with rasterio.open(path, "w", driver="GTiff", width=24, height=24, count=2,
+                       dtype="float32") as dst:
+        dst.write(bands)
+        dst.set_band_description(1, "Intensity_VV")
+    assert main(["preview", str(path), "-o", str(tmp_path / "p.png")]) == 0
+    err = capsys.readouterr().err
+    assert "has 2 bands: its panel shows band 1" in err and "geotransform" not in err
+    with pytest.raises(SystemExit):
+        main(["run", str(path), "-o", str(tmp_path / "o.tif"), "--tile", "0"])
+    err = capsys.readouterr().err
+    assert "usage:" not in err and "argument --tile" in err and "hint: sardespeckle run --help" in err

@@ -256,3 +256,31 @@ def test_npy_outputs_carry_their_provenance_in_a_sidecar(tmp_path, capsys):
     assert json.loads(open(sidecar_path(other)).read())["tags"]["SARDESPECKLE_METHOD"] == "lee"
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "other.npy", "other.npy.json", "out.npy", "out.npy.json", "scene.npy"]
+
+
+def test_hints_name_only_options_the_command_has(tmp_path, capsys):
+    """simulate has neither --complex-layout nor --kind complex; a bool array is not
+    "complex data"; a peer's venv hint names the peer's package; a folder is called one."""
+    rng = np.random.default_rng(0)
+    slc = tmp_path / "slc.npy"
+    np.save(slc, (rng.standard_normal((16, 16)) + 1j).astype(np.complex64))
+    stack = tmp_path / "stack.npy"
+    np.save(stack, rng.exponential(1.0, (3, 16, 16)))
+    for path in (slc, stack):
+        assert main(["simulate", str(path), "-o", str(tmp_path / "s.npy"), "--looks", "1",
+                     "--seed", "0", "--kind", "amplitude"]) == 1
+        err = capsys.readouterr().err
+        assert "speckled already" in err and "--complex-layout" not in err
+        assert "--kind complex" not in err
+    flags = tmp_path / "flags.npy"
+    np.save(flags, rng.random((16, 16)) > 0.5)
+    assert main(["evaluate", "--references", str(flags), "--out", str(tmp_path / "e"),
+                 "--methods", "boxcar", "--peers", "none", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "got bool" in err and "complex" not in err.split("got bool")[1]
+    from sardespeckle.evaluation.peers import check_python
+
+    with pytest.raises(UsageError, match="pip install deepdespeckling"):
+        check_python(tmp_path / "none", peer="sar2sar")
+    assert main(["weights", str(tmp_path)]) == 1
+    assert f"got the folder {tmp_path}" in capsys.readouterr().err

@@ -861,9 +861,11 @@ def load_stack(
             source = open_source(path, kind=kind, nodata=nodata)
         except InvalidInputError as error:
             raise without_layout_hint(
-                error, "'references build' reads complex dates as complex-valued arrays "
-                "(a complex .npy, a complex GeoTIFF band), not as real/imaginary parts: combine "
-                "them first (numpy: parts[..., 0] + 1j * parts[..., 1])") from None
+                error, "'references build' reads one 2-D date per file: split a 3-D stack "
+                "into one file per date (numpy.save of stack[i]); complex dates are read as "
+                "complex-valued arrays (a complex .npy, a complex GeoTIFF band), not as "
+                "real/imaginary parts: combine them first (numpy: parts[..., 0] + 1j * "
+                "parts[..., 1])") from None
         with source:
             if shape is None:
                 shape = source.shape

@@ -36,10 +36,12 @@ KINDS = ("intensity", "amplitude", "db", "complex")
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with our usage-error format (one line + hint, exit 2)."""
+    """argparse with our usage-error format (one line + hint, exit 2; after the usage lines
+    when the arguments themselves are wrong: unknown, missing, too many)."""
 
     def error(self, message: str) -> None:  # pragma: no cover - exercised through main()
-        self.print_usage(sys.stderr)
+        if not message.startswith("argument "):  # a bad value names its option: enough
+            self.print_usage(sys.stderr)
         sys.stderr.write(f"sardespeckle: error: {message}\n  hint: {self.prog} --help\n")
         raise SystemExit(EXIT_USAGE)
 
@@ -570,7 +572,17 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from ..speckle import check_speckle_underflow, simulate_speckle
     from ..window import Window
 
-    with open_source(args.input, kind=args.kind) as source:
+    from ..errors import InvalidInputError
+    from ..io.base import without_layout_hint
+
+    try:
+        source = open_source(args.input, kind=args.kind)
+    except InvalidInputError as error:
+        raise without_layout_hint(
+            error, "simulate multiplies a clean, real image (intensity, amplitude or dB; "
+            "--kind) by speckle: complex data and real/imaginary parts are speckled already",
+            markers=("--complex-layout", "--kind complex")) from None
+    with source:
         kind = source.kind
         if kind == "complex":
             from ..errors import UsageError
@@ -620,6 +632,21 @@ def _layout_if_held(path: str, layout: str | None) -> str | None:
         return layout
 
 
+def _band_count(path: str) -> int:
+    """Bands of a GeoTIFF (1 for anything else, or a file rasterio cannot open)."""
+    if not path.lower().endswith((".tif", ".tiff")):
+        return 1
+    try:
+        import rasterio
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # not georeferenced: said by the reading, if at all
+            with rasterio.open(path) as dataset:
+                return dataset.count
+    except Exception:  # noqa: BLE001 - its reading error was reported already
+        return 1
+
+
 def _cmd_preview(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -646,6 +673,10 @@ def _cmd_preview(args: argparse.Namespace) -> int:
             if not np.any(np.isfinite(panel) & (panel > 0)):
                 sys.stderr.write(f"note: {path} has no valid pixel (all NaN, nodata or zero): "
                                  "its panel is drawn in the masked colour\n")
+    for path in args.inputs:
+        bands = _band_count(path)
+        if bands > 1 and args.complex_layout != "bands":
+            sys.stderr.write(f"note: {path} has {bands} bands: its panel shows band 1\n")
     if len({panel.shape for panel in panels}) > 1:
         sys.stderr.write("note: the panels differ in size ("
                          + ", ".join(f"{p.shape[0]}×{p.shape[1]}" for p in panels)

@@ -389,8 +389,10 @@ def check_python(python: str | os.PathLike, *, peer: str = "") -> str:
     """
     text = os.path.expanduser(os.fspath(python))
     label = f" for peer {peer!r}" if peer else ""
-    hint = ("; hint: python -m venv /tmp/mulog-venv && /tmp/mulog-venv/bin/pip install mulog, "
-            "then give /tmp/mulog-venv/bin/python")
+    package = PEERS[peer].distribution if peer in PEERS else "mulog"
+    venv = f"/tmp/{package}-venv"
+    hint = (f"; hint: python -m venv {venv} && {venv}/bin/pip install {package}, then give "
+            f"{venv}/bin/python")
     if not text:
         raise UsageError(f"expected a Python interpreter{label}, got an empty path{hint}")
     if os.sep not in text and not os.path.exists(text):

@@ -346,8 +346,9 @@ def _load_reference(path: str | os.PathLike, *, kind: str | None, name: str) -> 
     try:
         image = load_image(path, kind=kind, complex_layout=None, name=name)
     except InvalidInputError as error:
-        if "complex" in str(error):
-            raise complex_hint from None
+        if any(marker in str(error) for marker in ("complex_layout", "--complex-layout",
+                                                   "kind='complex'")):
+            raise complex_hint from None  # complex data or its parts: an SLC, speckled
         raise
     if image.kind == "complex":
         raise complex_hint

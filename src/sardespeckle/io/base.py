@@ -361,12 +361,13 @@ def temporary_path(path: str) -> str:
         return temp
 
 
-def without_layout_hint(error: Exception, advice: str) -> Exception:
+def without_layout_hint(error: Exception, advice: str,
+                        markers: tuple[str, ...] = ("--complex-layout",)) -> Exception:
     """``error`` again (same type) with its hint about ``--complex-layout`` (an option of the
-    commands that read real/imaginary parts) replaced by ``advice``, for the commands that
-    have no such option; any other error unchanged."""
+    commands that read real/imaginary parts; or another of ``markers``) replaced by
+    ``advice``, for the commands that have no such option; any other error unchanged."""
     text = str(error)
-    if "--complex-layout" not in text:
+    if not any(marker in text for marker in markers):
         return error
     return type(error)(f"{text.split(';')[0]}; {advice}")
 

@@ -442,9 +442,10 @@ def load_weights(
         if not path.is_file():
             known = ", ".join(sorted(REGISTRY)) or "none registered yet"
             hint = _run_folder_hint(path if path.is_dir() else path.parent)
+            got = f"the folder {path}" if path.is_dir() else repr(str(name_or_path))
             raise WeightsError(
                 f"expected a registered weights name ({known}) or an existing file, got "
-                f"{str(name_or_path)!r}{hint}"
+                f"{got}{hint}"
             )
 
     payload = _read(path)
