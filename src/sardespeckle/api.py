@@ -132,11 +132,12 @@ def despeckle(
     kind = _array_kind(data, kind)
     shares = negative_share(data, kind), overflow_share(data, kind)
     check_value_shares(*shares, kind)
-    for note in value_notes(*shares):
+    if any(shares):
         import warnings
 
-        warnings.warn(f"despeckle: {note}".replace("--kind db", "kind='db'"), UserWarning,
-                      stacklevel=2)
+        for note in value_notes(*shares):
+            warnings.warn(f"despeckle: {note}".replace("--kind db", "kind='db'"), UserWarning,
+                          stacklevel=2)
     intensity, valid = to_intensity(data, kind)
     if not valid.any():
         import warnings
@@ -389,7 +390,8 @@ def plan_run(
     """Decide looks, decorrelation, method, output kind, tile and provenance for ``source``.
 
     ``source`` is an opened :class:`sardespeckle.io.Source` (or any object with ``path``,
-    ``shape``, ``kind``, ``kind_reason``, ``read_intensity`` and ``read``); the arguments mean
+    ``shape``, ``kind``, ``kind_reason``, ``read_intensity``, ``read`` and ``value_shares``;
+    ``georef`` and ``nodata`` when it has them); the arguments mean
     what they mean for :func:`despeckle_file`. The method is built here, so that bad parameters
     and missing weights fail before any output exists.
     """

@@ -289,7 +289,7 @@ def to_intensity(
     valid : ndarray of bool
         False where the pixel is non-finite, equal to ``nodata``, of zero intensity, negative
         intensity or amplitude (callers refuse data mostly negative as dB:
-        :func:`check_negative_share`), or of an intensity beyond float32.
+        :func:`check_value_shares`), or of an intensity beyond float32.
 
     Raises
     ------
@@ -370,7 +370,7 @@ def negative_share(raw: np.ndarray, kind: str, *, nodata: float | None = None) -
 
     A few negative values are real in intensity data (calibrated σ⁰ after thermal-noise
     removal): :func:`to_intensity` masks them as nodata. Most values negative means dB:
-    :func:`check_negative_share` refuses that."""
+    :func:`check_value_shares` refuses that."""
     if kind not in ("intensity", "amplitude"):
         return 0.0
     values = np.asarray(raw)
