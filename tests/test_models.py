@@ -621,3 +621,14 @@ def test_weights_are_deserialised_once_until_the_file_changes(tmp_path, monkeypa
     second, meta_second = load_weights(path)
     assert len(calls) == 2 and meta_second["name"] == "second"
     assert not torch.equal(next(second.parameters()), next(again.parameters()))
+
+
+def test_weights_with_impossible_looks_are_refused(tmp_path, small_net: DnCNN) -> None:
+    path = tmp_path / "w.pt"
+    save_weights(small_net, path)
+    payload = torch.load(path, weights_only=True)
+    for looks in (-1, 0, float("nan"), "one"):
+        payload["meta"]["looks"] = looks
+        torch.save(payload, path)
+        with pytest.raises(WeightsError, match="expected looks .* a number > 0"):
+            load_weights(path)

@@ -496,6 +496,10 @@ def _check_gaussian_meta(meta: Mapping[str, Any]) -> None:
     domain = meta.get("domain")
     if domain is not None and domain not in DOMAINS:
         raise WeightsError(f"expected domain in {DOMAINS}, got {domain!r}")
+    looks = meta.get("looks")
+    if looks is not None and not (_is_number(looks) and 0 < looks < float("inf")):
+        raise WeightsError(f"expected looks (of the speckle the network removes) to be a "
+                           f"number > 0, got {looks!r}")
     noise_keys = [key for key in ("sigma_range", "trained_sigma", "span", "log_sigma_range")
                   if meta.get(key) is not None]
     if not noise_keys:
