@@ -10,6 +10,7 @@ the network removes a speckle-sized component, like a trained SAR-CNN. Narrow ne
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -539,3 +540,35 @@ def test_multilooked_input_draws_a_note_that_the_weights_know_one_look(tmp_path,
     with pytest.warns(UserWarning, match="trained for 1-look speckle and this input has 4 looks"):
         despeckle(reflectivity.astype(np.float32), method="sarcnn", looks=4, kind="intensity",
                   params=run_params(weights_file))
+
+
+def test_user_weights_folders_register_names(tmp_path, monkeypatch, capsys):
+    """SARDESPECKLE_WEIGHTS_PATH: each NAME.pt of its folders is a name like the shipped
+    ones, for run --weights, sardespeckle weights and the Python API; a shipped name is
+    never replaced and a file that is not weights is left out, both with a warning."""
+    monkeypatch.setattr(weights_module, "REGISTRY", dict(weights_module.REGISTRY))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    digest = save_weights(random_network(4, depth=5, features=8), mine / "lab-s1.pt",
+                          name="lab-s1", validation_psnr=21.5, training_data="our stacks")
+    save_weights(random_network(5, depth=5, features=8), mine / "sarcnn-s1-l1-v3.pt")
+    (mine / "notes.pt").write_text("not weights")
+    with pytest.warns(UserWarning) as caught:
+        names = weights_module.register_user_weights(
+            os.pathsep.join([str(mine), str(tmp_path / "missing")]))
+    messages = " | ".join(str(w.message) for w in caught)
+    assert names == ["lab-s1"]
+    assert "the name 'sarcnn-s1-l1-v3' is taken" in messages
+    assert "notes.pt left out" in messages and "missing is not a folder" in messages
+    entry = weights_module.REGISTRY["lab-s1"]
+    assert entry.sha256 == digest and entry.path == (mine / "lab-s1.pt").resolve()
+    assert entry.validation_psnr == 21.5 and entry.architecture.depth == 5
+    assert weights_module.REGISTRY["sarcnn-s1-l1-v3"].path.parent == weights_module.WEIGHTS_DIR
+    image = speckled((32, 32), seed=2)
+    by_name = despeckle(image, method="sarcnn", looks=1, kind="intensity",
+                        params={"weights": "lab-s1", "precision": "fp32"})
+    by_path = despeckle(image, method="sarcnn", looks=1, kind="intensity",
+                        params={"weights": str(mine / "lab-s1.pt"), "precision": "fp32"})
+    np.testing.assert_array_equal(by_name, by_path)
+    assert main(["weights", "lab-s1"]) == 0
+    assert "our stacks" in capsys.readouterr().out

@@ -680,3 +680,65 @@ def _shorten(items: list[str], limit: int = 4) -> str:
     shown = ", ".join(items[:limit])
     return f"[{shown}{f', … {len(items) - limit} more' if len(items) > limit else ''}]"
 
+
+
+#: Folders of the user's own weights (``os.pathsep``-separated): each ``NAME.pt`` in them is
+#: registered as ``NAME`` when this module is imported, so that ``--weights NAME`` and
+#: ``--denoiser NAME`` work like the shipped names.
+WEIGHTS_PATH_ENV = "SARDESPECKLE_WEIGHTS_PATH"
+
+
+def register_user_weights(folders: str | None = None) -> list[str]:
+    """Register every ``*.pt`` weights file of ``folders`` (default: the
+    :data:`WEIGHTS_PATH_ENV` environment variable) in :data:`REGISTRY` under its file name
+    without ``.pt``, with the identity its own meta gives (architecture, looks, domain, noise
+    range) and its current sha256. The first folder wins a name given twice; a shipped name is
+    never replaced; a file that is not sardespeckle weights is left out with a warning.
+    Returns the names registered."""
+    import warnings
+
+    text = os.environ.get(WEIGHTS_PATH_ENV, "") if folders is None else folders
+    registered: list[str] = []
+    for folder in filter(None, text.split(os.pathsep)):
+        folder_path = Path(folder).expanduser()
+        if not folder_path.is_dir():
+            warnings.warn(f"{WEIGHTS_PATH_ENV}: {folder} is not a folder; left out",
+                          UserWarning, stacklevel=2)
+            continue
+        for path in sorted(folder_path.glob("*.pt")):
+            name = path.stem
+            if name in REGISTRY:
+                if name not in registered:
+                    warnings.warn(f"{WEIGHTS_PATH_ENV}: {path} is not registered: the name "
+                                  f"{name!r} is taken (rename the file)", UserWarning,
+                                  stacklevel=2)
+                continue
+            try:
+                _, meta = _unpack(_read(path.resolve()), path)
+                _check_gaussian_meta(meta)
+                architecture = Architecture.from_dict(meta["architecture"])
+            except (WeightsError, InvalidInputError) as error:
+                warnings.warn(f"{WEIGHTS_PATH_ENV}: {path} left out: {error}", UserWarning,
+                              stacklevel=2)
+                continue
+            sigma_range = meta.get("sigma_range")
+            REGISTRY[name] = WeightsEntry(
+                name=name,
+                filename=str(path.resolve()),  # absolute: WEIGHTS_DIR / it is itself
+                sha256=sha256_file(path),
+                architecture=architecture,
+                looks=meta.get("looks", 1.0),
+                norm_min=meta.get("norm_min", LOG_AMPLITUDE_MIN),
+                norm_max=meta.get("norm_max", LOG_AMPLITUDE_MAX),
+                domain=meta.get("domain", "log-amplitude"),
+                training_data=str(meta.get("training_data", "")),
+                validation_psnr=meta.get("validation_psnr"),
+                description=f"{meta.get('description', '')} (user weights, {WEIGHTS_PATH_ENV})",
+                sigma_range=tuple(sigma_range) if sigma_range is not None else None,
+                trained_sigma=meta.get("trained_sigma"),
+            )
+            registered.append(name)
+    return registered
+
+
+register_user_weights()
