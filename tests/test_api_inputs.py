@@ -210,3 +210,14 @@ def test_the_package_lists_its_entry_points_and_ships_its_type_hints():
 
     assert {"despeckle", "despeckle_file"} <= set(dir(sardespeckle))
     assert (pathlib.Path(sardespeckle.__file__).parent / "py.typed").is_file()
+
+
+def test_masked_integer_arrays_are_amplitude_like_unmasked_ones():
+    counts = np.random.default_rng(2).integers(50, 3000, (24, 24)).astype(np.int16)
+    filled = counts.copy()
+    filled[:3] = -9999
+    masked = np.ma.masked_equal(filled, -9999)
+    got = despeckle(masked, method="lee", looks=1)  # no kind: integers are amplitude
+    expected = despeckle(np.where(np.arange(24)[:, None] < 3, np.nan, counts.astype(float)),
+                         method="lee", looks=1, kind="amplitude")
+    np.testing.assert_allclose(got, expected, rtol=1e-6)

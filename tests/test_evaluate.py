@@ -407,7 +407,12 @@ def test_a_report_is_written_whole_or_not_at_all(references, tmp_path, monkeypat
     write_report(result, out)  # not refused for a half report
     with pytest.raises(OutputExistsError):
         write_report(result, out)
-    write_report(result, out, overwrite=True)  # the earlier report's figure goes, mine stays
+    # an earlier report that showed crops_gone.png; crops_mine.png is the user's (not shown)
+    with open(out / "report.md", "a", encoding="utf-8") as handle:
+        handle.write("\n![old](crops_gone.png)\n")
+    (out / "crops_mine.png").write_bytes(b"my own figure")
+    write_report(result, out, overwrite=True)  # the earlier report's figure goes, mine stay
     names = sorted(path.name for path in out.iterdir())
-    assert "crops_gone.png" not in names and "notes.txt" in names and "report.md" in names
+    assert "crops_gone.png" not in names and "report.md" in names
+    assert "notes.txt" in names and "crops_mine.png" in names
     assert not [name for name in names if name.startswith(".")]

@@ -790,3 +790,33 @@ def test_files_that_are_not_npy_arrays_are_named_for_what_they_are(tmp_path):
         np.load(objects, allow_pickle=False)
     except ValueError as error:
         assert "holds Python objects (a pickle)" in str(npy_error(str(objects), error))
+
+
+def test_scaled_and_signed_bands_are_read_for_what_they_are(tmp_path):
+    """Scaled int16 I/Q is still refused as I/Q; a scaled complex band keeps its phase; two
+    int16 bands of dB values (one sign) are dB, not I/Q; values that do not fit the kind are
+    counted over the whole raster, not only its centre."""
+    rng = np.random.default_rng(1)
+    iq = np.round(rng.normal(size=(2, 40, 44)) * 300).astype(np.int16)
+    scaled_iq = make_geotiff(tmp_path / "iq.tif", iq)
+    with rasterio.open(scaled_iq, "r+") as dataset:
+        dataset.scales = (0.001, 0.001)
+    with pytest.raises(UnknownKindError, match="--complex-layout bands"):
+        open_source(scaled_iq)
+    slc = (rng.normal(size=(40, 44)) + 1j * rng.normal(size=(40, 44))).astype(np.complex64)
+    scaled_slc = make_geotiff(tmp_path / "slc.tif", slc * 300)
+    with rasterio.open(scaled_slc, "r+") as dataset:
+        dataset.scales = (0.001,)
+    with open_source(scaled_slc) as source:
+        assert source.kind == "complex"
+        np.testing.assert_allclose(source.read(Window.full(source.shape)), slc * 0.3, rtol=1e-5)
+    db_bands = make_geotiff(tmp_path / "db.tif", rng.integers(-25, 1, (2, 40, 44)).astype(np.int16))
+    with open_source(db_bands) as source:
+        assert source.kind == "db"
+    ring = np.sqrt(rng.exponential(1.0, (1100, 1100))).astype(np.float32)
+    ring[:60] = -ring[:60]  # 5 % negative, all outside the central 1024² window
+    path = tmp_path / "ring_amplitude.npy"
+    np.save(path, ring)
+    with open_source(path) as source:
+        negative, overflow = source.value_shares()
+    assert 0.02 < negative < 0.1 and overflow == 0.0

@@ -124,12 +124,14 @@ def despeckle(
         raise InvalidInputError(
             f"expected a 2-D array (rows, cols), got shape {data.shape}",
         )
-    if masked is not None and masked.any():
+    hidden = masked is not None and masked.any()
+    # the kind from the values that are not masked, in their own dtype (integers: amplitude)
+    kind = _array_kind(data, kind, exclude=masked if hidden else None)
+    if hidden:
         # A masked array's mask marks nodata whatever the hidden values are (rasterio's
         # read(masked=True) hides -9999 or 1e30 fills): blank them before anything reads them.
         data = data.astype(np.result_type(data.dtype, np.float32), copy=True)
         data[masked] = np.nan
-    kind = _array_kind(data, kind)
     shares = negative_share(data, kind), overflow_share(data, kind)
     check_value_shares(*shares, kind)
     if any(shares):
@@ -172,10 +174,12 @@ def despeckle(
     return from_intensity(out, np.isfinite(out), kind_out, nodata_out=np.nan)
 
 
-def _array_kind(data: np.ndarray, kind: str | None) -> str:
+def _array_kind(data: np.ndarray, kind: str | None, *, exclude: np.ndarray | None = None
+                ) -> str:
     """``kind`` checked, or when None detected from the array as for files
     (:func:`sardespeckle.io.kinds.detect_kind`: complex dtype, negative values, integer
-    dtype; real floating-point data without a kind are refused)."""
+    dtype; real floating-point data without a kind are refused), from the values not in
+    ``exclude`` (a mask of hidden fills)."""
     from .io.kinds import check_kind, detect_kind
 
     if kind is not None:
@@ -183,12 +187,14 @@ def _array_kind(data: np.ndarray, kind: str | None) -> str:
     if data.dtype.kind not in "iufc":
         raise InvalidInputError(f"expected numbers (intensity, amplitude, dB or complex), got "
                                 f"an array of {data.dtype.name}")
-    if data.dtype.kind == "f" and not np.any(data[np.isfinite(data)] < 0):
+    values = data if exclude is None else data[~exclude]
+    values = values[np.isfinite(values)]
+    if data.dtype.kind == "f" and not np.any(values < 0):
         raise UnknownKindError(
             "cannot tell amplitude from intensity in an array of real floating-point values: "
             "pass kind='intensity' or kind='amplitude' (or kind='db' for decibels)"
         )
-    detected, _ = detect_kind(dtype=data.dtype, hints=None, sample=data[np.isfinite(data)])
+    detected, _ = detect_kind(dtype=data.dtype, hints=None, sample=values)
     return detected
 
 

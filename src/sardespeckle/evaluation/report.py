@@ -275,6 +275,17 @@ _STAGING_PREFIX = ".report."
 _FIGURE_NAME = re.compile(r"(crops|ratio)_.+\.png|speed_quality\.png")
 
 
+def _figures_of(report: Path) -> set[str]:
+    """The figure files an earlier ``report.md`` shows (none when there is none): only these
+    are a report's own, other PNGs in the folder are the user's."""
+    try:
+        text = report.read_text(encoding="utf-8")
+    except OSError:
+        return set()
+    return {match.group(1) for match in re.finditer(r"\]\(([^)/\s]+\.png)\)", text)
+            if _FIGURE_NAME.fullmatch(match.group(1))}
+
+
 def _remove_stale_staging(folder: Path) -> None:
     """Staging folders a report killed outright left (``.report.<random>.partial``)."""
     for entry in folder.iterdir():
@@ -447,11 +458,10 @@ def write_report(result: EvaluationResult, folder: str | os.PathLike, *,
 
         _write_text(staging / "report.md", document.markdown())
         _write_text(staging / "report.html", document.html(staging, "sardespeckle evaluation"))
-        if overwrite:  # the figures of an earlier report that this one does not have
-            for old in folder.iterdir():
-                if (_FIGURE_NAME.fullmatch(old.name) and old.name not in figures
-                        and old.is_file()):
-                    old.unlink()
+        if overwrite:  # the figures of the earlier report that this one does not have
+            for name in _figures_of(folder / "report.md"):
+                if name not in figures and (folder / name).is_file():
+                    (folder / name).unlink()
         for name in [*figures, "results.json", "results.csv", "report.html", "report.md"]:
             if (staging / name).exists():
                 os.replace(staging / name, folder / name)

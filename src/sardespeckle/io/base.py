@@ -133,14 +133,20 @@ class Source:
         return intensity, valid
 
     def value_shares(self) -> tuple[float, float]:
-        """Shares of negative intensity or amplitude values and of intensities beyond float32
-        in the central window (at most 1024² pixels, where the looks are measured). Such
-        pixels are nodata (:func:`sardespeckle.io.kinds.to_intensity`); data where they are
-        common are refused (:func:`sardespeckle.io.kinds.check_value_shares`), with what
-        decided the kind."""
+        """Shares of negative intensity or amplitude values and of intensities beyond float32,
+        on a sample spread over the whole raster (all of it up to 1024² pixels, else 8 × 8
+        windows of 128² on a regular grid). Such pixels are nodata
+        (:func:`sardespeckle.io.kinds.to_intensity`); data where they are common are refused
+        (:func:`sardespeckle.io.kinds.check_value_shares`), with what decided the kind."""
         rows, cols = self.shape
-        height, width = min(rows, 1024), min(cols, 1024)
-        raw = self.read(Window((rows - height) // 2, (cols - width) // 2, height, width))
+        if rows * cols <= 1 << 20:
+            raw = self.read(Window.full(self.shape))
+        else:
+            height, width = min(rows, 128), min(cols, 128)
+            starts_r = np.linspace(0, rows - height, 8).round().astype(int)
+            starts_c = np.linspace(0, cols - width, 8).round().astype(int)
+            raw = np.concatenate([self.read(Window(int(r), int(c), height, width)).ravel()
+                                  for r in starts_r for c in starts_c])
         negative = negative_share(raw, self.kind, nodata=self.nodata)
         overflow = overflow_share(raw, self.kind, nodata=self.nodata)
         with self._kind_context():

@@ -238,10 +238,11 @@ class GeoTiffSource(Source):
                 nodata=self.nodata,
                 negative_hint=parts,
             )
-            if self.kind == "db" and self.dtype.kind == "i" and parts and (
-                    "negative" in self.kind_reason):
+            if (self.kind == "db" and raw_dtype.kind == "i" and parts
+                    and "negative" in self.kind_reason and _balanced_signs(sample())):
                 # signed integers beside a band like them, negative as often as not: the
                 # parts of an SLC (int16 I/Q) far more often than dB, which is rarely integer
+                # (scaled or not) and whose values mostly share one sign
                 raise UnknownKindError(
                     f"{path}: band {self.band} holds negative integers, which dB data rarely "
                     f"are; {parts}; if they are dB, pass --kind db"
@@ -313,7 +314,7 @@ class GeoTiffSource(Source):
         parts = [raw] if raw.ndim == 2 else list(raw)
         out = []
         for part, (scale, offset) in zip(parts, self._scaling):
-            value = part.astype(np.float64) * scale + offset
+            value = part.astype(np.result_type(part.dtype, np.float64)) * scale + offset
             if self.nodata is not None and not np.isnan(self.nodata):
                 value[part == self.nodata] = np.nan
             out.append(value)
@@ -364,6 +365,14 @@ def _tags_text(tags: dict[str, str]) -> str:
     return " ".join(
         f"{key}={value}" for key, value in tags.items() if not key.startswith("SARDESPECKLE_")
     )
+
+
+def _balanced_signs(sample: np.ndarray) -> bool:
+    """Whether the finite values of ``sample`` are negative as often as positive (between 30
+    and 70 % negative): the real or imaginary part of an SLC, not dB values."""
+    values = np.asarray(sample)
+    values = values[np.isfinite(values) & (values != 0)]
+    return bool(values.size) and 0.3 <= float(np.mean(values < 0)) <= 0.7
 
 
 def _combine(real: np.ndarray, imag: np.ndarray, dtype: np.dtype) -> np.ndarray:

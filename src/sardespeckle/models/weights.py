@@ -708,10 +708,11 @@ def register_user_weights(folders: str | None = None) -> list[str]:
         for path in sorted(folder_path.glob("*.pt")):
             name = path.stem
             if name in REGISTRY:
-                if name not in registered:
-                    warnings.warn(f"{WEIGHTS_PATH_ENV}: {path} is not registered: the name "
-                                  f"{name!r} is taken (rename the file)", UserWarning,
-                                  stacklevel=2)
+                taken = ("by an earlier folder" if name in registered
+                         else "by shipped weights")
+                warnings.warn(f"{WEIGHTS_PATH_ENV}: {path} is not registered: the name "
+                              f"{name!r} is taken {taken} (rename the file)", UserWarning,
+                              stacklevel=2)
                 continue
             try:
                 _, meta = _unpack(_read(path.resolve()), path)
