@@ -221,3 +221,17 @@ def test_masked_integer_arrays_are_amplitude_like_unmasked_ones():
     expected = despeckle(np.where(np.arange(24)[:, None] < 3, np.nan, counts.astype(float)),
                          method="lee", looks=1, kind="amplitude")
     np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_a_few_negative_values_do_not_decide_db():
+    """Mostly positive data with a few negative pixels may be σ⁰ after thermal-noise removal
+    or dB above 0: without a kind it is refused, saying both; mostly negative is dB."""
+    from sardespeckle.errors import UnknownKindError
+
+    values = np.random.default_rng(3).exponential(1.0, (20, 20))
+    values[:1] = -0.01  # 5 %
+    with pytest.raises(UnknownKindError, match="a few values are negative \\(5 %\\).*kind='db'"):
+        despeckle(values, method="boxcar", looks=1)
+    values[:4] = -0.01  # 20 %: dB
+    np.testing.assert_array_equal(despeckle(values, method="boxcar", looks=1),
+                                  despeckle(values, method="boxcar", looks=1, kind="db"))

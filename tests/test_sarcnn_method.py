@@ -553,6 +553,8 @@ def test_user_weights_folders_register_names(tmp_path, monkeypatch, capsys):
                           name="lab-s1", validation_psnr=21.5, training_data="our stacks")
     save_weights(random_network(5, depth=5, features=8), mine / "sarcnn-s1-l1-v3.pt")
     (mine / "notes.pt").write_text("not weights")
+    shipped_gaussian = weights_module.REGISTRY["dncnn-sar-s25"]
+    (mine / "lab-gauss.pt").write_bytes(shipped_gaussian.path.read_bytes())
     other = tmp_path / "other"
     other.mkdir()
     save_weights(random_network(6, depth=5, features=8), other / "lab-s1.pt")
@@ -560,7 +562,11 @@ def test_user_weights_folders_register_names(tmp_path, monkeypatch, capsys):
         names = weights_module.register_user_weights(
             os.pathsep.join([str(mine), str(tmp_path / "missing"), str(other)]))
     messages = " | ".join(str(w.message) for w in caught)
-    assert names == ["lab-s1"]
+    assert names == ["lab-gauss", "lab-s1"]
+    from sardespeckle.mulog.method import denoiser_weights_id
+
+    # MuLoG with user Gaussian weights records them like shipped ones
+    assert denoiser_weights_id("lab-gauss") == f"lab-gauss sha256:{shipped_gaussian.sha256[:16]}"
     assert "the name 'sarcnn-s1-l1-v3' is taken by shipped weights" in messages
     assert "other/lab-s1.pt is not registered: the name 'lab-s1' is taken by an earlier" in messages
     assert "notes.pt left out" in messages and "missing is not a folder" in messages

@@ -159,6 +159,11 @@ def declared_kind(hints: Mapping[str, str] | None) -> tuple[str, str] | None:
     return None
 
 
+#: Share of negative values from which they alone decide dB (:func:`detect_kind`, rule 3);
+#: fewer than that are ambiguous (a few negative σ⁰ pixels, or dB mostly above 0).
+DB_SIGN_SHARE = 0.1
+
+
 def detect_kind(
     *,
     dtype: np.dtype | str,
@@ -211,7 +216,8 @@ def detect_kind(
        ``amplitude`` / ``amp`` / ``magnitude`` gives ``"amplitude"``; ``intensity`` / ``int`` /
        ``power`` / ``sigma0`` / ``beta0`` / ``gamma0`` gives ``"intensity"``. Words are split on
        non-alphanumerics and camelCase; a hint naming both amplitude and intensity is skipped;
-    3. else any negative finite value in ``sample`` (nodata left out) gives ``"db"``;
+    3. else negative finite values in ``sample`` (nodata left out) give ``"db"`` when they are
+       at least :data:`DB_SIGN_SHARE` of it; fewer are ambiguous: :class:`UnknownKindError`;
     4. else an integer dtype gives ``"amplitude"`` (Sentinel-1 GRD digital numbers are amplitude);
     5. else :class:`InvalidInputError`: pass the kind explicitly.
     """
@@ -234,9 +240,18 @@ def detect_kind(
             keep = np.isfinite(values)
             if nodata is not None and not np.isnan(nodata):
                 keep &= values != nodata
-            if np.any(values[keep] < 0):
+            negative = float(np.mean(values[keep] < 0)) if np.any(keep) else 0.0
+            if negative >= DB_SIGN_SHARE:
                 reason = "negative values (only dB data can be negative)"
                 return "db", reason + (f"; {negative_hint}" if negative_hint else "")
+            if negative > 0:
+                where = f"{os.fspath(path)}: " if path is not None else ""
+                raise UnknownKindError(
+                    f"{where}a few values are negative ({100 * negative:.2g} %): dB data with "
+                    "mostly positive values, or intensity/amplitude with a few negative pixels "
+                    "(σ⁰ after thermal-noise removal; they become nodata)? pass kind='db' or "
+                    "kind='intensity' / kind='amplitude' (CLI --kind db, --kind intensity, "
+                    "--kind amplitude)")
     if dtype.kind in "iu":
         return "amplitude", (
             f"integer data type {dtype.name} (digital numbers such as Sentinel-1 GRD are amplitude)"

@@ -698,11 +698,12 @@ def register_user_weights(folders: str | None = None) -> list[str]:
     import warnings
 
     text = os.environ.get(WEIGHTS_PATH_ENV, "") if folders is None else folders
+    label = WEIGHTS_PATH_ENV if folders is None else "user weights"
     registered: list[str] = []
     for folder in filter(None, text.split(os.pathsep)):
         folder_path = Path(folder).expanduser()
         if not folder_path.is_dir():
-            warnings.warn(f"{WEIGHTS_PATH_ENV}: {folder} is not a folder; left out",
+            warnings.warn(f"{label}: {folder} is not a folder; left out",
                           UserWarning, stacklevel=2)
             continue
         for path in sorted(folder_path.glob("*.pt")):
@@ -710,7 +711,7 @@ def register_user_weights(folders: str | None = None) -> list[str]:
             if name in REGISTRY:
                 taken = ("by an earlier folder" if name in registered
                          else "by shipped weights")
-                warnings.warn(f"{WEIGHTS_PATH_ENV}: {path} is not registered: the name "
+                warnings.warn(f"{label}: {path} is not registered: the name "
                               f"{name!r} is taken {taken} (rename the file)", UserWarning,
                               stacklevel=2)
                 continue
@@ -719,7 +720,7 @@ def register_user_weights(folders: str | None = None) -> list[str]:
                 _check_gaussian_meta(meta)
                 architecture = Architecture.from_dict(meta["architecture"])
             except (WeightsError, InvalidInputError) as error:
-                warnings.warn(f"{WEIGHTS_PATH_ENV}: {path} left out: {error}", UserWarning,
+                warnings.warn(f"{label}: {path} left out: {error}", UserWarning,
                               stacklevel=2)
                 continue
             sigma_range = meta.get("sigma_range")

@@ -221,8 +221,9 @@ def denoiser_weights_id(denoiser) -> str | None:
 
     if isinstance(denoiser, str) and _is_weights_path(denoiser) and Path(denoiser).is_file():
         return f"{Path(denoiser).name} sha256:{sha256_file(denoiser)[:16]}"
-    if not isinstance(denoiser, str) or not denoiser.startswith("dncnn"):
-        return None
+    if not isinstance(denoiser, str) or not (denoiser.startswith("dncnn")
+                                             or _registered_gaussian(denoiser)):
+        return None  # BM3D, a callable (any registered Gaussian weights are named below)
     names = DENOISER_SETS.get(denoiser, (_WEIGHTS_OF.get(denoiser, denoiser),))
     return ", ".join(f"{name} sha256:{REGISTRY[name].sha256[:16]}" if name in REGISTRY else name
                      for name in names)
