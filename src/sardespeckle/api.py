@@ -341,12 +341,8 @@ IMPLAUSIBLE_LOOKS = 0.5
 
 
 def _has_valid_pixel(source) -> bool:
-    """Whether ``source`` holds at least one valid pixel: the central window first (where the
-    looks are measured), the whole raster in bands of rows only when that window has none."""
-    from .decorrelate import central_window
-
-    if source.read_intensity(central_window(source.shape))[1].any():
-        return True
+    """Whether ``source`` holds at least one valid pixel (read in bands of rows; asked only
+    when the looks could not be estimated on its central window)."""
     rows, cols = source.shape
     step = max(1, (1 << 22) // max(cols, 1))  # about 4 Mpx per read
     return any(source.read_intensity(Window(row, 0, min(step, rows - row), cols))[1].any()
@@ -408,12 +404,15 @@ def plan_run(
     if looks is None:
         if source.kind == "complex":
             looks_value, looks_source = 1.0, "complex input: single look"
-        elif not _has_valid_pixel(source):
-            # nothing to despeckle: the output is all nodata (a note says so), whatever L is
-            looks_value, looks_source = 1.0, "assumed: no valid pixel to estimate them from"
         else:
-            looks_value = estimate_source_looks(source)
-            looks_source = "estimated from the most homogeneous windows"
+            try:
+                looks_value = estimate_source_looks(source)
+                looks_source = "estimated from the most homogeneous windows"
+            except InvalidInputError:
+                if _has_valid_pixel(source):
+                    raise
+                # nothing to despeckle: the output is all nodata (a note says so), whatever L is
+                looks_value, looks_source = 1.0, "assumed: no valid pixel to estimate them from"
     else:
         looks_value, looks_source = _check_looks(looks), "given"
     defaults = get_method(method).defaults

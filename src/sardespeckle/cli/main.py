@@ -633,18 +633,12 @@ def _layout_if_held(path: str, layout: str | None) -> str | None:
 
 
 def _band_count(path: str) -> int:
-    """Bands of a GeoTIFF (1 for anything else, or a file rasterio cannot open)."""
+    """Bands of a GeoTIFF (1 for anything else; its panel was read, so it is readable)."""
     if not path.lower().endswith((".tif", ".tiff")):
         return 1
-    try:
-        import rasterio
+    from ..io.geotiff import read_header
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # not georeferenced: said by the reading, if at all
-            with rasterio.open(path) as dataset:
-                return dataset.count
-    except Exception:  # noqa: BLE001 - its reading error was reported already
-        return 1
+    return read_header(path).count
 
 
 def _cmd_preview(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ rasterio is imported inside the functions, so that importing :mod:`sardespeckle.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -228,7 +229,8 @@ class GeoTiffSource(Source):
         else:
             sample = None
             if self.dtype.kind != "c":
-                sample = lambda: self.read_decimated(SAMPLE_SIZE)  # noqa: E731 - read only if needed
+                # read only if needed, and once (the kind and the I/Q test below share it)
+                sample = functools.cache(lambda: self.read_decimated(SAMPLE_SIZE))
             parts = self._parts_hint(dataset)
             self.kind, self.kind_reason = detect_kind(
                 dtype=self.dtype,
