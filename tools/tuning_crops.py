@@ -9,9 +9,16 @@ to the methods), PSNR on amplitude (the paper's definition,
 * ``train``: six 256² crops of the training references ``runs/references/{lely,marais2}_train_intensity.npy``
   (made by ``sardespeckle references build`` from the ``shared/data/sar/timeseries`` series, see
   ``training_runs/sarcnn-s1-l1/README.md``), at fixed relative positions;
-* ``unseen``: four 256 × 128 crops of marais2 columns 256:384, the temporal mean of the 11
-  dates of the series: a strip no training run used (training starts at column 384) and that is
-  not the validation references (columns 0:256).
+* ``unseen``: four 256 × 128 crops of marais2 columns 256:384 (rows 0:1008), the temporal
+  mean of the 11 dates of the series: a strip no training run used (training starts at column
+  384) and that is not the validation references (columns 0:256).
+
+The series' last 16 rows and columns are not scene: the unknown despeckler that made them left
+border artefacts there (a saturated row, zero rows, alternating dark and bright lines; see
+``SERIES_BORDER``). Until 2026-11-27 the fourth unseen crop was rows 768:1024 and held the
+bottom ones (a 2-row line at the 8-bit ceiling): every ``unseen`` number quoted before then
+includes them, and ``--with-border`` reproduces those crops. They cost SAR-CNN about 1 dB on that
+crop against MuLoG (SAR-CNN dims the thin saturated line), so they understated its lead.
 
 Both groups come from the clipped 8-bit series: their brightest pixels are capped (marais2 at
 1.18 × its 99th percentile). ``--set unclipped`` uses instead four crops whose bright targets are
@@ -52,6 +59,7 @@ from sardespeckle.metrics import psnr_amplitude
 
 ROOT = Path(__file__).resolve().parents[1]
 MARAIS2_THRESHOLD = 168.49  # amplitude of grey level 255 (shared/data/README.md)
+SERIES_BORDER = 16  # last rows and columns of the timeseries PNGs holding border artefacts
 
 
 UNCLIPPED_SITES = ("lely", "limagne", "marais1", "ramb")
@@ -65,8 +73,9 @@ def unclipped_crops(shared: Path) -> list[tuple[str, np.ndarray]]:
             for site in UNCLIPPED_SITES]
 
 
-def tuning_crops(shared: Path) -> list[tuple[str, np.ndarray]]:
-    """``(group, intensity)`` for the ten crops."""
+def tuning_crops(shared: Path, *, with_border: bool = False) -> list[tuple[str, np.ndarray]]:
+    """``(group, intensity)`` for the ten crops (``with_border``: the fourth unseen crop as it
+    was until 2026-11-27, rows 768:1024 with the series' bottom border artefacts)."""
     crops = []
     for site in ("lely", "marais2"):
         reference = np.load(ROOT / "runs" / "references" / f"{site}_train_intensity.npy")
@@ -78,7 +87,8 @@ def tuning_crops(shared: Path) -> list[tuple[str, np.ndarray]]:
              for d in range(20, 31)]
     amplitude = np.stack(dates).astype(np.float64) / 255 * MARAIS2_THRESHOLD
     strip = np.mean(amplitude ** 2, axis=0)
-    for r in (0, 256, 512, 768):
+    last = strip.shape[0] - (0 if with_border else SERIES_BORDER) - 256
+    for r in (0, 256, 512, last):
         crops.append(("unseen", np.maximum(strip[r:r + 256], 1e-3)))
     return crops
 
@@ -152,13 +162,17 @@ def main() -> None:
     parser.add_argument("--looks", type=float, default=1.0,
                         help="looks of the simulated speckle (default 1; Gamma draws), also "
                              "given to the methods")
+    parser.add_argument("--with-border", action="store_true",
+                        help="the fourth unseen crop as before 2026-11-27 (rows 768:1024, with "
+                             "the series' bottom border artefacts), to reproduce older numbers")
     parser.add_argument("--draws", type=int, default=1,
                         help="speckle draws per crop (default 1; the first is always the same)")
     args = parser.parse_args()
     if args.draws < 1:
         parser.error(f"--draws must be at least 1, got {args.draws}")
 
-    crops = tuning_crops(args.shared) if args.set == "clipped" else unclipped_crops(args.shared)
+    crops = (tuning_crops(args.shared, with_border=args.with_border) if args.set == "clipped"
+             else unclipped_crops(args.shared))
     rng = np.random.default_rng(7)
     noisy = [[clean * rng.gamma(args.looks, 1.0 / args.looks, clean.shape) for _, clean in crops]
              for _ in range(args.draws)]
