@@ -632,7 +632,9 @@ def test_info_describes_a_file_whose_kind_is_unknown(tmp_path, speckled_scene, c
     src = write_tif(tmp_path / "plain.tif", speckled_scene.astype(np.float32), description=None)
     assert main(["info", str(src), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["kind"] == "unknown" and "pass --kind" in info["kind_reason"]
+    # the reason is the reader's own: why the kind is unknown and what to pass
+    assert info["kind"] == "unknown" and "cannot tell amplitude from intensity" in info["kind_reason"]
+    assert "--kind amplitude" in info["kind_reason"]
     assert info["crs"] == "EPSG:32631" and info["rows"] == speckled_scene.shape[0]
     assert info["estimated_looks"] is None and "unavailable" in info["estimated_looks_note"]
     assert info["nodata"] is None  # the file has none

@@ -116,13 +116,20 @@ def despeckle(
     from .decorrelate import (central_window, check_whitening_input, estimate_whitening_filter,
                               resolve_decorrelation)
     from .io.kinds import (check_value_shares, from_intensity, negative_share, overflow_share,
-                           to_intensity, value_notes)
+                           phase_problem, to_intensity, value_notes)
 
     masked = np.ma.getmaskarray(data) if np.ma.isMaskedArray(data) else None
     data = np.asarray(np.ma.getdata(data))
     if data.ndim != 2:
+        several = ((data.ndim == 4 and data.shape[2] == data.shape[3] and 2 <= data.shape[2] <= 4)
+                   or (data.ndim == 3 and np.iscomplexobj(data)
+                       and (2 <= data.shape[2] <= 4 or 2 <= data.shape[0] <= 4)))
         raise InvalidInputError(
-            f"expected a 2-D array (rows, cols), got shape {data.shape}",
+            f"expected a 2-D array (rows, cols), got shape {data.shape}"
+            + ("; several channels (dual-pol, InSAR, PolSAR) are despeckled together by "
+               "sardespeckle.mulog.mulog_covariance on their covariance field (rows, cols, D, D): "
+               "sardespeckle.covariance.covariance_from_channels(channels) makes it from "
+               "complex channels (rows, cols, D)" if several else ""),
         )
     hidden = masked is not None and masked.any()
     # the kind from the values that are not masked, in their own dtype (integers: amplitude)
@@ -132,6 +139,9 @@ def despeckle(
         # read(masked=True) hides -9999 or 1e30 fills): blank them before anything reads them.
         data = data.astype(np.result_type(data.dtype, np.float32), copy=True)
         data[masked] = np.nan
+    problem = phase_problem(data, kind)
+    if problem is not None:
+        raise InvalidInputError(f"{problem}; pass the magnitudes (numpy.abs) with their kind")
     shares = negative_share(data, kind), overflow_share(data, kind)
     check_value_shares(*shares, kind)
     if any(shares):
@@ -336,6 +346,8 @@ def _output_notes(source, output: str, kind_out: str) -> list[str]:
     return notes
 
 
+#: Given looks for complex (SLC) input beyond this factor of 1 are noted (SLC is single look).
+SLC_LOOKS_TOLERANCE = 1.2
 #: Estimated looks below this are noted as implausible (a wrong kind most often).
 IMPLAUSIBLE_LOOKS = 0.5
 
@@ -448,6 +460,12 @@ def plan_run(
         tags["SARDESPECKLE_WEIGHTS"] = built.weights
     report.notes.extend(value_notes(*shares))
     report.notes.extend(_output_notes(source, str(output), kind_out))
+    if (source.kind == "complex" and looks_source == "given"
+            and not 1 / SLC_LOOKS_TOLERANCE <= looks_value <= SLC_LOOKS_TOLERANCE):
+        report.notes.append(
+            f"complex (SLC) input has single-look speckle, run here as {looks_value:g} looks: "
+            "the method expects other statistics (MuLoG's estimate comes out darker with more "
+            "looks than the data have); leave --looks out for SLC input")
     if looks_source.startswith("estimated") and looks_value < IMPLAUSIBLE_LOOKS:
         report.notes.append(
             f"{looks_value:.3g} looks is implausible for speckle (single-look data measure "

@@ -56,8 +56,23 @@ def covariance_from_channels(channels: np.ndarray) -> np.ndarray:
     if not np.iscomplexobj(channels):
         raise InvalidInputError(f"expected complex channels (single-look complex data), got "
                                 f"{channels.dtype}; a covariance needs the phases; {_GRD_HINT}")
+    problem = _phase_problem(channels)
+    if problem is not None:
+        raise InvalidInputError(f"every channel: {problem}; a covariance needs their phases")
     k = channels.astype(np.complex128)
     return k[..., :, None] * np.conj(k[..., None, :])
+
+
+def _phase_problem(channels: np.ndarray) -> str | None:
+    """:func:`sardespeckle.io.kinds.phase_problem` when it holds for every channel of
+    ``(rows, cols, D)``, else None. One channel without phase is normal (an interferometric pair
+    stored as the master's amplitude and the slave times the interferometric phase: only
+    relative phases count); all of them means amplitudes stored as complex numbers."""
+    from .io.kinds import phase_problem
+
+    problems = [phase_problem(channels[..., index], "complex")
+                for index in range(channels.shape[-1])]
+    return problems[0] if all(problem is not None for problem in problems) else None
 
 
 def _load_npy(path: str) -> np.ndarray:
@@ -146,7 +161,7 @@ def _read_multiband_channels(path: str) -> tuple[np.ndarray, object]:
             source.close()
     like.close()
     channels = np.stack(channels, axis=-1)
-    _check_distinct_content(channels, [f"{path} band {band}" if layout is None
+    _check_channels(channels, [f"{path} band {band}" if layout is None
                                        else f"{path} bands {band}-{band + 1}" for band in starts])
     return channels, like
 
@@ -279,7 +294,7 @@ def read_covariance_input(paths) -> tuple[np.ndarray, object | None, bool]:
             return field, None, False
         if array.ndim == 3:
             if 2 <= array.shape[-1] <= 4:
-                _check_distinct_content(array, [f"{paths[0]}[..., {index}]"
+                _check_channels(array, [f"{paths[0]}[..., {index}]"
                                                 for index in range(array.shape[-1])])
             field = covariance_from_channels(np.asarray(array))
             _check_field(field, paths[0])
@@ -307,7 +322,7 @@ def read_covariance_input(paths) -> tuple[np.ndarray, object | None, bool]:
     if like is not None:
         like.close()
     channels = np.stack(channels, axis=-1)
-    _check_distinct_content(channels, paths)
+    _check_channels(channels, paths)
     field = covariance_from_channels(channels)
     _check_field(field, paths[0], channel_files=[str(path) for path in paths])
     return field, like, True
@@ -333,11 +348,17 @@ def _check_distinct_channels(paths: list[str]) -> None:
 SAME_IMAGE_COHERENCE = 0.9999
 
 
-def _check_distinct_content(channels: np.ndarray, names: list[str]) -> None:
-    """UsageError when two channels of ``(rows, cols, D)`` hold the same pixels, or the same
-    pixels up to a constant factor (whole-image coherence above :data:`SAME_IMAGE_COHERENCE`:
-    a copy of one file under another name, rescaled or saved at another precision): the path
-    check of :func:`_check_distinct_channels` cannot see it."""
+def _check_channels(channels: np.ndarray, names: list[str]) -> None:
+    """InvalidInputError for complex channels of ``(rows, cols, D)`` none of which has a phase
+    (an imaginary part of zero everywhere: :func:`_phase_problem`); UsageError
+    when two channels hold the same pixels, or the same pixels up to a constant factor
+    (whole-image coherence above :data:`SAME_IMAGE_COHERENCE`: a copy of one file under another
+    name, rescaled or saved at another precision): the path check of
+    :func:`_check_distinct_channels` cannot see it."""
+    problem = _phase_problem(channels)
+    if problem is not None:
+        raise InvalidInputError(f"{', '.join(names)}: in every channel, {problem}; a "
+                                "covariance needs their phases")
     for first in range(channels.shape[-1]):
         for again in range(first + 1, channels.shape[-1]):
             a, b = channels[..., first], channels[..., again]
@@ -446,8 +467,9 @@ def despeckled_input_notes(paths) -> list[str]:
 
 
 def _check_field(field: np.ndarray, where: str, channel_files: list[str] | None = None) -> None:
-    """Refuse a field too small for MuLoG, with negative diagonal intensities, or with a dead
-    channel (named by its own file when the channels came from ``channel_files``)."""
+    """Refuse a field too small for MuLoG, with negative diagonal intensities, with a dead
+    channel (named by its own file when the channels came from ``channel_files``), or not made
+    of covariance matrices (coherence above 1: :func:`sardespeckle.mulog.matrix.check_coherence`)."""
     if min(field.shape[:2]) < 16:
         transposed = field.shape[0] == field.shape[1] <= 4 and min(field.shape[2:]) >= 16
         raise InvalidInputError(
@@ -465,6 +487,12 @@ def _check_field(field: np.ndarray, where: str, channel_files: list[str] | None 
             raise InvalidInputError(
                 f"{own}: channel {k + 1} (C{k + 1}{k + 1}) has no positive intensity (zero "
                 "or missing everywhere): a dead or empty channel; leave it out")
+    from .mulog.matrix import check_coherence
+
+    try:
+        check_coherence(field)
+    except InvalidInputError as error:
+        raise InvalidInputError(f"{where}: {error}") from None
 
 
 def nodata_mask(field: np.ndarray) -> np.ndarray:
@@ -735,17 +763,20 @@ DECORRELATE_CHOICES = ("auto", "none", "subsample")
 
 
 def choose_covariance_decorrelation(field: np.ndarray, invalid: np.ndarray,
-                                    looks: float) -> tuple[str, str]:
+                                    looks: float, *, from_channels: bool = False
+                                    ) -> tuple[str, str]:
     """``("subsample" | "none", reason)`` for a covariance field, as ``run`` decides for one
     image (:func:`sardespeckle.decorrelate.choose_decorrelation`): a single-look field whose
     speckle is spatially correlated (the worst lag-1 correlation of its diagonal channels'
     log-intensity, on the most homogeneous windows of the central 1024² pixels, above
     :data:`~sardespeckle.decorrelate.CORRELATION_THRESHOLD`) is subsampled. Whitening, which
-    keeps the resolution of single-channel SLC input, is not offered for covariance fields."""
+    keeps the resolution of single-channel SLC input, is not offered for covariance fields.
+    A field built ``from_channels`` (complex SLC channels) has single-look speckle whatever
+    ``looks`` says: its correlation is measured even when more looks are given."""
     from .decorrelate import (SINGLE_LOOK_MAX, central_window, choose_decorrelation,
                               estimate_speckle_correlation)
 
-    if looks > SINGLE_LOOK_MAX:
+    if looks > SINGLE_LOOK_MAX and not from_channels:
         return choose_decorrelation("intensity", looks, None)
     window = central_window(field.shape[:2])
     part, usable = field[window.slices], ~invalid[window.slices]
@@ -758,7 +789,7 @@ def choose_covariance_decorrelation(field: np.ndarray, invalid: np.ndarray,
             continue
         if worst is None or max(measured) > max(worst):
             worst = measured
-    return choose_decorrelation("intensity", looks, worst)
+    return choose_decorrelation("intensity", 1.0 if from_channels else looks, worst)
 
 
 #: Given looks above this multiple of the measured ones draw a note: MuLoG's log-domain
@@ -890,7 +921,8 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
     prepared = prepare_mulog_denoiser(denoiser, looks=looks, precision=precision, lam=lam,
                                       device=device)
     if decorrelate == "auto":
-        decorrelate, reason = choose_covariance_decorrelation(field, invalid, looks)
+        decorrelate, reason = choose_covariance_decorrelation(field, invalid, looks,
+                                                              from_channels=single_look)
     else:
         reason = "given"
     field_in = field

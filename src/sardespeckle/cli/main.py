@@ -539,15 +539,16 @@ def _cmd_info(args: argparse.Namespace) -> int:
         unknown = None
     except UnknownKindError as error:
         # Still describe the file (size, georeferencing, bands): only the kind is unknown.
-        source = open_source(args.input, kind="intensity", complex_layout=args.complex_layout,
-                             band=args.band)
+        with warnings.catch_warnings():  # what the error says, not a warning about the stand-in
+            warnings.simplefilter("ignore", UserWarning)
+            source = open_source(args.input, kind="intensity",
+                                 complex_layout=args.complex_layout, band=args.band)
         unknown = error
     with source:
         info = dict(source.info())
         if unknown is not None:
             info["kind"] = "unknown"
-            info["kind_reason"] = ("nothing says amplitude or intensity (band description, tags, "
-                                   "file name); pass --kind to the commands that read it")
+            info["kind_reason"] = str(unknown)
             info["estimated_looks"] = None
             info["estimated_looks_note"] = "unavailable: the kind is unknown (pass --kind)"
         else:

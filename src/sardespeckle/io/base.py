@@ -21,7 +21,7 @@ import numpy as np
 
 from sardespeckle.errors import InvalidInputError, OutputExistsError, OutputFileError, UsageError
 from sardespeckle.io.kinds import (check_value_shares, from_intensity, negative_share,
-                                   overflow_share, to_intensity)
+                                   overflow_share, phase_problem, to_intensity)
 from sardespeckle.window import Window
 
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
@@ -147,6 +147,11 @@ class Source:
             starts_c = np.linspace(0, cols - width, 8).round().astype(int)
             raw = np.concatenate([self.read(Window(int(r), int(c), height, width)).ravel()
                                   for r in starts_r for c in starts_c])
+        problem = phase_problem(raw, self.kind, nodata=self.nodata)
+        if problem is not None:
+            raise InvalidInputError(
+                f"{self.path}: {problem}; store the values as a real band and give their kind "
+                "(CLI --kind amplitude or --kind intensity)")
         negative = negative_share(raw, self.kind, nodata=self.nodata)
         overflow = overflow_share(raw, self.kind, nodata=self.nodata)
         with self._kind_context():

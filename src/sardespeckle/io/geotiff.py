@@ -19,6 +19,9 @@ from sardespeckle.io.kinds import (
     check_kind,
     declared_kind,
     detect_kind,
+    iq_pairs,
+    iq_part,
+    iq_reorder_hint,
     kind_from_text,
     matrix_element,
 )
@@ -212,6 +215,7 @@ class GeoTiffSource(Source):
                         "imaginary part of an SLC; --complex-layout bands pairs two bands as "
                         "real and imaginary parts: leave it out (--band N picks one image)"
                     )
+        self._check_iq_bands(path, dataset, given_kind=kind)
         self.tags = dataset.tags()
         self._band_tags = dataset.tags(self.band)
         self.georef = georef_of(dataset)
@@ -269,6 +273,44 @@ class GeoTiffSource(Source):
                     f"field with 'sardespeckle covariance {path}'"
                     + (f", or pick a diagonal band, an intensity: --band {diagonal}"
                        if diagonal else ""))
+
+    def _check_iq_bands(self, path, dataset, *, given_kind) -> None:
+        """Bands whose descriptions name the real and imaginary parts of an SLC channel
+        (SNAP's ``i_VV``, ``q_VV``; :func:`~sardespeckle.io.kinds.iq_part`): with
+        ``complex_layout="bands"`` the two bands read must be one channel's parts, real first
+        (UsageError otherwise); without it such a band is not an image: UnknownKindError
+        when no kind is given, a warning when one is."""
+        descriptions = list(dataset.descriptions)
+        if self.complex_layout == "bands":
+            first, second = (iq_part(descriptions[b - 1]) for b in (self.band, self.band + 1))
+            if first is None and second is None:
+                return
+            if first is not None and second is not None and (first[0], second[0]) == (
+                    "re", "im") and first[1] == second[1]:
+                return
+            shown = ", ".join(f"{b} {descriptions[b - 1]!r}" for b in (self.band, self.band + 1))
+            reorder = iq_reorder_hint(descriptions)
+            raise UsageError(
+                f"{path}: bands {shown} are not the real and imaginary parts of one SLC "
+                "channel, real first, as their descriptions say; (real, imaginary) pairs are "
+                "read from adjacent bands" + (f": {reorder}" if reorder else ""))
+        found = iq_part(self.description)
+        if found is None or self.dtype.kind == "c":
+            return
+        what = (f"band {self.band} of {path} is described as {self.description!r}, the "
+                f"{'real' if found[0] == 're' else 'imaginary'} part of an SLC channel")
+        real, imaginary = iq_pairs(descriptions).get(found[1], (None, None))
+        if real is not None and imaginary == real + 1:
+            advice = (f"pass --complex-layout bands --band {real} (Python: "
+                      f"complex_layout='bands', band={real})")
+        else:
+            reorder = iq_reorder_hint(descriptions)
+            advice = ("its parts are read as a pair from adjacent bands, real first"
+                      + (f": {reorder}" if reorder else ""))
+        if given_kind is None:
+            raise UnknownKindError(f"{what}, not an image: {advice}")
+        warnings.warn(f"{what}; read as {given_kind} as asked ({advice})", UserWarning,
+                      stacklevel=3)
 
     def _parts_hint(self, dataset) -> str | None:
         """For a band of real numbers beside another of the same type: they may be the real

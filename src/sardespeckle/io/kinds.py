@@ -148,6 +148,61 @@ def kind_from_text(text: str) -> str | None:
     return None
 
 
+_IQ_PART = re.compile(r"^\s*(i|q|re|real|im|imag|imaginary)(?:\s*[_ ]\s*(\S.*?))?\s*$",
+                      re.IGNORECASE)
+
+
+def iq_part(description) -> tuple[str, str] | None:
+    """``(part, channel)`` of a band description naming the real (``"re"``) or imaginary
+    (``"im"``) part of an SLC channel, else None: SNAP's ``i_VV`` / ``q_VV`` (also with a
+    suffix, ``i_VV_slv1_12Jan2020``), ``real`` / ``imag``, ``Re_HH`` / ``Im_HH``. ``channel`` is
+    the rest of the name, lower-cased (``"vv"``; ``""`` for a bare ``I``, ``real``...), what the
+    two parts of one channel share. Matrix element names (``Im C12``) are not SLC parts.
+
+    >>> iq_part("i_VV"), iq_part("q_VV_slv1_12Jan2020"), iq_part("Imaginary")
+    (('re', 'vv'), ('im', 'vv_slv1_12jan2020'), ('im', ''))
+    >>> iq_part("Intensity_VV"), iq_part("Im C12"), iq_part(None)
+    (None, None, None)
+    """
+    if not description or matrix_element(description) is not None:
+        return None
+    match = _IQ_PART.match(str(description))
+    if match is None:
+        return None
+    word, channel = match.groups()
+    part = "re" if word.lower() in ("i", "re", "real") else "im"
+    return part, (channel or "").lower()
+
+
+def iq_pairs(descriptions) -> dict[str, tuple[int | None, int | None]]:
+    """``{channel: (real band, imaginary band)}`` (1-based; None for a missing part) of the
+    bands whose descriptions name SLC parts (:func:`iq_part`)."""
+    pairs: dict[str, list[int | None]] = {}
+    for band, description in enumerate(descriptions, 1):
+        found = iq_part(description)
+        if found is not None:
+            slot = pairs.setdefault(found[1], [None, None])
+            slot[0 if found[0] == "re" else 1] = slot[0 if found[0] == "re" else 1] or band
+    return {channel: (slot[0], slot[1]) for channel, slot in pairs.items()}
+
+
+def iq_reorder_hint(descriptions) -> str:
+    """Where the (real, imaginary) band pairs of SLC channels start, when each real band is
+    right before its imaginary band (what ``--complex-layout bands`` and ``covariance`` read),
+    else a ``gdal_translate`` command that puts them so; ``""`` when some part has no
+    partner."""
+    pairs = iq_pairs(descriptions)
+    if not pairs or any(None in pair for pair in pairs.values()):
+        return ""
+    if all(imaginary == real + 1 for real, imaginary in pairs.values()):
+        starts = sorted(real for real, _ in pairs.values())
+        return (f"the pairs start at band{'s' if len(starts) > 1 else ''} "
+                + ", ".join(str(band) for band in starts) + f" (--band {starts[0]})")
+    order = [band for pair in pairs.values() for band in pair]
+    return ("gdal_translate " + " ".join(f"-b {band}" for band in order)
+            + " in.tif pairs.tif puts each channel's real band before its imaginary band")
+
+
 def declared_kind(hints: Mapping[str, str] | None) -> tuple[str, str] | None:
     """``(kind, reason)`` from the first metadata hint that names exactly one kind (see
     :func:`detect_kind`, rule 2, without the file name), else ``None``."""
@@ -417,6 +472,25 @@ def overflow_share(raw: np.ndarray, kind: str, *, nodata: float | None = None) -
         else:
             intensity = kept
     return float(np.count_nonzero(~(intensity <= _FLOAT32_MAX))) / count
+
+
+def phase_problem(raw: np.ndarray, kind: str, *, nodata: float | None = None) -> str | None:
+    """What is wrong with complex ``raw`` whose values all lie on the real axis (an imaginary
+    part of zero at every finite, non-nodata, non-zero pixel): real numbers stored as complex, an
+    amplitude or intensity without its phase, not a single-look complex image. None when some
+    value has an imaginary part, for other kinds, and when no pixel is usable.
+
+    Despeckled as SLC, such an image is mistreated: its "spectrum" is that of an amplitude
+    image, and whitening it (``decorrelate="auto"`` on complex input) adds texture."""
+    values = np.asarray(raw)
+    if kind != "complex" or values.dtype.kind != "c":
+        return None
+    keep = np.isfinite(values) & ~_nodata_mask(values, nodata) & (values != 0)
+    if not keep.any() or np.any(values.imag[keep] != 0):
+        return None
+    return (f"expected single-look complex values, got an imaginary part of zero at every one "
+            f"of the {np.count_nonzero(keep)} non-zero values read: real numbers stored as "
+            "complex (an amplitude or intensity without its phase), not an SLC")
 
 
 #: Share of intensities beyond float32 above which the data are refused (wrong kind or scale).

@@ -67,6 +67,28 @@ def _read_header(path: str) -> tuple[tuple[int, ...], np.dtype]:
     return tuple(shape), np.dtype(dtype)
 
 
+def _channel_stack_advice(path: str, shape: tuple[int, ...], dtype: np.dtype) -> str:
+    """For a ``.npy`` of several images that ``sardespeckle covariance`` reads (complex
+    ``(rows, cols, D)`` SLC channels or a ``(rows, cols, D, D)`` covariance field, D in 2..4)
+    or reads once rearranged (complex ``(D, rows, cols)`` channels): what it is and what to do
+    with it; ``""`` for other shapes."""
+    command = f"'sardespeckle covariance {path}' (Python: sardespeckle.covariance." \
+              "despeckle_covariance_files)"
+    if len(shape) == 4 and shape[2] == shape[3] and 2 <= shape[2] <= 4:
+        return (f"a field of {shape[2]}×{shape[3]} covariance matrices: despeckle it with "
+                f"{command}")
+    if dtype.kind != "c" or len(shape) != 3:
+        return ""
+    if 2 <= shape[2] <= 4:
+        return (f"{shape[2]} complex SLC channels (rows, cols, D): despeckle them together with "
+                f"{command}, or one at a time as 2-D arrays")
+    if 2 <= shape[0] <= 4:
+        return (f"{shape[0]} complex SLC channels stacked first (D, rows, cols): save them "
+                "stacked last (numpy.moveaxis(array, 0, -1)) for 'sardespeckle covariance', or "
+                "one at a time as 2-D arrays")
+    return ""
+
+
 class NpySource(Source):
     """A 2-D array ``(rows, cols)``, or with ``complex_layout`` a real/imaginary pair stored as
     ``(rows, cols, 2)`` (``"last"``) or ``(2, rows, cols)`` (``"first"``)."""
@@ -94,6 +116,11 @@ class NpySource(Source):
             raise InvalidInputError(f"expected a non-empty array in {path}, got shape {shape}")
         if complex_layout is None:
             if len(shape) != 2:
+                advice = _channel_stack_advice(path, shape, dtype)
+                if advice:
+                    raise InvalidInputError(
+                        f"expected a 2-D array (rows, cols) in {path}, got shape {shape}: "
+                        f"{advice}")
                 if len(shape) == 3 and shape[2] == 2:
                     hint = ("if those are real and imaginary parts, pass complex_layout='last' "
                             "(CLI --complex-layout last)")

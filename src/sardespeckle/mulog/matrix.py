@@ -85,7 +85,50 @@ def _check_covariance(covariance) -> np.ndarray:
             f"{int(bad.sum())} pixel(s) that are not, first at (row {row}, col {col}); check the "
             "channel layout (rows, cols, D, D)"
         )
+    check_coherence(array)
     return array
+
+
+#: Coherence |C_ij| / √(C_ii C_jj) above which a pixel's matrix is not a covariance (rounding
+#: keeps real single-look and multilooked matrices at or below 1).
+COHERENCE_LIMIT = 1.01
+#: Share of such pixels above which the field is refused; fewer (a resampling's overshoot) are
+#: conditioned like any other (:func:`safeguard_covariance`).
+NOT_COVARIANCE_SHARE = 0.01
+
+
+def check_coherence(array: np.ndarray) -> None:
+    """InvalidInputError when more than :data:`NOT_COVARIANCE_SHARE` of the pixels have a
+    coherence above :data:`COHERENCE_LIMIT`: matrices that are not covariances (non-negative
+    definite ones have ``|C_ij|² ≤ C_ii C_jj``), e.g. off-diagonal terms scaled or taken from
+    other bands."""
+    diagonal = np.real(np.diagonal(array, axis1=-2, axis2=-1))
+    worst = np.zeros(array.shape[:2])
+    where = np.full(array.shape[:2], "", dtype=object)
+    dim = array.shape[-1]
+    for i in range(dim):
+        for j in range(i + 1, dim):
+            power = np.abs(array[..., i, j]) ** 2
+            product = diagonal[..., i] * diagonal[..., j]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                coherence = np.where(product > 0, np.sqrt(power / product),
+                                     np.where(power > 0, np.inf, 0.0))
+            larger = coherence > worst
+            worst[larger] = coherence[larger]
+            where[larger] = f"C{i + 1}{j + 1}"
+    bad = worst > COHERENCE_LIMIT
+    share = float(bad.mean())
+    if share > NOT_COVARIANCE_SHARE:
+        row, col = np.argwhere(bad)[0]
+        raise InvalidInputError(
+            f"expected covariance matrices (|C_ij|² ≤ C_ii·C_jj: a coherence of at most 1), got "
+            f"{int(bad.sum())} pixel(s) ({share:.0%}) with a coherence above {COHERENCE_LIMIT} "
+            f"(up to {float(worst[np.isfinite(worst)].max(initial=0)):.3g}"
+            + (", or an off-diagonal term where a diagonal one is 0" if np.isinf(worst).any()
+               else "")
+            + f"), first at (row {row}, col {col}, {where[row, col]}); check the scaling of the "
+            "off-diagonal terms and which bands they come from"
+        )
 
 
 def safeguard_covariance(covariance: np.ndarray, *,
