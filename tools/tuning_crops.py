@@ -9,9 +9,10 @@ to the methods), PSNR on amplitude (the paper's definition,
 * ``train``: six 256² crops of the training references ``runs/references/{lely,marais2}_train_intensity.npy``
   (made by ``sardespeckle references build`` from the ``shared/data/sar/timeseries`` series, see
   ``training_runs/sarcnn-s1-l1/README.md``), at fixed relative positions;
-* ``unseen``: four 256 × 128 crops of marais2 columns 256:384 (rows 0:1008), the temporal
-  mean of the 11 dates of the series: a strip no training run used (training starts at column
-  384) and that is not the validation references (columns 0:256).
+* ``unseen``: four 256 × 128 crops of marais2 columns 256:384 (rows 0:256, 256:512, 512:768
+  and 752:1008, the last overlapping the third by 16 rows), the temporal mean of the 11 dates
+  of the series: a strip no training run used (training starts at column 384) and that is not
+  the validation references (columns 0:256).
 
 The series' last 16 rows and columns are not scene: the unknown despeckler that made them left
 border artefacts there (a saturated row, zero rows, alternating dark and bright lines; see

@@ -121,15 +121,18 @@ def despeckle(
     masked = np.ma.getmaskarray(data) if np.ma.isMaskedArray(data) else None
     data = np.asarray(np.ma.getdata(data))
     if data.ndim != 2:
-        several = ((data.ndim == 4 and data.shape[2] == data.shape[3] and 2 <= data.shape[2] <= 4)
-                   or (data.ndim == 3 and np.iscomplexobj(data)
-                       and (2 <= data.shape[2] <= 4 or 2 <= data.shape[0] <= 4)))
+        several = np.iscomplexobj(data) and (
+            (data.ndim == 4 and data.shape[2] == data.shape[3] and 2 <= data.shape[2] <= 4)
+            or (data.ndim == 3 and (2 <= data.shape[2] <= 4 or 2 <= data.shape[0] <= 4)))
+        first = data.ndim == 3 and not 2 <= data.shape[-1] <= 4
         raise InvalidInputError(
             f"expected a 2-D array (rows, cols), got shape {data.shape}"
             + ("; several channels (dual-pol, InSAR, PolSAR) are despeckled together by "
                "sardespeckle.mulog.mulog_covariance on their covariance field (rows, cols, D, D): "
                "sardespeckle.covariance.covariance_from_channels(channels) makes it from "
-               "complex channels (rows, cols, D)" if several else ""),
+               "complex channels (rows, cols, D)"
+               + (" (yours are stacked first: numpy.moveaxis(array, 0, -1))" if first else "")
+               if several else ""),
         )
     hidden = masked is not None and masked.any()
     # the kind from the values that are not masked, in their own dtype (integers: amplitude)
@@ -463,9 +466,8 @@ def plan_run(
     if (source.kind == "complex" and looks_source == "given"
             and not 1 / SLC_LOOKS_TOLERANCE <= looks_value <= SLC_LOOKS_TOLERANCE):
         report.notes.append(
-            f"complex (SLC) input has single-look speckle, run here as {looks_value:g} looks: "
-            "the method expects other statistics (MuLoG's estimate comes out darker with more "
-            "looks than the data have); leave --looks out for SLC input")
+            f"complex (SLC) input has single-look speckle, but runs as {looks_value:g} looks: "
+            "methods that use the looks assume that many; leave --looks out for SLC input")
     if looks_source.startswith("estimated") and looks_value < IMPLAUSIBLE_LOOKS:
         report.notes.append(
             f"{looks_value:.3g} looks is implausible for speckle (single-look data measure "

@@ -58,21 +58,26 @@ def covariance_from_channels(channels: np.ndarray) -> np.ndarray:
                                 f"{channels.dtype}; a covariance needs the phases; {_GRD_HINT}")
     problem = _phase_problem(channels)
     if problem is not None:
-        raise InvalidInputError(f"every channel: {problem}; a covariance needs their phases")
+        raise InvalidInputError(f"{problem}; a covariance needs the phases")
     k = channels.astype(np.complex128)
     return k[..., :, None] * np.conj(k[..., None, :])
 
 
 def _phase_problem(channels: np.ndarray) -> str | None:
-    """:func:`sardespeckle.io.kinds.phase_problem` when it holds for every channel of
-    ``(rows, cols, D)``, else None. One channel without phase is normal (an interferometric pair
-    stored as the master's amplitude and the slave times the interferometric phase: only
-    relative phases count); all of them means amplitudes stored as complex numbers."""
+    """:func:`sardespeckle.io.kinds.phase_problem` of the channels of ``(rows, cols, D)``
+    (``"channels 1, 2: ..."``) when it holds for more than one of them, else None. One channel
+    without phase is normal (an interferometric pair stored as the master's amplitude and the
+    slave times the interferometric phase: only relative phases count); two lose the
+    relative phase between them."""
     from .io.kinds import phase_problem
 
-    problems = [phase_problem(channels[..., index], "complex")
-                for index in range(channels.shape[-1])]
-    return problems[0] if all(problem is not None for problem in problems) else None
+    problems = {index + 1: phase_problem(channels[..., index], "complex")
+                for index in range(channels.shape[-1])}
+    lacking = [index for index, problem in problems.items() if problem is not None]
+    if len(lacking) < 2:
+        return None
+    return (f"channels {', '.join(map(str, lacking))}: {problems[lacking[0]]}; at most one "
+            "channel may lack a phase (only relative phases count)")
 
 
 def _load_npy(path: str) -> np.ndarray:
@@ -132,15 +137,38 @@ def _read_channel(path: str) -> tuple[np.ndarray, object | None]:
 
 def _read_multiband_channels(path: str) -> tuple[np.ndarray, object]:
     """``(channels (rows, cols, D), Source)`` of one GeoTIFF holding D complex bands, or 2·D real
-    bands in (real, imaginary) pairs — SNAP's ``i_VV, q_VV, i_VH, q_VH`` export."""
+    bands in (real, imaginary) pairs — SNAP's ``i_VV, q_VV, i_VH, q_VH`` export. Where band
+    descriptions name SLC parts (:func:`sardespeckle.io.kinds.slc_parts`) the pairs they name
+    are read and the other bands left out (SNAP's ``Intensity_VV``); InvalidInputError when a
+    named part has no partner or a pair is not two adjacent bands, real first."""
     from .io import open_source
     from .window import Window
 
     from .io.geotiff import read_header
+    from .io.kinds import iq_reorder_hint, slc_parts
 
     header = read_header(path)
     count, dtype = header.count, header.dtype
-    if np.issubdtype(dtype, np.complexfloating):
+    named = slc_parts(header.descriptions) if not np.issubdtype(dtype, np.complexfloating) else []
+    if named:
+        # bands described as SLC parts (SNAP: i_VV q_VV Intensity_VV i_VH q_VH Intensity_VH):
+        # the pairs they name, other bands (SNAP's virtual intensities) left out
+        lone = [pair for pair in named if None in pair[1:]]
+        if lone:
+            channel, real, imaginary = lone[0]
+            band = real or imaginary
+            raise InvalidInputError(
+                f"{path}: band {band} ({header.descriptions[band - 1]!r}) is the "
+                f"{'real' if real else 'imaginary'} part of an SLC channel whose "
+                f"{'imaginary' if real else 'real'} part no band description names; name "
+                "both parts (e.g. i_VV and q_VV) or give one complex band per channel")
+        if any(imaginary != real + 1 for _, real, imaginary in named):
+            raise InvalidInputError(
+                f"{path}: its band descriptions name SLC parts that are not (real, imaginary) "
+                f"pairs of adjacent bands, which is how they are read: "
+                f"{iq_reorder_hint(header.descriptions)}")
+        starts, layout = [real for _, real, _ in named], "bands"
+    elif np.issubdtype(dtype, np.complexfloating):
         starts, layout = list(range(1, count + 1)), None
     elif count % 2 == 0:
         starts, layout = list(range(1, count + 1, 2)), "bands"
@@ -349,16 +377,15 @@ SAME_IMAGE_COHERENCE = 0.9999
 
 
 def _check_channels(channels: np.ndarray, names: list[str]) -> None:
-    """InvalidInputError for complex channels of ``(rows, cols, D)`` none of which has a phase
-    (an imaginary part of zero everywhere: :func:`_phase_problem`); UsageError
+    """InvalidInputError for complex channels of ``(rows, cols, D)`` more than one of which has
+    no phase (:func:`_phase_problem`); UsageError
     when two channels hold the same pixels, or the same pixels up to a constant factor
     (whole-image coherence above :data:`SAME_IMAGE_COHERENCE`: a copy of one file under another
     name, rescaled or saved at another precision): the path check of
     :func:`_check_distinct_channels` cannot see it."""
     problem = _phase_problem(channels)
     if problem is not None:
-        raise InvalidInputError(f"{', '.join(names)}: in every channel, {problem}; a "
-                                "covariance needs their phases")
+        raise InvalidInputError(f"{', '.join(names)}: {problem}; a covariance needs the phases")
     for first in range(channels.shape[-1]):
         for again in range(first + 1, channels.shape[-1]):
             a, b = channels[..., first], channels[..., again]

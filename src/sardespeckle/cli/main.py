@@ -530,7 +530,7 @@ def _json_safe(value):
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from ..api import estimate_source_looks
-    from ..errors import UnknownKindError
+    from ..errors import InvalidInputError, UnknownKindError
     from ..io import open_source
 
     try:
@@ -552,6 +552,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
             info["estimated_looks"] = None
             info["estimated_looks_note"] = "unavailable: the kind is unknown (pass --kind)"
         else:
+            try:  # what run would refuse in the values (dB as intensity, no phase...)
+                source.value_shares()
+            except InvalidInputError as error:
+                info["problem"] = f"run refuses it: {error}"
             try:
                 info["estimated_looks"] = round(estimate_source_looks(source), 3)
             except Exception as error:  # noqa: BLE001 - a failed estimate is reported, not fatal

@@ -19,11 +19,10 @@ from sardespeckle.io.kinds import (
     check_kind,
     declared_kind,
     detect_kind,
-    iq_pairs,
-    iq_part,
     iq_reorder_hint,
     kind_from_text,
     matrix_element,
+    slc_parts,
 )
 from sardespeckle.window import Window
 
@@ -128,6 +127,10 @@ def _rio_window(window: Window):
     return RioWindow(window.col, window.row, window.width, window.height)
 
 
+def _described(description: str | None) -> str:
+    return repr(description) if description else "no description"
+
+
 def _complex_of(real_dtype: np.dtype) -> np.dtype:
     return np.dtype(np.complex128 if np.dtype(real_dtype) == np.float64 else np.complex64)
 
@@ -205,10 +208,11 @@ class GeoTiffSource(Source):
             self.dtype = np.dtype(np.complex128 if self.dtype.kind == "c" else np.float64)
         self.description = dataset.descriptions[self.band - 1]
         self._refuse_matrix_element(path, dataset)
+        slc_bands = {band for pair in slc_parts(dataset.descriptions) for band in pair[1:]}
         if complex_layout == "bands":
             for part in (self.band, self.band + 1):
                 named = declared_kind({"": dataset.descriptions[part - 1] or ""})
-                if named is not None:
+                if named is not None and part not in slc_bands:  # i_Sigma0_VV is an SLC part
                     raise UsageError(
                         f"band {part} of {path} is described as "
                         f"{dataset.descriptions[part - 1]!r} ({named[0]}), not as the real or "
@@ -275,34 +279,44 @@ class GeoTiffSource(Source):
                        if diagonal else ""))
 
     def _check_iq_bands(self, path, dataset, *, given_kind) -> None:
-        """Bands whose descriptions name the real and imaginary parts of an SLC channel
-        (SNAP's ``i_VV``, ``q_VV``; :func:`~sardespeckle.io.kinds.iq_part`): with
-        ``complex_layout="bands"`` the two bands read must be one channel's parts, real first
-        (UsageError otherwise); without it such a band is not an image: UnknownKindError
-        when no kind is given, a warning when one is."""
+        """Bands whose descriptions name the real or imaginary part of an SLC channel
+        (:func:`~sardespeckle.io.kinds.slc_parts`: SNAP's ``i_VV`` and ``q_VV``, a bare ``I``
+        or ``Q`` beside its partner): with ``complex_layout="bands"`` the two bands read must
+        be one channel's parts, real first (UsageError otherwise; a named real part whose
+        partner the file does not name may be followed by an undescribed band); without it
+        such a band is not an image: UnknownKindError when no kind is given, a warning when
+        one is."""
         descriptions = list(dataset.descriptions)
+        pairs = {band: pair for pair in slc_parts(descriptions) for band in pair[1:] if band}
         if self.complex_layout == "bands":
-            first, second = (iq_part(descriptions[b - 1]) for b in (self.band, self.band + 1))
+            first, second = pairs.get(self.band), pairs.get(self.band + 1)
             if first is None and second is None:
                 return
-            if first is not None and second is not None and (first[0], second[0]) == (
-                    "re", "im") and first[1] == second[1]:
+            if first is not None and first[1:] == (self.band, self.band + 1):
                 return
-            shown = ", ".join(f"{b} {descriptions[b - 1]!r}" for b in (self.band, self.band + 1))
+            if (first is not None and first[1:] == (self.band, None) and second is None
+                    and not descriptions[self.band]):
+                return  # i_VV, then a band without description: taken as its imaginary part
+            shown = ", ".join(f"{b} ({_described(descriptions[b - 1])})"
+                              for b in (self.band, self.band + 1))
             reorder = iq_reorder_hint(descriptions)
             raise UsageError(
                 f"{path}: bands {shown} are not the real and imaginary parts of one SLC "
                 "channel, real first, as their descriptions say; (real, imaginary) pairs are "
                 "read from adjacent bands" + (f": {reorder}" if reorder else ""))
-        found = iq_part(self.description)
-        if found is None or self.dtype.kind == "c":
+        pair = pairs.get(self.band)
+        if pair is None or self.dtype.kind == "c":
             return
         what = (f"band {self.band} of {path} is described as {self.description!r}, the "
-                f"{'real' if found[0] == 're' else 'imaginary'} part of an SLC channel")
-        real, imaginary = iq_pairs(descriptions).get(found[1], (None, None))
+                f"{'real' if pair[1] == self.band else 'imaginary'} part of an SLC channel")
+        _, real, imaginary = pair
         if real is not None and imaginary == real + 1:
             advice = (f"pass --complex-layout bands --band {real} (Python: "
                       f"complex_layout='bands', band={real})")
+        elif real is None or imaginary is None:
+            advice = (f"the file names no band as its {'imaginary' if imaginary is None else 'real'}"
+                      " part; read the two parts together with --complex-layout bands --band N"
+                      " (N: the real part, the imaginary part right after it)")
         else:
             reorder = iq_reorder_hint(descriptions)
             advice = ("its parts are read as a pair from adjacent bands, real first"

@@ -174,31 +174,48 @@ def iq_part(description) -> tuple[str, str] | None:
     return part, (channel or "").lower()
 
 
-def iq_pairs(descriptions) -> dict[str, tuple[int | None, int | None]]:
-    """``{channel: (real band, imaginary band)}`` (1-based; None for a missing part) of the
-    bands whose descriptions name SLC parts (:func:`iq_part`)."""
-    pairs: dict[str, list[int | None]] = {}
+def slc_parts(descriptions) -> list[tuple[str, int | None, int | None]]:
+    """``(channel, real band, imaginary band)`` (1-based; None for a part the file does not
+    name) of each SLC channel whose parts the band ``descriptions`` name (:func:`iq_part`), in
+    the order of their first band. Parts of one channel name pair in their order (``I Q I Q``
+    is two channels, whichever part comes first). A bare word (``I``, ``Q``, ``real``,
+    ``imag``) counts only beside its partner (alone it may mean intensity, or a real-valued
+    product); a name with a channel (``i_VV``) counts alone, its partner None.
+
+    >>> slc_parts(["i_VV", "q_VV", "Intensity_VV", "i_VH", "q_VH"])
+    [('vv', 1, 2), ('vh', 4, 5)]
+    >>> slc_parts(["I", "Q", "I", "Q"]), slc_parts(["q_HH", "i_HH"]), slc_parts(["I", "i_VV"])
+    ([('', 1, 2), ('', 3, 4)], [('hh', 2, 1)], [('vv', 2, None)])
+    """
+    pairs: list[list] = []
     for band, description in enumerate(descriptions, 1):
         found = iq_part(description)
-        if found is not None:
-            slot = pairs.setdefault(found[1], [None, None])
-            slot[0 if found[0] == "re" else 1] = slot[0 if found[0] == "re" else 1] or band
-    return {channel: (slot[0], slot[1]) for channel, slot in pairs.items()}
+        if found is None:
+            continue
+        slot = 1 if found[0] == "re" else 2
+        open_pair = next((pair for pair in pairs if pair[0] == found[1] and pair[slot] is None),
+                         None)
+        if open_pair is None:
+            open_pair = [found[1], None, None]
+            pairs.append(open_pair)
+        open_pair[slot] = band
+    return [(channel, real, imaginary) for channel, real, imaginary in pairs
+            if channel or None not in (real, imaginary)]
 
 
 def iq_reorder_hint(descriptions) -> str:
-    """Where the (real, imaginary) band pairs of SLC channels start, when each real band is
+    """Where the (real, imaginary) band pairs of SLC channels start when each real band is
     right before its imaginary band (what ``--complex-layout bands`` and ``covariance`` read),
     else a ``gdal_translate`` command that puts them so; ``""`` when some part has no
     partner."""
-    pairs = iq_pairs(descriptions)
-    if not pairs or any(None in pair for pair in pairs.values()):
+    pairs = slc_parts(descriptions)
+    if not pairs or any(None in pair for pair in pairs):
         return ""
-    if all(imaginary == real + 1 for real, imaginary in pairs.values()):
-        starts = sorted(real for real, _ in pairs.values())
+    if all(imaginary == real + 1 for _, real, imaginary in pairs):
+        starts = [real for _, real, _ in pairs]
         return (f"the pairs start at band{'s' if len(starts) > 1 else ''} "
                 + ", ".join(str(band) for band in starts) + f" (--band {starts[0]})")
-    order = [band for pair in pairs.values() for band in pair]
+    order = [band for _, real, imaginary in pairs for band in (real, imaginary)]
     return ("gdal_translate " + " ".join(f"-b {band}" for band in order)
             + " in.tif pairs.tif puts each channel's real band before its imaginary band")
 
@@ -474,23 +491,40 @@ def overflow_share(raw: np.ndarray, kind: str, *, nodata: float | None = None) -
     return float(np.count_nonzero(~(intensity <= _FLOAT32_MAX))) / count
 
 
+#: Values needed to call complex data phase-less (an SLC's imaginary part is exactly 0 by
+#: chance only at a few pixels, even for small integer (CInt16) values).
+PHASE_SAMPLE = 64
+
+
 def phase_problem(raw: np.ndarray, kind: str, *, nodata: float | None = None) -> str | None:
-    """What is wrong with complex ``raw`` whose values all lie on the real axis (an imaginary
-    part of zero at every finite, non-nodata, non-zero pixel): real numbers stored as complex, an
-    amplitude or intensity without its phase, not a single-look complex image. None when some
-    value has an imaginary part, for other kinds, and when no pixel is usable.
+    """What is wrong with complex ``raw`` whose values all lie on one line through 0 (one phase,
+    modulo 180°, at every finite, non-nodata, non-zero pixel: an imaginary part of zero, a real
+    part of zero, or an amplitude times one complex factor): an amplitude or intensity stored
+    as complex, without its phase, not a single-look complex image. None when the phases vary,
+    for other kinds, and with fewer than :data:`PHASE_SAMPLE` usable values. Arrays of more
+    than 2²⁰ values are judged on an evenly strided sample of them.
 
     Despeckled as SLC, such an image is mistreated: its "spectrum" is that of an amplitude
     image, and whitening it (``decorrelate="auto"`` on complex input) adds texture."""
     values = np.asarray(raw)
     if kind != "complex" or values.dtype.kind != "c":
         return None
+    values = values.ravel()
+    if values.size > 1 << 20:
+        values = values[:: -(-values.size // (1 << 20))]
     keep = np.isfinite(values) & ~_nodata_mask(values, nodata) & (values != 0)
-    if not keep.any() or np.any(values.imag[keep] != 0):
+    count = int(np.count_nonzero(keep))
+    if count < PHASE_SAMPLE:
         return None
-    return (f"expected single-look complex values, got an imaginary part of zero at every one "
-            f"of the {np.count_nonzero(keep)} non-zero values read: real numbers stored as "
-            "complex (an amplitude or intensity without its phase), not an SLC")
+    kept = values[keep].astype(np.complex128)
+    # e^{2iφ} is the same for every value on one line through 0 (φ and φ + 180°)
+    alignment = abs(np.mean(kept * kept / (kept.real ** 2 + kept.imag ** 2)))
+    if alignment < 1 - 1e-6:
+        return None
+    return (f"expected single-look complex values, got one phase (modulo 180°) at every one of "
+            f"the {count} non-zero values read: an amplitude or intensity stored as complex "
+            "(as the real or the imaginary part, or times one complex factor), without its "
+            "phase, not an SLC")
 
 
 #: Share of intensities beyond float32 above which the data are refused (wrong kind or scale).

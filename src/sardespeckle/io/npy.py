@@ -68,16 +68,18 @@ def _read_header(path: str) -> tuple[tuple[int, ...], np.dtype]:
 
 
 def _channel_stack_advice(path: str, shape: tuple[int, ...], dtype: np.dtype) -> str:
-    """For a ``.npy`` of several images that ``sardespeckle covariance`` reads (complex
-    ``(rows, cols, D)`` SLC channels or a ``(rows, cols, D, D)`` covariance field, D in 2..4)
+    """For a complex ``.npy`` of several images that ``sardespeckle covariance`` reads
+    (``(rows, cols, D)`` SLC channels or a ``(rows, cols, D, D)`` covariance field, D in 2..4)
     or reads once rearranged (complex ``(D, rows, cols)`` channels): what it is and what to do
     with it; ``""`` for other shapes."""
     command = f"'sardespeckle covariance {path}' (Python: sardespeckle.covariance." \
               "despeckle_covariance_files)"
+    if dtype.kind != "c":
+        return ""  # real numbers are neither SLC channels nor (in general) covariances
     if len(shape) == 4 and shape[2] == shape[3] and 2 <= shape[2] <= 4:
         return (f"a field of {shape[2]}×{shape[3]} covariance matrices: despeckle it with "
                 f"{command}")
-    if dtype.kind != "c" or len(shape) != 3:
+    if len(shape) != 3:
         return ""
     if 2 <= shape[2] <= 4:
         return (f"{shape[2]} complex SLC channels (rows, cols, D): despeckle them together with "
