@@ -385,7 +385,9 @@ def test_run_checks_its_preview_before_working(tmp_path, amplitude_tif, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.exists()
 
 
-def test_sigterm_leaves_no_partial_output(tmp_path):
+@pytest.mark.parametrize(("signum", "status", "said"), [("SIGTERM", 143, "terminated"),
+                                                       ("SIGHUP", 129, "hung up")])
+def test_sigterm_leaves_no_partial_output(tmp_path, signum, status, said):
     import signal
     import time
 
@@ -404,11 +406,35 @@ def test_sigterm_leaves_no_partial_output(tmp_path):
     while not any(folder.iterdir()) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert process.poll() is None, "the run ended before it could be stopped"
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(getattr(signal, signum))
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 143, err
-    assert "terminated; no output was written" in err
+    assert process.returncode == status, err
+    assert f"{said}; no output was written" in err
     assert list(folder.iterdir()) == []
+
+
+def test_a_hang_up_ignored_by_nohup_stays_ignored(tmp_path):
+    import signal
+    import time
+
+    src = tmp_path / "in.npy"
+    np.save(src, (np.random.default_rng(0).gamma(1.0, 1.0, (128, 128)) * 50).astype(np.float32))
+    folder = tmp_path / "out"
+    folder.mkdir()
+    code = "import sys; from sardespeckle.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "run", str(src), "-o", str(folder / "o.tif"), "--kind",
+         "intensity", "--looks", "1", "-m", "sarcnn", "-p", "ensemble=8", "--tile", "32", "-q"],
+        stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # what nohup does
+    deadline = time.monotonic() + 120
+    while not any(folder.iterdir()) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before the hang-up"
+    process.send_signal(signal.SIGHUP)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert [path.name for path in folder.iterdir()] == ["o.tif"]
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
@@ -597,7 +623,7 @@ def test_references_build_from_unlabelled_float_geotiffs_with_kind(tmp_path, cap
         assert ref.crs == first.crs and ref.transform == first.transform
 
 
-@pytest.mark.parametrize(("signum", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+@pytest.mark.parametrize(("signum", "code"), [("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 129)])
 def test_an_interrupted_training_exits_with_the_signal_code_and_resumes(tmp_path, signum, code):
     import json
     import signal

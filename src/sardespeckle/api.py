@@ -476,11 +476,9 @@ def plan_run(
     if decorrelation:
         tags["SARDESPECKLE_DECORRELATE"] = decorrelation
         report.notes.append(decorrelation)
-    from .models import weights as registry
-
     chosen = built.parameters.get("weights")
     if (built.trained_looks is not None and not (params or {}).get("weights")
-            and chosen != registry.DEFAULT_SARCNN):
+            and chosen != _default_sarcnn()):  # (filters never import torch)
         report.notes.append(f"weights {chosen} (trained for {built.trained_looks:g}-look "
                             f"speckle) chosen for the input's {looks_value:g} looks")
     mismatch = looks_mismatch(built, looks_value)
@@ -495,6 +493,34 @@ def plan_run(
             + (f" (with {source.band + 1}: real, imaginary)" if used == 2 else "")
             + f" {_ONE_BAND_NOTE}; --band N, or band=N, picks another)")
     return RunPlan(built=built, report=report, tags=tags, whitening=whitening)
+
+
+def _default_sarcnn() -> str:
+    from .models import weights as registry  # imports torch
+
+    return registry.DEFAULT_SARCNN
+
+
+#: Block side of the GeoTIFFs :func:`despeckle_file` writes; tiles are aligned on it.
+OUTPUT_BLOCK = 256
+
+
+def _align_tile(plan: "RunPlan", output_path) -> None:
+    """Round the plan's tile up to the output GeoTIFF's blocks, as the tiling will
+    (:func:`sardespeckle.tiling.plan_tiles` with ``align``), so that the report and the
+    ``SARDESPECKLE_TILE`` tag give the tile the run uses, with a note when it changed."""
+    from .io.base import file_format
+    from .tiling import aligned_tile
+
+    if file_format(output_path) != "geotiff":
+        return
+    effective = aligned_tile(plan.report.tile, OUTPUT_BLOCK)
+    if effective != plan.report.tile:
+        plan.report.notes.append(
+            f"tile {plan.report.tile} rounded up to {effective}, a multiple of the output "
+            f"GeoTIFF's {OUTPUT_BLOCK}-pixel blocks (write a .npy for other tile sides)")
+        plan.report.tile = effective
+        plan.tags["SARDESPECKLE_TILE"] = str(effective)
 
 
 def despeckle_file(
@@ -532,6 +558,7 @@ def despeckle_file(
     and writes the output, which is the same as without a client (see ``docs/distributed.md``).
     """
     from .io import create_sink, open_source
+    from .io.base import remove_stale_partials
 
     import rasterio
 
@@ -547,8 +574,14 @@ def despeckle_file(
         plan = plan_run(source, output=output_path, method=method, looks=looks,
                         output_kind=output_kind, tile=tile, params=params)
         built = plan.built
+        _align_tile(plan, output_path)
+        removed = remove_stale_partials([output_path])
+        if removed:
+            plan.report.notes.append(
+                f"removed {len(removed)} hidden partial file(s) of {output_path} left by an "
+                "earlier run killed outright: " + ", ".join(os.path.basename(p) for p in removed))
         with create_sink(output_path, source, kind_out=plan.report.output_kind, tags=plan.tags,
-                         overwrite=overwrite) as sink:
+                         overwrite=overwrite, block_size=OUTPUT_BLOCK) as sink:
             if client is not None:
                 from .scale.files import run_on_cluster
 

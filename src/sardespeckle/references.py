@@ -1188,6 +1188,9 @@ def _write_layers(path: str, layers: np.ndarray, *, like_path: str | None, overw
             dataset.update_tags(**tags)
             for band in range(layers.shape[0]):
                 dataset.set_band_description(band + 1, f"date {band}: 0 kept, 1 changed, 255 invalid")
+        from .io.geotiff import check_written
+
+        check_written(temp, path)
         publish(temp, path, overwrite=overwrite)
     except BaseException:
         remove_if_exists(temp)

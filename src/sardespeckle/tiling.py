@@ -50,6 +50,12 @@ def check_tile(tile) -> int:
     return int(tile)
 
 
+def aligned_tile(tile: int, align: int | None) -> int:
+    """The core tile side :func:`plan_tiles` uses: ``tile`` rounded up to a multiple of
+    ``align`` (the block size of a tiled output file), or ``tile`` itself without one."""
+    return -(-int(tile) // int(align)) * int(align) if align else int(tile)
+
+
 def plan_tiles(shape: tuple[int, int], *, tile: int, align: int | None = None) -> list[Window]:
     """Cut a raster of ``shape`` into core windows of at most ``tile × tile`` pixels.
 
@@ -64,7 +70,7 @@ def plan_tiles(shape: tuple[int, int], *, tile: int, align: int | None = None) -
         raise InvalidInputError(f"expected a raster of at least 1×1 pixels, got {rows}×{cols}")
     tile = check_tile(tile)
     if align:
-        step = -(-int(tile) // int(align)) * int(align)
+        step = aligned_tile(tile, align)
         row_edges = list(range(0, rows, step)) + [rows]
         col_edges = list(range(0, cols, step)) + [cols]
     else:

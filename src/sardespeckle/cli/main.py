@@ -22,6 +22,7 @@ from ._args import (band_or_all, false_alarm_or_off, non_negative_int, positive_
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell tool reports when its reader went away
+EXIT_HUNG_UP = 129  # 128 + SIGHUP
 
 
 class _Terminated(KeyboardInterrupt):
@@ -29,8 +30,12 @@ class _Terminated(KeyboardInterrupt):
     outputs deleted, training checkpointed)."""
 
 
+class _HungUp(KeyboardInterrupt):
+    """SIGHUP (the terminal closed, an SSH session dropped), handled like SIGTERM."""
+
+
 def _raise_terminated(signum, frame) -> None:
-    raise _Terminated()
+    raise _HungUp() if signum == signal.SIGHUP else _Terminated()
 
 KINDS = ("intensity", "amplitude", "db", "complex")
 
@@ -95,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="read real/imaginary parts from a 3-D .npy (axis last/first) or from "
                           "two GeoTIFF bands")
     run.add_argument("--tile", type=positive_int, default=None, metavar="PX",
-                     help="core tile side in pixels (default 512; 1024 for networks)")
+                     help="core tile side in pixels (default 512; 1024 for networks; rounded up "
+                          "to a multiple of 256, the blocks of a GeoTIFF output)")
     run.add_argument("--window-size", type=positive_int, default=None, metavar="N",
                      help="window size of a classical filter (odd)")
     run.add_argument("--keep-targets", type=false_alarm_or_off, default=None, metavar="PFA",
@@ -247,7 +253,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if base is not None:  # a command called again in one process reports its own files
         base.PUBLISHED.clear()
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    previous = {}
+    if in_main_thread:
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _raise_terminated)
+        if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:  # under nohup it stays ignored
+            previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, _raise_terminated)
     try:
         with warnings.catch_warnings():
             # Library warnings as one line, like the notes (not Python's file:line: Category).
@@ -263,6 +273,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _remove_temporaries()
         sys.stderr.write(f"sardespeckle: terminated; {_written_before()}\n")
         return EXIT_TERMINATED
+    except _HungUp:
+        _remove_temporaries()
+        with contextlib.suppress(OSError):  # the terminal may be gone
+            sys.stderr.write(f"sardespeckle: hung up; {_written_before()}\n")
+        return EXIT_HUNG_UP
     except KeyboardInterrupt:
         _remove_temporaries()
         sys.stderr.write(f"sardespeckle: interrupted; {_written_before()}\n")
@@ -277,8 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         return _report_error(error)
     finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _silence_stdout() -> None:

@@ -200,9 +200,10 @@ def run_train_command(args: argparse.Namespace) -> int:
     elif result.interrupted_by is not None:
         sys.stderr.write(f"interrupted at step {result.step}/{config.steps}{psnr}, checkpoint "
                          "written; rerun the same command to resume\n")
-        from .main import EXIT_INTERRUPTED, EXIT_TERMINATED
+        from .main import EXIT_HUNG_UP, EXIT_INTERRUPTED, EXIT_TERMINATED
 
-        return EXIT_TERMINATED if result.interrupted_by == signal.SIGTERM else EXIT_INTERRUPTED
+        return {signal.SIGTERM: EXIT_TERMINATED, signal.SIGHUP: EXIT_HUNG_UP}.get(
+            result.interrupted_by, EXIT_INTERRUPTED)
     else:
         sys.stderr.write(f"stopped at step {result.step}/{config.steps}{psnr}; rerun the same "
                          "command to resume\n")

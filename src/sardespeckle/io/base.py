@@ -549,6 +549,10 @@ class Sink:
     def _closer(self):
         raise NotImplementedError
 
+    def _verify(self) -> None:
+        """Raise OutputFileError if the closed temporary file is incomplete (formats whose
+        library reports a failed write without raising: GeoTIFF)."""
+
     def write(self, window: Window, intensity: np.ndarray, valid: np.ndarray) -> None:
         """Convert ``intensity`` to the output kind and write it at ``window``; pixels where
         ``valid`` is false get the nodata value."""
@@ -573,6 +577,7 @@ class Sink:
         self._finalizer.detach()
         try:
             self._closer()()
+            self._verify()
             publish(self.temp_path, self.path, overwrite=self.overwrite)
         except BaseException:
             self._state = "aborted"

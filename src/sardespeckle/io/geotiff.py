@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sardespeckle.errors import InputFileError, InvalidInputError, UnknownKindError, UsageError
+from sardespeckle.errors import (
+    InputFileError,
+    InvalidInputError,
+    OutputFileError,
+    UnknownKindError,
+    UsageError,
+)
 from sardespeckle.io.base import Georef, Sink, Source, publish, remove_if_exists, temporary_path
 from sardespeckle.io.kinds import (
     check_kind,
@@ -119,6 +125,11 @@ def _gdal_reason(error: BaseException) -> str:
     if "previous exception" in text and cause is not None and str(cause):
         return f"{text.split('. See previous exception')[0]}: {cause}"
     return text
+
+
+#: GDAL block cache (MiB) while a whole raster is read decimated (previews, kind samples):
+#: each block is decoded once, strip by strip, so a cache the size of a strip is enough.
+DECIMATED_READ_CACHE_MB = 64
 
 
 def _rio_window(window: Window):
@@ -384,16 +395,27 @@ class GeoTiffSource(Source):
         return self._dataset.read_masks(self.band, window=_rio_window(window)) != 0
 
     def _read_decimated(self, step: int) -> np.ndarray:
-        from rasterio.errors import RasterioIOError
+        """Every ``step``-th row and column, read one strip of block rows at a time with a
+        small GDAL block cache: memory is about one strip, not the raster (GDAL's cache keeps
+        every block it decodes, up to 5 % of the machine's memory by default)."""
+        rows, cols = self.shape
+        if step == 1:
+            return self._read(Window(0, 0, rows, cols))
+        wanted = np.arange(0, rows, step)
+        out = np.empty((wanted.size, -(-cols // step)), dtype=self.dtype)
+        strip = max(int(self.block_shape[0]), 1)
+        strip = -(-max(strip, step) // strip) * strip  # whole blocks, at least one wanted row
+        import rasterio
 
-        out_shape = (-(-self.shape[0] // step), -(-self.shape[1] // step))
-        try:
-            if self.complex_layout == "bands":
-                parts = self._dataset.read([self.band, self.band + 1], out_shape=(2, *out_shape))
-                return _combine(*self._unpacked(parts), self.dtype)
-            return self._unpacked(self._dataset.read(self.band, out_shape=out_shape))
-        except RasterioIOError as error:
-            raise InputFileError(f"cannot read {self.path}: {_gdal_reason(error)}") from error
+        with rasterio.Env(GDAL_CACHEMAX=DECIMATED_READ_CACHE_MB):
+            for start in range(0, rows, strip):
+                stop = min(rows, start + strip)
+                inside = (wanted >= start) & (wanted < stop)
+                if inside.any():
+                    first, last = int(wanted[inside][0]), int(wanted[inside][-1])
+                    part = self._read(Window(first, 0, last - first + 1, cols))
+                    out[inside] = part[::step, ::step]
+        return out
 
     @property
     def band_count(self) -> int:
@@ -473,6 +495,41 @@ def inherited_tags(source: Source | None) -> dict[str, str]:
     return kept
 
 
+def check_written(temp: str, path: str) -> None:
+    """OutputFileError unless every block of the GeoTIFF ``temp`` just closed lies within the
+    file: GDAL reports a failed block write (a full disk, a quota) on stderr only and closes
+    the file as if complete, with block offsets past its end; publishing it would replace
+    ``path`` by a file that cannot be read."""
+    import shutil
+
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    size = os.path.getsize(temp)
+    missing = total = 0
+    try:
+        with _quiet(), rasterio.open(temp) as dataset:
+            for band in range(1, dataset.count + 1):
+                height, width = dataset.block_shapes[band - 1]
+                for i in range(-(-dataset.height // height)):
+                    for j in range(-(-dataset.width // width)):
+                        total += 1
+                        offset = dataset.get_tag_item(f"BLOCK_OFFSET_{j}_{i}", "TIFF", bidx=band)
+                        length = dataset.get_tag_item(f"BLOCK_SIZE_{j}_{i}", "TIFF", bidx=band)
+                        if offset is None or length is None or int(offset) + int(length) > size:
+                            missing += 1
+    except RasterioIOError as error:
+        raise OutputFileError(f"cannot write {path}: the file written is unreadable ({error}); "
+                              "is its disk full?") from None
+    if missing:
+        folder = os.path.dirname(os.path.abspath(path))
+        free = shutil.disk_usage(folder).free
+        raise OutputFileError(
+            f"cannot write {path}: {missing} of its {total} blocks did not reach the disk "
+            f"({free / 2**20:.1f} MiB left on the device of {folder}: full?); nothing was "
+            "written")
+
+
 def _open_for_writing(temp: str, profile: dict):
     import rasterio
 
@@ -549,6 +606,9 @@ class GeoTiffSink(Sink):
     def _closer(self):
         return self._dataset.close
 
+    def _verify(self) -> None:
+        check_written(self.temp_path, self.path)
+
     def _write(self, window: Window, values: np.ndarray) -> None:
         self._dataset.write(values, 1, window=_rio_window(window))
 
@@ -599,6 +659,7 @@ def write_geotiff(
             for index, text in enumerate(descriptions, start=1):
                 if text:
                     dataset.set_band_description(index, text)
+        check_written(temp, path)
         publish(temp, path, overwrite=overwrite)
     except BaseException:
         remove_if_exists(temp)
@@ -640,6 +701,7 @@ def stack_bands(paths: list[str], path: str, *, overwrite: bool) -> None:
                     dataset.set_band_description(index, source.descriptions[0])
                     dataset.update_tags(index, **{key: value for key, value in own.items()
                                                   if key not in shared})
+        check_written(temp, path)
         publish(temp, path, overwrite=overwrite)
     except BaseException:
         remove_if_exists(temp)

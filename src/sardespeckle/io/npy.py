@@ -12,7 +12,8 @@ import os
 
 import numpy as np
 
-from sardespeckle.errors import InputFileError, InvalidInputError, OutputExistsError, UsageError
+from sardespeckle.errors import (InputFileError, InvalidInputError, OutputExistsError,
+                                 OutputFileError, UsageError)
 from sardespeckle.io.base import (OVERWRITE_HINT, Georef, Sink, Source, publish, remove_if_exists,
                                   temporary_path)
 from sardespeckle.io.geotiff import SAMPLE_SIZE, check_dtype
@@ -270,6 +271,30 @@ def publish_with_sidecar(path: str | os.PathLike, record: dict, publish_array):
     return result
 
 
+def _reserve(temp: str, path: str) -> None:
+    """Allocate the disk blocks of the memory-mapped ``temp`` now: a memory map written on a
+    full disk dies of SIGBUS at the first page that has no block, with no message and a
+    partial file left behind. OutputFileError when the device has no room; filesystems that
+    cannot preallocate are left to it."""
+    import errno
+
+    try:
+        with open(temp, "r+b") as handle:
+            os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            import shutil
+
+            folder = os.path.dirname(os.path.abspath(path))
+            needed = os.path.getsize(temp)
+            raise OutputFileError(
+                f"cannot write {path}: it needs {needed / 2**20:.1f} MiB, and the device of "
+                f"{folder} has {shutil.disk_usage(folder).free / 2**20:.1f} MiB free "
+                f"({error.strerror})") from None
+        if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+
+
 class NpySink(Sink):
     """A ``float32``/``float64`` ``.npy`` written through a memory map; NaN at masked pixels.
 
@@ -296,7 +321,10 @@ class NpySink(Sink):
             self._memmap = [
                 np.lib.format.open_memmap(temp, mode="w+", dtype=dtype, shape=tuple(shape))
             ]
+            _reserve(temp, path)
         except BaseException:
+            if getattr(self, "_memmap", None):
+                del self._memmap[0]
             remove_if_exists(temp)
             raise
         super().__init__(

@@ -43,7 +43,7 @@ class TrainResult:
     finished: bool
     weights_path: Path | None
     last_validation_psnr: float | None
-    interrupted_by: int | None = None  # the signal (SIGINT, SIGTERM) that stopped the run
+    interrupted_by: int | None = None  # the signal (SIGINT, SIGTERM, SIGHUP) that stopped it
 
 
 def amplitude_psnr(reference_amplitude: np.ndarray, estimate_amplitude: np.ndarray) -> float:
@@ -142,8 +142,8 @@ def train(
 
     Notes
     -----
-    SIGINT (Ctrl-C) and SIGTERM end the call between two steps with a checkpoint; the result's
-    ``interrupted_by`` says which. On resume, ``log.csv`` rows after the checkpoint's step (left
+    SIGINT (Ctrl-C), SIGTERM and SIGHUP (unless ignored, as under ``nohup``) end the call
+    between two steps with a checkpoint; the result's ``interrupted_by`` says which. On resume, ``log.csv`` rows after the checkpoint's step (left
     by a process killed outright) are dropped, since those steps are trained again. A folder
     whose log goes past its first checkpoint but has no ``checkpoint.pt`` (removed, as in the
     committed run records) is refused rather than restarted over its log.
@@ -248,12 +248,15 @@ def _run(config: TrainConfig, run_dir: Path, max_steps, progress, on_start, mode
                if getattr(sampler, "training_level", None) is not None else {}),
         }, checkpoint_path)
 
-    # SIGTERM and Ctrl-C end the run between two steps, with a checkpoint; a crash keeps the
-    # last periodic checkpoint (never a half-updated model).
+    # SIGTERM, Ctrl-C and a hang-up (the terminal closed, an SSH session dropped) end the run
+    # between two steps, with a checkpoint; a crash keeps the last periodic checkpoint (never a
+    # half-updated model). A hang-up ignored by the caller (nohup) stays ignored.
     stop = {"now": False, "signal": None}
     previous_handlers = {}
     if _main_thread():
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            if signum == signal.SIGHUP and signal.getsignal(signum) == signal.SIG_IGN:
+                continue
             previous_handlers[signum] = signal.signal(
                 signum, lambda received, _: stop.update(now=True, signal=int(received)))
     log_path = run_dir / "log.csv"

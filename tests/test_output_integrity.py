@@ -1,0 +1,132 @@
+"""Outputs that did not reach the disk are not published; stale partial files are cleared;
+memory-light paths (decimated reads, filters without torch); the tile a run really uses."""
+
+import errno
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from sardespeckle.cli.main import main
+from sardespeckle.errors import OutputFileError
+from sardespeckle.io import open_source
+from sardespeckle.io.geotiff import check_written
+
+
+def write_tif(path, array, description="Intensity_VV", block=256):
+    profile = dict(driver="GTiff", width=array.shape[1], height=array.shape[0], count=1,
+                   dtype="float32", crs="EPSG:32631", transform=from_origin(600000, 5800000, 10, 10),
+                   tiled=True, blockxsize=block, blockysize=block, compress="deflate")
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.set_band_description(1, description)  # before the pixels: the directory goes first
+        dst.write(array.astype(np.float32), 1)
+    return path
+
+
+def scene(shape=(512, 512), seed=0):
+    return np.random.default_rng(seed).exponential(1.0, shape) * 100.0
+
+
+def test_a_geotiff_whose_blocks_are_past_its_end_is_not_published(tmp_path):
+    path = write_tif(tmp_path / "whole.tif", scene())
+    check_written(str(path), "out.tif")  # complete: passes
+    # what a full disk leaves: GDAL closes the file with block offsets past its end
+    size = path.stat().st_size
+    with open(path, "r+b") as handle:
+        handle.truncate(size // 2)
+    with pytest.raises(OutputFileError, match=r"cannot write out.tif: \d+ of its 4 blocks did "
+                                              r"not reach the disk .*nothing was written"):
+        check_written(str(path), "out.tif")
+    with open(path, "r+b") as handle:  # cut before its directory: unreadable
+        handle.truncate(4)
+    with pytest.raises(OutputFileError, match="cannot write out.tif: the file written is "
+                                              "unreadable"):
+        check_written(str(path), "out.tif")
+
+
+def test_a_run_whose_output_is_cut_short_fails_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    import sardespeckle.io.geotiff as geotiff
+
+    src = write_tif(tmp_path / "in.tif", scene())
+    real = geotiff.check_written
+
+    def truncate_then_check(temp, path):
+        with open(temp, "r+b") as handle:  # the disk filled up while GDAL flushed
+            handle.truncate(os.path.getsize(temp) // 2)
+        real(temp, path)
+
+    monkeypatch.setattr(geotiff, "check_written", truncate_then_check)
+    out = tmp_path / "out.tif"
+    assert main(["run", str(src), "-o", str(out), "-m", "boxcar", "--looks", "1", "-q"]) == 1
+    assert "did not reach the disk" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_a_npy_output_without_room_is_refused_before_writing(tmp_path, monkeypatch, capsys):
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    src = write_tif(tmp_path / "in.tif", scene())
+    out = tmp_path / "out.npy"
+    assert main(["run", str(src), "-o", str(out), "-m", "boxcar", "--looks", "1", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write {out}: it needs 1.0 MiB" in err and "No space left" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_filesystems_that_cannot_preallocate_still_get_their_npy(tmp_path, monkeypatch):
+    def unsupported(fd, offset, length):
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(os, "posix_fallocate", unsupported)
+    src = write_tif(tmp_path / "in.tif", scene())
+    assert main(["run", str(src), "-o", str(tmp_path / "out.npy"), "-m", "boxcar", "--looks",
+                 "1", "-q"]) == 0
+    assert np.load(tmp_path / "out.npy").shape == (512, 512)
+
+
+def test_a_run_clears_the_partial_files_a_killed_run_left(tmp_path, capsys):
+    src = write_tif(tmp_path / "in.tif", scene())
+    stale = tmp_path / ".out.tif.0123456789ab.partial.tif"
+    stale.write_bytes(b"half a file")
+    other = tmp_path / ".other.tif.0123456789ab.partial.tif"  # another output's: kept
+    other.write_bytes(b"x")
+    assert main(["run", str(src), "-o", str(tmp_path / "out.tif"), "-m", "boxcar", "--looks", "1"]) == 0
+    assert "removed 1 hidden partial file(s) of" in capsys.readouterr().err
+    assert not stale.exists() and other.exists() and (tmp_path / "out.tif").exists()
+
+
+def test_the_tile_recorded_is_the_tile_used(tmp_path, capsys):
+    src = write_tif(tmp_path / "in.tif", scene())
+    assert main(["run", str(src), "-o", str(tmp_path / "a.tif"), "-m", "boxcar", "--looks", "1",
+                 "--tile", "300"]) == 0
+    assert "tile 300 rounded up to 512" in capsys.readouterr().err
+    with rasterio.open(tmp_path / "a.tif") as dataset:
+        assert dataset.tags()["SARDESPECKLE_TILE"] == "512"
+    assert main(["run", str(src), "-o", str(tmp_path / "b.npy"), "-m", "boxcar", "--looks", "1",
+                 "--tile", "300"]) == 0  # a .npy has no blocks: the tile stays
+    assert "rounded up" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("step, block", [(3, 256), (7, 64), (300, 64), (1, 256)])
+def test_a_decimated_read_keeps_every_nth_row_and_column(tmp_path, step, block):
+    values = scene((700, 530))
+    path = write_tif(tmp_path / "in.tif", values, block=block)
+    with open_source(path) as source:
+        decimated = source._read_decimated(step)
+    np.testing.assert_array_equal(decimated, values.astype(np.float32)[::step, ::step])
+
+
+def test_a_filter_run_does_not_import_torch(tmp_path):
+    src = write_tif(tmp_path / "in.tif", scene((128, 128)))
+    code = ("import sys; from sardespeckle.cli.main import main\n"
+            f"assert main(['run', {str(src)!r}, '-o', {str(tmp_path / 'o.tif')!r}, '-m', 'kuan',"
+            " '--looks', '1', '-q']) == 0\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
