@@ -416,3 +416,85 @@ def test_a_report_is_written_whole_or_not_at_all(references, tmp_path, monkeypat
     assert "crops_gone.png" not in names and "report.md" in names
     assert "notes.txt" in names and "crops_mine.png" in names
     assert not [name for name in names if name.startswith(".")]
+
+
+def test_a_figure_of_the_report_in_the_folder_stops_the_command_before_any_work(
+        references, tmp_path, monkeypatch):
+    import sardespeckle.evaluation as evaluation
+
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "crops_ref1.png").write_bytes(b"the user's own figure, named like the report's")
+    ran = []
+    monkeypatch.setattr(evaluation, "run_evaluation", lambda **kw: ran.append(kw))
+    argv = ["evaluate", "--references", *references, "--kind", "amplitude", "--methods", "boxcar",
+            "--speed-size", "0", "--peers", "none", "--out", str(out), "-q"]
+    assert main(argv) == 1 and not ran
+
+
+def test_image_names_do_not_depend_on_the_command_line_order(tmp_path):
+    from sardespeckle.evaluation.protocol import unique_names
+
+    a, b, c = (str(tmp_path / folder / "ref.npy") for folder in ("a", "b", "c"))
+    assert unique_names([a, b, c]) == ["ref", "ref#2", "ref#3"]
+    assert unique_names([c, a, b]) == ["ref#3", "ref", "ref#2"]  # each file keeps its name
+    # a real image of the same stem never renames a reference, whatever its path
+    assert unique_names([b], [a]) == ["ref", "ref#2"]
+    assert unique_names(["x/one.npy", "y/two.tif"]) == ["one", "two"]
+
+
+def test_same_stem_references_get_the_same_draws_in_any_order(tmp_path, references):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for folder, source in (("a", references[0]), ("b", references[1])):
+        np.save(tmp_path / folder / "ref.npy", np.load(source))
+    first = [str(tmp_path / "a" / "ref.npy"), str(tmp_path / "b" / "ref.npy")]
+    forward = tiny_run(first, draws=1).full_reference
+    backward = tiny_run(first[::-1], draws=1).full_reference
+    psnr_forward = dict(zip(forward.images, forward.table("psnr").mean[:-1, 1]))
+    psnr_backward = dict(zip(backward.images, backward.table("psnr").mean[:-1, 1]))
+    assert psnr_forward == psnr_backward
+
+
+def test_real_images_whose_enl_does_not_fit_the_looks_get_a_note(speckled):
+    result = run_evaluation(real=[speckled], kind="intensity", methods=["boxcar"], peers="none",
+                            speed_size=0, enl_window=16, enl_count=4, looks=4.4)
+    assert any("measure an ENL of" in note and "against the 4.4 looks given" in note
+               for note in result.notes)
+    result = run_evaluation(real=[speckled], kind="intensity", methods=["boxcar"], peers="none",
+                            speed_size=0, enl_window=16, enl_count=4, looks=1)
+    assert not any("measure an ENL of" in note for note in result.notes)
+
+
+def test_the_average_row_says_how_many_images_it_averages(speckled, tmp_path):
+    image = np.load(speckled)
+    holes = image.copy()
+    holes[::7, ::7] = 0  # no homogeneous window: not scored
+    np.save(tmp_path / "holes.npy", holes)
+    result = run_evaluation(real=[str(tmp_path / "holes.npy"), speckled], kind="intensity",
+                            methods=["boxcar"], peers="none", speed_size=0, enl_window=16,
+                            enl_count=4)
+    write_report(result, tmp_path / "out")
+    assert "| **average** (1 of 2 images) |" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_an_interrupted_report_does_not_leave_the_folder_it_made(references, tmp_path,
+                                                                  monkeypatch):
+    from sardespeckle.evaluation import report as report_module
+
+    result = tiny_run(references)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report_module, "_write_methods", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(result, tmp_path / "new" / "out")
+    assert not (tmp_path / "new" / "out").exists()
+
+
+def test_short_times_keep_three_significant_digits():
+    from sardespeckle.evaluation.report import _seconds
+
+    assert [_seconds(v) for v in (12.3456, 0.1, 0.0123, 0.000283)] == [
+        "12.346", "0.100", "0.0123", "0.000283"]

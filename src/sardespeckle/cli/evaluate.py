@@ -123,10 +123,15 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
     """Run ``sardespeckle evaluate``; returns the exit code."""
     from ..errors import UsageError
     from ..evaluation import check_report_folder, run_evaluation, write_report
+    from ..evaluation.protocol import unique_names
+    from ..evaluation.report import REPORT_FILES, figure_names
 
     if not args.references and not args.real:
         raise UsageError("give --references (full reference) and/or --real (no reference)")
-    check_report_folder(args.out, overwrite=args.overwrite)  # before the work, not after
+    # before the work, not after: the report's files and every figure it may write
+    images = unique_names(args.references or [], args.real or [])
+    check_report_folder(args.out, overwrite=args.overwrite, names=[
+        *REPORT_FILES, *figure_names(images, scatter=bool(args.references and args.speed_size))])
     params: dict[str, dict[str, str]] = {}
     for method, name, value in args.param:
         params.setdefault(method, {})[name] = value

@@ -392,13 +392,28 @@ def _refuse_repeated(paths: Sequence[str | os.PathLike], option: str) -> None:
                          "twice in every mean; give it once")
 
 
-def _unique_names(paths: Sequence[str]) -> list[str]:
-    names: list[str] = []
-    for path in paths:
-        stem, candidate, index = Path(path).stem, Path(path).stem, 2
-        while candidate in names:
+#: Factor between the input ENL of a real image and the looks given beyond which a note
+#: says they do not fit (the ENL estimate itself varies by ±20 % on 8 boxes of 32²).
+LOOKS_MISFIT = 1.5
+
+
+def unique_names(references: Sequence[str], real: Sequence[str] = ()) -> list[str]:
+    """The image names of ``[*references, *real]``: each file's stem, and ``stem#2``, ``stem#3``
+    ... for files sharing one, numbered references first, then real images, each in the
+    order of their absolute paths, not of the command line: an image's name (which seeds its
+    speckle draws) does not change when the files are reordered, nor a reference's when real
+    images are added."""
+    paths = [*references, *real]
+    order = sorted(range(len(references)), key=lambda i: os.path.abspath(paths[i]))
+    order += sorted(range(len(references), len(paths)), key=lambda i: os.path.abspath(paths[i]))
+    names: list[str] = [""] * len(paths)
+    used: set[str] = set()
+    for i in order:
+        stem, candidate, index = Path(paths[i]).stem, Path(paths[i]).stem, 2
+        while candidate in used:
             candidate, index = f"{stem}#{index}", index + 1
-        names.append(candidate)
+        names[i] = candidate
+        used.add(candidate)
     return names
 
 
@@ -660,7 +675,9 @@ def evaluate_full_reference(
         if not reference.valid.all():
             raise InvalidInputError(
                 f"expected a reference without masked pixels, got {int((~reference.valid).sum())} "
-                f"in {reference.path}; crop it to its valid area"
+                f"in {reference.path} (NaN, nodata, zero or negative values: a speckle-free "
+                "reference has a value everywhere, and every metric compares whole images); "
+                "crop it to its valid area or fill its holes"
             )
         if float(np.ptp(reference.intensity)) == 0:
             raise InvalidInputError(
@@ -806,13 +823,22 @@ def evaluate_no_reference(
                 notes.append(
                     f"{image.name}: the speckle is spatially correlated (lag-1 correlation of "
                     f"log-intensity {rho[0]:.2f} along rows, {rho[1]:.2f} along columns, on its "
-                    "most homogeneous 16×16 windows); ratio-image structure is then not 0 even "
-                    "for an ideal filter"
+                    "most homogeneous 16×16 windows); the ratio image is then not pure white "
+                    "speckle even for an ideal filter: its structure is not 0, and its mean and "
+                    "variance are off their ideals (a local mean of correlated speckle follows "
+                    "the pixel: I/R̂ has a mean below 1 even for a filter that keeps the image's "
+                    "mean)"
                 )
         except InvalidInputError:
             pass
         mask = boxes_mask(noisy.shape, boxes)
         values["enl"][i, 0] = enl(noisy, boxes, valid=valid, parity=1)
+        measured = values["enl"][i, 0]
+        if np.isfinite(measured) and not looks / LOOKS_MISFIT <= measured <= looks * LOOKS_MISFIT:
+            notes.append(
+                f"{image.name}: its homogeneous areas measure an ENL of {measured:.2f}, against "
+                f"the {looks:g} looks given (--looks): the methods run with {looks:g} looks and "
+                f"the ratio variance's ideal 1/L assumes them; check --looks for this image")
         window_crop = _crop_window(noisy.shape, crop)
         crops, ratios = [np.array(noisy[window_crop.slices])], []
         chosen: dict[str, list[str]] = {}  # the note of a per-input choice -> columns
@@ -1134,7 +1160,7 @@ def run_evaluation(
     _refuse_repeated(real, "--real")
     # One namespace for both protocols: a real image with a reference's file name gets "#2"
     # (its figures would otherwise replace the reference's).
-    names = _unique_names([*references, *real])
+    names = unique_names(references, real)
     loaded_references = [_load_reference(path, kind=kind, name=name)
                          for path, name in zip(references, names)]
     loaded_real = [

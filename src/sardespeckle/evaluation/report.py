@@ -13,6 +13,7 @@ Files written (names fixed, so that a report can be regenerated in place with ``
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import datetime
 import html
@@ -32,7 +33,7 @@ import numpy as np
 from sardespeckle.errors import OutputExistsError, UsageError
 from sardespeckle.io.base import OVERWRITE_HINT
 
-from .protocol import AVERAGE, NOISY, EvaluationResult, SummaryTable
+from .protocol import AVERAGE, NOISY, WARMUP_SIDE, EvaluationResult, SummaryTable
 from .render import db_stretch, ratio_stretch, save_grid, save_scatter
 
 __all__ = ["write_report"]
@@ -237,12 +238,27 @@ def _summary_rows(table: SummaryTable, fmt: Callable[[float], str], higher: bool
                 text += f" ± {fmt(table.std[r, j]).lstrip('+')}"
             cells.append(f"**{text}**" if j == best else text)
         label = f"**{row_name}**" if row_name == AVERAGE else row_name
+        if row_name == AVERAGE:
+            # an image that could not be scored (every column empty) is left out of the mean
+            scored = sum(any(math.isfinite(v) for v in table.mean[k])
+                         for k, name in enumerate(table.rows) if name != AVERAGE)
+            images = sum(name != AVERAGE for name in table.rows)
+            if scored < images:
+                label = f"**{row_name}** ({scored} of {images} images)"
         rows.append([label, *cells])
     return rows
 
 
 #: The files every report writes (the figures depend on the images).
 REPORT_FILES = ("report.md", "report.html", "results.json", "results.csv")
+
+
+def figure_names(images: Sequence[str], *, scatter: bool) -> list[str]:
+    """The figure files a report writes for these image names (crops and ratio images), and
+    the speed/quality scatter when ``scatter``."""
+    figures = [f"crops_{_safe(image)}.png" for image in images]
+    figures += [f"ratio_{_safe(image)}.png" for image in images]
+    return figures + (["speed_quality.png"] if scatter else [])
 
 
 def check_report_folder(folder: str | os.PathLike, *, overwrite: bool = False,
@@ -423,13 +439,11 @@ def write_report(result: EvaluationResult, folder: str | os.PathLike, *,
         A report file exists and ``overwrite`` is false.
     """
     folder = Path(folder)
-    figures = [f"crops_{_safe(p.image)}.png" for p in result.panels]
-    figures += [f"ratio_{_safe(p.image)}.png" for p in result.panels]
     scatter = bool(result.speed and result.full_reference is not None)
-    if scatter:
-        figures.append("speed_quality.png")
+    figures = figure_names([p.image for p in result.panels], scatter=scatter)
     names = [*REPORT_FILES, *figures]
     check_report_folder(folder, overwrite=overwrite, names=names)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     _remove_stale_staging(folder)
     generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -465,6 +479,12 @@ def write_report(result: EvaluationResult, folder: str | os.PathLike, *,
         for name in [*figures, "results.json", "results.csv", "report.html", "report.md"]:
             if (staging / name).exists():
                 os.replace(staging / name, folder / name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created:  # a folder this call made, and left empty: not made
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {
@@ -590,6 +610,12 @@ def _write_no_reference(document: _Document, result: EvaluationResult, folder: P
     _panel_figures(document, result, folder, real.images, first_is_reference=False)
 
 
+def _seconds(value: float) -> str:
+    """Seconds to the millisecond, or to three significant digits below 0.1 s (a 64² image
+    runs in a fraction of a millisecond: "0.000" beside its throughput would read as none)."""
+    return f"{value:.3f}" if value >= 0.1 else f"{value:.3g}"
+
+
 def _write_speed(document: _Document, result: EvaluationResult, folder: Path,
                  scatter: bool) -> None:
     speeds = result.speed
@@ -599,7 +625,8 @@ def _write_speed(document: _Document, result: EvaluationResult, folder: Path,
     load = env.get("load_average_at_start")
     document.paragraph(
         f"Each despeckler on a seeded simulated {first.rows}×{first.cols} "
-        f"{result.settings['looks']:g}-look image: a warm-up on a 256² crop, then {first.runs} "
+        f"{result.settings['looks']:g}-look image: a warm-up on a "
+        f"{min(first.rows, WARMUP_SIDE)}×{min(first.cols, WARMUP_SIDE)} crop, then {first.runs} "
         f"timed runs of which the shortest counts, on {env['cpu_count']} CPU core(s)"
         + (f" with a load average of {load[0]:.2f} at the start" if load else "")
         + ". Wall-clock throughput depends on the other work of the machine; throughput per "
@@ -613,8 +640,8 @@ def _write_speed(document: _Document, result: EvaluationResult, folder: Path,
             rows.append([s.name, "–", "–", "–", "–", memory, s.note])
             continue
         rows.append([s.name, f"{s.megapixels_per_cpu_second:.2f}",
-                     f"{s.megapixels_per_second:.2f}", f"{s.cpu_seconds:.3f}",
-                     f"{s.seconds:.3f}", memory, s.note])
+                     f"{s.megapixels_per_second:.2f}", _seconds(s.cpu_seconds),
+                     _seconds(s.seconds), memory, s.note])
     document.table(["method", "MP per CPU-s", "MP/s (wall)", "CPU s", "wall s",
                     "peak memory Δ (MiB)", "note"],
                    rows, [False, True, True, True, True, True, False])
