@@ -130,3 +130,15 @@ def test_a_filter_run_does_not_import_torch(tmp_path):
             "assert 'torch' not in sys.modules, 'torch imported'\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_full_disk_is_said_plainly(tmp_path, monkeypatch, capsys):
+    from sardespeckle.cli import main as cli_main
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setitem(cli_main._COMMANDS, "info", full)
+    assert main(["info", "x.tif"]) == 1
+    err = capsys.readouterr().err
+    assert "no space left on the device" in err and "internal error" not in err

@@ -896,3 +896,23 @@ def test_a_rebuild_removes_what_a_killed_build_left(tmp_path, capsys):
     assert main(["references", "build", *dates, "-o", str(out / "m.npy"), "--method", "mean",
                  "--false-alarm", "0.01", "--window-size", "5"]) == 2
     assert "--false-alarm, --window-size set the change test" in capsys.readouterr().err
+
+
+def test_a_build_killed_while_replacing_its_outputs_is_said_and_cleared(tmp_path, capsys):
+    from sardespeckle.cli.main import main
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    paths = _write_geotiff_dates(folder)
+    output = tmp_path / "ref.tif"
+    argv = ["references", "build", *map(str, paths), "-o", str(output), "--looks", "1",
+            "--kind", "amplitude"]
+    assert main(argv) == 0
+    # what `kill -9` during the renames leaves: an old output moved aside, never put back
+    leftover = tmp_path / ".ref_count.tif.0123456789ab.previous.tif"
+    leftover.write_bytes(b"the old count")
+    capsys.readouterr()
+    assert main(argv) == 1  # refused (outputs exist), but the user learns why the set may mix
+    assert "an earlier build was killed while replacing" in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 0
+    assert not leftover.exists()

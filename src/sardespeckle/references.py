@@ -1352,6 +1352,13 @@ def _publish_together(temps: dict[str, str], *, overwrite: bool) -> None:
     for previous in aside.values():
         with contextlib.suppress(OSError):
             remove_if_exists(previous)
+    # the old files an earlier build killed while replacing these outputs left: the set is
+    # whole again, they are nobody's
+    from sardespeckle.io.base import hidden_leftovers
+
+    for previous in hidden_leftovers(list(temps), "previous"):
+        with contextlib.suppress(OSError):
+            remove_if_exists(previous)
 
 
 def _write_json(path: str, data: dict[str, Any]) -> None:
@@ -1384,6 +1391,21 @@ def _distinct_dates(paths: Sequence[str | os.PathLike], method: str) -> list[str
             "only witness); add dates, or average 2 dates with method='mean' (--method mean)"
         )
     return paths
+
+
+def _warn_interrupted_replacement(paths: Mapping[str, str]) -> None:
+    """A warning when a build killed outright while replacing these outputs left the old
+    files it had moved aside (``.NAME.<hex>.previous.EXT``): the outputs may then mix the old
+    set and the new one; the next complete build (``--overwrite``) removes those files."""
+    from sardespeckle.io.base import hidden_leftovers
+
+    leftovers = hidden_leftovers(list(paths.values()), "previous")
+    if leftovers:
+        warnings.warn(
+            f"an earlier build was killed while replacing {paths['reference']} and its side "
+            f"files: they may mix the old set and the new one (the old files it had moved "
+            f"aside are still there: {', '.join(os.path.basename(p) for p in leftovers)}); "
+            "rebuild with --overwrite to make them one set again", UserWarning, stacklevel=3)
 
 
 def _remove_stale_partials(paths: Mapping[str, str]) -> None:
@@ -1486,6 +1508,7 @@ def build_reference_files(
     if method not in METHODS:
         raise UsageError(f"expected method to be one of {METHODS}, got {method!r}")
     paths = _distinct_dates(paths, method)
+    _warn_interrupted_replacement(side_paths(output))
     _check_outputs(side_paths(output), inputs=paths, overwrite=overwrite)
     _remove_stale_partials(side_paths(output))
     stack = load_stack(paths, kind=kind, png_threshold=png_threshold)

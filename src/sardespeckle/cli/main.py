@@ -337,6 +337,18 @@ def _report_error(error: BaseException) -> int:
         sys.stderr.write("sardespeckle: error: out of memory; hint: use a smaller --tile where "
                          "the command has one, or a smaller input\n")
         return EXIT_RUNTIME
+    import errno
+
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        sys.stderr.write("sardespeckle: error: no space left on the device (or over quota) "
+                         f"while writing{f' {error.filename}' if error.filename else ''}; "
+                         "outputs are written whole or not at all: free some space and rerun\n")
+        return EXIT_RUNTIME
+    if type(error).__name__ == "RasterioIOError" and "Write failed" in str(error):
+        # GDAL's reason (often "No space left on device") is printed above by GDAL itself
+        sys.stderr.write("sardespeckle: error: GDAL could not write a GeoTIFF (a full disk, "
+                         "most often: see GDAL's message above); nothing was published\n")
+        return EXIT_RUNTIME
     if isinstance(error, OSError) and error.filename is not None:
         # The system refused a file operation (permissions, a read-only or full disk, a path
         # under /proc or /sys): a plain message, not an internal error.

@@ -65,7 +65,8 @@ def add_train_parser(subparsers) -> None:
                        help="seed of the patches and speckle draws (default: 0)")
     train.add_argument("--threads", type=int, default=None,
                        help="CPU threads (overrides the config; a run may resume with another "
-                            "value)")
+                            "value, which changes the rounding: bit-identical resumes need the "
+                            "same one)")
     train.add_argument("--name", default=None,
                        help="name of the final weights, RUN_DIR/NAME.pt (default: sarcnn)")
     train.add_argument("--init-from", default=None, metavar="WEIGHTS|RUN",

@@ -394,27 +394,35 @@ def hidden_sibling(path: str, *, label: str = "partial") -> str:
             return candidate
 
 
+def hidden_leftovers(outputs: Sequence[str | os.PathLike], label: str) -> list[str]:
+    """The hidden files :func:`hidden_sibling` named with ``label`` beside ``outputs``
+    (``.NAME.<hex>.LABEL.EXT``) that no live write of this process holds."""
+    import re
+
+    found = []
+    for output in outputs:
+        folder, name = os.path.split(os.path.abspath(os.fspath(output)))
+        pattern = re.compile(rf"\.+{re.escape(name)}(\.[0-9a-f]{{12}}\.{label}(\.\w+)?)+")
+        try:
+            entries = os.listdir(folder)
+        except OSError:
+            continue
+        found += [os.path.join(folder, entry) for entry in entries
+                  if pattern.fullmatch(entry) and os.path.isfile(os.path.join(folder, entry))
+                  and os.path.join(folder, entry) not in _TEMPORARIES]
+    return found
+
+
 def remove_stale_partials(outputs: Sequence[str | os.PathLike]) -> list[str]:
     """Delete the hidden partial files (:func:`hidden_sibling`, ``.NAME.<hex>.partial.EXT``,
     nested when a temporary file got its own) that a process killed outright left beside
     ``outputs``: a new run writing the same outputs makes its own, and nothing else names
     them. Returns the paths removed."""
-    import re
-
     removed = []
-    for output in outputs:
-        folder, name = os.path.split(os.path.abspath(os.fspath(output)))
-        pattern = re.compile(rf"\.+{re.escape(name)}(\.[0-9a-f]{{12}}\.partial(\.\w+)?)+")
-        try:
-            entries = os.listdir(folder)
-        except OSError:
-            continue
-        for entry in entries:
-            path = os.path.join(folder, entry)
-            if pattern.fullmatch(entry) and os.path.isfile(path) and path not in _TEMPORARIES:
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-                    removed.append(path)
+    for path in hidden_leftovers(outputs, "partial"):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+            removed.append(path)
     return removed
 
 

@@ -377,8 +377,26 @@ def atomic_torch_save(payload: Any, path: str | os.PathLike[str]) -> None:
     """
     from sardespeckle.io.base import atomic_output
 
-    with atomic_output(Path(path)) as temp, open(temp, "wb") as handle:
-        torch.save(payload, handle)
+    import errno
+
+    from sardespeckle.errors import OutputFileError
+
+    try:
+        with atomic_output(Path(path)) as temp, open(temp, "wb") as handle:
+            torch.save(payload, handle)
+    except (OSError, RuntimeError) as error:
+        # torch reports a short write as "RuntimeError: [enforce fail at inline_container.cc]
+        # ... unexpected pos": a full disk, most often; the temporary file is gone either way
+        full = getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+        if not full and not (isinstance(error, RuntimeError) and "inline_container" in str(error)):
+            raise
+        import shutil
+
+        folder = os.path.dirname(os.path.abspath(path))
+        raise OutputFileError(
+            f"cannot write {path}: {shutil.disk_usage(folder).free / 2**20:.1f} MiB left on the "
+            f"device of {folder} (a full disk?); nothing was written, the previous file (if "
+            "any) is intact") from None
 
 
 def check_weights_reference(value: Any) -> None:
@@ -576,9 +594,30 @@ def _read(path: Path) -> Any:
     return copy.deepcopy(payload)
 
 
+def damaged_member(path: str | os.PathLike[str]) -> str | None:
+    """The first member of the torch (zip) archive ``path`` whose stored CRC-32 does not match
+    its bytes, else None (also for files that are not zip archives: torch.load judges those).
+    torch.load does not check these checksums: a flipped or zeroed block of a weights file
+    loads as other numbers without a word."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return None
+    except Exception:  # noqa: BLE001 - a member that cannot even be inflated is damaged
+        return "(an undecodable member)"
+
+
 def _load(path: Path) -> Any:
     import warnings
 
+    damaged = damaged_member(path)
+    if damaged is not None:
+        raise WeightsError(
+            f"weights file {path} is damaged: its member {damaged} does not match its checksum "
+            "(a disk or copy error); put back a good copy")
     try:
         with warnings.catch_warnings():
             # torch warns about legacy (non-zip) files before refusing them: the error says it.

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputFileError, InvalidInputError, UsageError
+from ..errors import InputFileError, InvalidInputError, OutputFileError, UsageError
 from ..io.base import OVERWRITE_HINT, atomic_output, check_output_folder, same_file
 from .config import GREY, TrainConfig
 from .data import PatchSampler, load_reference
@@ -195,11 +195,20 @@ def train(
     checkpoint_path = run_dir / CHECKPOINT
     log_path = run_dir / "log.csv"
     created = _create_run_folder(run_dir)
+    try:
+        lock = _RunLock(run_dir)  # held until this call returns: one process per run folder
+    except BaseException:
+        for folder in created:  # only the folders this call created, if empty: nothing else
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
     _remove_stale_temporaries(run_dir, config)
     new_log = not log_path.exists()
-    if not resuming:
-        config.save(run_dir / "config.json")
     try:
+        if not resuming:
+            config.save(run_dir / "config.json")
         return _run(config, run_dir, max_steps, progress, on_start, model, optimizer, rng, device,
                     sampler, validator, offset)
     except BaseException:
@@ -207,6 +216,8 @@ def train(
             # Nothing was trained: leave the folder as it was, so a corrected retry starts afresh.
             _remove_new_run(run_dir, created, new_log)
         raise
+    finally:
+        lock.release()
 
 
 def _run(config: TrainConfig, run_dir: Path, max_steps, progress, on_start, model, optimizer,
@@ -220,7 +231,7 @@ def _run(config: TrainConfig, run_dir: Path, max_steps, progress, on_start, mode
     checkpoint_path = run_dir / CHECKPOINT
     if checkpoint_path.exists():
         state = _load_checkpoint(checkpoint_path, device)
-        model.load_state_dict(state["model"])
+        _load_network(model, state, checkpoint_path, config)
         optimizer.load_state_dict(state["optimizer"])
         rng.bit_generator.state = json.loads(state["numpy_rng"])
         torch.set_rng_state(state["torch_rng"].cpu())  # map_location may have moved it
@@ -255,8 +266,8 @@ def _run(config: TrainConfig, run_dir: Path, max_steps, progress, on_start, mode
     previous_handlers = {}
     if _main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            if signum == signal.SIGHUP and signal.getsignal(signum) == signal.SIG_IGN:
-                continue
+            if signum != signal.SIGTERM and signal.getsignal(signum) == signal.SIG_IGN:
+                continue  # ignored by the caller (nohup; a script's background job): it stays
             previous_handlers[signum] = signal.signal(
                 signum, lambda received, _: stop.update(now=True, signal=int(received)))
     log_path = run_dir / "log.csv"
@@ -640,6 +651,33 @@ def _comparable(key: str, value):
     return value
 
 
+class _RunLock:
+    """An exclusive ``flock`` on a run folder, held until :meth:`release` (or the process
+    ends, however it ends: the kernel drops it): two ``train`` processes on one
+    folder would interleave their log rows and checkpoints, and each would take the other's
+    half-written checkpoint for a stale one."""
+
+    def __init__(self, run_dir: Path) -> None:
+        import fcntl
+
+        self._fd = os.open(run_dir, os.O_RDONLY)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._fd)
+            self._fd = None
+            raise OutputFileError(
+                f"the run folder {run_dir} is in use by another 'sardespeckle train' process; "
+                "wait for it to end (or stop it: it checkpoints), then rerun to resume") from None
+
+    def release(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)  # releases the lock
+            self._fd = None
+
+    __del__ = release
+
+
 def _create_run_folder(run_dir: Path) -> list[Path]:
     """Create ``run_dir`` (and missing parents); return the folders created, deepest first."""
     created = []
@@ -672,6 +710,16 @@ def _load_checkpoint(path: Path, device) -> dict:
     """A run checkpoint (model, optimiser, step, random states), or InputFileError naming it."""
     import torch
 
+    from ..models.weights import damaged_member
+
+    again = (f"sardespeckle train {path.parent / 'config.json'} --run-dir "
+             f"{path.parent.parent / (path.parent.name + '-again')}")
+    damaged = damaged_member(path)
+    if damaged is not None:
+        raise InputFileError(
+            f"the run checkpoint {path} is damaged: its member {damaged} does not match its "
+            f"checksum (a disk or copy error); put back a good copy, or train the run's "
+            f"configuration in a new folder ({again})")
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file is the same user error
@@ -686,7 +734,29 @@ def _load_checkpoint(path: Path, device) -> dict:
     if missing:
         raise InputFileError(f"expected a training checkpoint in {path}, got a file without "
                              f"{missing} (was it replaced by another file?)")
+    bad = [name for name, tensor in state["model"].items()
+           if torch.is_tensor(tensor) and tensor.is_floating_point()
+           and not bool(torch.isfinite(tensor).all())]
+    if bad:
+        raise InputFileError(
+            f"the run checkpoint {path} holds non-finite values ({bad[0]}"
+            + (f" and {len(bad) - 1} more" if len(bad) > 1 else "") + "): a run that diverged "
+            f"before it was saved, or a damaged file; put back a good copy, or train anew "
+            f"({again})")
     return state
+
+
+def _load_network(model, state: dict, path: Path, config) -> None:
+    """Load a checkpoint's network into ``model``, built from the run's ``config.json``;
+    InputFileError when they do not match (a checkpoint copied from another run)."""
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as error:
+        first = str(error).strip().splitlines()[-1].strip()[:160]
+        raise InputFileError(
+            f"the run checkpoint {path} does not fit the network of {path.parent / 'config.json'} "
+            f"(depth {config.depth}, {config.features} features): it comes from another run "
+            f"({first}); put back this run's checkpoint, or train anew in another folder") from None
 
 
 def _atomic_torch_save(payload, path: Path) -> None:
@@ -722,7 +792,7 @@ def export_weights(run_dir: str | Path, path: str | Path, *, name: str | None = 
     _check_export_path(Path(path), run_dir, config, overwrite=overwrite)
     state = _load_checkpoint(checkpoint, "cpu")
     model = DnCNN(depth=config.depth, features=config.features)
-    model.load_state_dict(state["model"])
+    _load_network(model, state, checkpoint, config)
     model.eval()
     return save_weights(
         model, path, name=name or config.name,
