@@ -142,3 +142,77 @@ def test_a_full_disk_is_said_plainly(tmp_path, monkeypatch, capsys):
     assert main(["info", "x.tif"]) == 1
     err = capsys.readouterr().err
     assert "no space left on the device" in err and "internal error" not in err
+
+
+def test_a_live_writers_partial_is_not_taken_for_a_stale_one(tmp_path):
+    from sardespeckle.io.base import remove_if_exists, remove_stale_partials, temporary_path
+
+    output = tmp_path / "out.tif"
+    # another process writing the same output holds its partial file locked
+    code = ("import sys, time; from sardespeckle.io.base import temporary_path\n"
+            f"print(temporary_path({str(output)!r}), flush=True); time.sleep(60)\n")
+    other = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        live = other.stdout.readline().strip()
+        stale = tmp_path / ".out.tif.0123456789ab.partial.tif"  # a killed run's: nobody holds it
+        stale.write_bytes(b"x")
+        hidden = tmp_path / "..out.tif.0123456789ab.partial.tif"  # the hidden output .out.tif's
+        hidden.write_bytes(b"x")
+        assert remove_stale_partials([output]) == [str(stale)]
+        assert os.path.exists(live) and hidden.exists()
+    finally:
+        other.kill()
+        other.wait()
+    assert remove_stale_partials([output]) == [live]  # its writer is gone: now it is stale
+    ours = temporary_path(str(output))  # this process's own: never removed
+    assert remove_stale_partials([output]) == [] and os.path.exists(ours)
+    remove_if_exists(ours)
+
+
+def test_a_nearly_full_disk_is_caught_by_decoding_the_blocks(tmp_path, monkeypatch):
+    import sardespeckle.io.geotiff as geotiff
+
+    path = write_tif(tmp_path / "whole.tif", scene())
+    with rasterio.open(path) as dataset:
+        offset = int(dataset.get_tag_item("BLOCK_OFFSET_1_1", "TIFF", bidx=1))
+    data = bytearray(path.read_bytes())
+    data[offset:offset + 64] = bytes(64)  # a block whose bytes are not what was compressed
+    path.write_bytes(bytes(data))
+    geotiff.check_written(str(path), "out.tif")  # plenty of room: offsets are trusted
+    monkeypatch.setattr(geotiff, "READBACK_FREE", 1 << 62)  # a nearly full disk
+    with pytest.raises(OutputFileError, match="cannot write out.tif: the file written is "
+                                              "unreadable"):
+        geotiff.check_written(str(path), "out.tif")
+
+
+def test_messages_name_the_output_not_its_hidden_temporary():
+    from sardespeckle.io.geotiff import _shown
+
+    assert _shown("/d/.x.tif.0123456789ab.partial.tif") == "/d/x.tif"
+    assert _shown("/d/..x.tif.0123456789ab.partial.tif.abcdefabcdef.partial.tif") == "/d/x.tif"
+    assert _shown("/d/x.tif") == "/d/x.tif"
+
+
+def test_a_file_size_limit_is_said_plainly(monkeypatch, capsys):
+    from sardespeckle.cli import main as cli_main
+
+    def too_large(args):
+        raise OSError(errno.EFBIG, "File too large")
+
+    monkeypatch.setitem(cli_main._COMMANDS, "info", too_large)
+    assert main(["info", "x.tif"]) == 1
+    assert "file too large for this filesystem" in capsys.readouterr().err
+
+
+def test_every_band_run_clears_its_stale_partials(tmp_path, capsys):
+    profile = dict(driver="GTiff", width=64, height=64, count=2, dtype="float32",
+                   crs="EPSG:32631", transform=from_origin(600000, 5800000, 10, 10))
+    with rasterio.open(tmp_path / "two.tif", "w", **profile) as dst:
+        for band in (1, 2):
+            dst.set_band_description(band, f"Intensity_V{'VH'[band - 1]}")
+            dst.write(scene((64, 64), seed=band).astype(np.float32), band)
+    stale = tmp_path / ".out.tif.0123456789ab.partial.tif"
+    stale.write_bytes(b"x")
+    assert main(["run", str(tmp_path / "two.tif"), "-o", str(tmp_path / "out.tif"), "--band", "all",
+                 "-m", "boxcar", "--looks", "1"]) == 0
+    assert "removed 1 hidden partial file(s)" in capsys.readouterr().err and not stale.exists()

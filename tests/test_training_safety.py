@@ -139,3 +139,16 @@ def test_an_ignored_interrupt_stays_ignored_while_training(reference_file, tmp_p
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
     assert "finished 120 steps" in err
+
+
+def test_files_saved_without_checksums_are_not_called_damaged(tmp_path):
+    from sardespeckle.models.weights import WEIGHTS_DIR
+
+    payload = torch.load(WEIGHTS_DIR / "sarcnn-s1-l1.pt", weights_only=True)
+    torch.serialization.set_crc32_options(False)
+    try:
+        torch.save(payload, tmp_path / "nocrc.pt")
+    finally:
+        torch.serialization.set_crc32_options(True)
+    assert damaged_member(tmp_path / "nocrc.pt") is None
+    load_weights(tmp_path / "nocrc.pt")

@@ -240,6 +240,7 @@ def _despeckle_every_band(input_path, output_path, *, overwrite: bool, progress,
     for band in range(2, count + 1):  # a band that cannot be read is refused before any work
         open_source(input_path, kind=options.get("kind"), band=band).close()
     started = time.perf_counter()
+    stale = _stale_partials_note(output_path)
     parts: list[str] = []
     reports: list[RunReport] = []
     try:
@@ -261,8 +262,23 @@ def _despeckle_every_band(input_path, output_path, *, overwrite: bool, progress,
                                         if _ONE_BAND_NOTE not in note])
     looks = ", ".join(f"{r.looks:g}" for r in reports)
     report.notes.append(f"every band despeckled on its own: {count} output bands (looks {looks})")
+    if stale:
+        report.notes.append(stale)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _stale_partials_note(output_path) -> str | None:
+    """Remove the hidden partial files of ``output_path`` that runs killed outright left
+    (:func:`sardespeckle.io.base.remove_stale_partials`: a live writer's are left alone), and
+    say so."""
+    from .io.base import remove_stale_partials
+
+    removed = remove_stale_partials([output_path])
+    if not removed:
+        return None
+    return (f"removed {len(removed)} hidden partial file(s) of {output_path} left by an earlier "
+            "run killed outright: " + ", ".join(os.path.basename(p) for p in removed))
 
 
 def looks_mismatch(built: BuiltMethod, looks: float) -> str | None:
@@ -558,7 +574,6 @@ def despeckle_file(
     and writes the output, which is the same as without a client (see ``docs/distributed.md``).
     """
     from .io import create_sink, open_source
-    from .io.base import remove_stale_partials
 
     import rasterio
 
@@ -575,11 +590,9 @@ def despeckle_file(
                         output_kind=output_kind, tile=tile, params=params)
         built = plan.built
         _align_tile(plan, output_path)
-        removed = remove_stale_partials([output_path])
-        if removed:
-            plan.report.notes.append(
-                f"removed {len(removed)} hidden partial file(s) of {output_path} left by an "
-                "earlier run killed outright: " + ", ".join(os.path.basename(p) for p in removed))
+        stale = _stale_partials_note(output_path)
+        if stale:
+            plan.report.notes.append(stale)
         with create_sink(output_path, source, kind_out=plan.report.output_kind, tags=plan.tags,
                          overwrite=overwrite, block_size=OUTPUT_BLOCK) as sink:
             if client is not None:

@@ -339,6 +339,12 @@ def _report_error(error: BaseException) -> int:
         return EXIT_RUNTIME
     import errno
 
+    if isinstance(error, OSError) and error.errno == errno.EFBIG:
+        sys.stderr.write("sardespeckle: error: file too large for this filesystem or for the "
+                         "process's file-size limit (ulimit -f)"
+                         f"{f' while writing {error.filename}' if error.filename else ''}; "
+                         "nothing was published\n")
+        return EXIT_RUNTIME
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
         sys.stderr.write("sardespeckle: error: no space left on the device (or over quota) "
                          f"while writing{f' {error.filename}' if error.filename else ''}; "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 
@@ -199,8 +200,9 @@ def run_train_command(args: argparse.Namespace) -> int:
             sys.stderr.write(f"a Gaussian denoiser: use it in MuLoG with --method mulog --denoiser "
                              f"{result.weights_path} (docs/mulog.md)\n")
     elif result.interrupted_by is not None:
-        sys.stderr.write(f"interrupted at step {result.step}/{config.steps}{psnr}, checkpoint "
-                         "written; rerun the same command to resume\n")
+        with contextlib.suppress(OSError):  # a hang-up may have closed the terminal
+            sys.stderr.write(f"interrupted at step {result.step}/{config.steps}{psnr}, "
+                             "checkpoint written; rerun the same command to resume\n")
         from .main import EXIT_HUNG_UP, EXIT_INTERRUPTED, EXIT_TERMINATED
 
         return {signal.SIGTERM: EXIT_TERMINATED, signal.SIGHUP: EXIT_HUNG_UP}.get(

@@ -355,7 +355,8 @@ _TEMPORARIES: set[str] = set()
 
 def temporary_path(path: str) -> str:
     """A new, hidden, empty file next to ``path`` (same folder, so the final rename is atomic),
-    registered for :func:`remove_temporaries` until it is published or removed."""
+    registered for :func:`remove_temporaries` and locked (see below) until it is published or
+    removed."""
     folder = os.path.dirname(os.path.abspath(path))
     while True:
         temp = hidden_sibling(path)
@@ -368,7 +369,15 @@ def temporary_path(path: str) -> str:
         except OSError as error:
             _TEMPORARIES.discard(temp)
             raise OutputFileError(f"cannot write {path}: {error.strerror or error} (in {folder})") from error
-        os.close(handle)
+        # Held open with an exclusive lock until published or removed: another process
+        # clearing stale partial files (remove_stale_partials) sees a live writer and leaves
+        # it (the kernel drops the lock when this process ends, however it ends). Writers
+        # that reopen the path (GDAL, numpy, torch) write into the same file.
+        import fcntl
+
+        with contextlib.suppress(OSError):  # a filesystem without locks: unguarded
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _HELD[temp] = handle
         return temp
 
 
@@ -402,15 +411,53 @@ def hidden_leftovers(outputs: Sequence[str | os.PathLike], label: str) -> list[s
     found = []
     for output in outputs:
         folder, name = os.path.split(os.path.abspath(os.fspath(output)))
-        pattern = re.compile(rf"\.+{re.escape(name)}(\.[0-9a-f]{{12}}\.{label}(\.\w+)?)+")
+        pattern = re.compile(rf"(\.+){re.escape(name)}((?:\.[0-9a-f]{{12}}\.{label}(?:\.\w+)?)+)")
         try:
             entries = os.listdir(folder)
         except OSError:
             continue
-        found += [os.path.join(folder, entry) for entry in entries
-                  if pattern.fullmatch(entry) and os.path.isfile(os.path.join(folder, entry))
-                  and os.path.join(folder, entry) not in _TEMPORARIES]
+        for entry in entries:
+            match = pattern.fullmatch(entry)
+            # one leading dot per level of nesting: ``..x.tif.<hex>.partial.tif`` is the
+            # partial of the hidden output ``.x.tif``, not of ``x.tif``
+            if match is None or len(match.group(1)) != match.group(2).count(f".{label}"):
+                continue
+            path = os.path.join(folder, entry)
+            if os.path.isfile(path) and path not in _TEMPORARIES and not _held(path):
+                found.append(path)
     return found
+
+
+def _held(path: str) -> bool:
+    """Whether a live process holds the hidden file ``path`` (:func:`temporary_path`'s lock,
+    which the kernel drops when the writer ends, however it ends)."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as error:
+        import errno
+
+        return error.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+    finally:
+        os.close(fd)
+    return False
+
+
+#: Locks held on this process's temporary files (:func:`temporary_path`), by path.
+_HELD: dict[str, int] = {}
+
+
+def _release(path: str) -> None:
+    """Drop the lock :func:`temporary_path` holds on ``path`` (renamed or deleted by now)."""
+    fd = _HELD.pop(path, None)
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def remove_stale_partials(outputs: Sequence[str | os.PathLike]) -> list[str]:
@@ -433,6 +480,7 @@ def remove_if_exists(path: str) -> None:
     except FileNotFoundError:
         pass
     _TEMPORARIES.discard(path)
+    _release(path)
 
 
 def remove_temporaries() -> int:
@@ -469,6 +517,7 @@ def publish(temp: str, path: str, *, overwrite: bool) -> None:
     give_default_permissions(temp)
     os.replace(temp, path)
     _TEMPORARIES.discard(temp)
+    _release(temp)
     PUBLISHED.append(path)
 
 

@@ -401,6 +401,8 @@ class GeoTiffSource(Source):
         rows, cols = self.shape
         if step == 1:
             return self._read(Window(0, 0, rows, cols))
+        if self._dataset.overviews(self.band):
+            return self._read_overview(step)  # GDAL reads a small overview: far cheaper
         wanted = np.arange(0, rows, step)
         out = np.empty((wanted.size, -(-cols // step)), dtype=self.dtype)
         strip = max(int(self.block_shape[0]), 1)
@@ -416,6 +418,20 @@ class GeoTiffSource(Source):
                     part = self._read(Window(first, 0, last - first + 1, cols))
                     out[inside] = part[::step, ::step]
         return out
+
+    def _read_overview(self, step: int) -> np.ndarray:
+        """The decimated raster through GDAL, which reads it from the file's overviews (their
+        resampling, not every ``step``-th pixel) when it has some."""
+        from rasterio.errors import RasterioIOError
+
+        out_shape = (-(-self.shape[0] // step), -(-self.shape[1] // step))
+        try:
+            if self.complex_layout == "bands":
+                parts = self._dataset.read([self.band, self.band + 1], out_shape=(2, *out_shape))
+                return _combine(*self._unpacked(parts), self.dtype)
+            return self._unpacked(self._dataset.read(self.band, out_shape=out_shape))
+        except RasterioIOError as error:
+            raise InputFileError(f"cannot read {self.path}: {_gdal_reason(error)}") from error
 
     @property
     def band_count(self) -> int:
@@ -495,17 +511,37 @@ def inherited_tags(source: Source | None) -> dict[str, str]:
     return kept
 
 
+#: Free space (bytes) on the output's device under which :func:`check_written` also decodes
+#: every block: a write that failed on a nearly full disk can record a short block that lies
+#: within the file, which only decoding reveals.
+READBACK_FREE = 256 << 20
+
+
+def _shown(path: str) -> str:
+    """The output a hidden temporary file stands for (``.x.tif.<hex>.partial.tif`` → ``x.tif``
+    in the same folder), else ``path``: what a message should name."""
+    import re
+
+    folder, name = os.path.split(path)
+    match = re.fullmatch(r"\.+(.+?)(?:\.[0-9a-f]{12}\.partial(?:\.\w+)?)+", name)
+    return os.path.join(folder, match.group(1)) if match else path
+
+
 def check_written(temp: str, path: str) -> None:
-    """OutputFileError unless every block of the GeoTIFF ``temp`` just closed lies within the
-    file: GDAL reports a failed block write (a full disk, a quota) on stderr only and closes
-    the file as if complete, with block offsets past its end; publishing it would replace
+    """OutputFileError unless the GeoTIFF ``temp`` just closed is whole: every block lies
+    within the file, and, when the disk is nearly full (less than :data:`READBACK_FREE` plus
+    the file's size free), every block decodes. GDAL reports a failed block write (a full disk,
+    a quota) on stderr only and closes the file as if complete; publishing it would replace
     ``path`` by a file that cannot be read."""
     import shutil
 
     import rasterio
     from rasterio.errors import RasterioIOError
 
+    shown = _shown(path)
     size = os.path.getsize(temp)
+    folder = os.path.dirname(os.path.abspath(temp))
+    free = shutil.disk_usage(folder).free
     missing = total = 0
     try:
         with _quiet(), rasterio.open(temp) as dataset:
@@ -518,14 +554,21 @@ def check_written(temp: str, path: str) -> None:
                         length = dataset.get_tag_item(f"BLOCK_SIZE_{j}_{i}", "TIFF", bidx=band)
                         if offset is None or length is None or int(offset) + int(length) > size:
                             missing += 1
+            if not missing and free < READBACK_FREE + size:
+                with rasterio.Env(GDAL_CACHEMAX=64):
+                    for band in range(1, dataset.count + 1):
+                        step = dataset.block_shapes[band - 1][0]
+                        for row in range(0, dataset.height, step):
+                            dataset.read(band, window=((row, min(row + step, dataset.height)),
+                                                       (0, dataset.width)))
     except RasterioIOError as error:
-        raise OutputFileError(f"cannot write {path}: the file written is unreadable ({error}); "
-                              "is its disk full?") from None
-    if missing:
-        folder = os.path.dirname(os.path.abspath(path))
-        free = shutil.disk_usage(folder).free
         raise OutputFileError(
-            f"cannot write {path}: {missing} of its {total} blocks did not reach the disk "
+            f"cannot write {shown}: the file written is unreadable ({_gdal_reason(error)}; "
+            f"{free / 2**20:.1f} MiB left on the device of {folder}: full?); nothing was "
+            "written") from None
+    if missing:
+        raise OutputFileError(
+            f"cannot write {shown}: {missing} of its {total} blocks did not reach the disk "
             f"({free / 2**20:.1f} MiB left on the device of {folder}: full?); nothing was "
             "written")
 

@@ -596,18 +596,29 @@ def _read(path: Path) -> Any:
 
 def damaged_member(path: str | os.PathLike[str]) -> str | None:
     """The first member of the torch (zip) archive ``path`` whose stored CRC-32 does not match
-    its bytes, else None (also for files that are not zip archives: torch.load judges those).
+    its bytes, else None (also for files that are not zip archives: torch.load judges those;
+    members stored without a checksum, CRC 0, are not judged).
     torch.load does not check these checksums: a flipped or zeroed block of a weights file
     loads as other numbers without a word."""
     import zipfile
 
     try:
-        with zipfile.ZipFile(path) as archive:
-            return archive.testzip()
+        archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, EOFError):
         return None
-    except Exception:  # noqa: BLE001 - a member that cannot even be inflated is damaged
-        return "(an undecodable member)"
+    with archive:
+        for info in archive.infolist():
+            if info.CRC == 0 and info.file_size:
+                continue  # saved without checksums (torch.serialization.set_crc32_options)
+            try:
+                with archive.open(info) as member:
+                    while member.read(1 << 20):
+                        pass
+            except zipfile.BadZipFile:  # "Bad CRC-32 for file ..."
+                return info.filename
+            except Exception:  # noqa: BLE001 - a member that cannot even be inflated is damaged
+                return info.filename
+    return None
 
 
 def _load(path: Path) -> Any:

@@ -660,12 +660,16 @@ class _RunLock:
     def __init__(self, run_dir: Path) -> None:
         import fcntl
 
+        import errno
+
         self._fd = os.open(run_dir, os.O_RDONLY)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as error:
             os.close(self._fd)
             self._fd = None
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return  # a filesystem without locks (NFS may refuse one): run unguarded
             raise OutputFileError(
                 f"the run folder {run_dir} is in use by another 'sardespeckle train' process; "
                 "wait for it to end (or stop it: it checkpoints), then rerun to resume") from None
