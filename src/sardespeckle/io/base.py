@@ -405,7 +405,9 @@ def hidden_sibling(path: str, *, label: str = "partial") -> str:
 
 def hidden_leftovers(outputs: Sequence[str | os.PathLike], label: str) -> list[str]:
     """The hidden files :func:`hidden_sibling` named with ``label`` beside ``outputs``
-    (``.NAME.<hex>.LABEL.EXT``) that no live write of this process holds."""
+    (``.NAME.<hex>.LABEL.EXT``, one more leading dot per level of nesting) that no live
+    writer holds: neither this process's temporaries nor a file another process has locked
+    (:func:`temporary_path`)."""
     import re
 
     found = []
