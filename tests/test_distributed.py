@@ -485,3 +485,26 @@ def test_batch_usage_errors(scenes, tmp_path, capsys, case, message):
     assert main([*argv, "--looks", "1"]) == 2
     assert message in capsys.readouterr().err
     assert sorted(p.name for p in scenes.iterdir()) == ["a.tif", "b.tif", "c.tif"]
+
+
+def test_small_chunks_grow_to_the_overlap_depth_not_into_one_chunk():
+    from sardespeckle.scale.arrays import _merge_small
+
+    merged = _merge_small((100,) * 20 + (48,), 128)
+    assert sum(merged) == 2048 and len(merged) == 10
+    assert all(size >= 128 for size in merged) and max(merged) <= 248
+    assert _merge_small((300, 50, 300), 128) == (300, 350)
+    assert _merge_small((512, 512), 128) == (512, 512)
+    assert _merge_small((50,), 128) == (50,)
+
+
+def test_nodata_and_missing_value_attributes_mask_like_fill_value():
+    xr = pytest.importorskip("xarray")
+    from sardespeckle.scale.arrays import despeckle_dataarray
+
+    values = (np.random.default_rng(0).exponential(1.0, (64, 64)) * 100 + 1).astype(np.uint16)
+    values[:10] = 65535
+    for key in ("_FillValue", "nodata", "missing_value"):
+        out = despeckle_dataarray(xr.DataArray(values, dims=("y", "x"), attrs={key: 65535}),
+                                  method="kuan", looks=1, kind="amplitude").values
+        assert np.isnan(out[:10]).all() and np.nanmax(out[12:]) < 2000, key

@@ -216,3 +216,59 @@ def test_every_band_run_clears_its_stale_partials(tmp_path, capsys):
     assert main(["run", str(tmp_path / "two.tif"), "-o", str(tmp_path / "out.tif"), "--band", "all",
                  "-m", "boxcar", "--looks", "1"]) == 0
     assert "removed 1 hidden partial file(s)" in capsys.readouterr().err and not stale.exists()
+
+
+def test_a_batch_prints_each_scenes_notes_and_names_what_it_skipped(tmp_path, capsys):
+    np.save(tmp_path / "zeros.npy", np.zeros((64, 64), np.float32))
+    np.save(tmp_path / "scene.npy", scene((64, 64)).astype(np.float32))
+    argv = ["run", str(tmp_path / "zeros.npy"), str(tmp_path / "scene.npy"), "-o",
+            str(tmp_path / "out") + "/", "--kind", "amplitude", "-m", "kuan", "--looks", "1"]
+    assert main(argv) == 0
+    assert "  note: the input has no valid pixel" in capsys.readouterr().err
+    assert main(argv) == 0
+    assert "skipped (the output exists; --overwrite replaces it): zeros.npy, scene.npy" in \
+        capsys.readouterr().err
+
+
+def test_an_output_written_meanwhile_by_another_batch_is_skipped_not_failed(tmp_path):
+    from sardespeckle.errors import OutputExistsError
+    from sardespeckle.scale.batch import despeckle_batch
+
+    def raced(source, target):
+        raise OutputExistsError(f"output {target} exists")
+
+    report = despeckle_batch([("a.tif", str(tmp_path / "a.tif"))], raced, overwrite=False)
+    assert report.skipped == [str(tmp_path / "a.tif")] and report.failed == []
+
+
+def test_weights_verify_fails_on_user_weights_it_left_out(tmp_path, monkeypatch, capsys):
+    from sardespeckle.models import weights
+
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    monkeypatch.setattr(weights, "USER_WEIGHTS_LEFT_OUT", {})
+    with pytest.warns(UserWarning, match="junk.pt left out"):
+        weights.register_user_weights(str(tmp_path))
+    assert main(["weights", "--verify"]) == 1
+    out = capsys.readouterr().out
+    assert "junk.pt" in out and "verify: LEFT OUT" in out
+
+
+def test_simulate_says_when_its_input_is_speckled_already(tmp_path, capsys):
+    np.save(tmp_path / "clean.npy", scene((64, 64)).astype(np.float32))
+    assert main(["simulate", str(tmp_path / "clean.npy"), "-o", str(tmp_path / "once.npy"),
+                 "--looks", "1", "--seed", "0", "--kind", "amplitude"]) == 0
+    assert "already holds" not in capsys.readouterr().err
+    assert main(["simulate", str(tmp_path / "once.npy"), "-o", str(tmp_path / "twice.npy"),
+                 "--looks", "1", "--seed", "1"]) == 0
+    assert "already holds simulated 1-look speckle" in capsys.readouterr().err
+
+
+def test_a_batch_told_to_overwrite_reports_a_run_that_did_not(tmp_path):
+    from sardespeckle.errors import OutputExistsError
+    from sardespeckle.scale.batch import despeckle_batch
+
+    def refuses(source, target):
+        raise OutputExistsError(f"output {target} exists")
+
+    report = despeckle_batch([("a.tif", str(tmp_path / "a.tif"))], refuses, overwrite=True)
+    assert report.skipped == [] and len(report.failed) == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -142,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--workers", type=positive_int, default=None, metavar="N",
                          help="compute the tiles on a local Dask cluster of N worker processes "
                               "(one thread each), started for this run")
-    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    run.add_argument("-q", "--quiet", action="store_true",
+                     help="no progress bar, summary or notes (a batch still lists what it "
+                          "skipped and what failed)")
 
     info = sub.add_parser("info", help="describe an image: size, kind, georeferencing, looks")
     info.add_argument("input", metavar="INPUT", help="GeoTIFF or .npy file to describe")
@@ -511,7 +514,8 @@ def _run_batch(args: argparse.Namespace, params: dict) -> int:
             _write_above(bar, f"sardespeckle: error: {named}\n")
         elif status == "written" and not args.quiet:
             rate = detail.shape[0] * detail.shape[1] / 1e6 / max(detail.seconds, 1e-9)
-            _write_above(bar, f"wrote {detail.output} ({detail.method}, {rate:.2f} MP/s)\n")
+            _write_above(bar, f"wrote {detail.output} ({detail.method}, {rate:.2f} MP/s)\n"
+                         + "".join(f"  note: {note}\n" for note in detail.notes))
 
     try:
         with _scene_runner(args, params) as run:
@@ -522,7 +526,8 @@ def _run_batch(args: argparse.Namespace, params: dict) -> int:
     summary = (f"batch: {len(report.written)} written, {len(report.skipped)} skipped, "
                f"{len(report.failed)} failed, of {len(pairs)} scene(s) into {args.output}\n")
     if report.skipped:
-        summary += "  skipped: their output exists (--overwrite replaces it)\n"
+        summary += ("  skipped (the output exists; --overwrite replaces it): "
+                    + ", ".join(os.path.basename(target) for target in report.skipped) + "\n")
     sys.stderr.write(summary + "".join(f"  failed: {source}\n" for source, _ in report.failed))
     return EXIT_RUNTIME if report.failed else EXIT_OK
 
@@ -643,6 +648,13 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if not valid.any():
         sys.stderr.write("note: the input has no valid pixel (every pixel is nodata, NaN, zero "
                          "or negative): the output is all nodata\n")
+    from ..covariance import _stored_tags
+
+    earlier = _stored_tags(str(args.input)).get("SARDESPECKLE_SIMULATED_LOOKS")
+    if earlier:
+        sys.stderr.write(f"note: {args.input} already holds simulated {earlier}-look speckle "
+                         f"(its tags say so): the output has two layers of it, not "
+                         f"{args.looks:g}-look speckle on a clean image\n")
     sys.stderr.write(f"wrote {args.output} ({kind}, {args.looks:g}-look speckle, seed {args.seed})\n")
     return EXIT_OK
 
@@ -809,6 +821,12 @@ def _cmd_weights(args: argparse.Namespace) -> int:
             else:
                 status = "ok"
             print(f"  verify: {status}")
+    if args.verify:
+        from ..models.weights import USER_WEIGHTS_LEFT_OUT
+
+        for path, why in USER_WEIGHTS_LEFT_OUT.items():  # in SARDESPECKLE_WEIGHTS_PATH
+            print(f"{os.path.basename(path)}\n  file: {path}\n  verify: LEFT OUT ({why})")
+            failed += 1
     if failed:
         sys.stderr.write(f"sardespeckle: error: {failed} weights file(s) failed verification\n")
         return EXIT_RUNTIME

@@ -738,6 +738,11 @@ def _shorten(items: list[str], limit: int = 4) -> str:
 WEIGHTS_PATH_ENV = "SARDESPECKLE_WEIGHTS_PATH"
 
 
+#: User weights files :func:`register_user_weights` left out as unreadable or not weights,
+#: with why (``sardespeckle weights --verify`` fails on them).
+USER_WEIGHTS_LEFT_OUT: dict[str, str] = {}
+
+
 def register_user_weights(folders: str | None = None) -> list[str]:
     """Register every ``*.pt`` weights file of ``folders`` (default: the
     :data:`WEIGHTS_PATH_ENV` environment variable) in :data:`REGISTRY` under its file name
@@ -770,6 +775,7 @@ def register_user_weights(folders: str | None = None) -> list[str]:
                 _check_gaussian_meta(meta)
                 architecture = Architecture.from_dict(meta["architecture"])
             except (WeightsError, InvalidInputError) as error:
+                USER_WEIGHTS_LEFT_OUT[str(path)] = str(error)
                 warnings.warn(f"{label}: {path} left out: {error}", UserWarning,
                               stacklevel=2)
                 continue

@@ -84,7 +84,8 @@ def despeckle_dataarray(
     data : xarray.DataArray, shape (y, x) or (1, y, x)
         Amplitude, intensity, dB or complex values, numpy- or dask-backed, for instance
         ``rioxarray.open_rasterio(path, chunks=(1, 2048, 2048))``. Pixels that are NaN/inf,
-        equal to the ``_FillValue`` attribute or of zero intensity are masked.
+        equal to the ``_FillValue`` attribute (else ``nodata``, else ``missing_value``) or of
+        zero intensity are masked.
     method : str
         A registered method (``sardespeckle methods``).
     looks : float, optional
@@ -135,8 +136,10 @@ def despeckle_dataarray(
         raise InvalidInputError(f"expected an xarray.DataArray, got {type(data).__name__}")
     raw = _as_2d(data)
     _check_encoding(data.attrs)
-    nodata = data.attrs.get("_FillValue")
-    nodata = None if nodata is None else float(nodata)
+    # the fill value under any of the names xarray, rioxarray and CF give it
+    nodata = next((data.attrs[key] for key in ("_FillValue", "nodata", "missing_value")
+                   if data.attrs.get(key) is not None), None)
+    nodata = None if nodata is None else float(np.ravel(nodata)[0])
     source = _array_source(data, raw, kind=kind, nodata=nodata)
     plan = plan_run(source, method=method, looks=looks, output_kind=output_kind, tile=tile,
                     params=params)
@@ -238,10 +241,12 @@ def _merge_small(sizes: tuple[int, ...], minimum: int) -> tuple[int, ...]:
     merged into its neighbour), so that map_overlap never rechunks behind our back."""
     merged: list[int] = []
     for size in sizes:
-        if merged and (size < minimum or merged[-1] < minimum):
+        if merged and merged[-1] < minimum:  # grow a small chunk until it is big enough
             merged[-1] += size
         else:
             merged.append(size)
+    if len(merged) > 1 and merged[-1] < minimum:  # a small last one joins its neighbour
+        merged[-2] += merged.pop()
     return tuple(merged)
 
 

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sardespeckle.errors import UsageError
+from sardespeckle.errors import OutputExistsError, UsageError
 from sardespeckle.io.base import GEOTIFF_SUFFIXES, NPY_SUFFIXES, file_format
 
 _GLOB_CHARS = frozenset("*?[")
@@ -119,6 +119,16 @@ def despeckle_batch(
         else:
             try:
                 detail = run(source, target)
+            except OutputExistsError as error:
+                # without overwrite: written meanwhile by another process (two batches into
+                # one folder), whole (outputs are published in one rename); with it, ``run``
+                # itself did not overwrite: a failure to report
+                if overwrite:
+                    report.failed.append((source, error))
+                    status, detail = "failed", error
+                else:
+                    report.skipped.append(target)
+                    status, detail = "skipped", target
             except Exception as error:  # noqa: BLE001 - one scene's failure must not stop the rest
                 report.failed.append((source, error))
                 status, detail = "failed", error
