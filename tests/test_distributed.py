@@ -508,3 +508,24 @@ def test_nodata_and_missing_value_attributes_mask_like_fill_value():
         out = despeckle_dataarray(xr.DataArray(values, dims=("y", "x"), attrs={key: 65535}),
                                   method="kuan", looks=1, kind="amplitude").values
         assert np.isnan(out[:10]).all() and np.nanmax(out[12:]) < 2000, key
+
+
+def test_a_lazy_array_of_a_given_kind_and_looks_computes_nothing_before_compute():
+    xr = pytest.importorskip("xarray")
+    da = pytest.importorskip("dask.array")
+    from sardespeckle.scale.arrays import despeckle_dataarray
+
+    computed = []
+
+    def counted(block):
+        if block.size:  # dask calls it once on an empty array to learn the output's type
+            computed.append(block.size)
+        return block
+
+    values = (np.random.default_rng(0).exponential(1.0, (512, 512)) * 100).astype(np.float32)
+    lazy = da.from_array(values, chunks=256).map_blocks(counted, dtype=np.float32)
+    out = despeckle_dataarray(xr.DataArray(lazy, dims=("y", "x")), method="kuan", looks=1,
+                              kind="amplitude")
+    assert computed == []
+    out.compute(scheduler="synchronous")  # in this process, whatever client an earlier test left
+    assert sum(computed) == values.size  # every chunk once

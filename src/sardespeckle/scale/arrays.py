@@ -66,6 +66,24 @@ class ArraySource(Source):
     def _read_decimated(self, step: int) -> np.ndarray:
         return np.asarray(self._raw[::step, ::step])
 
+    def value_shares(self) -> tuple[float, float]:
+        """As for files, except for a lazy (dask) array whose kind was given: its values are
+        not read at call time (the shares of negative and overflowing values are then not
+        measured, nor refused when common; such pixels are still masked, tile by tile). A
+        detected kind read a decimated copy already: the shares come from one such copy."""
+        if isinstance(self._raw, np.ndarray):
+            return super().value_shares()
+        if self.kind_reason == "given":
+            return 0.0, 0.0
+        from sardespeckle.io.kinds import check_value_shares, negative_share, overflow_share
+
+        raw = self.read_decimated(1024)
+        negative = negative_share(raw, self.kind, nodata=self.nodata)
+        overflow = overflow_share(raw, self.kind, nodata=self.nodata)
+        with self._kind_context():
+            check_value_shares(negative, overflow, self.kind)
+        return negative, overflow
+
 
 def despeckle_dataarray(
     data,
