@@ -235,3 +235,15 @@ def test_a_few_negative_values_do_not_decide_db():
     values[:4] = -0.01  # 20 %: dB
     np.testing.assert_array_equal(despeckle(values, method="boxcar", looks=1),
                                   despeckle(values, method="boxcar", looks=1, kind="db"))
+
+
+def test_complex_kind_for_real_parts_says_how_to_make_complex_in_python():
+    import numpy as np
+    import pytest
+
+    from sardespeckle import despeckle
+    from sardespeckle.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=r"re \+ 1j \* im") as error:
+        despeckle(np.ones((32, 32), np.float32), method="kuan", looks=1, kind="complex")
+    assert "--complex-layout" not in str(error.value)

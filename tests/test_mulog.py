@@ -915,3 +915,10 @@ def test_mulog_refuses_db_and_what_a_denoiser_should_not_return():
         mulog(intensity, looks=1, denoiser=lambda v, s: v + 0j)
     with pytest.raises(InvalidInputError, match="returned values of type str"):
         mulog(intensity, looks=1, denoiser=lambda v, s: np.full(v.shape, "x"))
+
+
+def test_mulog_refuses_masked_pixels_it_would_read_as_data():
+    image = np.ma.masked_array(np.full((32, 32), 5.0), mask=np.zeros((32, 32), bool))
+    image.data[3, 3], image.mask[3, 3] = 1e12, True  # a hidden fill
+    with pytest.raises(InvalidInputError, match="masked array with masked pixels"):
+        mulog(image, looks=1, denoiser=gaussian_filter_denoiser(width=1.0))

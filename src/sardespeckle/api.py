@@ -137,6 +137,11 @@ def despeckle(
     hidden = masked is not None and masked.any()
     # the kind from the values that are not masked, in their own dtype (integers: amplitude)
     kind = _array_kind(data, kind, exclude=masked if hidden else None)
+    if kind == "complex" and not np.iscomplexobj(data):
+        raise InvalidInputError(
+            f"expected complex data for kind 'complex', got {data.dtype.name}; real and "
+            "imaginary parts held apart make one complex array as re + 1j * im (e.g. "
+            "parts[..., 0] + 1j * parts[..., 1])")
     if hidden:
         # A masked array's mask marks nodata whatever the hidden values are (rasterio's
         # read(masked=True) hides -9999 or 1e30 fills): blank them before anything reads them.

@@ -160,6 +160,12 @@ def pnp_admm(
 
 
 def _check_intensity(intensity) -> np.ndarray:
+    if np.ma.isMaskedArray(intensity) and np.ma.getmaskarray(intensity).any():
+        # np.asarray would hand over the hidden values (fills such as -9999 or 1e12) as data
+        raise InvalidInputError(
+            "expected a plain array, got a masked array with masked pixels: mulog has no "
+            "nodata; sardespeckle.despeckle(..., method='mulog') masks them (filled from their "
+            "neighbours, NaN in the output), or fill them yourself")
     array = np.asarray(intensity)
     if array.ndim != 2:
         raise InvalidInputError(f"expected intensity of shape (rows, cols), got shape {array.shape}")
