@@ -247,3 +247,21 @@ def test_complex_kind_for_real_parts_says_how_to_make_complex_in_python():
     with pytest.raises(InvalidInputError, match=r"re \+ 1j \* im") as error:
         despeckle(np.ones((32, 32), np.float32), method="kuan", looks=1, kind="complex")
     assert "--complex-layout" not in str(error.value)
+
+
+def test_python_callers_are_told_the_python_spelling():
+    import numpy as np
+    import pytest
+    import torch
+
+    from sardespeckle import despeckle
+    from sardespeckle.errors import UsageError
+
+    image = np.random.default_rng(0).exponential(1.0, (32, 32)).astype(np.float32)
+    with pytest.raises(UsageError, match="use method 'sarcnn' with weights='sarcnn-s1-l1-v3'"):
+        despeckle(image, method="mulog", looks=1, kind="intensity",
+                  params={"denoiser": "sarcnn-s1-l1-v3"})
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError, match="use device 'cpu' or 'auto'"):
+            despeckle(image, method="sarcnn", looks=1, kind="intensity",
+                      params={"device": "cuda"})

@@ -296,7 +296,8 @@ def looks_mismatch(built: BuiltMethod, looks: float) -> str | None:
     effect = "more than these data need" if looks > trained else "leaving some of its speckle"
     return (f"the {built.name} weights were trained for {trained:g}-look speckle and this input "
             f"has {looks:g} looks: the network smooths as for {trained:g} look(s), {effect}; "
-            "MuLoG works at any looks (--method mulog --denoiser dncnn-sar), or train weights "
+            "MuLoG works at any looks (method 'mulog' with denoiser 'dncnn-sar'; CLI --method "
+            "mulog --denoiser dncnn-sar), or train weights "
             "for these looks")
 
 

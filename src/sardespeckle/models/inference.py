@@ -54,7 +54,8 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("expected a CUDA device, got none available; use --device cpu or auto")
+        raise UsageError("expected a CUDA device, got none available; use device 'cpu' or 'auto' "
+                         "(CLI --device cpu or auto)")
     return device
 
 

@@ -111,7 +111,8 @@ def denoiser_from_name(name: str, *, precision: str = "fp32", threads: int | Non
     if name in REGISTRY and REGISTRY[name].domain == "log-amplitude":
         raise UsageError(
             f"{name!r} is SAR-CNN weights (a despeckler of its own, not a Gaussian denoiser for "
-            f"MuLoG): use --method sarcnn --weights {name}; MuLoG takes one of "
+            f"MuLoG): use method 'sarcnn' with weights={name!r} (CLI --method sarcnn --weights "
+            f"{name}); MuLoG takes one of "
             f"{', '.join(DENOISER_NAMES)} or Gaussian-denoiser weights")
     raise UsageError(
         f"unknown MuLoG denoiser {name!r}; expected one of {', '.join(DENOISER_NAMES)}, "
