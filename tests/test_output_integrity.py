@@ -186,7 +186,7 @@ def test_a_nearly_full_disk_is_caught_by_decoding_the_blocks(tmp_path, monkeypat
 
 
 def test_messages_name_the_output_not_its_hidden_temporary():
-    from sardespeckle.io.geotiff import _shown
+    from sardespeckle.io.base import visible_name as _shown
 
     assert _shown("/d/.x.tif.0123456789ab.partial.tif") == "/d/x.tif"
     assert _shown("/d/..x.tif.0123456789ab.partial.tif.abcdefabcdef.partial.tif") == "/d/x.tif"

@@ -450,39 +450,26 @@ def unused_band_notes(paths) -> list[str]:
     return notes
 
 
-def _stored_tags(path: str) -> dict[str, str]:
-    """The provenance tags a GeoTIFF or a ``.npy`` sidecar holds, ``{}`` when there are none
-    or the file cannot be read (left to the reader)."""
-    from .io.geotiff import read_header
-    from .io.npy import sidecar_tags
-
-    suffix = Path(path).suffix.lower()
-    if suffix == ".npy":
-        return sidecar_tags(path)
-    if suffix in (".tif", ".tiff") and os.path.isfile(path):
-        try:
-            return read_header(path).tags
-        except InputFileError:
-            return {}
-    return {}
-
-
 def _sidecar_letter(paths) -> str:
     """``"T"`` when one ``.npy`` input's provenance sidecar records a coherency matrix
     (``SARDESPECKLE_MATRIX``, written by this command), else ``"C"``."""
     paths = _path_list(paths)
     if len(paths) != 1 or Path(paths[0]).suffix.lower() != ".npy":
         return "C"
-    return "T" if _stored_tags(paths[0]).get("SARDESPECKLE_MATRIX") == "T" else "C"
+    from .io.raster import stored_tags
+
+    return "T" if stored_tags(paths[0]).get("SARDESPECKLE_MATRIX") == "T" else "C"
 
 
 def despeckled_input_notes(paths) -> list[str]:
     """Notes on inputs that are already a sardespeckle output (their provenance tags, in a
     GeoTIFF or a ``.npy`` sidecar, name the method): despeckling them again measures
     hundreds of looks and changes little, which a user may not have meant."""
+    from .io.raster import stored_tags
+
     notes = []
     for path in _path_list(paths):
-        tags = _stored_tags(path)
+        tags = stored_tags(path)
         method = tags.get("SARDESPECKLE_METHOD")
         if method:
             notes.append(f"{path} is already a sardespeckle output ({method}"

@@ -648,9 +648,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if not valid.any():
         sys.stderr.write("note: the input has no valid pixel (every pixel is nodata, NaN, zero "
                          "or negative): the output is all nodata\n")
-    from ..covariance import _stored_tags
+    from ..io.raster import stored_tags
 
-    earlier = _stored_tags(str(args.input)).get("SARDESPECKLE_SIMULATED_LOOKS")
+    earlier = stored_tags(args.input).get("SARDESPECKLE_SIMULATED_LOOKS")
     if earlier:
         sys.stderr.write(f"note: {args.input} already holds simulated {earlier}-look speckle "
                          f"(its tags say so): the output has two layers of it, not "

@@ -403,6 +403,26 @@ def hidden_sibling(path: str, *, label: str = "partial") -> str:
             return candidate
 
 
+def visible_name(path: str) -> str:
+    """The output a hidden temporary file of :func:`hidden_sibling` stands for
+    (``.x.tif.<hex>.partial.tif``, nested or not, → ``x.tif`` in the same folder), else
+    ``path``: what a message should name."""
+    import re
+
+    folder, name = os.path.split(path)
+    match = re.fullmatch(r"\.+(.+?)(?:\.[0-9a-f]{12}\.partial(?:\.\w+)?)+", name)
+    return os.path.join(folder, match.group(1)) if match else path
+
+
+def free_space(path: str | os.PathLike) -> str:
+    """``"N MiB left on the device of FOLDER"`` for the folder of ``path``: what a message
+    about a failed write says (a full disk, most often)."""
+    import shutil
+
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    return f"{shutil.disk_usage(folder).free / 2**20:.1f} MiB left on the device of {folder}"
+
+
 def hidden_leftovers(outputs: Sequence[str | os.PathLike], label: str) -> list[str]:
     """The hidden files :func:`hidden_sibling` named with ``label`` beside ``outputs``
     (``.NAME.<hex>.LABEL.EXT``, one more leading dot per level of nesting) that no live

@@ -20,7 +20,8 @@ from sardespeckle.errors import (
     UnknownKindError,
     UsageError,
 )
-from sardespeckle.io.base import Georef, Sink, Source, publish, remove_if_exists, temporary_path
+from sardespeckle.io.base import (Georef, Sink, Source, free_space, publish, remove_if_exists,
+                                  temporary_path, visible_name)
 from sardespeckle.io.kinds import (
     check_kind,
     declared_kind,
@@ -517,16 +518,6 @@ def inherited_tags(source: Source | None) -> dict[str, str]:
 READBACK_FREE = 256 << 20
 
 
-def _shown(path: str) -> str:
-    """The output a hidden temporary file stands for (``.x.tif.<hex>.partial.tif`` → ``x.tif``
-    in the same folder), else ``path``: what a message should name."""
-    import re
-
-    folder, name = os.path.split(path)
-    match = re.fullmatch(r"\.+(.+?)(?:\.[0-9a-f]{12}\.partial(?:\.\w+)?)+", name)
-    return os.path.join(folder, match.group(1)) if match else path
-
-
 def check_written(temp: str, path: str) -> None:
     """OutputFileError unless the GeoTIFF ``temp`` just closed is whole: every block lies
     within the file, and, when the disk is nearly full (less than :data:`READBACK_FREE` plus
@@ -538,10 +529,9 @@ def check_written(temp: str, path: str) -> None:
     import rasterio
     from rasterio.errors import RasterioIOError
 
-    shown = _shown(path)
+    shown = visible_name(path)
     size = os.path.getsize(temp)
-    folder = os.path.dirname(os.path.abspath(temp))
-    free = shutil.disk_usage(folder).free
+    free = shutil.disk_usage(os.path.dirname(os.path.abspath(temp))).free
     missing = total = 0
     try:
         with _quiet(), rasterio.open(temp) as dataset:
@@ -564,13 +554,11 @@ def check_written(temp: str, path: str) -> None:
     except RasterioIOError as error:
         raise OutputFileError(
             f"cannot write {shown}: the file written is unreadable ({_gdal_reason(error)}; "
-            f"{free / 2**20:.1f} MiB left on the device of {folder}: full?); nothing was "
-            "written") from None
+            f"{free_space(temp)}: full?); nothing was written") from None
     if missing:
         raise OutputFileError(
             f"cannot write {shown}: {missing} of its {total} blocks did not reach the disk "
-            f"({free / 2**20:.1f} MiB left on the device of {folder}: full?); nothing was "
-            "written")
+            f"({free_space(temp)}: full?); nothing was written")
 
 
 def _open_for_writing(temp: str, profile: dict):

@@ -283,14 +283,11 @@ def _reserve(temp: str, path: str) -> None:
             os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
     except OSError as error:
         if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            import shutil
+            from sardespeckle.io.base import free_space
 
-            folder = os.path.dirname(os.path.abspath(path))
-            needed = os.path.getsize(temp)
             raise OutputFileError(
-                f"cannot write {path}: it needs {needed / 2**20:.1f} MiB, and the device of "
-                f"{folder} has {shutil.disk_usage(folder).free / 2**20:.1f} MiB free "
-                f"({error.strerror})") from None
+                f"cannot write {path}: it needs {os.path.getsize(temp) / 2**20:.1f} MiB, and "
+                f"there is {free_space(temp)} ({error.strerror})") from None
         if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
             raise
 

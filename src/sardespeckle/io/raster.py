@@ -94,6 +94,24 @@ def open_source(
     return NpySource(path, kind=kind, complex_layout=complex_layout, nodata=nodata)
 
 
+def stored_tags(path: str | os.PathLike) -> dict[str, str]:
+    """The provenance tags a GeoTIFF or a ``.npy`` sidecar holds, ``{}`` when there are none
+    or the file cannot be read (left to the reader)."""
+    from sardespeckle.io.geotiff import read_header
+    from sardespeckle.io.npy import sidecar_tags
+
+    path = os.fspath(path)
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".npy":
+        return sidecar_tags(path)
+    if suffix in (".tif", ".tiff") and os.path.isfile(path):
+        try:
+            return read_header(path).tags
+        except InputFileError:
+            return {}
+    return {}
+
+
 def provenance_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
     """Tags as written into outputs: keys upper-cased and prefixed ``SARDESPECKLE_``, values
     kept when strings and JSON-encoded otherwise, plus ``SARDESPECKLE_VERSION``.
@@ -334,5 +352,6 @@ __all__ = [
     "open_source",
     "output_nodata",
     "provenance_tags",
+    "stored_tags",
     "write_array",
 ]

@@ -375,11 +375,10 @@ def atomic_torch_save(payload: Any, path: str | os.PathLike[str]) -> None:
     Saved through an open file object: given a path, torch names the archive's root folder after
     the (random) temporary file, so the same tensors gave a new sha256 at every write.
     """
-    from sardespeckle.io.base import atomic_output
-
     import errno
 
     from sardespeckle.errors import OutputFileError
+    from sardespeckle.io.base import atomic_output, free_space
 
     try:
         with atomic_output(Path(path)) as temp, open(temp, "wb") as handle:
@@ -390,13 +389,9 @@ def atomic_torch_save(payload: Any, path: str | os.PathLike[str]) -> None:
         full = getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
         if not full and not (isinstance(error, RuntimeError) and "inline_container" in str(error)):
             raise
-        import shutil
-
-        folder = os.path.dirname(os.path.abspath(path))
         raise OutputFileError(
-            f"cannot write {path}: {shutil.disk_usage(folder).free / 2**20:.1f} MiB left on the "
-            f"device of {folder} (a full disk?); nothing was written, the previous file (if "
-            "any) is intact") from None
+            f"cannot write {path}: {free_space(path)} (a full disk?); nothing was written, the "
+            "previous file (if any) is intact") from None
 
 
 def check_weights_reference(value: Any) -> None:
