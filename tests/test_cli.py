@@ -571,8 +571,13 @@ def test_debug_may_follow_the_command(tmp_path):
     for debug_argv in (["--debug"] + argv, argv + ["--debug"]):
         with pytest.raises(InputFileError):
             main(debug_argv)
-    with pytest.raises(UsageError):
+    with pytest.raises(InputFileError, match="no such file"):
         main(["references", "build", missing, "-o", str(tmp_path / "r.tif"), "--debug"])
+    date = tmp_path / "date.npy"
+    np.save(date, np.ones((8, 8), np.float32))
+    with pytest.raises(UsageError, match="same file twice"):
+        main(["references", "build", str(date), str(date), "-o", str(tmp_path / "r.tif"),
+              "--debug"])
 
 
 def test_unknown_arguments_are_reported_by_the_command(capsys):

@@ -469,20 +469,24 @@ def test_batch_on_a_cluster(client, scenes, tmp_path, capsys):
         np.testing.assert_array_equal(pixels(out / name), pixels(expected))
 
 
-@pytest.mark.parametrize("case,message", [
-    ("no-match", "matching"),
-    ("same-folder", "holds the input"),
-    ("preview", "single input with --preview"),
-    ("bad-method", "unknown method"),
+@pytest.mark.parametrize("case,message,code", [
+    # no input at all is a missing input, exit 1 as for a missing file; the rest are usage
+    ("no-match", "matching", 1),
+    ("empty-folder", "found none", 1),
+    ("same-folder", "holds the input", 2),
+    ("preview", "single input with --preview", 2),
+    ("bad-method", "unknown method", 2),
 ])
-def test_batch_usage_errors(scenes, tmp_path, capsys, case, message):
+def test_batch_usage_errors(scenes, tmp_path, capsys, case, message, code):
+    (tmp_path / "empty").mkdir()
     argv = {
         "no-match": ["run", str(scenes / "*.nothing.tif"), "-o", str(tmp_path / "o")],
+        "empty-folder": ["run", str(tmp_path / "empty"), "-o", str(tmp_path / "o")],
         "same-folder": ["run", str(scenes), "-o", str(scenes)],
         "preview": ["run", str(scenes), "-o", str(tmp_path / "o"), "--preview", "p.png"],
         "bad-method": ["run", str(scenes), "-o", str(tmp_path / "o"), "-m", "nope"],
     }[case]
-    assert main([*argv, "--looks", "1"]) == 2
+    assert main([*argv, "--looks", "1"]) == code
     assert message in capsys.readouterr().err
     assert sorted(p.name for p in scenes.iterdir()) == ["a.tif", "b.tif", "c.tif"]
 

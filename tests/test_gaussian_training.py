@@ -114,10 +114,10 @@ def test_sources_folders_globs_and_errors(tmp_path, image_dirs):
     images = load_unit_images(ReferenceSpec(str(folder[0]), "grey", (4, 8, 20, 30)), span=0.8)
     assert len(images) == 1 and images[0].values.shape == (20, 30)
     np.testing.assert_array_equal(images[0].values, blocks(0)[4:24, 8:38] / np.float32(255))
-    with pytest.raises(UsageError, match="no such training source"):
+    with pytest.raises(InputFileError, match="no such training source"):
         source_paths(ReferenceSpec(str(tmp_path / "nope"), "grey"))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UsageError, match="found none"):
+    with pytest.raises(InputFileError, match="found none"):
         source_paths(ReferenceSpec(str(tmp_path / "empty"), "grey"))
     with pytest.raises(UsageError, match="folder"):
         source_paths(ReferenceSpec(str(image_dirs / "train"), "intensity"))
@@ -258,7 +258,7 @@ def test_sarcnn_configs_refuse_gaussian_options(image_dirs):
 def test_no_images_is_a_clear_error(tmp_path, image_dirs):
     (tmp_path / "empty").mkdir()
     config = tiny_config(image_dirs, references=[{"path": str(tmp_path / "empty"), "kind": "grey"}])
-    with pytest.raises(UsageError, match="found none"):
+    with pytest.raises(InputFileError, match="found none"):
         train(config, tmp_path / "run")
 
 
@@ -479,4 +479,4 @@ def test_set12_tool_reports_psnr_next_to_the_published_figures(tmp_path, image_d
     save_weights(network, tmp_path / "sarcnn.pt")
     assert tool.main([str(tmp_path / "sarcnn.pt"), "--set12", str(image_dirs / "val")]) == 2
     assert "expected Gaussian-denoiser weights" in capsys.readouterr().err
-    assert tool.main([str(tmp_path / "identity.pt"), "--set12", str(tmp_path / "nope")]) == 2
+    assert tool.main([str(tmp_path / "identity.pt"), "--set12", str(tmp_path / "nope")]) == 1  # a missing input

@@ -668,12 +668,18 @@ def test_cli_takes_a_folder_or_a_glob_of_dates_and_says_how_many(tmp_path, capsy
         references.expand_dates([paths[0], folder / "old_count.tif"])
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert main(["references", "build", str(empty), "-o", str(tmp_path / "e.tif")]) == 2
+    # No date at all is a missing input, like a missing file: exit 1, as `run` gives.
+    assert main(["references", "build", str(empty), "-o", str(tmp_path / "e.tif")]) == 1
     assert f"expected dates (.tif, .tiff, .npy, .png files) in the folder {empty}, found " \
         "none" in capsys.readouterr().err
     assert main(["references", "build", str(tmp_path / "nothing*.tif"), "-o",
-                 str(tmp_path / "e.tif")]) == 2
+                 str(tmp_path / "e.tif")]) == 1
     assert "matching" in capsys.readouterr().err
+    # Dates that do not exist are named before their count is judged (two missing dates are
+    # not "too few dates for the change-aware method").
+    assert main(["references", "build", str(tmp_path / "m1.tif"), str(tmp_path / "m2.tif"),
+                 "-o", str(tmp_path / "e.tif")]) == 1
+    assert f"no such file: {tmp_path / 'm1.tif'} (and 1 other date(s))" in capsys.readouterr().err
 
 
 def test_an_output_named_like_a_date_of_the_folder_is_refused(tmp_path, capsys):

@@ -8,7 +8,7 @@ import pytest
 from _tiny_training import tiny_train_values
 import torch
 
-from sardespeckle.errors import InvalidInputError, UsageError
+from sardespeckle.errors import InputFileError, InvalidInputError, UsageError
 from sardespeckle.training import PatchSampler, Reference, TrainConfig, export_weights, train
 from sardespeckle.training.data import _dihedral, _fully_valid_starts
 
@@ -383,8 +383,10 @@ def test_bad_configs(tmp_path, reference_file):
         TrainConfig.from_dict({"references": []})
     with pytest.raises(UsageError, match="precision"):
         tiny_config(reference_file, precision="int8")
-    with pytest.raises(UsageError, match="no such training config"):
+    with pytest.raises(InputFileError, match="no such training config"):
         TrainConfig.load(tmp_path / "nope.json")
+    with pytest.raises(InputFileError, match="got the folder"):
+        TrainConfig.load(tmp_path)
     twice = tmp_path / "twice.json"
     twice.write_text(json.dumps({"references": [str(reference_file)]})[:-1] + ', "steps": 4, "steps": 5}')
     with pytest.raises(UsageError, match="gives 'steps' twice"):
@@ -516,7 +518,6 @@ def test_the_hint_for_a_run_without_checkpoint_names_another_folder(tmp_path, re
 
 
 def test_a_corrupt_checkpoint_is_explained_and_stale_partial_files_go(tmp_path, reference_file):
-    from sardespeckle.errors import InputFileError
 
     run = tmp_path / "run"
     train(tiny_config(reference_file), run, max_steps=2)

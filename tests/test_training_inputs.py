@@ -263,7 +263,8 @@ def test_unreadable_config_files_are_usage_errors(tmp_path, content, message, ca
     assert main(["train", str(path), "--run-dir", str(tmp_path / "run"), "-q"]) == 2
     err = capsys.readouterr().err
     assert message in err and str(path) in err and "internal error" not in err
-    assert main(["train", str(tmp_path), "--run-dir", str(tmp_path / "run"), "-q"]) == 2
+    # a folder for the config is a missing input (exit 1), a bad config a usage error (2)
+    assert main(["train", str(tmp_path), "--run-dir", str(tmp_path / "run"), "-q"]) == 1
     assert "folder" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from sardespeckle.errors import InvalidInputError, UsageError
+from sardespeckle.errors import InputFileError, InvalidInputError, UsageError
 from sardespeckle.io.base import OVERWRITE_HINT, remove_if_exists, repeated_file, without_layout_hint
 
 __all__ = [
@@ -731,8 +731,6 @@ def read_png_series(paths: Sequence[str | os.PathLike], *, threshold: float):
     """
     from PIL import Image
 
-    from sardespeckle.errors import InputFileError
-
     threshold = _check_positive_real(threshold, "threshold")
     paths = [os.fspath(path) for path in paths]
     if not paths:
@@ -917,8 +915,10 @@ def expand_dates(
 
     Raises
     ------
-    UsageError
+    InputFileError
         A folder or pattern that gives no date.
+    UsageError
+        A folder or pattern that holds the output.
     """
     import glob
 
@@ -954,7 +954,7 @@ def expand_dates(
         found = [path for path in found if path not in written]
         left_out += written
         if not found:
-            raise UsageError(
+            raise InputFileError(
                 f"expected dates ({', '.join(_RASTER_SUFFIXES + _PNG_SUFFIXES)} files) {where}, "
                 f"found none" + (f" but the {len(written)} file(s) of a reference build"
                                  if written else ""))
@@ -1371,7 +1371,12 @@ def _write_json(path: str, data: dict[str, Any]) -> None:
 def _distinct_dates(paths: Sequence[str | os.PathLike], method: str) -> list[str]:
     """The dates as strings, refusing a file given twice and too few dates for ``method``."""
     paths = [os.fspath(path) for path in paths]
-    repeated = repeated_file(paths)  # a missing or unreadable file: load_stack says so
+    missing = [path for path in paths if not os.path.exists(path)]
+    if missing:  # said first: a count of dates that do not exist would mislead
+        raise InputFileError(f"no such file: {missing[0]}"
+                             + (f" (and {len(missing) - 1} other date(s))" if len(missing) > 1
+                                else ""))
+    repeated = repeated_file(paths)  # an unreadable file: load_stack says so
     if repeated is not None:
         first, again = repeated
         raise UsageError(
@@ -1405,7 +1410,8 @@ def _warn_interrupted_replacement(paths: Mapping[str, str]) -> None:
             f"an earlier build was killed while replacing {paths['reference']} and its side "
             f"files: they may mix the old set and the new one (the old files it had moved "
             f"aside are still there: {', '.join(os.path.basename(p) for p in leftovers)}); "
-            "rebuild with --overwrite to make them one set again", UserWarning, stacklevel=3)
+            "rebuild with overwrite=True (CLI --overwrite) to make them one set again",
+            UserWarning, stacklevel=3)
 
 
 def _remove_stale_partials(paths: Mapping[str, str]) -> None:
@@ -1444,8 +1450,8 @@ def _check_stack_content(stack: Stack, method: str) -> None:
         raise UsageError(
             f"expected at least {needed} dates with valid pixels for the {method} method, got "
             f"{len(seen)} of {len(stack.paths)} (the others are all nodata); add dates"
-            + (", or average 2 dates with --method mean" if method == "change-aware"
-               and len(seen) == 2 else ""))
+            + (", or average 2 dates with method='mean' (CLI --method mean)"
+               if method == "change-aware" and len(seen) == 2 else ""))
 
 
 def build_reference_files(
@@ -1500,6 +1506,8 @@ def build_reference_files(
         Fewer than 2 distinct dates (3 for ``method="change-aware"``), a file given twice, a
         ``window_size`` larger than the images, or outputs that cannot be written (checked
         before anything is read: see :func:`write_reference`).
+    InputFileError
+        A date that does not exist (said before the count of dates) or cannot be read.
     OutputExistsError
         An output exists and ``overwrite`` is false.
     """

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sardespeckle.errors import OutputExistsError, UsageError
+from sardespeckle.errors import InputFileError, OutputExistsError, UsageError
 from sardespeckle.io.base import GEOTIFF_SUFFIXES, NPY_SUFFIXES, file_format
 
 _GLOB_CHARS = frozenset("*?[")
@@ -44,13 +44,14 @@ def expand_inputs(inputs: Sequence[str]) -> list[str]:
             names = sorted(n for n in os.listdir(text) if not n.startswith("."))
             matches = [os.path.join(text, n) for n in names if file_format(n) is not None]
             if not matches:
-                raise UsageError(f"expected rasters ({', '.join(_SUFFIXES)}) in {text}, found none")
+                raise InputFileError(f"expected rasters ({', '.join(_SUFFIXES)}) in {text}, "
+                                     "found none")
         elif _is_pattern(text):
             matches = sorted(p for p in glob.glob(text) if os.path.isfile(p)
                              and file_format(p) is not None)
             if not matches:
-                raise UsageError(f"expected rasters ({', '.join(_SUFFIXES)}) matching {text!r}, "
-                                 "found none")
+                raise InputFileError(f"expected rasters ({', '.join(_SUFFIXES)}) matching "
+                                     f"{text!r}, found none")
         else:
             matches = [text]
         found.extend(m for m in matches if m not in found)

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import InputFileError, UsageError
 from .data import ReferenceSpec
 from .targets import MAX_RATE
 
@@ -304,16 +304,17 @@ class TrainConfig:
             raise UsageError(f"training config {path} gives {repeated.args[0]!r} twice (JSON "
                              "would keep the last); keep one") from None
         except FileNotFoundError:
-            raise UsageError(f"no such training config: {path}") from None
+            raise InputFileError(f"no such training config: {path}") from None
         except IsADirectoryError:
-            raise UsageError(f"expected a training config file (JSON), got the folder {path}") from None
+            raise InputFileError(f"expected a training config file (JSON), got the folder "
+                                 f"{path}") from None
         except UnicodeDecodeError as error:
             raise UsageError(f"training config {path} is not UTF-8 text (a JSON file): {error}") from None
         except json.JSONDecodeError as error:
             raise UsageError(f"training config {path} is not valid JSON: {error}") from None
         except OSError as error:
-            raise UsageError(f"cannot read the training config {path}: "
-                             f"{error.strerror or error}") from None
+            raise InputFileError(f"cannot read the training config {path}: "
+                                 f"{error.strerror or error}") from None
         if not isinstance(values, dict):
             raise UsageError(f"expected the training config {path} to hold a JSON object "
                              f"{{\"references\": [...], ...}}, got a JSON {type(values).__name__}")

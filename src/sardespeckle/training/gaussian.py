@@ -115,10 +115,11 @@ def source_paths(spec: ReferenceSpec) -> list[Path]:
     elif glob.has_magic(spec.path):
         found = sorted(Path(p) for p in glob.glob(spec.path) if Path(p).is_file())
     else:
-        raise UsageError(f"no such training source: {spec.path} (expected a file, a folder or a glob)")
+        raise InputFileError(f"no such training source: {spec.path} (expected a file, a folder "
+                             "or a glob)")
     if not found:
-        raise UsageError(f"expected images in the training source {spec.path}, found none "
-                         "(a folder is searched for *.png)")
+        raise InputFileError(f"expected images in the training source {spec.path}, found none "
+                             "(a folder is searched for *.png)")
     return found
 
 
