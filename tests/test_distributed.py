@@ -76,7 +76,9 @@ def leftovers(folder: Path) -> list[str]:
 def client():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
-            distributed.Client(cluster) as dask_client_:
+            distributed.Client(cluster, set_as_default=False) as dask_client_:
+        # Not the default client: a test computes on the cluster only when it says so, and the
+        # tests that run after the module's first use of it keep dask's local scheduler.
         yield dask_client_
 
 
@@ -112,6 +114,12 @@ def test_cluster_file_equals_single_process_bit_for_bit(client, scene, reference
     assert leftovers(tmp_path) == []
 
 
+def test_the_modules_cluster_is_not_the_default_client(client, scene, tmp_path):
+    despeckle_file(scene, tmp_path / "out.tif", client=client, method="kuan", looks=1, tile=TILE)
+    with pytest.raises(ValueError, match="No clients found"):
+        distributed.default_client()  # later tests compute in their own process
+
+
 def test_cluster_reads_the_band_asked_for(client, scene, reference, tmp_path):
     # A two-band scene whose band 2 is the scene of the reference: the workers must read it.
     two = tmp_path / "two.tif"
@@ -141,7 +149,7 @@ def test_dataarray_from_rioxarray_keeps_coords_crs_attrs_and_equals_the_file(
     with rasterio.open(reference) as ref:
         written = {k: v for k, v in ref.tags().items() if k.startswith("SARDESPECKLE_")}
     assert {k: v for k, v in out.attrs.items() if k.startswith("SARDESPECKLE_")} == written
-    values = out.values[0]  # computed on the cluster (the module's client is the default)
+    values = client.compute(out.data).result()[0]  # on the cluster, asked for explicitly
     expected = pixels(reference)
     masked = expected == 0.0
     np.testing.assert_array_equal(np.isnan(values), masked)
@@ -531,5 +539,19 @@ def test_a_lazy_array_of_a_given_kind_and_looks_computes_nothing_before_compute(
     out = despeckle_dataarray(xr.DataArray(lazy, dims=("y", "x")), method="kuan", looks=1,
                               kind="amplitude")
     assert computed == []
-    out.compute(scheduler="synchronous")  # in this process, whatever client an earlier test left
+    out.compute(scheduler="synchronous")  # in this process, the counter's
     assert sum(computed) == values.size  # every chunk once
+
+
+def test_a_cluster_an_interrupt_left_unheld_is_closed_quietly():
+    from distributed.deploy.spec import SpecCluster
+
+    from sardespeckle.scale.cluster import drop_unfinished_clusters
+
+    # what an interrupt inside LocalCluster(...) leaves: a live cluster that nothing closes
+    cluster = distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=":0",
+                                       silence_logs=logging.ERROR)
+    assert cluster in SpecCluster._instances
+    drop_unfinished_clusters()  # what the CLI does on an interrupt
+    assert cluster not in SpecCluster._instances  # Dask's exit-time close will not see it
+    assert cluster.status.name == "closed"

@@ -480,6 +480,42 @@ def test_weights_verify_fails_on_a_modified_or_missing_file(registry, capsys):
     assert "MISSING" in capsys.readouterr().out
 
 
+def test_weights_command_in_json(registry, capsys):
+    import json
+
+    assert main(["weights", "--json", "--verify"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["name"] == "tiny" and record["sha256"] == registry.sha256
+    assert record["architecture"]["depth"] == 5 and record["architecture"]["features"] == 8
+    assert record["validation_psnr"] == 12.34 and record["verify"] == "ok"
+    assert record["training_data"] == "random draws" and record["looks"] == 1
+    # files: each described or given with its error, still exit 1 when one fails
+    assert main(["weights", "--json", "tiny", "nope.pt"]) == 1
+    captured = capsys.readouterr()
+    described, refused = json.loads(captured.out)
+    assert described["name"] == "tiny" and "verify" not in described
+    assert refused["file"] == "nope.pt" and "got 'nope.pt'" in refused["error"]
+    assert "1 of 2 weights could not be described" in captured.err
+    registry.path.unlink()
+    assert main(["weights", "--json", "--verify"]) == 1
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["verify"].startswith("MISSING")
+
+
+def test_methods_command_in_json(capsys):
+    import json
+
+    from sardespeckle.methods import list_methods
+
+    assert main(["methods", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [m["name"] for m in listed] == [spec.name for spec in list_methods()]
+    by_name = {m["name"]: m for m in listed}
+    assert [m["name"] for m in listed if m["default"]] == ["sarcnn"]
+    assert by_name["boxcar"]["parameters"] == {"window_size": 3, "keep_targets": None}
+    assert by_name["sarcnn"]["family"] == "cnn" and by_name["sarcnn"]["parameters"]["ensemble"] == 1
+
+
 def test_weights_command_with_an_empty_registry(monkeypatch, capsys):
     monkeypatch.setattr(weights_module, "REGISTRY", {})
     assert main(["weights", "--verify"]) == 0

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ._args import simulated_looks
+from ._progress import Progress
 
 
 def _method_param(text: str) -> tuple[str, str, str]:
@@ -142,18 +143,7 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
             raise UsageError(f"--peer-python given twice for {peer!r}")
         peer_python[peer.removeprefix("peer:")] = python
 
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if args.quiet:
-            return
-        if bar is None:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, desc="evaluating", unit="run", file=sys.stderr,
-                       dynamic_ncols=True, leave=False)
-        bar.update(done - bar.n)
+    progress = Progress("evaluating", unit="run", quiet=args.quiet)
 
     try:
         result = run_evaluation(
@@ -164,8 +154,7 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
             progress=progress,
         )
     finally:
-        if bar is not None:
-            bar.close()
+        progress.close()
     paths = write_report(result, args.out, overwrite=args.overwrite)
     if not args.quiet:
         for note in result.notes:

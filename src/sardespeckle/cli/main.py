@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from ._args import (band_or_all, false_alarm_or_off, non_negative_int, positive_float,
                     positive_float_or_auto, positive_int, simulated_looks)
+from ._progress import Progress
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell tool reports when its reader went away
@@ -101,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="read real/imaginary parts from a 3-D .npy (axis last/first) or from "
                           "two GeoTIFF bands")
     run.add_argument("--tile", type=positive_int, default=None, metavar="PX",
-                     help="core tile side in pixels (default 512; 1024 for networks; rounded up "
+                     help="core tile side in pixels (default 512; 1024 for sarcnn; rounded up "
                           "to a multiple of 256, the blocks of a GeoTIFF output)")
     run.add_argument("--window-size", type=positive_int, default=None, metavar="N",
                      help="window size of a classical filter (odd)")
@@ -184,7 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     prev.add_argument("--titles", default=None, help="comma-separated panel titles")
     prev.add_argument("--overwrite", action="store_true", help="replace an existing PNG")
 
-    sub.add_parser("methods", help="list the despeckling methods")
+    methods = sub.add_parser("methods", help="list the despeckling methods")
+    methods.add_argument("--json", action="store_true",
+                         help="print JSON: a list of methods with their family, description "
+                              "and parameter defaults")
 
     weights = sub.add_parser("weights", help="list the registered network weights, or describe "
                                              "weights files",
@@ -197,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="weights files or registered names to check and describe "
                               "(default: every registered one)")
     weights.add_argument("--verify", action="store_true", help="check every file's sha256")
+    weights.add_argument("--json", action="store_true",
+                         help="print JSON: a list of weights (with each one's 'verify' status "
+                              "under --verify, its 'error' when it cannot be described)")
 
     from .covariance import add_covariance_parser
     from .references import add_references_parser
@@ -321,10 +328,14 @@ def _written_before() -> str:
 
 def _remove_temporaries() -> None:
     """Delete the hidden temporary outputs an interrupt left, wherever it struck (even while a
-    file was being created, before the writer that owns it could clean up)."""
+    file was being created, before the writer that owns it could clean up), and the local Dask
+    cluster it caught while starting."""
     base = sys.modules.get("sardespeckle.io.base")  # never imported: nothing was written
     if base is not None:
         base.remove_temporaries()
+    cluster = sys.modules.get("sardespeckle.scale.cluster")  # never imported: no cluster
+    if cluster is not None:
+        cluster.drop_unfinished_clusters()
 
 
 def _report_error(error: BaseException) -> int:
@@ -369,36 +380,6 @@ def _report_error(error: BaseException) -> int:
         "  hint: rerun with --debug for the traceback and report it\n"
     )
     return EXIT_RUNTIME
-
-
-class _ProgressBar:
-    """tqdm on stderr, only when stderr is a terminal or the job has many tiles."""
-
-    def __init__(self, description: str, quiet: bool, unit: str = "tile"):
-        self._bar = None
-        self._description = description
-        self._quiet = quiet
-        self._unit = unit
-
-    def __call__(self, done: int, total: int) -> None:
-        if self._quiet:
-            return
-        if self._bar is None:
-            if total < 2 and not sys.stderr.isatty():
-                return
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, desc=self._description, unit=self._unit,
-                             file=sys.stderr, leave=False, dynamic_ncols=True)
-        self._bar.update(done - self._bar.n)
-
-    @property
-    def active(self) -> bool:
-        return self._bar is not None
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
 
 
 def _run_params(args: argparse.Namespace) -> dict:
@@ -447,7 +428,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _run_batch(args, params)
     if args.preview:
         _check_preview_path(args)
-    bar = _ProgressBar("despeckling", args.quiet)
+    bar = Progress("despeckling", unit="tile", quiet=args.quiet)
     try:
         with _scene_runner(args, params) as run:
             report = run(args.input[0], args.output, bar)
@@ -504,18 +485,18 @@ def _run_batch(args: argparse.Namespace, params: dict) -> int:
                          "scenes one by one with 'sardespeckle preview'")
     get_method(args.method or DEFAULT_METHOD).resolve(params)  # a bad option fails every scene
     pairs = batch_pairs(args.input, args.output)
-    bar = _ProgressBar("scenes", args.quiet, unit="scene")
+    bar = Progress("scenes", unit="scene", quiet=args.quiet)
 
     def on_scene(source: str, status: str, detail) -> None:
         if status == "failed":
             text = _error_text(detail)
             # most messages name the file already: not once more in front
             named = text if str(source) in text else f"{source}: {text}"
-            _write_above(bar, f"sardespeckle: error: {named}\n")
+            bar.write(f"sardespeckle: error: {named}\n")
         elif status == "written" and not args.quiet:
             rate = detail.shape[0] * detail.shape[1] / 1e6 / max(detail.seconds, 1e-9)
-            _write_above(bar, f"wrote {detail.output} ({detail.method}, {rate:.2f} MP/s)\n"
-                         + "".join(f"  note: {note}\n" for note in detail.notes))
+            bar.write(f"wrote {detail.output} ({detail.method}, {rate:.2f} MP/s)\n"
+                      + "".join(f"  note: {note}\n" for note in detail.notes))
 
     try:
         with _scene_runner(args, params) as run:
@@ -530,16 +511,6 @@ def _run_batch(args: argparse.Namespace, params: dict) -> int:
                     + ", ".join(os.path.basename(target) for target in report.skipped) + "\n")
     sys.stderr.write(summary + "".join(f"  failed: {source}\n" for source, _ in report.failed))
     return EXIT_RUNTIME if report.failed else EXIT_OK
-
-
-def _write_above(bar: _ProgressBar, text: str) -> None:
-    """A line on stderr that does not break the progress bar."""
-    if bar.active:
-        from tqdm import tqdm
-
-        tqdm.write(text, file=sys.stderr, end="")
-    else:
-        sys.stderr.write(text)
 
 
 def _error_text(error: BaseException) -> str:
@@ -734,6 +705,13 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     from ..methods import list_methods
 
     specs = list_methods()
+    if args.json:
+        print(json.dumps([{"name": spec.name, "family": spec.family,
+                           "description": spec.description,
+                           "default": spec.name == DEFAULT_METHOD,
+                           "parameters": {**spec.defaults, "keep_targets": None}}
+                          for spec in specs], indent=2, default=repr))
+        return EXIT_OK
     width = max(len(s.name) for s in specs)
     for spec in specs:
         mark = " (default)" if spec.name == DEFAULT_METHOD else ""
@@ -744,6 +722,20 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     print("every method also takes keep_targets=PFA (run --keep-targets PFA; default off): "
           "strong scatterers keep their input value")
     return EXIT_OK
+
+
+def _weights_record(name: str, meta: dict, sha256: str, filename: str) -> dict:
+    """What 'sardespeckle weights' says of one weights file, as a dict (``meta``: the meta
+    dict of a file, or a registry entry as a dict: the same keys)."""
+    import dataclasses
+
+    from ..models.weights import Architecture
+
+    keys = ("looks", "trained_sigma", "sigma_range", "domain", "norm_min", "norm_max",
+            "validation_psnr", "training_data", "training_level", "description")
+    return {"name": name, "file": str(filename), "sha256": sha256,
+            "architecture": dataclasses.asdict(Architecture.from_dict(meta.get("architecture"))),
+            **{key: meta.get(key) for key in keys}}
 
 
 def _describe_weights(name: str, meta: dict, sha256: str, filename: str) -> None:
@@ -780,6 +772,20 @@ def _cmd_weights(args: argparse.Namespace) -> int:
     from ..errors import SardespeckleError, UsageError
     from ..models.weights import REGISTRY, list_weights, load_weights, sha256_file
 
+    records: list[dict] = []  # --json: printed at the end, one list
+
+    def describe(name: str, meta: dict, sha256: str, filename: str, **extra) -> None:
+        if args.json:
+            records.append({**_weights_record(name, meta, sha256, filename), **extra})
+        else:
+            _describe_weights(name, meta, sha256, filename)
+            for key, value in extra.items():
+                print(f"  {key}: {value}")
+
+    def emit() -> None:
+        if args.json:
+            print(json.dumps(_json_safe(records), indent=2, default=str))
+
     if args.files:
         if args.verify:
             raise UsageError("--verify checks the registered weights; a FILE is always checked "
@@ -789,30 +795,32 @@ def _cmd_weights(args: argparse.Namespace) -> int:
             try:
                 _, meta = load_weights(given)
             except SardespeckleError as error:
-                if len(args.files) == 1:
+                if len(args.files) == 1 and not args.json:
                     raise
                 sys.stderr.write(f"sardespeckle: error: {error}\n")
+                records.append({"name": os.path.basename(given), "file": given,
+                                "error": str(error)})
                 failed += 1
                 continue
             if given in REGISTRY:  # checked by loading (sha256 included); the entry says more
                 entry = REGISTRY[given]
-                _describe_weights(entry.name, dataclasses.asdict(entry), entry.sha256,
-                                  entry.filename)
+                describe(entry.name, dataclasses.asdict(entry), entry.sha256, entry.filename)
                 continue
-            _describe_weights(meta.get("name") or os.path.basename(given), meta,
-                              sha256_file(given), given)
+            describe(meta.get("name") or os.path.basename(given), meta, sha256_file(given),
+                     given)
+        emit()
         if failed:
             sys.stderr.write(f"sardespeckle: error: {failed} of {len(args.files)} weights could "
                              "not be described\n")
             return EXIT_RUNTIME
         return EXIT_OK
     entries = list_weights()
-    if not entries:
+    if not entries and not args.json:
         print("no weights registered yet; pass a weights file to 'run --weights PATH'")
         return EXIT_OK
     failed = 0
     for entry in entries:
-        _describe_weights(entry.name, dataclasses.asdict(entry), entry.sha256, entry.filename)
+        extra = {}
         if args.verify:
             if not entry.path.is_file():
                 status, failed = f"MISSING ({entry.path})", failed + 1
@@ -820,13 +828,19 @@ def _cmd_weights(args: argparse.Namespace) -> int:
                 status, failed = "SHA256 MISMATCH (corrupt or modified)", failed + 1
             else:
                 status = "ok"
-            print(f"  verify: {status}")
+            extra["verify"] = status
+        describe(entry.name, dataclasses.asdict(entry), entry.sha256, entry.filename, **extra)
     if args.verify:
         from ..models.weights import USER_WEIGHTS_LEFT_OUT
 
         for path, why in USER_WEIGHTS_LEFT_OUT.items():  # in SARDESPECKLE_WEIGHTS_PATH
-            print(f"{os.path.basename(path)}\n  file: {path}\n  verify: LEFT OUT ({why})")
+            if args.json:
+                records.append({"name": os.path.basename(path), "file": path,
+                                "verify": f"LEFT OUT ({why})"})
+            else:
+                print(f"{os.path.basename(path)}\n  file: {path}\n  verify: LEFT OUT ({why})")
             failed += 1
+    emit()
     if failed:
         sys.stderr.write(f"sardespeckle: error: {failed} weights file(s) failed verification\n")
         return EXIT_RUNTIME

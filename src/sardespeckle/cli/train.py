@@ -8,6 +8,7 @@ import signal
 import sys
 
 from ._args import positive_int
+from ._progress import Progress
 
 
 def add_train_parser(subparsers) -> None:
@@ -171,20 +172,14 @@ def run_train_command(args: argparse.Namespace) -> int:
 
     def progress(step: int, total: int, loss: float) -> None:
         if bar is not None:
-            bar.n = step
-            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-            bar.update(0)
+            bar(step, total, f"loss {loss:.4f}")
 
     def on_start(step: int, precision: str, device: str) -> None:
         nonlocal bar
         what = (f"resuming {args.run_dir} at step {step}/{config.steps}" if step
                 else f"new run {args.run_dir}: {config.steps} steps")
         sys.stderr.write(f"{what} ({precision} on {device})\n")
-        if not args.quiet:
-            from tqdm import tqdm
-
-            bar = tqdm(total=config.steps, initial=step, desc="training", unit="step",
-                       file=sys.stderr, dynamic_ncols=True)
+        bar = Progress("training", unit="step", quiet=args.quiet, leave=True, initial=step)
 
     try:
         result = train(config, args.run_dir, max_steps=args.max_steps, progress=progress,

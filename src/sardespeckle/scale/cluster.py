@@ -142,6 +142,30 @@ def dask_client(
         yield client
 
 
+def drop_unfinished_clusters() -> None:
+    """Close, quietly, the local clusters an interrupt caught while they started.
+
+    An interrupt inside ``LocalCluster(...)`` leaves a cluster that nothing holds (its
+    constructor never returned, so :func:`dask_client` never registered its close), with
+    workers still starting; Dask's own exit-time close then asserts that they are closing and
+    prints that as a traceback under the command's one "interrupted" line. Their processes end
+    with this one.
+    """
+    import sys
+
+    if "distributed" not in sys.modules:
+        return
+    from distributed.deploy.spec import SpecCluster
+
+    instances = getattr(SpecCluster, "_instances", None)  # Dask's registry of live clusters
+    if instances is None:
+        return
+    for cluster in list(instances):
+        with contextlib.suppress(Exception):
+            cluster.close(timeout=5)
+        instances.discard(cluster)
+
+
 class LazyClient:
     """A stand-in for the ``distributed.Client`` of :func:`dask_client`, which it opens (into
     ``stack``) on first use: a command checks its input and output, and skips scenes whose

@@ -96,7 +96,10 @@ def run_tiles_on(
         pending[future.key] = (future, core)
         return future
 
-    finished = as_completed([submit(i, c) for i, c in itertools.islice(todo, in_flight(client))])
+    # the client's own loop: without it as_completed asks for the default client, and a
+    # client made with set_as_default=False (or not the latest one made) is not it
+    finished = as_completed([submit(i, c) for i, c in itertools.islice(todo, in_flight(client))],
+                            loop=client.loop)
     done, total = 0, len(cores)
     try:
         for future in finished:
