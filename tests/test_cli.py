@@ -482,7 +482,7 @@ def test_a_multiband_input_says_which_band_is_despeckled(tmp_path, speckled_scen
     out = tmp_path / "o.tif"
     assert main(["run", str(src), "-o", str(out), "-m", "kuan", "--looks", "1", "--kind", "amplitude"]) == 0
     assert ("note: the input has 3 bands; band 1 (Amplitude_HH) is despeckled (one output band; "
-            "--band N") in capsys.readouterr().err
+            "band=N (CLI --band N) picks another)") in capsys.readouterr().err
     # --band picks another: band 2 holds twice band 1, so its despeckled image is twice as bright.
     out2 = tmp_path / "o2.tif"
     assert main(["run", str(src), "-o", str(out2), "-m", "kuan", "--looks", "1", "--kind",

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -541,6 +542,26 @@ def test_a_lazy_array_of_a_given_kind_and_looks_computes_nothing_before_compute(
     assert computed == []
     out.compute(scheduler="synchronous")  # in this process, the counter's
     assert sum(computed) == values.size  # every chunk once
+
+
+def test_the_dataarray_entry_warns_what_despeckle_warns():
+    xr = pytest.importorskip("xarray")
+    from sardespeckle.api import despeckle
+    from sardespeckle.scale.arrays import despeckle_dataarray
+
+    values = np.random.default_rng(0).exponential(100.0, (64, 64)).astype(np.float32)
+    values[0, :20] = -1.0  # 0.5 %: σ⁰ after thermal-noise removal, nodata in the output
+    for call in (lambda: despeckle(values, method="boxcar", looks=1, kind="intensity"),
+                 lambda: despeckle_dataarray(xr.DataArray(values, dims=("y", "x")),
+                                             method="boxcar", looks=1, kind="intensity")):
+        with pytest.warns(UserWarning, match=r"0.49 % of the pixels are negative .* dB data need "
+                                             r"kind='db' \(CLI --kind db\)"):
+            call()
+    # the information notes (decorrelation chosen, weights picked) are not warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        despeckle_dataarray(xr.DataArray(np.abs(values), dims=("y", "x")), method="boxcar",
+                            looks=1, kind="intensity")
 
 
 def test_a_cluster_an_interrupt_left_unheld_is_closed_quietly():

@@ -284,3 +284,19 @@ def test_hints_name_only_options_the_command_has(tmp_path, capsys):
         check_python(tmp_path / "none", peer="sar2sar")
     assert main(["weights", str(tmp_path)]) == 1
     assert f"got the folder {tmp_path}" in capsys.readouterr().err
+
+
+def test_positive_values_in_a_narrow_range_are_hinted_to_be_db(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    db = tmp_path / "scene.npy"
+    np.save(db, (20 + 5 * rng.random((64, 64))).astype(np.float32))  # σ⁰ of 20-25 dB
+    assert main(["run", str(db), "-o", str(tmp_path / "out.npy"), "--looks", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot tell amplitude from intensity" in err
+    assert "percentile 20 to 25) would also fit dB: if they are, kind='db' (CLI --kind db)" in err
+    # a speckled amplitude spans far more than a factor 10: no dB hint
+    amplitude = tmp_path / "other.npy"
+    np.save(amplitude, rng.rayleigh(30, (64, 64)).astype(np.float32))
+    assert main(["run", str(amplitude), "-o", str(tmp_path / "out.npy"), "--looks", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot tell amplitude from intensity" in err and "dB" not in err

@@ -71,7 +71,8 @@ def test_no_weights_installed_is_a_clear_error(tmp_path, monkeypatch):
     from sardespeckle.models import weights as weights_module
 
     monkeypatch.setattr(weights_module, "REGISTRY", {})  # an installation without weights
-    with pytest.raises(WeightsError, match="no trained SAR-CNN weights are installed yet; pass --weights PATH"):
+    with pytest.raises(WeightsError, match=r"no trained SAR-CNN weights are installed yet; give a "
+                                           r"weights file \(weights=PATH; CLI --weights PATH\)"):
         build_method("sarcnn", looks=1)
     assert NO_WEIGHTS_MESSAGE in str(WeightsError(NO_WEIGHTS_MESSAGE))
 
@@ -407,7 +408,8 @@ def test_cli_weights_errors_exit_1(tmp_path, weights_file, capsys, monkeypatch):
     base = ["run", str(src), "-o", str(out), "-m", "sarcnn", "--looks", "1"]
 
     assert main(base) == 1
-    assert "no trained SAR-CNN weights are installed yet; pass --weights PATH" in capsys.readouterr().err
+    assert ("no trained SAR-CNN weights are installed yet; give a weights file (weights=PATH; "
+            "CLI --weights PATH)") in capsys.readouterr().err
 
     corrupt = tmp_path / "corrupt.pt"
     data = open(weights_file, "rb").read()

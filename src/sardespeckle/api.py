@@ -156,8 +156,7 @@ def despeckle(
         import warnings
 
         for note in value_notes(*shares):
-            warnings.warn(f"despeckle: {note}".replace("--kind db", "kind='db'"), UserWarning,
-                          stacklevel=2)
+            warnings.warn(f"despeckle: {note}", UserWarning, stacklevel=2)
     intensity, valid = to_intensity(data, kind)
     if not valid.any():
         import warnings
@@ -234,7 +233,7 @@ def _despeckle_every_band(input_path, output_path, *, overwrite: bool, progress,
     _, fmt = check_output_path(output_path, inputs=(input_path,), overwrite=overwrite)
     if options.get("complex_layout") == "bands":
         raise UsageError("expected one band or a band number with complex_layout='bands', got "
-                         "band='all'; pick the real, imaginary pair with --band N")
+                         "band='all'; pick the real, imaginary pair with band=N (CLI --band N)")
     with open_source(input_path, kind=options.get("kind"),
                      complex_layout=options.get("complex_layout")) as source:
         count, input_format = source.band_count, source.format
@@ -400,6 +399,10 @@ class RunPlan:
     report: RunReport
     tags: dict[str, str]
     whitening: Any = None
+    #: The notes of ``report.notes`` that flag a possible problem with the input or the choice
+    #: of method (not the information notes: decorrelation, weights chosen): what the Python
+    #: entry points without a report (:func:`despeckle`, ``despeckle_dataarray``) warn about.
+    cautions: list[str] = field(default_factory=list)
 
     def reader(self, source) -> ReadFn:
         """The engine's ``read`` for ``source``: its intensity, whitened when the plan says so."""
@@ -483,18 +486,19 @@ def plan_run(
     }
     if built.weights:
         tags["SARDESPECKLE_WEIGHTS"] = built.weights
-    report.notes.extend(value_notes(*shares))
-    report.notes.extend(_output_notes(source, str(output), kind_out))
+    cautions = [*value_notes(*shares), *_output_notes(source, str(output), kind_out)]
     if (source.kind == "complex" and looks_source == "given"
             and not 1 / SLC_LOOKS_TOLERANCE <= looks_value <= SLC_LOOKS_TOLERANCE):
-        report.notes.append(
+        cautions.append(
             f"complex (SLC) input has single-look speckle, but runs as {looks_value:g} looks: "
-            "methods that use the looks assume that many; leave --looks out for SLC input")
+            "methods that use the looks assume that many; leave the looks unset for SLC input "
+            "(looks=None; CLI: no --looks)")
     if looks_source.startswith("estimated") and looks_value < IMPLAUSIBLE_LOOKS:
-        report.notes.append(
+        cautions.append(
             f"{looks_value:.3g} looks is implausible for speckle (single-look data measure "
-            f"about 1): check the input kind ({source.kind}: {source.kind_reason}), or pass "
-            "--looks")
+            f"about 1): check the input kind ({source.kind}: {source.kind_reason}), or give "
+            "the looks (looks=L; CLI --looks L)")
+    report.notes.extend(cautions)
     if decorrelation:
         tags["SARDESPECKLE_DECORRELATE"] = decorrelation
         report.notes.append(decorrelation)
@@ -506,6 +510,7 @@ def plan_run(
     mismatch = looks_mismatch(built, looks_value)
     if mismatch:
         report.notes.append(mismatch)
+        cautions.append(mismatch)
     used = 2 if getattr(source, "complex_layout", None) == "bands" else 1
     if source.band_count > used:
         described = f" ({source.description})" if getattr(source, "description", None) else ""
@@ -513,8 +518,8 @@ def plan_run(
         report.notes.append(
             f"the input has {source.band_count} bands; band {source.band}{described}"
             + (f" (with {source.band + 1}: real, imaginary)" if used == 2 else "")
-            + f" {_ONE_BAND_NOTE}; --band N, or band=N, picks another)")
-    return RunPlan(built=built, report=report, tags=tags, whitening=whitening)
+            + f" {_ONE_BAND_NOTE}; band=N (CLI --band N) picks another)")
+    return RunPlan(built=built, report=report, tags=tags, whitening=whitening, cautions=cautions)
 
 
 def _default_sarcnn() -> str:
@@ -578,6 +583,11 @@ def despeckle_file(
     ``client`` (a ``distributed.Client``) computes the tiles on its Dask cluster, whose workers
     must read ``input_path`` (and a weights file) at the same path; this process plans the run
     and writes the output, which is the same as without a client (see ``docs/distributed.md``).
+
+    Nothing is warned: what :func:`despeckle` and ``despeckle_dataarray`` warn about (negative
+    values masked, implausible looks, weights trained for other looks...) is in the returned
+    report's ``notes``, with the information notes (decorrelation chosen, weights picked), as
+    the command line prints them.
     """
     from .io import create_sink, open_source
 

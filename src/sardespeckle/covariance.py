@@ -930,8 +930,8 @@ def despeckle_covariance_files(inputs, output, *, looks: float | None = None,
     if measured_looks is not None and looks > LOOKS_NOTE_RATIO * measured_looks:
         looks_note = (f"the field measures {measured_looks:.2f} looks on its most homogeneous "
                       f"areas, fewer than the {looks:g} it is run with: MuLoG's estimate comes "
-                      f"out darker when told too many looks (pass --looks auto to use the "
-                      f"measured value)")
+                      f"out darker when told too many looks (looks='auto', CLI --looks auto, "
+                      f"uses the measured value)")
     prepared = prepare_mulog_denoiser(denoiser, looks=looks, precision=precision, lam=lam,
                                       device=device)
     if decorrelate == "auto":

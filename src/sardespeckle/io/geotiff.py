@@ -267,7 +267,7 @@ class GeoTiffSource(Source):
                 # (scaled or not) and whose values mostly share one sign
                 raise UnknownKindError(
                     f"{path}: band {self.band} holds negative integers, which dB data rarely "
-                    f"are; {parts}; if they are dB, pass --kind db"
+                    f"are; {parts}; if they are dB, pass kind='db' (CLI --kind db)"
                 )
 
     def _refuse_matrix_element(self, path, dataset) -> None:
@@ -327,8 +327,9 @@ class GeoTiffSource(Source):
                       f"complex_layout='bands', band={real})")
         elif real is None or imaginary is None:
             advice = (f"the file names no band as its {'imaginary' if imaginary is None else 'real'}"
-                      " part; read the two parts together with --complex-layout bands --band N"
-                      " (N: the real part, the imaginary part right after it)")
+                      " part; read the two parts together with complex_layout='bands', band=N"
+                      " (CLI --complex-layout bands --band N; N: the real part, the imaginary "
+                      "part right after it)")
         else:
             reorder = iq_reorder_hint(descriptions)
             advice = ("its parts are read as a pair from adjacent bands, real first"

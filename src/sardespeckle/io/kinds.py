@@ -332,8 +332,31 @@ def detect_kind(
     raise UnknownKindError(
         f"{where}cannot tell amplitude from intensity (float data, and no band description, tag "
         "or file name says which); pass kind='amplitude' or kind='intensity' (CLI --kind "
-        "amplitude or --kind intensity)"
+        "amplitude or --kind intensity)" + _db_hint(sample)
     )
+
+
+def _db_hint(sample) -> str:
+    """A hint that positive values in a narrow range may be dB (σ⁰ of 5 to 40 dB, say): a
+    speckled amplitude or intensity spans a factor 20 or more between its 1st and 99th
+    percentiles, and few scenes are uniform enough to stay under 10."""
+    if sample is None:
+        return ""
+    values = np.asarray(sample)
+    if values.dtype.kind != "f":
+        return ""
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return ""
+    low, high = (float(v) for v in np.percentile(values, [1, 99]))
+    if not (0 < low and high <= DB_HINT_CEILING and high < 10 * low):
+        return ""
+    return (f"; its values (1st-99th percentile {low:.3g} to {high:.3g}) would also fit dB: "
+            "if they are, kind='db' (CLI --kind db)")
+
+
+#: Largest 99th percentile for which positive float values are hinted to be dB.
+DB_HINT_CEILING = 60.0
 
 
 def _shorten(text: str, limit: int = 60) -> str:
@@ -559,7 +582,7 @@ def value_notes(negative: float, overflow: float) -> list[str]:
     if negative:
         notes.append(f"{_percent(negative)} of the pixels are negative (as in σ⁰ after "
                      "thermal-noise removal): they are nodata in the output; dB data need "
-                     "--kind db")
+                     "kind='db' (CLI --kind db)")
     if overflow:
         notes.append(f"{_percent(overflow)} of the pixels are beyond float32 once converted to "
                      "intensity: they are nodata in the output")

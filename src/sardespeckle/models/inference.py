@@ -33,7 +33,8 @@ __all__ = [
     "weights_identity",
 ]
 
-NO_WEIGHTS_MESSAGE = "no trained SAR-CNN weights are installed yet; pass --weights PATH"
+NO_WEIGHTS_MESSAGE = ("no trained SAR-CNN weights are installed yet; give a weights file "
+                      "(weights=PATH; CLI --weights PATH)")
 #: Largest number of pixels (batch × rows × cols) sent through the network at once: bounds the
 #: activations (64 channels × 4 bytes × pixels per layer, two layers alive: 1 GiB in fp32).
 MAX_BATCH_PIXELS = 2 * 1024 * 1024

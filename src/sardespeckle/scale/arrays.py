@@ -11,6 +11,7 @@ whitened complex data.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,7 +117,7 @@ def despeckle_dataarray(
         By default the input kind (complex gives intensity).
     tile : int, optional
         Rechunk to ``tile × tile`` chunks; by default a dask-backed input keeps its chunks and a
-        numpy-backed one gets the method's tile (512, 1024 for networks).
+        numpy-backed one gets the method's tile (512; 1024 for sarcnn).
     params : dict, optional
         Method parameters overriding its defaults.
 
@@ -128,6 +129,13 @@ def despeckle_dataarray(
         encoding or units; ``long_name`` says the output kind, masked pixels are NaN
         (``_FillValue`` NaN) and the ``SARDESPECKLE_*`` provenance attributes are those a GeoTIFF
         output carries.
+
+    Warns
+    -----
+    UserWarning
+        What :func:`sardespeckle.api.despeckle` warns about, and what a file run notes as a
+        possible problem: negative or overflowing values (masked), estimated looks implausible
+        for speckle, weights trained for other looks, complex data given looks.
 
     Notes
     -----
@@ -161,6 +169,8 @@ def despeckle_dataarray(
     source = _array_source(data, raw, kind=kind, nodata=nodata)
     plan = plan_run(source, method=method, looks=looks, output_kind=output_kind, tile=tile,
                     params=params)
+    for caution in plan.cautions:  # as despeckle() warns them (no report to hold them)
+        warnings.warn(f"despeckle_dataarray: {caution}", UserWarning, stacklevel=2)
     built = plan.built
     radius = 0 if plan.whitening is None else int(plan.whitening.radius)
     depth = max(2 * built.halo, 1) + radius  # what prepare_tile may read around a core
