@@ -54,10 +54,10 @@ def test_a_run_whose_output_is_cut_short_fails_and_leaves_nothing(tmp_path, monk
     src = write_tif(tmp_path / "in.tif", scene())
     real = geotiff.check_written
 
-    def truncate_then_check(temp, path):
+    def truncate_then_check(temp, path, **options):
         with open(temp, "r+b") as handle:  # the disk filled up while GDAL flushed
             handle.truncate(os.path.getsize(temp) // 2)
-        real(temp, path)
+        real(temp, path, **options)
 
     monkeypatch.setattr(geotiff, "check_written", truncate_then_check)
     out = tmp_path / "out.tif"
@@ -183,6 +183,43 @@ def test_a_nearly_full_disk_is_caught_by_decoding_the_blocks(tmp_path, monkeypat
     with pytest.raises(OutputFileError, match="cannot write out.tif: the file written is "
                                               "unreadable"):
         geotiff.check_written(str(path), "out.tif")
+
+
+def test_a_disk_full_during_the_write_is_checked_even_when_space_came_back(tmp_path,
+                                                                          monkeypatch, capsys):
+    import shutil
+    from collections import namedtuple
+
+    import sardespeckle.io.geotiff as geotiff
+
+    path = write_tif(tmp_path / "whole.tif", scene())
+    with rasterio.open(path) as dataset:
+        offset = int(dataset.get_tag_item("BLOCK_OFFSET_1_1", "TIFF", bidx=1))
+    data = bytearray(path.read_bytes())
+    data[offset:offset + 64] = bytes(64)
+    path.write_bytes(bytes(data))
+    geotiff.check_written(str(path), "out.tif")  # plenty of room now, none seen before
+    with pytest.raises(OutputFileError, match="the file written is unreadable"):
+        geotiff.check_written(str(path), "out.tif", lowest_free=1 << 20)  # 1 MiB at one time
+    # A run: the disk is full for a moment mid-write, then has room again at the end.
+    usage = namedtuple("usage", "total used free")
+    calls = []
+    real_usage = shutil.disk_usage
+
+    def disk_usage(folder):
+        calls.append(folder)
+        free = 1 << 20 if len(calls) == 3 else real_usage(folder).free
+        return usage(1 << 40, 0, free)
+
+    checked = []
+    real_check = geotiff.check_written
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    monkeypatch.setattr(geotiff, "check_written",
+                        lambda temp, out, **kw: (checked.append(kw), real_check(temp, out, **kw)))
+    np.save(tmp_path / "in.npy", scene((600, 600)).astype(np.float32))
+    assert main(["run", str(tmp_path / "in.npy"), "-o", str(tmp_path / "out.tif"), "-m", "boxcar",
+                 "--kind", "intensity", "--looks", "1", "--tile", "256", "-q"]) == 0
+    assert checked == [{"lowest_free": 1 << 20}] and len(calls) > 3
 
 
 def test_messages_name_the_output_not_its_hidden_temporary():

@@ -519,12 +519,30 @@ def inherited_tags(source: Source | None) -> dict[str, str]:
 READBACK_FREE = 256 << 20
 
 
-def check_written(temp: str, path: str) -> None:
+class LowWater:
+    """The least free space seen on the device of a file being written, sampled at each
+    :meth:`sample` (a ``statvfs``, about a microsecond): a write that failed on a full disk
+    is checked as such at the end, even when space came back before (a log rotated, a
+    temporary file removed)."""
+
+    def __init__(self, path: str) -> None:
+        self._folder = os.path.dirname(os.path.abspath(path))
+        self.free: int | None = None
+
+    def sample(self) -> None:
+        import shutil
+
+        free = shutil.disk_usage(self._folder).free
+        self.free = free if self.free is None else min(self.free, free)
+
+
+def check_written(temp: str, path: str, *, lowest_free: int | None = None) -> None:
     """OutputFileError unless the GeoTIFF ``temp`` just closed is whole: every block lies
-    within the file, and, when the disk is nearly full (less than :data:`READBACK_FREE` plus
-    the file's size free), every block decodes. GDAL reports a failed block write (a full disk,
-    a quota) on stderr only and closes the file as if complete; publishing it would replace
-    ``path`` by a file that cannot be read."""
+    within the file, and, when the disk is or was nearly full (less than
+    :data:`READBACK_FREE` plus the file's size free now, or at ``lowest_free``, the least
+    seen while it was written: :class:`LowWater`), every block decodes. GDAL reports a failed
+    block write (a full disk, a quota) on stderr only and closes the file as if complete;
+    publishing it would replace ``path`` by a file that cannot be read."""
     import shutil
 
     import rasterio
@@ -533,6 +551,8 @@ def check_written(temp: str, path: str) -> None:
     shown = visible_name(path)
     size = os.path.getsize(temp)
     free = shutil.disk_usage(os.path.dirname(os.path.abspath(temp))).free
+    if lowest_free is not None:
+        free = min(free, lowest_free)
     missing = total = 0
     try:
         with _quiet(), rasterio.open(temp) as dataset:
@@ -614,6 +634,7 @@ class GeoTiffSink(Sink):
             **_georef_profile(georef),
         }
         temp = temporary_path(path)
+        self._space = LowWater(temp)
         try:
             self._dataset = _open_for_writing(temp, profile)
             self._dataset.update_tags(**tags)
@@ -639,10 +660,12 @@ class GeoTiffSink(Sink):
         return self._dataset.close
 
     def _verify(self) -> None:
-        check_written(self.temp_path, self.path)
+        self._space.sample()
+        check_written(self.temp_path, self.path, lowest_free=self._space.free)
 
     def _write(self, window: Window, values: np.ndarray) -> None:
         self._dataset.write(values, 1, window=_rio_window(window))
+        self._space.sample()
 
 
 def write_geotiff(
@@ -719,6 +742,7 @@ def stack_bands(paths: list[str], path: str, *, overwrite: bool) -> None:
               if all(other.get(key) == value for other in tags[1:])}
     profile.update(count=len(paths), interleave="band")
     temp = temporary_path(path)
+    space = LowWater(temp)
     try:
         with _open_for_writing(temp, profile) as dataset:
             dataset.update_tags(**shared)
@@ -730,10 +754,12 @@ def stack_bands(paths: list[str], path: str, *, overwrite: bool) -> None:
                             f"in {source_path}")
                     for _, window in source.block_windows(1):
                         dataset.write(source.read(1, window=window), index, window=window)
+                        space.sample()
                     dataset.set_band_description(index, source.descriptions[0])
                     dataset.update_tags(index, **{key: value for key, value in own.items()
                                                   if key not in shared})
-        check_written(temp, path)
+        space.sample()
+        check_written(temp, path, lowest_free=space.free)
         publish(temp, path, overwrite=overwrite)
     except BaseException:
         remove_if_exists(temp)
