@@ -384,6 +384,13 @@ def test_evaluate_refuses_what_would_skew_or_empty_a_report(tmp_path, capsys):
         main(["evaluate", "--references", str(clean), "--looks", "1e300", "--out",
               str(tmp_path / "c"), *common])
     assert "expected at most 10000 looks" in capsys.readouterr().err
+    # a reference too small to score names itself and the size needed, before any run
+    small = tmp_path / "small_amplitude.npy"
+    np.save(small, 1.0 + np.add.outer(np.arange(9.0), np.arange(9.0)) / 10)
+    assert main(["evaluate", "--references", str(small), "--out", str(tmp_path / "d"),
+                 *common]) == 1
+    assert f"at least 32 × 32 pixels, got 9×9 in {small}" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
 
 
 def test_a_report_is_written_whole_or_not_at_all(references, tmp_path, monkeypatch):

@@ -628,6 +628,20 @@ def test_preview_size_and_shared_stretch(tmp_path):
     assert hidden_leftovers(tmp_path) == []
 
 
+def test_a_panel_drawn_flat_by_the_shared_stretch_is_warned_about(tmp_path, recwarn):
+    intensity = amplitude_image(8) ** 2
+    save_preview([intensity, 2.0 * intensity], tmp_path / "fine.png", titles=["in", "x2"])
+    assert not [w for w in recwarn if "preview:" in str(w.message)]
+    # an amplitude given where intensities are shown (or data 60 dB off): one flat colour
+    with pytest.warns(UserWarning, match=r"panel 2 \(tiny\) is 100 % at the shared stretch's "
+                                         r"black level .* drawn black; check its kind"):
+        save_preview([intensity, intensity * 1e-6], tmp_path / "dark.png", titles=["in", "tiny"])
+    with pytest.warns(UserWarning, match=r"panel 2 is 100 % at the shared stretch's white"):
+        save_preview([intensity, intensity * 1e6], tmp_path / "white.png")
+    with pytest.warns(UserWarning, match=r"panel 1 is uniform \(20.0 dB\): drawn in one grey"):
+        save_preview([np.full(SHAPE, 100.0)], tmp_path / "flat.png")
+
+
 def test_preview_downsamples_and_shows_masked_pixels(tmp_path):
     amplitude = amplitude_image(9, shape=(300, 200))
     amplitude[:30, :30] = np.nan

@@ -246,6 +246,11 @@ def test_edge_preservation_is_one_for_the_same_edges_and_falls_with_blur_and_noi
     assert beta_noisy < 0.5 and beta_blur < 0.9
     assert abs(edge_preservation(log_reflectivity, rng.random(log_reflectivity.shape))) < 0.1
     assert edge_preservation(log_reflectivity, log_reflectivity, sigma=0) == pytest.approx(1.0)
+    # a flat estimate kept no edge (0); a flat reference has none to keep (undefined)
+    flat = np.full(log_reflectivity.shape, 2.0)
+    assert edge_preservation(log_reflectivity, flat) == 0.0
+    with pytest.raises(InvalidInputError, match="reference with some edges.*undefined"):
+        edge_preservation(flat, log_reflectivity)
 
 
 def test_radiometric_bias_hand_values():

@@ -400,13 +400,14 @@ def edge_preservation(reference, estimate, *, sigma: float = 1.0) -> float:
     -------
     float
         β in ``[−1, 1]``; 1 when the estimate has exactly the reference's edges (up to an affine
-        change of values), near 0 for noise.
+        change of values), near 0 for noise, 0 for an estimate without any edge (a constant
+        Laplacian: it kept none).
 
     Raises
     ------
     InvalidInputError
-        If the shapes differ or are too small for ``sigma``, a value is not finite, or a
-        Laplacian is constant.
+        If the shapes differ or are too small for ``sigma``, a value is not finite, or the
+        reference's Laplacian is constant (the index is then undefined).
 
     Notes
     -----
@@ -461,9 +462,14 @@ def edge_preservation(reference, estimate, *, sigma: float = 1.0) -> float:
         return inner - inner.mean()
 
     lap_ref, lap_est = laplacian(ref), laplacian(est)
+    if not lap_ref.any():
+        raise InvalidInputError(
+            f"expected a reference with some edges, got one whose Laplacian (σ = {sigma:g}) is "
+            f"constant over its {ref.shape[0] - 2 * radius}×{ref.shape[1] - 2 * radius} "
+            "interior: the edge index is undefined")
+    if not lap_est.any():
+        return 0.0  # an estimate without any edge kept none of the reference's
     denominator = math.sqrt(float(np.dot(lap_ref, lap_ref)) * float(np.dot(lap_est, lap_est)))
-    if denominator == 0:
-        raise InvalidInputError("expected images with some edges, got a constant Laplacian")
     return float(np.dot(lap_ref, lap_est)) / denominator
 
 

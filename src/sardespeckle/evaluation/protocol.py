@@ -60,6 +60,9 @@ NOISY = "noisy"
 AVERAGE = "average"
 #: Metrics of the full-reference protocol, in table order.
 FULL_REFERENCE_METRICS = ("psnr", "ssim", "edge")
+#: Smallest reference side: room for the metrics (SSIM's 7 × 7 window, the edge index's
+#: Laplacian border) and the despecklers' own windows, with an interior worth scoring.
+MIN_REFERENCE_SIDE = 32
 #: Metrics of the no-reference protocol, in table order.
 NO_REFERENCE_METRICS = ("enl", "ratio_mean", "ratio_var", "structure", "first_order",
                         "second_order", "bias")
@@ -672,6 +675,13 @@ def evaluate_full_reference(
     panels: list[Panels] = []
     notes: list[str] = []
     for reference in references:
+        if min(reference.intensity.shape) < MIN_REFERENCE_SIDE:
+            rows, cols = reference.intensity.shape
+            raise InvalidInputError(
+                f"expected references of at least {MIN_REFERENCE_SIDE} × {MIN_REFERENCE_SIDE} "
+                f"pixels, got {rows}×{cols} in {reference.path}: the metrics (SSIM's 7 × 7 "
+                "window, the edge index's border) and the despecklers' windows need room; "
+                "the paper's references are 256 × 256")
         if not reference.valid.all():
             raise InvalidInputError(
                 f"expected a reference without masked pixels, got {int((~reference.valid).sum())} "

@@ -9,6 +9,7 @@ compared with its input by eye, and a brighter image looks brighter.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -87,7 +88,9 @@ def save_preview(
     Notes
     -----
     Grey level ``255 * clip((10 log10 I - lo) / (hi - lo), 0, 1)`` with ``lo, hi`` the
-    percentiles. Masked pixels are drawn in :data:`MASKED_COLOUR`.
+    percentiles. Masked pixels are drawn in :data:`MASKED_COLOUR`. A panel drawn in one flat
+    grey (uniform, or :data:`CLIPPED_SHARE` of its pixels beyond the black or white level: a
+    panel of another kind or scale than the first) gets a ``UserWarning`` saying so.
     """
     from PIL import Image, ImageDraw, ImageFont
 
@@ -130,6 +133,8 @@ def save_preview(
         low, high = 0.0, 1.0
     if not high > low:
         high = low + 1.0
+    for note in _stretch_notes(decibels, masks, low, high, titles):
+        warnings.warn(note, UserWarning, stacklevel=2)
 
     font = ImageFont.load_default()
     band = 0
@@ -154,6 +159,35 @@ def save_preview(
         left += db.shape[1] + GAP
 
     return write_png(path, canvas, overwrite=overwrite)
+
+
+#: Share of a panel's valid pixels at one end of the stretch that makes it a flat black or
+#: white panel, worth a note (a panel of another kind or scale than the first one, most often).
+CLIPPED_SHARE = 0.99
+
+
+def _stretch_notes(decibels, masks, low: float, high: float, titles) -> list[str]:
+    """Notes on panels that the shared stretch draws in one flat grey: a uniform panel, or one
+    whose valid pixels are nearly all beyond the first panel's black or white level."""
+    notes = []
+    for index, (db, valid) in enumerate(zip(decibels, masks)):
+        values = db[valid]
+        if values.size == 0:  # drawn in the masked colour: the callers say so
+            continue
+        name = f"panel {index + 1}" + (f" ({titles[index]})" if titles is not None else "")
+        median = float(np.median(values))
+        if np.all(values == values[0]):
+            notes.append(f"preview: {name} is uniform ({median:.1f} dB): drawn in one grey")
+            continue
+        for share, level, colour in ((np.mean(values <= low), low, "black"),
+                                     (np.mean(values >= high), high, "white")):
+            if share >= CLIPPED_SHARE:
+                notes.append(
+                    f"preview: {name} is {100 * share:.0f} % at the shared stretch's {colour} "
+                    f"level ({level:.1f} dB, set by the first panel; its median is "
+                    f"{median:.1f} dB): drawn {colour}; check its kind (amplitude, intensity, "
+                    "dB) or preview it alone")
+    return notes
 
 
 def _fit_title(title: str, width: float, font) -> str:
