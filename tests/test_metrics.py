@@ -248,9 +248,14 @@ def test_edge_preservation_is_one_for_the_same_edges_and_falls_with_blur_and_noi
     assert edge_preservation(log_reflectivity, log_reflectivity, sigma=0) == pytest.approx(1.0)
     # a flat estimate kept no edge (0); a flat reference has none to keep (undefined)
     flat = np.full(log_reflectivity.shape, 2.0)
-    assert edge_preservation(log_reflectivity, flat) == 0.0
-    with pytest.raises(InvalidInputError, match="reference with some edges.*undefined"):
-        edge_preservation(flat, log_reflectivity)
+    ramp = np.add.outer(np.arange(flat.shape[0]), 0.5 * np.arange(flat.shape[1])) / 7.0
+    for edgeless in (flat, ramp):  # a ramp's Laplacian is only the kernel's truncation error
+        assert edge_preservation(log_reflectivity, edgeless) == 0.0
+        with pytest.raises(InvalidInputError, match="reference with some edges.*undefined"):
+            edge_preservation(edgeless, log_reflectivity)
+    # scale-free: the same edges, however faint beside an offset, keep their index
+    assert edge_preservation(log_reflectivity, 1e3 + 1e-4 * log_reflectivity) == \
+        pytest.approx(1.0)
 
 
 def test_radiometric_bias_hand_values():
