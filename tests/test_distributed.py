@@ -557,11 +557,24 @@ def test_the_dataarray_entry_warns_what_despeckle_warns():
         with pytest.warns(UserWarning, match=r"0.49 % of the pixels are negative .* dB data need "
                                              r"kind='db' \(CLI --kind db\)"):
             call()
-    # the information notes (decorrelation chosen, weights picked) are not warnings
+    # complex data given looks: both entry points say SLC input is one look
+    phase = np.random.default_rng(2).uniform(0, 2 * np.pi, values.shape)
+    slc = (np.sqrt(np.abs(values)) * np.exp(1j * phase)).astype(np.complex64)
+    for call in (lambda: despeckle(slc, method="boxcar", looks=4),
+                 lambda: despeckle_dataarray(xr.DataArray(slc, dims=("y", "x")),
+                                             method="boxcar", looks=4)):
+        with pytest.warns(UserWarning, match=r"complex \(SLC\) input has single-look speckle, "
+                                             r"but runs as 4 looks"):
+            call()
+    # the information notes (decorrelation chosen, weights picked) are not warnings, nor is
+    # a nodata value that a dB file output could not keep (an array's fill is always NaN)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         despeckle_dataarray(xr.DataArray(np.abs(values), dims=("y", "x")), method="boxcar",
                             looks=1, kind="intensity")
+        despeckle_dataarray(xr.DataArray(np.abs(values), dims=("y", "x"),
+                                         attrs={"_FillValue": 0.0}),
+                            method="boxcar", looks=1, kind="intensity", output_kind="db")
 
 
 def test_a_cluster_an_interrupt_left_unheld_is_closed_quietly():

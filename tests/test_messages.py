@@ -300,3 +300,21 @@ def test_positive_values_in_a_narrow_range_are_hinted_to_be_db(tmp_path, capsys)
     assert main(["run", str(amplitude), "-o", str(tmp_path / "out.npy"), "--looks", "1"]) == 1
     err = capsys.readouterr().err
     assert "cannot tell amplitude from intensity" in err and "dB" not in err
+    # linear data in small units span far less than a dB scene would: no hint either
+    for scale in (1 / 255, 1e-3):  # a [0, 1] image; multilooked σ⁰-scale amplitudes
+        flat = tmp_path / "small_units.npy"
+        np.save(flat, (scale * (40 + 200 * rng.random((64, 64)))).astype(np.float32))
+        assert main(["run", str(flat), "-o", str(tmp_path / "out.npy"), "--looks", "1"]) == 1
+        assert "dB" not in capsys.readouterr().err
+
+
+def test_the_db_hint_leaves_the_declared_nodata_out():
+    from sardespeckle.errors import UnknownKindError
+    from sardespeckle.io.kinds import detect_kind
+
+    values = (20 + 25 * np.random.default_rng(1).random((64, 64))).astype(np.float32)
+    values[:, :6] = 0.0  # a nodata border: 9 % zeros
+    for nodata, hinted in ((0.0, True), (None, False)):
+        with pytest.raises(UnknownKindError) as error:
+            detect_kind(dtype=values.dtype, hints=None, sample=values, nodata=nodata)
+        assert ("would also fit dB" in str(error.value)) is hinted

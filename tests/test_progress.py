@@ -26,12 +26,27 @@ def test_off_a_terminal_a_line_per_interval_and_a_last_one():
     progress.close()
     lines = stream.getvalue().splitlines()
     assert "\r" not in stream.getvalue()
-    # t=0 starts the clock (step 1 at 2 s), then a line at 62 s, 122 s, 182 s, and the last
+    # the clock starts with the object (t=0: the first step's time counts), then a line at
+    # 60 s, 120 s, 180 s, and the last
     assert [line.split(":")[1].split("(")[0].strip() for line in lines] == \
-        ["31/100 steps", "61/100 steps", "91/100 steps", "100/100 steps"]
-    assert lines[0] == "training: 31/100 steps (31 %), 1 min 0 s elapsed, about 2 min 14 s " \
-        "left, loss 0.0323"
-    assert lines[-1].startswith("training: 100/100 steps (100 %), 3 min 18 s elapsed, loss")
+        ["30/100 steps", "60/100 steps", "90/100 steps", "100/100 steps"]
+    assert lines[0] == "training: 30/100 steps (30 %), 1 min 0 s elapsed, about 2 min 20 s " \
+        "left, loss 0.0333"
+    assert lines[-1].startswith("training: 100/100 steps (100 %), 3 min 20 s elapsed, loss")
+
+
+def test_a_log_that_refuses_a_line_does_not_stop_the_work():
+    class Full(io.StringIO):
+        def write(self, text):
+            raise OSError(28, "No space left on device")
+
+    clock = Clock()
+    progress = Progress("despeckling", unit="tile", stream=Full(), terminal=False, interval=1,
+                        clock=clock)
+    for tile in range(1, 6):
+        clock.now = tile * 2.0
+        progress(tile, 10)  # a line is due each time: refused once, then not tried again
+    progress.close()
 
 
 def test_a_short_job_off_a_terminal_writes_nothing():

@@ -165,6 +165,11 @@ def despeckle(
                       "zero or negative, or masked): the result is all NaN", UserWarning,
                       stacklevel=2)
     looks_value = _check_looks(looks)
+    slc = slc_looks_caution(looks_value) if kind == "complex" else None
+    if slc:
+        import warnings
+
+        warnings.warn(f"despeckle: {slc}", UserWarning, stacklevel=2)
     defaults = get_method(method).defaults
     # Measured on the central window, as despeckle_file does: an array and the same array
     # written to a file get the same decorrelation and level.
@@ -300,6 +305,15 @@ def looks_mismatch(built: BuiltMethod, looks: float) -> str | None:
             "for these looks")
 
 
+def slc_looks_caution(looks: float) -> str | None:
+    """A caution when complex (SLC) data, single look by nature, are given other looks."""
+    if 1 / SLC_LOOKS_TOLERANCE <= looks <= SLC_LOOKS_TOLERANCE:
+        return None
+    return (f"complex (SLC) input has single-look speckle, but runs as {looks:g} looks: "
+            "methods that use the looks assume that many; SLC input is one look (looks=1; "
+            "CLI: leave --looks out)")
+
+
 def _check_looks(looks: Any) -> float:
     if isinstance(looks, bool) or not isinstance(looks, numbers.Real):
         raise UsageError(f"expected a number of looks > 0, got {looks!r} ({type(looks).__name__})")
@@ -363,8 +377,10 @@ def _output_notes(source, output: str, kind_out: str) -> list[str]:
         notes.append("a .npy output holds no georeferencing (the input's CRS, transform, GCPs "
                      "or RPCs): write a .tif to keep it")
     nodata = getattr(source, "nodata", None)
-    if (kind_out == "db" and not output.lower().endswith(".npy") and nodata is not None
-            and not math.isnan(nodata) and math.isnan(output_nodata(nodata, kind_out="db"))):
+    # a file output keeps the input's nodata where it can; an array output (no path) is NaN
+    if (kind_out == "db" and output and not output.lower().endswith(".npy")
+            and nodata is not None and not math.isnan(nodata)
+            and math.isnan(output_nodata(nodata, kind_out="db"))):
         notes.append(f"the input's nodata value {nodata:g} is a valid dB value: the dB "
                      "output's nodata is NaN")
     return notes
@@ -487,12 +503,10 @@ def plan_run(
     if built.weights:
         tags["SARDESPECKLE_WEIGHTS"] = built.weights
     cautions = [*value_notes(*shares), *_output_notes(source, str(output), kind_out)]
-    if (source.kind == "complex" and looks_source == "given"
-            and not 1 / SLC_LOOKS_TOLERANCE <= looks_value <= SLC_LOOKS_TOLERANCE):
-        cautions.append(
-            f"complex (SLC) input has single-look speckle, but runs as {looks_value:g} looks: "
-            "methods that use the looks assume that many; leave the looks unset for SLC input "
-            "(looks=None; CLI: no --looks)")
+    slc = slc_looks_caution(looks_value) if (source.kind == "complex"
+                                             and looks_source == "given") else None
+    if slc:
+        cautions.append(slc)
     if looks_source.startswith("estimated") and looks_value < IMPLAUSIBLE_LOOKS:
         cautions.append(
             f"{looks_value:.3g} looks is implausible for speckle (single-look data measure "

@@ -48,8 +48,11 @@ class Progress:
         self._first = self._done = initial
         self._total = 0
         self._postfix = ""
-        self._started = self._last_line = None
+        # the clock starts now, not at the first call: the engine, a batch and the evaluation
+        # call only when a first tile, scene or run is done, and its time counts too
+        self._started = self._last_line = self._clock()
         self._reported = None  # the count of the last line written
+        self._broken = False  # the stream refused a line: no more lines, the work goes on
 
     def __call__(self, done: int, total: int, postfix: str = "") -> None:
         if self._quiet:
@@ -59,9 +62,7 @@ class Progress:
             self._draw(done, total, postfix)
             return
         now = self._clock()
-        if self._started is None:
-            self._started = self._last_line = now
-        elif now - self._last_line >= self._interval and done < total:
+        if now - self._last_line >= self._interval and done < total:
             self._line(now)
 
     @property
@@ -107,9 +108,14 @@ class Progress:
             text += f", about {duration((total - done) / rate)} left"
         if self._postfix:
             text += f", {self._postfix}"
-        self._stream.write(text + "\n")
-        self._stream.flush()
         self._last_line, self._reported = now, done
+        if self._broken:
+            return
+        try:
+            self._stream.write(text + "\n")
+            self._stream.flush()
+        except (OSError, ValueError):  # a full log disk, a closed stream: a status line is
+            self._broken = True  # not worth the run (the output is on its own disk)
 
 
 def duration(seconds: float) -> str:

@@ -551,8 +551,10 @@ def check_written(temp: str, path: str, *, lowest_free: int | None = None) -> No
     shown = visible_name(path)
     size = os.path.getsize(temp)
     free = shutil.disk_usage(os.path.dirname(os.path.abspath(temp))).free
-    if lowest_free is not None:
-        free = min(free, lowest_free)
+    space = free_space(temp)  # what the messages say: now, and the least seen when less
+    if lowest_free is not None and lowest_free < free:
+        free = lowest_free
+        space += f", {lowest_free / 2**20:.1f} MiB at the lowest while it was written"
     missing = total = 0
     try:
         with _quiet(), rasterio.open(temp) as dataset:
@@ -575,11 +577,11 @@ def check_written(temp: str, path: str, *, lowest_free: int | None = None) -> No
     except RasterioIOError as error:
         raise OutputFileError(
             f"cannot write {shown}: the file written is unreadable ({_gdal_reason(error)}; "
-            f"{free_space(temp)}: full?); nothing was written") from None
+            f"{space}: full?); nothing was written") from None
     if missing:
         raise OutputFileError(
             f"cannot write {shown}: {missing} of its {total} blocks did not reach the disk "
-            f"({free_space(temp)}: full?); nothing was written")
+            f"({space}: full?); nothing was written")
 
 
 def _open_for_writing(temp: str, profile: dict):

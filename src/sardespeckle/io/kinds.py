@@ -332,24 +332,30 @@ def detect_kind(
     raise UnknownKindError(
         f"{where}cannot tell amplitude from intensity (float data, and no band description, tag "
         "or file name says which); pass kind='amplitude' or kind='intensity' (CLI --kind "
-        "amplitude or --kind intensity)" + _db_hint(sample)
+        "amplitude or --kind intensity)" + _db_hint(sample, nodata)
     )
 
 
-def _db_hint(sample) -> str:
+def _db_hint(sample, nodata: float | None = None) -> str:
     """A hint that positive values in a narrow range may be dB (σ⁰ of 5 to 40 dB, say): a
     speckled amplitude or intensity spans a factor 20 or more between its 1st and 99th
-    percentiles, and few scenes are uniform enough to stay under 10."""
+    percentiles, and few scenes are uniform enough to stay under 10. Read as dB the values
+    must also span a SAR scene's few dB at least (linear data scaled to [0, 1], or σ⁰
+    amplitudes of 0.04 to 0.2, would span less than one)."""
     if sample is None:
         return ""
     values = np.asarray(sample)
     if values.dtype.kind != "f":
         return ""
-    values = values[np.isfinite(values)]
+    keep = np.isfinite(values)
+    if nodata is not None and not np.isnan(nodata):
+        keep &= values != nodata
+    values = values[keep]
     if values.size == 0:
         return ""
     low, high = (float(v) for v in np.percentile(values, [1, 99]))
-    if not (0 < low and high <= DB_HINT_CEILING and high < 10 * low):
+    if not (0 < low and high <= DB_HINT_CEILING and high < 10 * low
+            and high - low >= DB_HINT_SPREAD):
         return ""
     return (f"; its values (1st-99th percentile {low:.3g} to {high:.3g}) would also fit dB: "
             "if they are, kind='db' (CLI --kind db)")
@@ -357,6 +363,8 @@ def _db_hint(sample) -> str:
 
 #: Largest 99th percentile for which positive float values are hinted to be dB.
 DB_HINT_CEILING = 60.0
+#: Smallest spread (dB) between their 1st and 99th percentiles for that hint.
+DB_HINT_SPREAD = 3.0
 
 
 def _shorten(text: str, limit: int = 60) -> str:
