@@ -577,15 +577,23 @@ def test_the_dataarray_entry_warns_what_despeckle_warns():
                             method="boxcar", looks=1, kind="intensity", output_kind="db")
 
 
-def test_a_cluster_an_interrupt_left_unheld_is_closed_quietly():
+def test_a_cluster_interrupted_while_it_starts_is_closed_quietly(monkeypatch):
     from distributed.deploy.spec import SpecCluster
 
-    from sardespeckle.scale.cluster import drop_unfinished_clusters
+    from sardespeckle.scale import cluster as cluster_module
 
-    # what an interrupt inside LocalCluster(...) leaves: a live cluster that nothing closes
-    cluster = distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=":0",
-                                       silence_logs=logging.ERROR)
-    assert cluster in SpecCluster._instances
-    drop_unfinished_clusters()  # what the CLI does on an interrupt
+    started = []
+    real_init = distributed.LocalCluster.__init__
+
+    def interrupted(self, *args, **kwargs):  # the Ctrl-C that strikes inside the constructor
+        started.append(self)
+        real_init(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(distributed.LocalCluster, "__init__", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cluster_module.start_local_cluster(n_workers=0, processes=False,
+                                           dashboard_address=":0", silence_logs=logging.ERROR)
+    (cluster,) = started
     assert cluster not in SpecCluster._instances  # Dask's exit-time close will not see it
     assert cluster.status.name == "closed"

@@ -328,14 +328,10 @@ def _written_before() -> str:
 
 def _remove_temporaries() -> None:
     """Delete the hidden temporary outputs an interrupt left, wherever it struck (even while a
-    file was being created, before the writer that owns it could clean up), and the local Dask
-    cluster it caught while starting."""
+    file was being created, before the writer that owns it could clean up)."""
     base = sys.modules.get("sardespeckle.io.base")  # never imported: nothing was written
     if base is not None:
         base.remove_temporaries()
-    cluster = sys.modules.get("sardespeckle.scale.cluster")  # never imported: no cluster
-    if cluster is not None:
-        cluster.drop_unfinished_clusters()
 
 
 def _report_error(error: BaseException) -> int:

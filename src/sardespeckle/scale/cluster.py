@@ -112,7 +112,7 @@ def dask_client(
     if (scheduler is None) == (workers is None):
         raise UsageError("expected either a scheduler address or a number of workers, not "
                          f"{'both' if scheduler is not None else 'neither'}")
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     with contextlib.ExitStack() as stack:
         if scheduler is not None:
@@ -133,37 +133,43 @@ def dask_client(
             # The workers ignore SIGINT once started (a terminal's Ctrl-C reaches them too):
             # this process stops them, with one "interrupted" line instead of their tracebacks;
             # a task's failure is reported here, once, not also logged by its worker.
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=":0", silence_logs=logging.CRITICAL,
-                                   preload=["sardespeckle.scale._worker_signals"])
+            cluster = start_local_cluster(n_workers=workers, threads_per_worker=1,
+                                          processes=True, dashboard_address=":0",
+                                          silence_logs=logging.CRITICAL,
+                                          preload=["sardespeckle.scale._worker_signals"])
             stack.callback(cluster.close)
             client = Client(cluster)
             stack.callback(client.close)
         yield client
 
 
-def drop_unfinished_clusters() -> None:
-    """Close, quietly, the local clusters an interrupt caught while they started.
-
-    An interrupt inside ``LocalCluster(...)`` leaves a cluster that nothing holds (its
-    constructor never returned, so :func:`dask_client` never registered its close), with
-    workers still starting; Dask's own exit-time close then asserts that they are closing and
-    prints that as a traceback under the command's one "interrupted" line. Their processes end
-    with this one.
-    """
-    import sys
-
-    if "distributed" not in sys.modules:
-        return
+def _live_clusters():
+    """Dask's registry of the clusters alive in this process (a WeakSet), or an empty set."""
     from distributed.deploy.spec import SpecCluster
 
-    instances = getattr(SpecCluster, "_instances", None)  # Dask's registry of live clusters
-    if instances is None:
-        return
-    for cluster in list(instances):
-        with contextlib.suppress(Exception):
-            cluster.close(timeout=5)
-        instances.discard(cluster)
+    return getattr(SpecCluster, "_instances", set())
+
+
+def start_local_cluster(**options):
+    """``LocalCluster(**options)``; when it fails or is interrupted while it starts, the
+    cluster it had begun is closed here, quietly.
+
+    An interrupt inside ``LocalCluster(...)`` leaves a cluster that nothing holds (its
+    constructor never returned), with workers still starting; Dask's own exit-time close then
+    asserts that they are closing and prints that as a traceback under the command's one
+    "interrupted" line. Their processes end with this one.
+    """
+    from distributed import LocalCluster
+
+    before = set(_live_clusters())
+    try:
+        return LocalCluster(**options)
+    except BaseException:
+        for cluster in set(_live_clusters()) - before:
+            with contextlib.suppress(Exception):
+                cluster.close(timeout=5)
+            _live_clusters().discard(cluster)
+        raise
 
 
 class LazyClient:
