@@ -734,31 +734,29 @@ def _weights_record(name: str, meta: dict, sha256: str, filename: str) -> dict:
             **{key: meta.get(key) for key in keys}}
 
 
-def _describe_weights(name: str, meta: dict, sha256: str, filename: str) -> None:
-    """The lines of 'sardespeckle weights' for one weights file (``meta``: the meta dict of a
-    file, or a registry entry as a dict: the same keys)."""
-    from ..models.weights import Architecture
-
-    get = meta.get
-    arch = Architecture.from_dict(get("architecture"))
-    psnr = get("validation_psnr")
+def _describe_weights(record: dict) -> None:
+    """The lines of 'sardespeckle weights' for one weights file, from its
+    :func:`_weights_record` (what ``--json`` prints)."""
+    arch = record["architecture"]
+    psnr = record["validation_psnr"]
     psnr = "n/a" if psnr is None else f"{psnr:.2f} dB"
-    if get("trained_sigma") is not None:
-        noise = f"Gaussian noise σ = {get('trained_sigma') * 255:g}/255"
-    elif get("sigma_range") is not None:
-        low, high = get("sigma_range")
+    if record["trained_sigma"] is not None:
+        noise = f"Gaussian noise σ = {record['trained_sigma'] * 255:g}/255"
+    elif record["sigma_range"] is not None:
+        low, high = record["sigma_range"]
         noise = f"Gaussian noise σ in [{low * 255:g}, {high * 255:g}]/255 (blind)"
     else:
-        noise = f"looks: {get('looks'):g}"
-    print(f"{name}\n  architecture: {arch.kind} depth={arch.depth} "
-          f"features={arch.features} channels={arch.channels}\n"
-          f"  {noise}  domain: {get('domain')}\n"
-          f"  sha256: {sha256[:16]}  file: {filename}\n"
-          f"  validation PSNR: {psnr}\n  training data: {get('training_data') or 'n/a'}")
-    if get("training_level") is not None:
-        print(f"  training level (median intensity, level=auto): {get('training_level'):.6g}")
-    if get("description"):
-        print(f"  {get('description')}")
+        noise = f"looks: {record['looks']:g}"
+    print(f"{record['name']}\n  architecture: {arch['kind']} depth={arch['depth']} "
+          f"features={arch['features']} channels={arch['channels']}\n"
+          f"  {noise}  domain: {record['domain']}\n"
+          f"  sha256: {record['sha256'][:16]}  file: {record['file']}\n"
+          f"  validation PSNR: {psnr}\n  training data: {record['training_data'] or 'n/a'}")
+    if record["training_level"] is not None:
+        print(f"  training level (median intensity, level=auto): "
+              f"{record['training_level']:.6g}")
+    if record["description"]:
+        print(f"  {record['description']}")
 
 
 def _cmd_weights(args: argparse.Namespace) -> int:
@@ -771,10 +769,11 @@ def _cmd_weights(args: argparse.Namespace) -> int:
     records: list[dict] = []  # --json: printed at the end, one list
 
     def describe(name: str, meta: dict, sha256: str, filename: str, **extra) -> None:
+        record = _weights_record(name, meta, sha256, filename)
         if args.json:
-            records.append({**_weights_record(name, meta, sha256, filename), **extra})
+            records.append({**record, **extra})
         else:
-            _describe_weights(name, meta, sha256, filename)
+            _describe_weights(record)
             for key, value in extra.items():
                 print(f"  {key}: {value}")
 

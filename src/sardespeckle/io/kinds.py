@@ -309,9 +309,7 @@ def detect_kind(
     if sample is not None and np.asarray(sample).size:
         values = np.asarray(sample)
         if values.dtype.kind in "iuf":
-            keep = np.isfinite(values)
-            if nodata is not None and not np.isnan(nodata):
-                keep &= values != nodata
+            keep = np.isfinite(values) & ~_nodata_mask(values, nodata)
             negative = float(np.mean(values[keep] < 0)) if np.any(keep) else 0.0
             if negative >= DB_SIGN_SHARE:
                 reason = "negative values (only dB data can be negative)"
@@ -347,10 +345,7 @@ def _db_hint(sample, nodata: float | None = None) -> str:
     values = np.asarray(sample)
     if values.dtype.kind != "f":
         return ""
-    keep = np.isfinite(values)
-    if nodata is not None and not np.isnan(nodata):
-        keep &= values != nodata
-    values = values[keep]
+    values = values[np.isfinite(values) & ~_nodata_mask(values, nodata)]
     if values.size == 0:
         return ""
     low, high = (float(v) for v in np.percentile(values, [1, 99]))
