@@ -50,6 +50,32 @@ def test_simulated_slc_has_sar_like_correlation():
     assert max(abs(v) for v in lag2) < 0.05
 
 
+def test_correlated_speckle_fields_have_the_band_correlation_and_the_exponential_law():
+    from sardespeckle.decorrelate import correlated_speckle
+
+    rng = np.random.default_rng(21)
+    bands = np.array([[1.0, 1.0], [0.6, 0.6], [0.5, 0.9]] * 6)
+    fields = correlated_speckle(len(bands), 96, bands, rng)
+    assert fields.shape == (18, 96, 96) and fields.dtype == np.float32
+    # Single-look intensity speckle: exponential, mean 1 and variance 1, whatever the band.
+    for row in range(3):
+        chosen = fields[row::3]
+        assert chosen.mean() == pytest.approx(1, abs=0.04)
+        assert chosen.var() == pytest.approx(1, abs=0.1)
+        assert np.mean(chosen > 1) == pytest.approx(np.exp(-1), abs=0.02)
+    lag1 = np.array([speckle_lag_correlation(field) for field in fields])
+    assert np.all(np.abs(lag1[0::3].mean(0) - 0.06) < 0.03)  # Hamming weighting alone
+    assert np.all(np.abs(lag1[1::3].mean(0) - 0.33) < 0.04)  # as simulate_correlated_slc's
+    rows, cols = lag1[2::3].mean(0)
+    assert cols > 0.35 and rows < 0.15  # the narrow azimuth band correlates vertical neighbours
+    # An unweighted full band is white speckle; the same rng state draws the same fields.
+    white = correlated_speckle(8, 96, np.ones((8, 2)), np.random.default_rng(3), hamming=1.0)
+    assert np.max(np.abs(np.mean([speckle_lag_correlation(f) for f in white], axis=0))) < 0.02
+    again = correlated_speckle(8, 96, np.ones((8, 2)), np.random.default_rng(3), hamming=1.0)
+    np.testing.assert_array_equal(white, again)
+    assert correlated_speckle(0, 8, np.empty((0, 2)), rng).shape == (0, 8, 8)
+
+
 # ---------------------------------------------------------------------------------- measures
 
 

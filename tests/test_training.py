@@ -9,6 +9,7 @@ from _tiny_training import tiny_train_values
 import torch
 
 from sardespeckle.errors import InputFileError, InvalidInputError, UsageError
+from sardespeckle.speckle import speckle_lag_correlation
 from sardespeckle.training import PatchSampler, Reference, TrainConfig, export_weights, train
 from sardespeckle.training.data import _dihedral, _fully_valid_starts
 
@@ -199,6 +200,52 @@ def test_uncap_clipped_config_checks_and_trains(tmp_path, reference_file):
     result = train(config, tmp_path / "run")
     assert result.finished
     assert TrainConfig.load(tmp_path / "run" / "config.json").uncap_clipped == 4.0
+
+
+def test_sampler_speckle_band_correlates_the_chosen_share_and_keeps_the_other_draws():
+    from sardespeckle.models.sarcnn import LOG_AMPLITUDE_MAX, LOG_AMPLITUDE_MIN
+
+    clean = np.full((80, 80), 100.0, np.float32)
+    plain = PatchSampler([Reference("flat", clean)], patch_size=48, looks=1.0, gain_range=(0.1, 10))
+    banded = PatchSampler([Reference("flat", clean)], patch_size=48, looks=1.0, gain_range=(0.1, 10),
+                          speckle_band=(0.5, 0.6), speckle_band_share=0.5)
+    noisy, target = banded.sample(200, np.random.default_rng(4))
+    plain_noisy, plain_target = plain.sample(200, np.random.default_rng(4))
+    # The clean patches (and their gains) are the draws of a run without the option.
+    np.testing.assert_array_equal(target, plain_target)
+    span = LOG_AMPLITUDE_MAX - LOG_AMPLITUDE_MIN
+    speckle = np.exp(2 * span * (noisy - target)[:, 0]).astype(np.float64)
+    same = np.all(np.isclose(noisy, plain_noisy, atol=1e-6), axis=(1, 2, 3))
+    correlated = ~same
+    assert 0.4 < correlated.mean() < 0.6  # the share
+    lag1 = np.array([max(speckle_lag_correlation(s)) for s in speckle])
+    assert lag1[correlated].mean() > 0.35 and abs(lag1[same].mean()) < 0.03
+    assert speckle[correlated].mean() == pytest.approx(1, abs=0.03)  # still mean-1 speckle
+    with pytest.raises(UsageError, match="single-look"):
+        PatchSampler([Reference("flat", clean)], patch_size=16, looks=2.0, speckle_band=(0.6, 0.8))
+
+
+def test_speckle_band_config_checks_and_trains(tmp_path, reference_file):
+    config = tiny_config(reference_file)
+    assert config.speckle_band is None and config.speckle_band_share is None
+    assert tiny_config(reference_file, speckle_band=[0.6, 1]).speckle_band_share == 1.0
+    for bad in ([0, 1], [0.8, 0.6], [0.5, 1.2], "x", [0.7]):
+        with pytest.raises(UsageError, match="speckle_band"):
+            tiny_config(reference_file, speckle_band=bad)
+    for bad in (-0.1, 1.5, "half", True):
+        with pytest.raises(UsageError, match="speckle_band_share"):
+            tiny_config(reference_file, speckle_band=[0.6, 0.8], speckle_band_share=bad)
+    with pytest.raises(UsageError, match="needs speckle_band"):
+        tiny_config(reference_file, speckle_band_share=0.5)
+    with pytest.raises(UsageError, match="single-look"):
+        tiny_config(reference_file, speckle_band=[0.6, 0.8], looks=2)
+    with pytest.raises(UsageError, match="option of task 'sarcnn'"):
+        tiny_config(reference_file, task="gaussian", speckle_band=[0.6, 0.8])
+    result = train(tiny_config(reference_file, speckle_band=[0.6, 0.9], speckle_band_share=0.5,
+                               steps=3), tmp_path / "run")
+    assert result.finished and result.weights_path.exists()
+    saved = TrainConfig.load(tmp_path / "run" / "config.json")
+    assert (saved.speckle_band, saved.speckle_band_share) == ((0.6, 0.9), 0.5)
 
 
 def test_nan_regions_are_never_sampled():

@@ -48,8 +48,10 @@ __all__ = [
     "WhitenedSource",
     "WhiteningFilter",
     "central_window",
+    "band_response",
     "check_whitening_input",
     "choose_decorrelation",
+    "correlated_speckle",
     "estimate_speckle_correlation",
     "estimate_whitening_filter",
     "measure_residual_correlation",
@@ -626,12 +628,44 @@ def simulate_correlated_slc(
     rng = np.random.default_rng(seed)
     white = (rng.standard_normal(values.shape) + 1j * rng.standard_normal(values.shape)) / math.sqrt(2.0)
     field = np.fft.fft2(np.sqrt(values) * white)
-    response = np.ones(values.shape)
+    response = band_response(values.shape, band, hamming=hamming, doppler=doppler)
+    response *= math.sqrt(response.size / float((response**2).sum()))
+    return np.fft.ifft2(field * response)
+
+
+def band_response(shape: tuple[int, int], band: tuple[float, float], *, hamming: float = 0.75,
+                  doppler: float = 0.0) -> np.ndarray:
+    """The separable frequency response (on ``np.fft.fftfreq`` order) of a SAR processor's
+    weighted band: ``α + (1 − α)·cos(2πf/B)`` inside ``|f − f_D| ≤ B/2``, zero outside, with
+    ``B`` the ``(azimuth, range)`` fraction of the sampling rate in ``band``, ``α`` = ``hamming``
+    and ``f_D`` = ``doppler`` (azimuth only, cycles per pixel). Not normalised."""
+    response = np.ones(shape)
     for axis, (fraction, shift) in enumerate(((band[0], doppler), (band[1], 0.0))):
-        freq = np.fft.fftfreq(values.shape[axis])
+        freq = np.fft.fftfreq(shape[axis])
         offset = (freq - shift + 0.5) % 1.0 - 0.5
         inside = np.abs(offset) <= fraction / 2
         weight = np.where(inside, hamming + (1 - hamming) * np.cos(2 * np.pi * offset / fraction), 0.0)
         response = response * (weight[:, None] if axis == 0 else weight[None, :])
-    response *= math.sqrt(response.size / float((response**2).sum()))
-    return np.fft.ifft2(field * response)
+    return response
+
+
+def correlated_speckle(count: int, size: int, bands: np.ndarray, rng: np.random.Generator, *,
+                       hamming: float = 0.75) -> np.ndarray:
+    """``count`` fields of single-look intensity speckle, ``(count, size, size)`` float32 with
+    mean 1, each spatially correlated as a SAR processor makes it: ``|h ∗ w|²`` with ``w``
+    white circular Gaussian and ``h`` the weighted band of :func:`band_response` whose
+    ``(azimuth, range)`` fractions are that field's row of ``bands`` (``(count, 2)``; 1 with
+    ``hamming`` 1 is white speckle). The filtering is circular: each field is stationary, with
+    exactly the exponential marginal of single-look speckle, and its lag-1 log-intensity
+    correlation is about 0.06 / 0.16 / 0.23 / 0.33 / 0.43 for fractions 1 / 0.8 / 0.7 / 0.6 / 0.5
+    with ``hamming`` 0.75 (Sentinel-1's weighting; its single-look products measure 0.17–0.28 on
+    homogeneous windows). Draws from ``rng`` only."""
+    bands = np.asarray(bands, dtype=np.float64).reshape(count, 2)
+    if count == 0:
+        return np.empty((0, size, size), np.float32)
+    white = rng.standard_normal((count, size, size)) + 1j * rng.standard_normal((count, size, size))
+    responses = np.stack([band_response((size, size), (float(a), float(r)), hamming=hamming)
+                          for a, r in bands])
+    responses /= np.sqrt(np.mean(responses**2, axis=(1, 2), keepdims=True))
+    field = np.fft.ifft2(np.fft.fft2(white) * responses)
+    return (0.5 * (field.real**2 + field.imag**2)).astype(np.float32)

@@ -78,6 +78,11 @@ class TrainConfig:
     pixels at a reference's clipping level (its maximum, held by ≥ 10 pixels) per connected
     group and patch by a random amplitude factor above 1: a clipped reference's bright
     structures are only known to be at least that bright (:mod:`sardespeckle.training.targets`).
+    ``speckle_band`` (SAR-CNN, single-look; ``[low, high]`` within ``(0, 1]``) gives a share
+    ``speckle_band_share`` (default 1) of the patches spatially correlated speckle, as a SAR
+    processor's weighted band makes it, with each axis's band fraction drawn uniformly in
+    ``[low, high]`` (:func:`sardespeckle.decorrelate.correlated_speckle`): a network that meets
+    detected SLC data at full resolution instead of through ``decorrelate=subsample``.
 
     ``log_sigma_range`` (Gaussian task on SAR references) trains the network MuLoG calls with a
     noise level: instead of mapping each log-image's range to ``span``, each patch of
@@ -137,6 +142,8 @@ class TrainConfig:
     bright_targets: float | None = None
     bright_oversample: float | None = None
     uncap_clipped: float | None = None
+    speckle_band: tuple[float, float] | None = None
+    speckle_band_share: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "references",
@@ -178,6 +185,24 @@ class TrainConfig:
             raise UsageError(f"expected notes as a string, got {self.notes!r}")
         self._resolve_task_options()
 
+    def _resolve_speckle_band(self, gaussian: bool) -> None:
+        """Check ``speckle_band`` and ``speckle_band_share`` (the share defaults to 1 with a band)."""
+        if self.speckle_band is None:
+            if self.speckle_band_share is not None:
+                raise UsageError("speckle_band_share needs speckle_band; set both or neither")
+            return
+        if gaussian:
+            raise UsageError("speckle_band is an option of task 'sarcnn'; remove it")
+        if self.looks != 1:
+            raise UsageError(f"speckle_band simulates single-look correlated speckle; got looks "
+                             f"{self.looks:g}: remove speckle_band or train with looks 1")
+        object.__setattr__(self, "speckle_band", _speckle_band(self.speckle_band))
+        share = 1.0 if self.speckle_band_share is None else self.speckle_band_share
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise UsageError(f"expected speckle_band_share in [0, 1] (the share of patches with "
+                             f"correlated speckle), got {self.speckle_band_share!r}")
+        object.__setattr__(self, "speckle_band_share", float(share))
+
     def _resolve_task_options(self) -> None:
         """Check ``task`` and its options; fill the task's defaults (written to config.json)."""
         if self.task not in TASKS:
@@ -204,6 +229,7 @@ class TrainConfig:
         if gaussian and self.uncap_clipped is not None:
             raise UsageError("uncap_clipped is an option of task 'sarcnn'; remove it")
         object.__setattr__(self, "uncap_clipped", _uncap_clipped(self.uncap_clipped))
+        self._resolve_speckle_band(gaussian)
         if not gaussian:
             object.__setattr__(self, "gain_range", _gain_range(self.gain_range))
             for option in ("sigma_range", "span", "log_sigma_range"):
@@ -383,6 +409,15 @@ def _sigma_range(value) -> tuple[float, float]:
     if not 0 <= low <= high < 1 or high == 0:
         raise UsageError(f"expected 0 <= low <= high < 1 and high > 0 for sigma_range (the [0, 1] "
                          f"scale: 55/255 = {55 / 255:.4f}), got {value!r}")
+    return (low, high)
+
+
+def _speckle_band(value) -> tuple[float, float]:
+    """``speckle_band`` checked: ``(low, high)`` with ``0 < low ≤ high ≤ 1``."""
+    low, high = _positive_range(value, "speckle_band")
+    if high > 1:
+        raise UsageError(f"expected speckle_band within (0, 1] (band fractions of the sampling "
+                         f"rate; Sentinel-1 SLC about 0.6-0.8), got {value!r}")
     return (low, high)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..decorrelate import correlated_speckle
 from ..errors import InvalidInputError, UsageError
 from ..window import Window
 from .targets import add_bright_targets, at_level, clipped_level, uncap_clipped
@@ -246,18 +247,33 @@ class PatchSampler:
         connected group and patch, by a random amplitude factor above 1
         (:func:`~sardespeckle.training.targets.uncap_clipped`). ``clipped_pixels`` gives the
         number found per reference (0 where a reference is not clipped).
+    speckle_band : (float, float) or None
+        When set (single-look only), a share ``speckle_band_share`` of the patches get
+        spatially correlated speckle instead of white, as SAR processors make it
+        (:func:`sardespeckle.decorrelate.correlated_speckle`, Sentinel-1's Hamming weighting),
+        with the band fraction of each axis drawn uniformly in ``speckle_band`` per patch: a
+        network trained so meets detected SLC data at its full resolution, without ``subsample``.
+    speckle_band_share : float
+        The share of patches with correlated speckle (``speckle_band`` set), in ``[0, 1]``.
     """
 
     def __init__(self, references: Sequence[Reference], *, patch_size: int, looks: float,
                  gain_range: tuple[float, float] | None = None,
                  bright_targets: float | None = None, bright_oversample: float | None = None,
-                 uncap_clipped: float | None = None):
+                 uncap_clipped: float | None = None,
+                 speckle_band: tuple[float, float] | None = None, speckle_band_share: float = 1.0):
         if not references:
             raise InvalidInputError("expected at least one training reference, got none")
         self.patch_size = int(patch_size)
         self.looks = float(looks)
         self.gain_range = None if gain_range is None else (float(gain_range[0]), float(gain_range[1]))
         self.bright_targets = None if bright_targets is None else float(bright_targets)
+        if speckle_band is not None and self.looks != 1:
+            raise UsageError(f"speckle_band simulates single-look correlated speckle; got looks "
+                             f"{self.looks:g}: remove speckle_band or train with looks 1")
+        self.speckle_band = None if speckle_band is None else (float(speckle_band[0]),
+                                                               float(speckle_band[1]))
+        self.speckle_band_share = float(speckle_band_share)
         self._patches = ValidPatches(
             [(reference.name, reference.intensity,
               np.isfinite(reference.intensity) & (np.nan_to_num(reference.intensity) > 0))
@@ -294,6 +310,11 @@ class PatchSampler:
         if self.uncap_clipped is not None:
             # Drawn after everything else too.
             clean = uncap_clipped(clean, clipped, self.uncap_clipped, rng)
+        if self.speckle_band is not None:
+            # Drawn after everything else too.
+            chosen = np.flatnonzero(rng.random(batch_size) < self.speckle_band_share)
+            bands = rng.uniform(*self.speckle_band, size=(chosen.size, 2))
+            speckle[chosen] = correlated_speckle(chosen.size, self.patch_size, bands, rng)
         noisy = clean * speckle
         return (normalized_log_amplitude(noisy)[:, None],
                 normalized_log_amplitude(clean)[:, None])

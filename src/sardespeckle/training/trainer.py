@@ -460,7 +460,9 @@ def _task_data(config: TrainConfig):
                            patch_size=config.patch_size, looks=config.looks,
                            gain_range=config.gain_range, bright_targets=config.bright_targets,
                            bright_oversample=config.bright_oversample,
-                           uncap_clipped=config.uncap_clipped)
+                           uncap_clipped=config.uncap_clipped,
+                           speckle_band=config.speckle_band,
+                           speckle_band_share=config.speckle_band_share or 1.0)
     if config.uncap_clipped is not None and not any(sampler.clipped_pixels):
         raise UsageError(
             "uncap_clipped is set but no training reference is clipped (a clipping level is a "
