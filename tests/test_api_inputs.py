@@ -67,6 +67,46 @@ def test_an_input_without_valid_pixels_warns(image):
         despeckle(image, method="boxcar", looks=1, kind="intensity")
 
 
+def test_an_empty_array_is_refused_without_a_warning_and_tiny_values_are_explained():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InvalidInputError, match="at least 1×1 pixels, got 0×0"):
+            despeckle(np.ones((4, 4))[:0, :0], method="kuan", looks=1, kind="amplitude")
+    amplitude = np.random.default_rng(0).rayleigh(1, (16, 16)) * 1e-30
+    with pytest.warns(UserWarning, match="too small for float32"):
+        assert np.isnan(despeckle(amplitude, method="kuan", looks=1, kind="amplitude")).all()
+
+
+def test_first_calls_from_two_threads_both_find_the_methods():
+    # In a fresh process: the registry is filled on first use, and two threads racing to it
+    # must not see it half filled ("unknown method 'kuan'; available methods: ").
+    import subprocess
+    import sys
+
+    code = """
+import threading
+import numpy as np
+from sardespeckle import despeckle
+image = np.random.default_rng(0).exponential(100, (32, 32))
+barrier, errors = threading.Barrier(4), []
+def work():
+    barrier.wait()
+    try:
+        despeckle(image, method="kuan", looks=1, kind="intensity")
+    except Exception as error:
+        errors.append(repr(error))
+threads = [threading.Thread(target=work) for _ in range(4)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(errors)
+"""
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "[]", done.stdout
+
+
 def test_metrics_seeds_and_byte_order():
     from sardespeckle.metrics import psnr_amplitude
     from sardespeckle.mulog import gaussian_filter_denoiser, mulog

@@ -834,3 +834,15 @@ def test_scaled_and_signed_bands_are_read_for_what_they_are(tmp_path):
     with open_source(path) as source:
         negative, overflow = source.value_shares()
     assert 0.02 < negative < 0.1 and overflow == 0.0
+
+
+def test_a_band_given_as_text_or_bool_is_refused_as_such(tmp_path):
+    path = make_geotiff(tmp_path / "two.tif", np.ones((2, 8, 8), np.float32))
+    for band in ("1", True, 1.0):
+        with pytest.raises(UsageError, match=r"expected band as an integer from 1.*got .*\("):
+            open_source(path, kind="amplitude", band=band)
+    with pytest.raises(UsageError, match="expected a band in 1..2"):
+        open_source(path, kind="amplitude", band=3)
+    source = open_source(path, kind="amplitude", band=np.int64(2))
+    assert source.band == 2
+    source.close()

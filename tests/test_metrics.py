@@ -265,3 +265,21 @@ def test_radiometric_bias_hand_values():
     assert radiometric_bias(noisy, out, mask) == pytest.approx(7.0 / 9.0 - 1.0)
     with pytest.raises(InvalidInputError, match="boolean"):
         radiometric_bias(noisy, out, mask.astype(int))
+
+
+def test_masked_arrays_with_masked_pixels_are_refused_not_read_through():
+    from sardespeckle.speckle import enl as region_enl
+
+    reference = np.full((64, 64), 10.0)
+    estimate = np.ma.masked_array(reference + 0.1, mask=np.zeros((64, 64), bool))
+    estimate[:10] = np.ma.masked
+    estimate.data[:10] = 1e6  # the hidden fill must never count as data
+    with pytest.raises(InvalidInputError, match="masked array with masked pixels"):
+        psnr(reference, estimate, data_range=10)
+    with pytest.raises(InvalidInputError, match="masked array"):
+        enl(estimate)
+    with pytest.raises(InvalidInputError, match="masked array"):
+        region_enl(estimate)
+    # a masked array without masked pixels is a plain array
+    unmasked = np.ma.masked_array(reference + 0.1, mask=False)
+    assert psnr(reference, unmasked, data_range=10) == pytest.approx(40.0)

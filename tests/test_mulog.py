@@ -81,6 +81,45 @@ def random_hermitian_pd(rng, size: int, count: int) -> np.ndarray:
 # --- denoisers ------------------------------------------------------------------------------
 
 
+def test_a_denoiser_that_works_in_place_cannot_touch_mulogs_iterates():
+    from scipy.ndimage import gaussian_filter
+
+    noisy = add_speckle(np.full((48, 48), 100.0), looks=1, seed=0)
+
+    def pure(v, sigma):
+        return gaussian_filter(v, 1.5)
+
+    def in_place(v, sigma):
+        gaussian_filter(v, 1.5, output=v)
+        return v
+
+    def halving(v, sigma):
+        result = gaussian_filter(v, 1.5)
+        v *= 0.5  # scribbles on its input after use
+        return result
+
+    expected = mulog(noisy, looks=1, denoiser=pure)
+    np.testing.assert_allclose(mulog(noisy, looks=1, denoiser=in_place), expected, rtol=1e-12)
+    np.testing.assert_allclose(mulog(noisy, looks=1, denoiser=halving), expected, rtol=1e-12)
+
+
+def test_an_estimate_beyond_float_range_is_refused_not_returned_as_inf():
+    noisy = add_speckle(np.full((16, 16), 100.0), looks=1, seed=0)
+    with pytest.raises(InvalidInputError, match="overflows float64.*denoiser"):
+        mulog(noisy, looks=1, denoiser=lambda v, sigma: v * 1e6)
+
+
+def test_mulog_covariance_says_when_no_pixel_is_valid():
+    truth = np.broadcast_to(np.array([[2.0, 0.5j], [-0.5j, 1.0]]), (24, 24, 2, 2))
+    field = simulate_wishart(truth, 4, seed=0)
+    with pytest.raises(InvalidInputError, match="no|none"):
+        mulog_covariance(field, looks=4, denoiser=gaussian_filter_denoiser(width=1.0),
+                         valid=np.zeros((24, 24), bool))
+    with pytest.raises(InvalidInputError, match=r"\(24, 24\) mask, got shape \(24, 25\)"):
+        mulog_covariance(field, looks=4, denoiser=gaussian_filter_denoiser(width=1.0),
+                         valid=np.ones((24, 25), bool))
+
+
 def test_gaussian_filter_denoiser_contract(rng):
     v = rng.normal(size=(40, 30))
     f = gaussian_filter_denoiser(width=2.0)

@@ -195,6 +195,14 @@ def test_plain_mean_is_the_mean_of_valid_dates():
     assert not result.change_mask.any() and np.all(result.dates_used == 2)
 
 
+def test_two_dates_need_the_plain_mean_as_in_the_file_api():
+    image = 1 + np.random.default_rng(0).random((2, 16, 16))
+    with pytest.raises(UsageError, match="at least 3 dates for the change-aware.*method='mean'"):
+        build_reference(image, looks=1)
+    result = build_reference(image, looks=1, method="mean")
+    np.testing.assert_allclose(result.reflectivity, image.mean(0), rtol=1e-6)
+
+
 def test_single_date_is_its_own_reference():
     image = 1 + np.random.default_rng(0).random((1, 16, 16))
     result = build_reference(image, looks=1)

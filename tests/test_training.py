@@ -617,3 +617,14 @@ def test_a_reference_named_twice_is_refused_unless_windows_differ(tmp_path, refe
     assert not (tmp_path / "run").exists()
     halves = [dict(spec, window=window) for spec, window in zip(twice, ([0, 0, 40, 72], [40, 0, 40, 72]))]
     assert train(tiny_config(reference_file, references=halves, steps=1), tmp_path / "run").finished
+
+
+def test_one_reference_path_alone_is_a_list_of_one(reference_file):
+    from pathlib import Path
+
+    values = {key: value for key, value in tiny_config(reference_file).__dict__.items()
+              if key not in ("references", "validation")}
+    for given in (str(reference_file), Path(reference_file), [Path(reference_file)]):
+        config = TrainConfig(references=given, validation=Path(reference_file), **values)
+        assert [spec.path for spec in config.references] == [str(reference_file)]
+        assert [spec.path for spec in config.validation] == [str(reference_file)]

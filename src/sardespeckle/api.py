@@ -134,6 +134,9 @@ def despeckle(
                + (" (yours are stacked first: numpy.moveaxis(array, 0, -1))" if first else "")
                if several else ""),
         )
+    if 0 in data.shape:
+        raise InvalidInputError(f"expected a raster of at least 1×1 pixels, got "
+                                f"{data.shape[0]}×{data.shape[1]}")
     hidden = masked is not None and masked.any()
     # the kind from the values that are not masked, in their own dtype (integers: amplitude)
     kind = _array_kind(data, kind, exclude=masked if hidden else None)
@@ -161,9 +164,15 @@ def despeckle(
     if not valid.any():
         import warnings
 
-        warnings.warn("despeckle: the input has no valid pixel (every pixel is NaN, infinite, "
-                      "zero or negative, or masked): the result is all NaN", UserWarning,
-                      stacklevel=2)
+        with np.errstate(all="ignore"):  # valid values whose intensity is below float32's least
+            usable = np.isfinite(data) & ((np.abs(data) > 0) if kind == "complex" else
+                                          (data > 0) if kind != "db" else True)
+            tiny = bool(np.any(usable & ~(masked if hidden else False)))
+        why = ("their intensities are too small for float32 (below about 1e-45): rescale the "
+               "input" if tiny
+               else "every pixel is NaN, infinite, zero or negative, or masked")
+        warnings.warn(f"despeckle: the input has no valid pixel ({why}): the result is all NaN",
+                      UserWarning, stacklevel=2)
     looks_value = _check_looks(looks)
     slc = slc_looks_caution(looks_value) if kind == "complex" else None
     if slc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -154,16 +155,23 @@ def build_method(name: str, *, looks: float, params: Mapping[str, Any] | None = 
 # --- built-in methods -----------------------------------------------------------------------
 
 _loaded = False
+_loading = threading.Lock()
 
 
 def _load_builtin() -> None:
+    """Register the built-in methods once. Thread-safe: the flag is set only once they are all
+    registered, under a lock, so that concurrent first calls (a thread pool over a batch of
+    scenes) never see a half-filled registry."""
     global _loaded
     if _loaded:
         return
-    _loaded = True
-    _register_filters()
-    _register_networks()
-    _register_mulog()
+    with _loading:
+        if _loaded:
+            return
+        _register_filters()
+        _register_networks()
+        _register_mulog()
+        _loaded = True
 
 
 def _register_filters() -> None:

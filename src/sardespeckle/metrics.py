@@ -17,6 +17,7 @@ import numpy as np
 
 from sardespeckle.errors import InvalidInputError
 from sardespeckle.speckle import enl as _region_enl
+from sardespeckle.speckle import refuse_masked
 from sardespeckle.window import Window
 
 __all__ = [
@@ -51,6 +52,7 @@ _GLCM_OFFSETS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
 
 def _real_array(values, name: str) -> np.ndarray:
+    refuse_masked(values, name)
     array = np.asarray(values)
     if array.dtype == np.bool_ or not (
         np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)

@@ -502,7 +502,8 @@ def build_reference(
     InvalidInputError
         Bad stack, mask or parameter values.
     UsageError
-        Unknown ``kind`` or ``method``.
+        Unknown ``kind`` or ``method``; two dates with the change-aware method (each would be
+        the other's only witness: use ``method="mean"``). One date is its own reference.
 
     Notes
     -----
@@ -575,6 +576,8 @@ def build_reference(
     test_looks = window_looks / window_size**2  # looks of one window pixel, as the test sees it
 
     dates, rows, cols = array.shape
+    if dates == 2:  # one date is its own reference; two cannot be tested against each other
+        check_date_count(dates, method)
     intensity = array.astype(np.float32, copy=False)
     if kind == "amplitude":
         intensity = np.square(intensity, dtype=np.float32)
@@ -1384,18 +1387,25 @@ def _distinct_dates(paths: Sequence[str | os.PathLike], method: str) -> list[str
             f"{first + 1}) and {paths[again]} (date {again + 1}); a repeated date would count "
             "twice in the reference and vouch for itself in the change test"
         )
-    if len(paths) < 2:
+    check_date_count(len(paths), method, distinct=True)
+    return paths
+
+
+def check_date_count(count: int, method: str, *, distinct: bool = False) -> None:
+    """UsageError unless ``count`` dates are enough for ``method``: 2, and 3 for the
+    change-aware test (with 2, each date is the other's only witness)."""
+    dates = "distinct dates" if distinct else "dates"
+    if count < 2:
         raise UsageError(
-            f"expected at least 2 distinct dates (3 for the change-aware method), got "
-            f"{len(paths)}: a reference averages dates, one date is just itself with its speckle"
+            f"expected at least 2 {dates} (3 for the change-aware method), got "
+            f"{count}: a reference averages dates, one date is just itself with its speckle"
         )
-    if method == "change-aware" and len(paths) < 3:
+    if method == "change-aware" and count < 3:
         raise UsageError(
-            f"expected at least 3 distinct dates for the change-aware method, got {len(paths)}: "
+            f"expected at least 3 {dates} for the change-aware method, got {count}: "
             "when 2 dates disagree the test cannot tell which one changed (each is the other's "
             "only witness); add dates, or average 2 dates with method='mean' (--method mean)"
         )
-    return paths
 
 
 def _warn_interrupted_replacement(paths: Mapping[str, str]) -> None:

@@ -99,7 +99,18 @@ def _check_shape(shape) -> tuple[int, ...]:
     return tuple(int(item) for item in items)
 
 
+def refuse_masked(values, name: str) -> None:
+    """InvalidInputError for a ``numpy.ma`` array with masked pixels: ``np.asarray`` would hand
+    over the values hidden under its mask (fills such as -9999) as data."""
+    if np.ma.isMaskedArray(values) and np.ma.getmaskarray(values).any():
+        raise InvalidInputError(
+            f"expected {name} as a plain array, got a masked array with masked pixels: their "
+            "hidden values would be used as data; pass the valid pixels with the function's "
+            "mask/valid argument where it has one, or select them (a[~np.ma.getmaskarray(a)])")
+
+
 def _as_real_array(values, name: str) -> np.ndarray:
+    refuse_masked(values, name)
     array = np.asarray(values)
     if np.issubdtype(array.dtype, np.complexfloating):
         raise InvalidInputError(

@@ -185,7 +185,10 @@ class GeoTiffSource(Source):
     def _setup(self, path, kind, band, complex_layout, nodata, MaskFlags) -> None:
         dataset = self._dataset
         bands = 2 if complex_layout == "bands" else 1
-        if not isinstance(band, (int, np.integer)) or band < 1 or band + bands - 1 > dataset.count:
+        if isinstance(band, bool) or not isinstance(band, (int, np.integer)):
+            raise UsageError(f"expected band as an integer from 1 (or 'all' where every band can "
+                             f"be despeckled), got {band!r} ({type(band).__name__})")
+        if band < 1 or band + bands - 1 > dataset.count:
             if dataset.count < bands:
                 raise UsageError(f"expected real and imaginary bands (complex layout 'bands'), "
                                  f"got {dataset.count} band in {path}")

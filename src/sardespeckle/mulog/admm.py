@@ -243,8 +243,10 @@ def resolve_prior_weight(denoiser, looks: float, lam: float | None) -> float:
 
 
 def _checked_denoiser(denoise, shape):
+    # A copy: a callable that works in place would otherwise overwrite MuLoG's own iterates
+    # (the first call gets the observation itself), silently changing the result.
     def run(v, sigma):
-        return checked_output(denoise(v, sigma), shape)
+        return checked_output(denoise(v.copy(), sigma), shape)
 
     return run
 
@@ -382,7 +384,14 @@ def mulog(
         last = item
         if callback is not None:
             callback(item)
-    out = np.exp(last.x)
     # float32 in, float32 out (whatever its byte order: '>f4' too)
     single = array.dtype.kind == "f" and array.dtype.itemsize == 4
-    return out.astype(np.float32) if single else out
+    with np.errstate(over="ignore"):
+        out = np.exp(last.x).astype(np.float32 if single else np.float64)
+    if not np.all(np.isfinite(out)):
+        raise InvalidInputError(
+            f"mulog's estimate overflows {out.dtype} at {int(np.count_nonzero(~np.isfinite(out)))} "
+            f"pixel(s) (log-intensity up to {float(np.max(last.x)):.4g}): the denoiser returned "
+            "values far outside its input's range; check that it returns a denoised version of "
+            "the log-image it is given")
+    return out

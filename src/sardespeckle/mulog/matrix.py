@@ -344,9 +344,12 @@ def mulog_covariance_iterates(
     rows, cols, size, _ = array.shape
     if valid is not None:
         valid = np.asarray(valid, dtype=bool)
-        if valid.shape != (rows, cols) or not valid.any():
-            raise InvalidInputError(f"expected valid as a (rows, cols) = {(rows, cols)} mask with "
-                                    f"some True, got shape {valid.shape}")
+        if valid.shape != (rows, cols):
+            raise InvalidInputError(f"expected valid as a (rows, cols) = {(rows, cols)} mask, "
+                                    f"got shape {valid.shape}")
+        if not valid.any():
+            raise InvalidInputError("expected valid to mark some pixel as valid, got none: "
+                                    "there is nothing to despeckle")
     inside = np.ones((rows, cols), bool) if valid is None else valid
 
     data = safeguard_covariance(array)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -146,6 +147,9 @@ class TrainConfig:
     speckle_band_share: float | None = None
 
     def __post_init__(self) -> None:
+        for option in ("references", "validation"):  # one path alone is a list of one
+            if isinstance(getattr(self, option), (str, os.PathLike, ReferenceSpec, dict)):
+                object.__setattr__(self, option, (getattr(self, option),))
         object.__setattr__(self, "references",
                            tuple(ReferenceSpec.from_dict(r) if not isinstance(r, ReferenceSpec) else r
                                  for r in self.references))

@@ -36,8 +36,8 @@ class ReferenceSpec:
         """A spec from a path or ``{"path": ..., "kind": ..., "window": ...}`` (UsageError if not)."""
         if isinstance(values, ReferenceSpec):
             return values
-        if isinstance(values, str):
-            values = {"path": values}
+        if isinstance(values, (str, os.PathLike)):
+            values = {"path": os.fspath(values)}
         if not isinstance(values, dict):
             raise UsageError(f"expected a reference as a path or an object {{\"path\": ..., "
                              f"\"kind\": ..., \"window\": ...}}, got {values!r}")
