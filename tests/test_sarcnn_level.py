@@ -166,3 +166,30 @@ def test_training_level_is_checked(tmp_path):
                      trained_sigma=0.1, training_level=5.0)
     with pytest.raises(UsageError, match="training_level"):
         SarCnnDenoiser(random_network(0), training_level=0.0)
+
+
+def test_speckle_band_of_weights_is_checked_on_save_and_on_load(tmp_path):
+    import torch
+
+    from sardespeckle.errors import WeightsError
+    from sardespeckle.models.weights import (load_weights, save_weights,
+                                             trained_on_correlated_speckle)
+
+    for band, share in (((0.0, 0.5), 1.0), ((0.8, 0.6), 1.0), ((0.5, 1.5), 1.0), ((0.5, 0.9), 2.0)):
+        with pytest.raises(InvalidInputError, match="speckle_band"):
+            save_weights(random_network(0), tmp_path / "w.pt", speckle_band=band,
+                         speckle_band_share=share)
+    with pytest.raises(InvalidInputError, match="speckle_band only for SAR-CNN"):
+        save_weights(random_network(0), tmp_path / "g.pt", domain="gaussian-01",
+                     trained_sigma=0.1, speckle_band=(0.6, 0.8))
+    save_weights(random_network(0), tmp_path / "c.pt", speckle_band=(0.6, 0.8))
+    meta = load_weights(tmp_path / "c.pt")[1]
+    assert meta["speckle_band"] == [0.6, 0.8] and meta["speckle_band_share"] == 1.0
+    assert trained_on_correlated_speckle(meta)
+    assert not trained_on_correlated_speckle({**meta, "speckle_band_share": 0.0})
+    # A file whose record was tampered with is refused when loaded.
+    payload = torch.load(tmp_path / "c.pt", weights_only=True)
+    payload["meta"]["speckle_band"] = [0.9, "x"]
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(WeightsError, match="speckle_band"):
+        load_weights(tmp_path / "bad.pt")

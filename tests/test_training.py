@@ -225,7 +225,7 @@ def test_sampler_speckle_band_correlates_the_chosen_share_and_keeps_the_other_dr
         PatchSampler([Reference("flat", clean)], patch_size=16, looks=2.0, speckle_band=(0.6, 0.8))
 
 
-def test_speckle_band_config_checks_and_trains(tmp_path, reference_file):
+def test_speckle_band_config_checks_and_trains(tmp_path, reference_file, capsys):
     config = tiny_config(reference_file)
     assert config.speckle_band is None and config.speckle_band_share is None
     assert tiny_config(reference_file, speckle_band=[0.6, 1]).speckle_band_share == 1.0
@@ -246,6 +246,35 @@ def test_speckle_band_config_checks_and_trains(tmp_path, reference_file):
     assert result.finished and result.weights_path.exists()
     saved = TrainConfig.load(tmp_path / "run" / "config.json")
     assert (saved.speckle_band, saved.speckle_band_share) == ((0.6, 0.9), 0.5)
+    # The weights say so, and decorrelate=auto then gives them correlated single-look input as
+    # it is (full resolution), where weights trained on white speckle get it subsampled.
+    from sardespeckle.decorrelate import (resolve_decorrelation, sarcnn_handles_correlation,
+                                          simulate_correlated_slc)
+    from sardespeckle.methods import get_method
+    from sardespeckle.models.weights import load_weights
+
+    meta = load_weights(result.weights_path)[1]
+    assert (meta["speckle_band"], meta["speckle_band_share"]) == ([0.6, 0.9], 0.5)
+    white = train(tiny_config(reference_file, steps=2), tmp_path / "white")
+    assert "speckle_band" not in load_weights(white.weights_path)[1]
+    slc = simulate_correlated_slc(np.full((128, 128), 50.0), band=(0.6, 0.7), seed=1)
+    intensity = (np.abs(slc) ** 2).astype(np.float32)
+    defaults = get_method("sarcnn").defaults
+    for weights, mode, why in ((result.weights_path, "none", "weights trained on correlated"),
+                               (white.weights_path, "subsample", "subsampled ×2")):
+        params, note = resolve_decorrelation(
+            defaults, {"weights": str(weights)}, kind="intensity", looks=1.0,
+            sample=lambda: (intensity, np.ones(intensity.shape, bool)),
+            correlated_network=sarcnn_handles_correlation(1.0))
+        assert params["decorrelate"] == mode and why in note, note
+    from sardespeckle.cli.main import main
+
+    assert main(["weights", str(result.weights_path), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    record = record[0] if isinstance(record, list) else record
+    assert (record["speckle_band"], record["speckle_band_share"]) == ([0.6, 0.9], 0.5)
+    assert main(["weights", str(result.weights_path)]) == 0
+    assert "spatially correlated on 50% of the training patches" in capsys.readouterr().out
 
 
 def test_nan_regions_are_never_sampled():

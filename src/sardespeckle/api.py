@@ -63,6 +63,14 @@ class RunReport:
         return asdict(self)
 
 
+def _correlated_network(method: str, looks: float):
+    """SAR-CNN's test of its weights for :func:`~sardespeckle.decorrelate.resolve_decorrelation`
+    (weights trained on correlated speckle are not given subsampled input); None for others."""
+    from .decorrelate import sarcnn_handles_correlation
+
+    return sarcnn_handles_correlation(looks) if method == "sarcnn" else None
+
+
 def despeckle(
     data: np.ndarray,
     *,
@@ -184,7 +192,8 @@ def despeckle(
     # written to a file get the same decorrelation and level.
     center = central_window(data.shape).slices
     params, _ = resolve_decorrelation(defaults, params, kind=kind, looks=looks_value,
-                                      sample=lambda: (intensity[center], valid[center]))
+                                      sample=lambda: (intensity[center], valid[center]),
+                                      correlated_network=_correlated_network(method, looks_value))
     params = resolve_level(defaults, params, sample=lambda: (intensity[center], valid[center]))
     built = build_method(method, looks=looks_value, params=params)
     mismatch = looks_mismatch(built, looks_value)
@@ -482,8 +491,9 @@ def plan_run(
         looks_value, looks_source = _check_looks(looks), "given"
     defaults = get_method(method).defaults
     sample = functools.cache(lambda: source.read_intensity(central_window(source.shape)))
-    params, decorrelation = resolve_decorrelation(defaults, params, kind=source.kind,
-                                                  looks=looks_value, sample=sample)
+    params, decorrelation = resolve_decorrelation(
+        defaults, params, kind=source.kind, looks=looks_value, sample=sample,
+        correlated_network=_correlated_network(method, looks_value))
     params = resolve_level(defaults, params, sample=sample)
     built = build_method(method, looks=looks_value, params=params)
     whitening = whitened_source(source).whitening if built.decorrelate == "whiten" else None

@@ -56,6 +56,7 @@ __all__ = [
     "estimate_whitening_filter",
     "measure_residual_correlation",
     "resolve_decorrelation",
+    "sarcnn_handles_correlation",
     "simulate_correlated_slc",
     "whitened_source",
 ]
@@ -181,14 +182,17 @@ def estimate_speckle_correlation(
     return along_rows, along_cols
 
 
-def choose_decorrelation(kind: str, looks: float, correlation: tuple[float, float] | None) -> tuple[str, str]:
+def choose_decorrelation(kind: str, looks: float, correlation: tuple[float, float] | None, *,
+                         correlated_network: bool = False) -> tuple[str, str]:
     """The default decorrelation of an input, and why.
 
     * complex (SLC) input → ``whiten``: the spectrum is available, whitening keeps resolution;
     * more than :data:`SINGLE_LOOK_MAX` looks (multilooked, GRD) → ``none``: a one-look network
       is not meant for it anyway, and halving its resolution would lose more than it gains;
     * single-look intensity/amplitude/dB whose speckle correlation (see
-      :func:`estimate_speckle_correlation`) exceeds :data:`CORRELATION_THRESHOLD` → ``subsample``;
+      :func:`estimate_speckle_correlation`) exceeds :data:`CORRELATION_THRESHOLD` → ``subsample``,
+      unless ``correlated_network`` (weights trained on correlated speckle, the training option
+      ``speckle_band``): then ``none``, at full resolution;
     * otherwise (white speckle, e.g. simulated) → ``none``.
     """
     if kind == "complex":
@@ -199,6 +203,9 @@ def choose_decorrelation(kind: str, looks: float, correlation: tuple[float, floa
         return "none", "speckle correlation not measured: not decorrelated"
     worst = max(correlation)
     measured = f"lag-1 speckle correlation {correlation[0]:.2f} (rows) / {correlation[1]:.2f} (cols)"
+    if worst > CORRELATION_THRESHOLD and correlated_network:
+        return "none", (f"single-look input with {measured}, weights trained on correlated "
+                        "speckle: not decorrelated, full resolution")
     if worst > CORRELATION_THRESHOLD:
         return "subsample", f"single-look input with {measured}: subsampled ×2"
     return "none", f"single-look input with {measured}: white enough, not decorrelated"
@@ -218,6 +225,7 @@ def resolve_decorrelation(
     kind: str,
     looks: float,
     sample: Callable[[], tuple[np.ndarray, np.ndarray]],
+    correlated_network: Callable[[dict[str, Any]], bool] | None = None,
 ) -> tuple[dict[str, Any], str | None]:
     """Replace ``decorrelate="auto"`` in a method's parameters by the choice for this input.
 
@@ -232,6 +240,10 @@ def resolve_decorrelation(
     sample : callable
         ``sample() -> (intensity, valid)`` of a representative window, called only when the
         speckle correlation has to be measured.
+    correlated_network : callable, optional
+        ``correlated_network(params) -> bool``: whether the network these parameters name was
+        trained on correlated speckle (:func:`choose_decorrelation`); called only for
+        correlated single-look input. SAR-CNN's is :func:`sarcnn_handles_correlation`.
 
     Returns
     -------
@@ -251,9 +263,31 @@ def resolve_decorrelation(
             correlation = estimate_speckle_correlation(intensity, valid=valid)
         except InvalidInputError:
             correlation = None
-    mode, reason = choose_decorrelation(kind, looks, correlation)
+    correlated = (correlation is not None and max(correlation) > CORRELATION_THRESHOLD
+                  and correlated_network is not None and correlated_network(params))
+    mode, reason = choose_decorrelation(kind, looks, correlation, correlated_network=correlated)
     params["decorrelate"] = mode
     return params, f"decorrelate={mode} ({reason})"
+
+
+def sarcnn_handles_correlation(looks: float) -> Callable[[dict[str, Any]], bool]:
+    """For :func:`resolve_decorrelation`: whether the SAR-CNN weights that ``params`` name (the
+    default weights for ``looks`` when none) were trained on correlated speckle. Weights that
+    cannot be read say no here; loading them later says why."""
+    def check(params: dict[str, Any]) -> bool:
+        from .errors import SardespeckleError
+        from .models.inference import default_sarcnn_weights
+        from .models.weights import load_weights, trained_on_correlated_speckle
+
+        weights = params.get("weights") or default_sarcnn_weights(looks)
+        if weights is None:
+            return False
+        try:
+            return trained_on_correlated_speckle(load_weights(weights)[1])
+        except SardespeckleError:
+            return False
+
+    return check
 
 
 # ------------------------------------------------------------------------------- subsampling

@@ -728,7 +728,8 @@ def _weights_record(name: str, meta: dict, sha256: str, filename: str) -> dict:
     from ..models.weights import Architecture
 
     keys = ("looks", "trained_sigma", "sigma_range", "domain", "norm_min", "norm_max",
-            "validation_psnr", "training_data", "training_level", "description")
+            "validation_psnr", "training_data", "training_level", "speckle_band",
+            "speckle_band_share", "description")
     return {"name": name, "file": str(filename), "sha256": sha256,
             "architecture": dataclasses.asdict(Architecture.from_dict(meta.get("architecture"))),
             **{key: meta.get(key) for key in keys}}
@@ -755,6 +756,11 @@ def _describe_weights(record: dict) -> None:
     if record["training_level"] is not None:
         print(f"  training level (median intensity, level=auto): "
               f"{record['training_level']:.6g}")
+    if record["speckle_band"] is not None:
+        low, high = record["speckle_band"]
+        print(f"  speckle: spatially correlated on {record['speckle_band_share']:.0%} of the "
+              f"training patches (band fractions {low:g}-{high:g}): decorrelate=auto gives it "
+              f"single-look data as they are, at full resolution")
     if record["description"]:
         print(f"  {record['description']}")
 

@@ -117,13 +117,15 @@ class Candidate:
         """
         if self.source != "method":
             return self, None
-        from sardespeckle.decorrelate import resolve_decorrelation
+        from sardespeckle.decorrelate import resolve_decorrelation, sarcnn_handles_correlation
         from sardespeckle.io.kinds import to_intensity
         from sardespeckle.methods import get_method
 
         params, note = resolve_decorrelation(
             get_method(self.method).defaults, self.params, kind="intensity", looks=self.looks,
-            sample=lambda: to_intensity(intensity, "intensity"))
+            sample=lambda: to_intensity(intensity, "intensity"),
+            correlated_network=(sarcnn_handles_correlation(self.looks)
+                                if self.method == "sarcnn" else None))
         if note is None:
             return self, None
         parameters = {**self.parameters, "decorrelate": params["decorrelate"]}

@@ -304,6 +304,8 @@ def save_weights(
     span: float | None = None,
     log_sigma_range: tuple[float, float] | None = None,
     training_level: float | None = None,
+    speckle_band: tuple[float, float] | None = None,
+    speckle_band_share: float | None = None,
 ) -> str:
     """Write ``model``'s state and its identity to ``path``; return the file's sha256.
 
@@ -321,7 +323,11 @@ def save_weights(
 
     SAR-CNN files may record ``training_level``, the median intensity of the scenes the network
     was trained on (``sardespeckle train`` writes it): ``level="auto"`` brings each scene there
-    (:class:`~sardespeckle.models.sarcnn.SarCnnDenoiser`); without it, ``SCENE_LEVEL``.
+    (:class:`~sardespeckle.models.sarcnn.SarCnnDenoiser`); without it, ``SCENE_LEVEL``. They
+    may record ``speckle_band`` ``(low, high)`` and ``speckle_band_share``: the network was
+    trained on spatially correlated speckle (the training option of the same names), so
+    ``decorrelate="auto"`` gives it correlated single-look data as they are
+    (:func:`sardespeckle.decorrelate.choose_decorrelation`).
     """
     if not isinstance(model, DnCNN):
         raise InvalidInputError(f"expected a DnCNN, got {type(model).__name__}")
@@ -344,6 +350,11 @@ def save_weights(
         if training_level is not None:
             noise["training_level"] = float(training_level)
             _check_training_level({"domain": domain, **noise})
+        if speckle_band is not None:
+            noise["speckle_band"] = [float(value) for value in speckle_band]
+            noise["speckle_band_share"] = float(1.0 if speckle_band_share is None
+                                                else speckle_band_share)
+            _check_speckle_band({"domain": domain, **noise})
     except WeightsError as error:
         raise InvalidInputError(str(error)) from None
 
@@ -478,6 +489,7 @@ def load_weights(
     try:
         _check_gaussian_meta(meta)
         _check_training_level(meta)
+        _check_speckle_band(meta)
     except WeightsError as error:
         raise WeightsError(f"weights file {path}: {error}") from None
     if entry is not None:
@@ -502,6 +514,28 @@ def _check_training_level(meta: Mapping[str, Any]) -> None:
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not (
             math.isfinite(level) and level > 0):
         raise WeightsError(f"expected training_level as a finite intensity > 0, got {level!r}")
+
+
+def _check_speckle_band(meta: Mapping[str, Any]) -> None:
+    band, share = meta.get("speckle_band"), meta.get("speckle_band_share")
+    if band is None and share is None:
+        return
+    if meta.get("domain") != "log-amplitude":
+        raise WeightsError(f"expected speckle_band only for SAR-CNN weights (domain "
+                           f"'log-amplitude'), got domain {meta.get('domain')!r}")
+    numbers_ok = (isinstance(band, (list, tuple)) and len(band) == 2
+                  and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in band))
+    if not numbers_ok or not 0 < band[0] <= band[1] <= 1:
+        raise WeightsError(f"expected speckle_band as [low, high] with 0 < low <= high <= 1, "
+                           f"got {band!r}")
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        raise WeightsError(f"expected speckle_band_share in [0, 1], got {share!r}")
+
+
+def trained_on_correlated_speckle(meta: Mapping[str, Any]) -> bool:
+    """Whether SAR-CNN weights (their meta dict) were trained on spatially correlated speckle
+    (``speckle_band`` recorded with a share above 0)."""
+    return meta.get("speckle_band") is not None and bool(meta.get("speckle_band_share"))
 
 
 def _check_gaussian_meta(meta: Mapping[str, Any]) -> None:

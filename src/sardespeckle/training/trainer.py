@@ -514,7 +514,10 @@ def weights_identity(config: TrainConfig, trained: str, level: float | None = No
         if level is None:
             level = training_level([load_reference(s) for s in config.references],
                                    config.gain_range)
-        return {"looks": config.looks, "training_level": level,
+        correlated = ({} if config.speckle_band is None else
+                      {"speckle_band": config.speckle_band,
+                       "speckle_band_share": config.speckle_band_share})
+        return {"looks": config.looks, "training_level": level, **correlated,
                 "training_data": ", ".join(Path(r.path).name for r in config.references),
                 "description": f"SAR-CNN depth {config.depth}, {trained}"}
     low, high = config.sigma_range
