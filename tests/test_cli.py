@@ -338,11 +338,11 @@ def test_preview_notes_empty_panels_and_sizes_and_keeps_titles_apart(tmp_path, c
     err = capsys.readouterr().err
     assert "nan.npy has no valid pixel" in err and "a.npy has no" not in err
     assert "differ in size (64×64, 64×64, 32×48)" in err
-    from sardespeckle.io.preview import _TITLE_PADDING, GAP
+    from sardespeckle.io.preview import _TITLE_PADDING, GAP, MIN_PANEL_SIDE
 
     with Image.open(png) as image:
         band = np.asarray(image.convert("L"))[:12]
-    second_title = 64 + GAP + _TITLE_PADDING
+    second_title = 64 * (MIN_PANEL_SIDE // 64) + GAP + _TITLE_PADDING  # 64² panels, enlarged
     assert (band[:, second_title - _TITLE_PADDING:second_title] == 255).all()  # titles apart
     from PIL import ImageFont
 
@@ -512,17 +512,22 @@ def test_a_multiband_input_says_which_band_is_despeckled(tmp_path, speckled_scen
     assert "bands" not in capsys.readouterr().err
 
 
+def write_vv_vh(path, vv, vh):
+    """A georeferenced two-band amplitude GeoTIFF (nodata 0) with VV and VH descriptions."""
+    with rasterio.open(path, "w", driver="GTiff", width=vv.shape[1], height=vv.shape[0],
+                       count=2, dtype="float32", crs="EPSG:32631",
+                       transform=from_origin(600000, 5800000, 10, 10), nodata=0.0) as dst:
+        dst.write(vv, 1)
+        dst.write(vh, 2)
+        dst.set_band_description(1, "Amplitude_VV")
+        dst.set_band_description(2, "Amplitude_VH")
+    return path
+
+
 def test_band_all_despeckles_every_band_into_one_multiband_geotiff(tmp_path, speckled_scene,
                                                                      capsys):
     amplitude = np.sqrt(speckled_scene).astype(np.float32)
-    src = tmp_path / "vv_vh.tif"
-    with rasterio.open(src, "w", driver="GTiff", width=amplitude.shape[1],
-                       height=amplitude.shape[0], count=2, dtype="float32", crs="EPSG:32631",
-                       transform=from_origin(600000, 5800000, 10, 10), nodata=0.0) as dst:
-        dst.write(amplitude, 1)
-        dst.write(amplitude / 4, 2)
-        dst.set_band_description(1, "Amplitude_VV")
-        dst.set_band_description(2, "Amplitude_VH")
+    src = write_vv_vh(tmp_path / "vv_vh.tif", amplitude, amplitude / 4)
     out = tmp_path / "all.tif"
     assert main(["run", str(src), "-o", str(out), "-m", "lee", "--band", "all",
                  "--preview", str(tmp_path / "all.png")]) == 0
@@ -829,3 +834,57 @@ def test_preview_says_which_band_it_shows_and_bad_values_are_one_line(tmp_path, 
         main(["run", str(path), "-o", str(tmp_path / "o.tif"), "--tile", "0"])
     err = capsys.readouterr().err
     assert "usage:" not in err and "argument --tile" in err and "hint: sardespeckle run --help" in err
+
+
+def test_band_all_names_the_notes_of_the_other_bands(tmp_path, speckled_scene, capsys):
+    amplitude = np.sqrt(speckled_scene).astype(np.float32)
+    src = write_vv_vh(tmp_path / "vv_deadvh.tif", amplitude, np.zeros_like(amplitude))  # empty VH
+    assert main(["run", str(src), "-o", str(tmp_path / "out.tif"), "-m", "lee", "--band",
+                 "all"]) == 0
+    err = capsys.readouterr().err
+    assert "note: band 2: the input has no valid pixel" in err
+    assert "band 1: " not in err
+
+
+def test_linear_sigma0_with_thermal_noise_negatives_is_not_taken_for_db(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    sigma0 = (0.006 * rng.exponential(1.0, (96, 96)) + 0.003 * rng.exponential(1.0, (96, 96))
+              - 0.003).astype(np.float32)  # about 14 % negative after noise removal
+    assert 0.1 < np.mean(sigma0 < 0) < 0.3
+    src = tmp_path / "vh.tif"
+    with rasterio.open(src, "w", driver="GTiff", width=96, height=96, count=1,
+                       dtype="float32") as dst:
+        dst.write(sigma0, 1)
+    out = tmp_path / "out.tif"
+    assert main(["run", str(src), "-o", str(out), "-m", "kuan"]) == 1
+    assert "linear σ⁰ after thermal-noise removal" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["run", str(src), "-o", str(out), "-m", "kuan", "--kind", "intensity",
+                 "--looks", "1"]) == 0
+    assert "pixels are negative" in capsys.readouterr().err
+    # Real dB data (speckle spreads them over many dB) are still recognised from their sign.
+    db = (10 * np.log10(0.05 * rng.exponential(1.0, (96, 96)))).astype(np.float32)
+    with rasterio.open(tmp_path / "db.tif", "w", driver="GTiff", width=96, height=96,
+                       count=1, dtype="float32") as dst:
+        dst.write(db, 1)
+    assert main(["info", str(tmp_path / "db.tif"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["kind"] == "db"
+
+
+def test_info_gives_the_stored_type_beside_the_type_read(tmp_path, capsys):
+    src = tmp_path / "slc.tif"
+    with rasterio.open(src, "w", driver="GTiff", width=16, height=16, count=1,
+                       dtype="complex_int16") as dst:
+        dst.write((np.arange(256).reshape(16, 16) + 1j).astype(np.complex64), 1)
+    assert main(["info", str(src), "--json"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert (described["dtype"], described["stored_dtype"]) == ("complex64", "complex_int16")
+
+
+def test_an_input_without_speckle_gets_a_note_on_its_looks(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    smooth = np.exp(rng.normal(0, 0.002, (128, 128))).astype(np.float32) * 100
+    np.save(tmp_path / "flat.npy", smooth)
+    assert main(["run", str(tmp_path / "flat.npy"), "-o", str(tmp_path / "o.npy"), "-m", "kuan",
+                 "--kind", "intensity"]) == 0
+    assert "the input has nearly no speckle" in capsys.readouterr().err

@@ -505,3 +505,18 @@ def test_short_times_keep_three_significant_digits():
 
     assert [_seconds(v) for v in (12.3456, 0.1, 0.0123, 0.000283)] == [
         "12.346", "0.100", "0.0123", "0.000283"]
+
+
+def test_a_real_image_of_several_bands_says_which_band_is_evaluated(tmp_path):
+    import rasterio
+
+    from sardespeckle.evaluation.protocol import load_image
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "vv_vh.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=48, height=48, count=2,
+                       dtype="float32") as dst:
+        dst.write(rng.exponential(1.0, (2, 48, 48)).astype(np.float32))
+        dst.set_band_description(1, "Sigma0_VV")
+    loaded = load_image(path)
+    assert "the file has 2 bands: only band 1 is evaluated" in loaded.kind_reason

@@ -614,15 +614,26 @@ def test_geotiff_compression_uses_every_core_unless_gdal_is_told(tmp_path, monke
 def test_preview_size_and_shared_stretch(tmp_path):
     intensity = amplitude_image(8) ** 2
     brighter = 2.0 * intensity
+    from sardespeckle.io.preview import MIN_PANEL_SIDE
+
     path = save_preview([intensity, brighter], tmp_path / "p.png")
+    # Small panels are enlarged by an integer factor, each pixel drawn as a square.
+    up = MIN_PANEL_SIDE // max(SHAPE)
+    assert up == 4
+    rows, cols = up * SHAPE[0], up * SHAPE[1]
     with Image.open(path) as image:
-        assert image.size == (2 * SHAPE[1] + GAP, SHAPE[0])
+        assert image.size == (2 * cols + GAP, rows)
         pixels = np.asarray(image.convert("L"), dtype=float)
-    left, right = pixels[:, : SHAPE[1]], pixels[:, SHAPE[1] + GAP:]
+    left, right = pixels[:, :cols], pixels[:, cols + GAP:]
+    np.testing.assert_array_equal(left, np.repeat(np.repeat(left[::up, ::up], up, 0), up, 1))
     assert right.mean() > left.mean() + 5  # same grey levels: twice the intensity looks brighter
     titled = save_preview([intensity, brighter], tmp_path / "t.png", titles=["noisy", "x2"])
     with Image.open(titled) as image:
-        assert image.size[0] == 2 * SHAPE[1] + GAP and image.size[1] > SHAPE[0]
+        assert image.size[0] == 2 * cols + GAP and image.size[1] > rows
+    # A panel of MIN_PANEL_SIDE or more is drawn as it is.
+    big = np.tile(intensity, (4, 6))
+    with Image.open(save_preview([big], tmp_path / "big.png")) as image:
+        assert image.size == (big.shape[1], big.shape[0])
     with pytest.raises(OutputExistsError):
         save_preview([intensity], tmp_path / "p.png")
     assert hidden_leftovers(tmp_path) == []

@@ -284,9 +284,13 @@ def _despeckle_every_band(input_path, output_path, *, overwrite: bool, progress,
     finally:
         for part in parts:
             remove_if_exists(part)
+    # Band 1's notes as they are, the other bands' that differ from band 1's, named by band
+    # (an empty band, negative pixels or implausible looks in band 2 must be said too).
+    first = [note for note in reports[0].notes if _ONE_BAND_NOTE not in note]
+    others = [f"band {band}: {note}" for band, band_report in enumerate(reports[1:], start=2)
+              for note in band_report.notes if _ONE_BAND_NOTE not in note and note not in first]
     report = dataclasses.replace(reports[0], output=output_path, band_reports=reports,
-                                 notes=[note for note in reports[0].notes
-                                        if _ONE_BAND_NOTE not in note])
+                                 notes=[*first, *others])
     looks = ", ".join(f"{r.looks:g}" for r in reports)
     report.notes.append(f"every band despeckled on its own: {count} output bands (looks {looks})")
     if stale:
@@ -408,6 +412,9 @@ def _output_notes(source, output: str, kind_out: str) -> list[str]:
 SLC_LOOKS_TOLERANCE = 1.2
 #: Estimated looks below this are noted as implausible (a wrong kind most often).
 IMPLAUSIBLE_LOOKS = 0.5
+#: Estimated looks above this are noted: nearly no speckle as read (an already despeckled or
+#: averaged product, or a wrong kind: linear values read as dB measure 10⁵ looks and more).
+SPECKLE_FREE_LOOKS = 1000.0
 
 
 def _has_valid_pixel(source) -> bool:
@@ -531,6 +538,11 @@ def plan_run(
             f"{looks_value:.3g} looks is implausible for speckle (single-look data measure "
             f"about 1): check the input kind ({source.kind}: {source.kind_reason}), or give "
             "the looks (looks=L; CLI --looks L)")
+    if looks_source.startswith("estimated") and looks_value > SPECKLE_FREE_LOOKS:
+        cautions.append(
+            f"{looks_value:.3g} looks: as read, the input has nearly no speckle (an already "
+            f"despeckled or temporally averaged product?); check the input kind ({source.kind}: "
+            f"{source.kind_reason})")
     report.notes.extend(cautions)
     if decorrelation:
         tags["SARDESPECKLE_DECORRELATE"] = decorrelation

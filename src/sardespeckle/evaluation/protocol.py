@@ -377,6 +377,10 @@ def load_image(
     with open_source(path, kind=None if layout else kind, complex_layout=layout) as source:
         intensity, valid = source.read_intensity(Window.full(source.shape))
         image_kind, reason = source.kind, source.kind_reason
+        bands, used = getattr(source, "band_count", 1), 2 if layout == "bands" else 1
+        if bands > used:
+            reason += (f"; the file has {bands} bands: only band {source.band}"
+                       + (" and the next are" if used == 2 else " is") + " evaluated")
     if not valid.any():
         raise InvalidInputError(f"{path} has no valid pixel (all NaN, nodata, zero or "
                                 "negative): nothing to evaluate on it; leave it out")

@@ -449,6 +449,9 @@ class GeoTiffSource(Source):
         summary = super().info()
         summary["bands"] = self.band_count
         summary["band"] = self.band
+        # the file's own type (dtype is what it is read as: CInt16 as complex64, scaled
+        # integers as float64)
+        summary["stored_dtype"] = self._dataset.dtypes[self.band - 1]
         summary["complex_layout"] = self.complex_layout
         summary["band_tags"] = dict(self._band_tags)
         # (scale, offset) per band read, applied to every read (None: the file has none)

@@ -234,6 +234,10 @@ def declared_kind(hints: Mapping[str, str] | None) -> tuple[str, str] | None:
 #: Share of negative values from which they alone decide dB (:func:`detect_kind`, rule 3);
 #: fewer than that are ambiguous (a few negative σ⁰ pixels, or dB mostly above 0).
 DB_SIGN_SHARE = 0.1
+#: Least spread (dB) between the 1st and 99th percentiles of values that rule 3 calls dB:
+#: speckle alone spreads single-look dB over about 20 dB and 4-look GRD over about 10; values
+#: within a fraction of a unit are linear σ⁰ whose thermal-noise removal left negatives.
+DB_MIN_SPREAD = 1.0
 
 
 def detect_kind(
@@ -289,7 +293,10 @@ def detect_kind(
        ``power`` / ``sigma0`` / ``beta0`` / ``gamma0`` gives ``"intensity"``. Words are split on
        non-alphanumerics and camelCase; a hint naming both amplitude and intensity is skipped;
     3. else negative finite values in ``sample`` (nodata left out) give ``"db"`` when they are
-       at least :data:`DB_SIGN_SHARE` of it; fewer are ambiguous: :class:`UnknownKindError`;
+       at least :data:`DB_SIGN_SHARE` of it and the values spread over at least
+       :data:`DB_MIN_SPREAD` dB (1st to 99th percentile, judged from :data:`PHASE_SAMPLE`
+       values on); fewer, or a narrower spread (linear σ⁰ with thermal-noise negatives), are
+       ambiguous: :class:`UnknownKindError`;
     4. else an integer dtype gives ``"amplitude"`` (Sentinel-1 GRD digital numbers are amplitude);
     5. else :class:`InvalidInputError`: pass the kind explicitly.
     """
@@ -312,6 +319,16 @@ def detect_kind(
             keep = np.isfinite(values) & ~_nodata_mask(values, nodata)
             negative = float(np.mean(values[keep] < 0)) if np.any(keep) else 0.0
             if negative >= DB_SIGN_SHARE:
+                low, high = (float(v) for v in np.percentile(values[keep], [1, 99]))
+                if high - low < DB_MIN_SPREAD and np.count_nonzero(keep) >= PHASE_SAMPLE:
+                    where = f"{os.fspath(path)}: " if path is not None else ""
+                    raise UnknownKindError(
+                        f"{where}{100 * negative:.2g} % of the values are negative, as in dB, "
+                        f"but they span only {high - low:.2g} between their 1st and 99th "
+                        f"percentiles ({low:.3g} to {high:.3g}), where speckled dB data span "
+                        "several dB: linear σ⁰ after thermal-noise removal? pass "
+                        "kind='intensity' or kind='amplitude' (its negative pixels become "
+                        "nodata), or kind='db' if they are dB (CLI --kind)")
                 reason = "negative values (only dB data can be negative)"
                 return "db", reason + (f"; {negative_hint}" if negative_hint else "")
             if negative > 0:

@@ -76,7 +76,9 @@ def save_preview(
     max_size : int
         Longest side of a displayed panel. Larger panels are reduced by an integer factor,
         the same for all panels, taking the mean intensity of each block (the mean of the valid
-        pixels; a block without any is masked).
+        pixels; a block without any is masked). Panels whose longest side is under
+        :data:`MIN_PANEL_SIDE` are enlarged by an integer factor (each pixel a square), so that
+        a tiny image and its title stay readable.
     overwrite : bool
         Replace an existing file.
 
@@ -124,6 +126,12 @@ def save_preview(
             decibels.append(10.0 * np.log10(mean))
         masks.append(valid)
 
+    longest = max(max(db.shape) for db in decibels)
+    enlarge = max(1, min(MIN_PANEL_SIDE, int(max_size)) // longest)
+    if enlarge > 1:  # a tiny image: its pixels as squares, so the panel (and title) can be read
+        decibels = [np.repeat(np.repeat(db, enlarge, 0), enlarge, 1) for db in decibels]
+        masks = [np.repeat(np.repeat(mask, enlarge, 0), enlarge, 1) for mask in masks]
+
     reference = decibels[0][masks[0]]
     if reference.size == 0:
         reference = np.concatenate([db[mask] for db, mask in zip(decibels, masks)])
@@ -160,6 +168,9 @@ def save_preview(
 
     return write_png(path, canvas, overwrite=overwrite)
 
+
+#: Panels whose longest side is shorter are enlarged by an integer factor (nearest neighbour).
+MIN_PANEL_SIDE = 256
 
 #: Share of a panel's valid pixels at one end of the stretch that makes it a flat black or
 #: white panel, worth a note (a panel of another kind or scale than the first one, most often).
