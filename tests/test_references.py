@@ -930,3 +930,21 @@ def test_a_build_killed_while_replacing_its_outputs_is_said_and_cleared(tmp_path
     assert "an earlier build was killed while replacing" in capsys.readouterr().err
     assert main([*argv, "--overwrite"]) == 0
     assert not leftover.exists()
+
+
+def test_load_stack_refuses_db_dates_read_as_amplitude_and_notes_a_few_negatives(tmp_path):
+    rng = np.random.default_rng(2)
+    amplitude = [np.sqrt(100 * rng.exponential(1.0, (48, 48))) for _ in range(3)]
+    db_paths, few_paths = [], []
+    for index, date in enumerate(amplitude):
+        db_paths.append(tmp_path / f"db{index}.npy")
+        np.save(db_paths[-1], (20 * np.log10(date / 1000)).astype(np.float32))  # all negative
+        few = date.astype(np.float32)
+        few[0, :5] = -0.5  # thermal-noise negatives
+        few_paths.append(tmp_path / f"few{index}.npy")
+        np.save(few_paths[-1], few)
+    with pytest.raises(InvalidInputError, match=r"db0\.npy: expected non-negative amplitude .*dB"):
+        load_stack(db_paths, kind="amplitude")
+    with pytest.warns(UserWarning, match=r"few1\.npy: .* of the pixels are negative"):
+        stack = load_stack(few_paths, kind="amplitude")
+    assert not stack.valid[:, 0, :5].any() and stack.valid[:, 1:].all()

@@ -86,6 +86,9 @@ def test_a_run_with_gains_trains_and_resumes(tmp_path, reference_file):
     assert result.finished and result.weights_path.exists()
     saved = TrainConfig.load(tmp_path / "run" / "config.json")
     assert saved.gain_range == (0.01, 100.0)
+    from sardespeckle.models.weights import load_weights
+
+    assert "gains 0.01-100" in load_weights(result.weights_path)[1]["description"]
 
 
 def test_bright_oversample_draws_patches_with_bright_pixels_more_often():
@@ -255,6 +258,7 @@ def test_speckle_band_config_checks_and_trains(tmp_path, reference_file, capsys)
 
     meta = load_weights(result.weights_path)[1]
     assert (meta["speckle_band"], meta["speckle_band_share"]) == ([0.6, 0.9], 0.5)
+    assert "correlated speckle on 50% of the patches (band 0.6-0.9)" in meta["description"]
     white = train(tiny_config(reference_file, steps=2), tmp_path / "white")
     assert "speckle_band" not in load_weights(white.weights_path)[1]
     slc = simulate_correlated_slc(np.full((128, 128), 50.0), band=(0.6, 0.7), seed=1)
@@ -444,6 +448,12 @@ def test_export_partial_run(tmp_path, reference_file):
     export_weights(tmp_path / "run", tmp_path / "partial.pt")
     network, meta = load_weights(tmp_path / "partial.pt")
     assert network.depth == 4 and "step 2" in meta["description"]
+    # The run's own final weights file is never an export target, even with overwrite.
+    config = tiny_config(reference_file)
+    final = tmp_path / "run" / f"{config.name}.pt"
+    with pytest.raises(UsageError, match="the weights the run writes when it finishes"):
+        export_weights(tmp_path / "run", final, overwrite=True)
+    assert not final.exists()
 
 
 def test_bad_configs(tmp_path, reference_file):
@@ -485,13 +495,15 @@ def test_init_from_a_checkpoint_or_weights_file(tmp_path, reference_file):
                        run, max_steps=0)
         assert result.step == 0
         export_weights(run, run / "start.pt")
-        started, _ = load_weights(run / "start.pt")
+        started, started_meta = load_weights(run / "start.pt")
+        assert f"fine-tuned from {source}" in started_meta["description"]
         for key, value in first.state_dict().items():
             torch.testing.assert_close(started.state_dict()[key], value, rtol=0, atol=0, msg=key)
         assert json.loads((run / "config.json").read_text())["init_from"] == str(source)
     with pytest.raises(WeightsError, match="init_from: no such"):  # as a missing --weights: exit 1
         train(tiny_config(reference_file, init_from=str(tmp_path / "nope.pt")), tmp_path / "x")
-    with pytest.raises(WeightsError, match="does not fit a DnCNN of depth 5"):
+    with pytest.raises(WeightsError, match=r"does not fit a DnCNN of depth 5 .*\(it holds a "
+                                           r"DnCNN of depth 4 with 8 features\)"):
         train(tiny_config(reference_file, init_from=str(tmp_path / "first.pt"), depth=5),
               tmp_path / "y")
     (tmp_path / "garbage.pt").write_bytes(b"not a torch file")
@@ -618,6 +630,17 @@ def test_every_difference_of_another_config_is_named(tmp_path, reference_file):
                           checkpoint_every=3), tmp_path / "run", max_steps=1)
     for key in ("learning_rate", "steps", "log_every", "checkpoint_every"):
         assert f"{key}: the run has" in str(info.value)
+    # Beyond six differences the others are named; another task is said alone.
+    with pytest.raises(UsageError) as info:
+        train(tiny_config(reference_file, learning_rate=0.5, steps=9, log_every=2, seed=4,
+                          checkpoint_every=3, validate_every=7, decay=0.5, patch_size=20),
+              tmp_path / "run", max_steps=1)
+    assert str(info.value).count(": the run has") == 6 and "and 2 more: " in str(info.value)
+    with pytest.raises(UsageError, match="holds a run of task 'sarcnn'.*this call trains task "
+                                         "'gaussian'; use a new run folder$"):
+        train(tiny_config(reference_file, task="gaussian",
+                          references=[{"path": str(reference_file), "kind": "intensity"}]),
+              tmp_path / "run", max_steps=1)
 
 
 def test_export_needs_a_weights_file_name(tmp_path, reference_file):
@@ -657,3 +680,27 @@ def test_one_reference_path_alone_is_a_list_of_one(reference_file):
         config = TrainConfig(references=given, validation=Path(reference_file), **values)
         assert [spec.path for spec in config.references] == [str(reference_file)]
         assert [spec.path for spec in config.validation] == [str(reference_file)]
+
+
+def test_resuming_on_references_that_changed_is_refused(tmp_path, reference_file):
+    config = tiny_config(reference_file, steps=6)
+    first = train(config, tmp_path / "run", max_steps=3)
+    assert not first.finished
+    original = np.load(reference_file)
+    np.save(reference_file, original * 4)  # rebuilt with --overwrite, say
+    with pytest.raises(UsageError, match="holds other data than when the run.*-again"):
+        train(config, tmp_path / "run")
+    np.save(reference_file, original)  # restored: the run goes on
+    assert train(config, tmp_path / "run").finished
+
+
+def test_a_reference_with_a_few_negative_pixels_says_they_are_left_out(tmp_path, reference_file):
+    from sardespeckle.training import ReferenceSpec
+    from sardespeckle.training.data import load_reference
+
+    reference = np.load(reference_file)
+    reference[0, :6] = -1.0
+    np.save(tmp_path / "neg.npy", reference)
+    with pytest.warns(UserWarning, match=r"training reference .*neg\.npy: .* pixels are negative"):
+        loaded = load_reference(ReferenceSpec(str(tmp_path / "neg.npy"), kind="intensity"))
+    assert np.isnan(loaded.intensity[0, :6]).all()

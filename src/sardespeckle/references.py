@@ -828,6 +828,7 @@ def load_stack(
         A file is missing or unreadable.
     """
     from sardespeckle.io import open_source
+    from sardespeckle.io.kinds import value_notes
     from sardespeckle.io.grid import check_same_grid
     from sardespeckle.window import Window
 
@@ -878,6 +879,14 @@ def load_stack(
             if getattr(source, "band_count", 1) > 1:
                 warnings.warn(f"{path} has {source.band_count} bands: band 1 is its date",
                               UserWarning, stacklevel=2)
+            # dB read as amplitude/intensity is refused, as 'run' refuses it; a few negative
+            # (thermal-noise) or overflowing pixels become nodata, and are said
+            try:
+                shares = source.value_shares()
+            except InvalidInputError as error:
+                raise type(error)(f"{path}: {error}") from None
+            for note in value_notes(*shares):
+                warnings.warn(f"{path}: {note}", UserWarning, stacklevel=2)
             intensity, valid = source.read_intensity(Window.full(source.shape))
             if not valid.any():
                 warnings.warn(f"{path} has no valid pixel (all NaN, nodata or zero): it adds "

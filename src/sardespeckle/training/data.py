@@ -11,6 +11,7 @@ saved in checkpoints, so a resumed run draws exactly the patches it would have d
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..decorrelate import correlated_speckle
-from ..errors import InvalidInputError, UsageError
+from ..errors import InvalidInputError, UnknownKindError, UsageError
 from ..window import Window
 from .targets import add_bright_targets, at_level, clipped_level, uncap_clipped
 
@@ -86,6 +87,7 @@ def load_reference(spec: ReferenceSpec) -> Reference:
     reference (a glob such as ``refs/*.tif`` picks them up too).
     """
     from ..io import open_source
+    from ..io.kinds import value_notes
     from ..references import side_output_of
 
     side = side_output_of(spec.path)
@@ -102,6 +104,12 @@ def load_reference(spec: ReferenceSpec) -> Reference:
 
     try:
         source = open_source(spec.path, kind=spec.kind)
+    except UnknownKindError as error:
+        raise UnknownKindError(
+            f"{error}. For training: --kind applies to every reference and validation file; "
+            "when they hold different kinds, give each its own in a config file entry "
+            "{\"path\": ..., \"kind\": ...} (docs/training.md), or make the file with "
+            "'sardespeckle references build', which records what it holds") from None
     except InvalidInputError as error:
         raise without_layout_hint(
             error, "a training reference is a real, speckle-free image (intensity or amplitude), "
@@ -112,7 +120,9 @@ def load_reference(spec: ReferenceSpec) -> Reference:
                 f"{spec.path} holds complex data (an SLC, speckled): a training reference is a "
                 "real, speckle-free image (intensity or amplitude); build one from a stack of "
                 "dates with 'sardespeckle references build'")
-        source.value_shares()  # mostly negative "intensities" (dB) are refused
+        # mostly negative "intensities" (dB) are refused; a few are nodata, and said
+        for note in value_notes(*source.value_shares()):
+            warnings.warn(f"training reference {spec.path}: {note}", UserWarning, stacklevel=2)
         window = Window.full(source.shape) if spec.window is None else Window(*spec.window)
         if (window.row < 0 or window.col < 0 or window.row + window.height > source.shape[0]
                 or window.col + window.width > source.shape[1]):

@@ -236,6 +236,8 @@ def _run(config: TrainConfig, run_dir: Path, max_steps, progress, on_start, mode
         rng.bit_generator.state = json.loads(state["numpy_rng"])
         torch.set_rng_state(state["torch_rng"].cpu())  # map_location may have moved it
         step = int(state["step"])
+        if getattr(sampler, "fingerprint", None) is not None:
+            _check_same_references(state.get("references"), sampler.fingerprint, config, run_dir)
     _drop_log_rows_after(run_dir / "log.csv", step)
 
     from ..models.inference import resolve_precision
@@ -257,6 +259,8 @@ def _run(config: TrainConfig, run_dir: Path, max_steps, progress, on_start, mode
             # for an export of this checkpoint without the references at hand (SAR-CNN runs)
             **({"training_level": float(sampler.training_level)}
                if getattr(sampler, "training_level", None) is not None else {}),
+            **({"references": sampler.fingerprint}
+               if getattr(sampler, "fingerprint", None) is not None else {}),
         }, checkpoint_path)
 
     # SIGTERM, Ctrl-C and a hang-up (the terminal closed, an SSH session dropped) end the run
@@ -468,7 +472,34 @@ def _task_data(config: TrainConfig):
             "uncap_clipped is set but no training reference is clipped (a clipping level is a "
             f"maximum held by at least {MIN_CLIPPED} pixels); remove the option")
     sampler.training_level = training_level(references, config.gain_range)
+    sampler.fingerprint = references_fingerprint(references)
     return sampler, _Validator(config), cn(config.looks)
+
+
+def references_fingerprint(references) -> list[list]:
+    """What a checkpoint records of the references it was trained on, to tell on resuming
+    that they still hold the same data: per reference its name, shape, valid pixels and the
+    float64 sum of their intensities."""
+    return [[reference.name, *map(int, reference.intensity.shape),
+             int(np.count_nonzero(np.isfinite(reference.intensity))),
+             float(np.nansum(reference.intensity, dtype=np.float64))]
+            for reference in references]
+
+
+def _check_same_references(recorded, now, config: TrainConfig, run_dir: Path) -> None:
+    """UsageError when the references a run resumes on differ from those its checkpoint was
+    trained on (rebuilt, overwritten, replaced): the steps to come would train on other data
+    than the ones done, and the weights would record a level the first steps never saw."""
+    if recorded is None:  # a checkpoint written before fingerprints were recorded
+        return
+    for spec, before, after in zip(config.references, recorded, now):
+        if before[:4] != after[:4] or not math.isclose(before[4], after[4], rel_tol=1e-9):
+            raise UsageError(
+                f"training reference {spec.path} holds other data than when the run in "
+                f"{run_dir} was checkpointed (shape, valid pixels or values changed: rebuilt or "
+                "overwritten?); resuming would train on other data than the steps done. Restore "
+                "it, or start a new run on it: sardespeckle train "
+                f"{run_dir / 'config.json'} --run-dir {run_dir.parent / (run_dir.name + '-again')}")
 
 
 #: A training reference whose most homogeneous windows fluctuate like fewer looks than this
@@ -517,9 +548,14 @@ def weights_identity(config: TrainConfig, trained: str, level: float | None = No
         correlated = ({} if config.speckle_band is None else
                       {"speckle_band": config.speckle_band,
                        "speckle_band_share": config.speckle_band_share})
+        recipe = "".join([
+            f", fine-tuned from {config.init_from}" if config.init_from else "",
+            f", gains {config.gain_range[0]:g}-{config.gain_range[1]:g}" if config.gain_range else "",
+            (f", correlated speckle on {config.speckle_band_share:.0%} of the patches (band "
+             f"{config.speckle_band[0]:g}-{config.speckle_band[1]:g})") if config.speckle_band else ""])
         return {"looks": config.looks, "training_level": level, **correlated,
                 "training_data": ", ".join(Path(r.path).name for r in config.references),
-                "description": f"SAR-CNN depth {config.depth}, {trained}"}
+                "description": f"SAR-CNN depth {config.depth}, {trained}{recipe}"}
     low, high = config.sigma_range
     noise = {"trained_sigma": low} if low == high else {"sigma_range": (low, high)}
     sar = any(spec.kind != GREY for spec in config.references)
@@ -574,8 +610,15 @@ def initial_state(config: TrainConfig) -> dict:
     try:
         network.load_state_dict(state, strict=True)
     except (RuntimeError, KeyError) as error:
+        convolutions = sorted({key.split(".")[1] for key in state
+                               if key.startswith("layers.") and key.endswith(".weight")
+                               and getattr(state[key], "ndim", 0) == 4}, key=int)
+        theirs = (f"it holds a DnCNN of depth {len(convolutions)} with {_hidden_width(state)} "
+                  "features" if convolutions and _hidden_width(state) else
+                  f"{str(error).splitlines()[0].rstrip(':')}")
         raise WeightsError(f"init_from: {source} does not fit a DnCNN of depth {config.depth} with "
-                           f"{width} features: {str(error).splitlines()[0]}") from None
+                           f"{width} features ({theirs}); set depth (and features) to the "
+                           "weights' or train from scratch") from None
     if width < config.features:
         return network.widened(config.features, seed=config.seed).state_dict()
     return state
@@ -613,6 +656,11 @@ def check_run_folder(run_dir: Path) -> None:
         raise UsageError(f"expected a run folder for --run-dir, got the file {run_dir}")
 
 
+#: Differences of configuration spelled out when a run folder holds another run (the others
+#: are named).
+MAX_SHOWN = 6
+
+
 def _check_config(config: TrainConfig, run_dir: Path) -> bool:
     """Whether ``run_dir`` holds this run already (its config.json equals ``config``, runtime
     settings aside); UsageError if it holds another one."""
@@ -627,8 +675,15 @@ def _check_config(config: TrainConfig, run_dir: Path) -> bool:
     differing = sorted(k for k in wanted.keys() | existing.keys()
                        if _comparable(k, existing.get(k)) != _comparable(k, wanted.get(k)))
     if differing:
+        if "task" in differing:  # the cause of every other difference: said alone
+            raise UsageError(
+                f"{run_dir} holds a run of task {existing.get('task')!r} (SAR-CNN is 'sarcnn', "
+                f"the Gaussian DnCNN 'gaussian'), this call trains task {wanted.get('task')!r}; "
+                "use a new run folder")
         shown = "; ".join(f"{key}: the run has {_short(existing.get(key))}, this call gives "
-                          f"{_short(wanted.get(key))}" for key in differing)
+                          f"{_short(wanted.get(key))}" for key in differing[:MAX_SHOWN])
+        if len(differing) > MAX_SHOWN:
+            shown += f"; and {len(differing) - MAX_SHOWN} more: {', '.join(differing[MAX_SHOWN:])}"
         raise UsageError(
             f"{run_dir} holds a run with another configuration ({shown}); use a new run folder "
             "or the same configuration (relative paths are read from the current folder: resume "
@@ -818,7 +873,8 @@ def _check_export_path(path: Path, run_dir: Path, config: TrainConfig, *, overwr
 
     protected = [(run_dir / CHECKPOINT, "the run's checkpoint"),
                  (run_dir / "config.json", "the run's config"),
-                 (run_dir / "log.csv", "the run's log")]
+                 (run_dir / "log.csv", "the run's log"),
+                 (run_dir / f"{config.name}.pt", "the weights the run writes when it finishes")]
     for what, specs in (("a training reference", config.references),
                         ("a validation reference", config.validation)):
         protected += [(source, what) for spec in specs for source in _source_files(spec.path)]
