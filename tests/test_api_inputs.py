@@ -265,14 +265,18 @@ def test_masked_integer_arrays_are_amplitude_like_unmasked_ones():
 
 def test_a_few_negative_values_do_not_decide_db():
     """Mostly positive data with a few negative pixels may be σ⁰ after thermal-noise removal
-    or dB above 0: without a kind it is refused, saying both; mostly negative is dB."""
+    or dB above 0: without a kind it is refused, saying both; more negatives are dB when they
+    reach dB depths, not when they all stay within a unit of 0 (thermal-noise negatives)."""
     from sardespeckle.errors import UnknownKindError
 
     values = np.random.default_rng(3).exponential(1.0, (20, 20))
     values[:1] = -0.01  # 5 %
     with pytest.raises(UnknownKindError, match="a few values are negative \\(5 %\\).*kind='db'"):
         despeckle(values, method="boxcar", looks=1)
-    values[:4] = -0.01  # 20 %: dB
+    values[:4] = -0.01  # 20 %, but all within a hundredth of 0: thermal-noise negatives?
+    with pytest.raises(UnknownKindError, match="20 % of the values are negative.*all within"):
+        despeckle(values, method="boxcar", looks=1)
+    values[:4] = -np.random.default_rng(4).exponential(5.0, (4, 20))  # 20 %, dB deep: dB
     np.testing.assert_array_equal(despeckle(values, method="boxcar", looks=1),
                                   despeckle(values, method="boxcar", looks=1, kind="db"))
 
@@ -305,3 +309,21 @@ def test_python_callers_are_told_the_python_spelling():
         with pytest.raises(UsageError, match="use device 'cpu' or 'auto'"):
             despeckle(image, method="sarcnn", looks=1, kind="intensity",
                       params={"device": "cuda"})
+
+
+def test_a_registry_load_that_fails_midway_leaves_no_half_registry(monkeypatch):
+    from sardespeckle import methods
+
+    monkeypatch.setattr(methods, "_loaded", False)
+    monkeypatch.setattr(methods, "_REGISTRY", {})
+
+    def broken():
+        raise KeyboardInterrupt  # a Ctrl-C while the MuLoG module imports, say
+
+    real = methods._register_mulog
+    monkeypatch.setattr(methods, "_register_mulog", broken)
+    with pytest.raises(KeyboardInterrupt):
+        get_method("lee")
+    assert methods._REGISTRY == {} and not methods._loaded
+    monkeypatch.setattr(methods, "_register_mulog", real)
+    assert get_method("lee").name == "lee" and get_method("mulog").name == "mulog"

@@ -844,6 +844,22 @@ def test_band_all_names_the_notes_of_the_other_bands(tmp_path, speckled_scene, c
     err = capsys.readouterr().err
     assert "note: band 2: the input has no valid pixel" in err
     assert "band 1: " not in err
+    # An empty band 1 is named too; notes alike but for their numbers are grouped.
+    write_vv_vh(tmp_path / "deadvv.tif", np.zeros_like(amplitude), amplitude)
+    assert main(["run", str(tmp_path / "deadvv.tif"), "-o", str(tmp_path / "out1.tif"), "-m",
+                 "lee", "--band", "all"]) == 0
+    assert "note: band 1: the input has no valid pixel" in capsys.readouterr().err
+    bands = np.stack([amplitude] * 3)
+    bands[1, :2] = -1.0
+    bands[2, :6] = -1.0
+    with rasterio.open(tmp_path / "three.tif", "w", driver="GTiff", width=bands.shape[2],
+                       height=bands.shape[1], count=3, dtype="float32") as dst:
+        dst.write(bands)
+    assert main(["run", str(tmp_path / "three.tif"), "-o", str(tmp_path / "out3.tif"), "-m",
+                 "lee", "--band", "all", "--kind", "amplitude"]) == 0
+    err = capsys.readouterr().err
+    assert "note: bands 2, 3 (band 2's numbers): " in err and "pixels are negative" in err
+    assert err.count("pixels are negative") == 1
 
 
 def test_linear_sigma0_with_thermal_noise_negatives_is_not_taken_for_db(tmp_path, capsys):

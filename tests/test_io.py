@@ -857,3 +857,22 @@ def test_a_band_given_as_text_or_bool_is_refused_as_such(tmp_path):
     source = open_source(path, kind="amplitude", band=np.int64(2))
     assert source.band == 2
     source.close()
+
+
+def test_negative_values_decide_db_unless_they_are_small_thermal_noise_negatives():
+    from sardespeckle.errors import UnknownKindError
+
+    rng = np.random.default_rng(0)
+    # Linear σ⁰ of water and land with thermal-noise negatives and a bright urban strip.
+    sigma0 = 0.01 * rng.exponential(1.0, (64, 64)) + 0.003 * rng.exponential(1.0, (64, 64)) - 0.004
+    sigma0[:, :2] = 3.0
+    assert 0.1 < np.mean(sigma0 < 0) < 0.5
+    with pytest.raises(UnknownKindError, match="all within .* of 0"):
+        detect_kind(dtype="float32", hints=None, sample=sigma0)
+    # A heavily multilooked dB mosaic: all negative, narrow: dB, as its sign says.
+    mosaic = -6.5 + 0.2 * rng.standard_normal((64, 64))
+    assert detect_kind(dtype="float32", hints=None, sample=mosaic)[0] == "db"
+    # Single-look dB around -3 dB: a third negative, reaching far below 0: dB.
+    speckled = 10 * np.log10(2 * rng.exponential(1.0, (64, 64)))
+    assert 0.1 < np.mean(speckled < 0) < 0.5
+    assert detect_kind(dtype="float32", hints=None, sample=speckled)[0] == "db"

@@ -704,3 +704,49 @@ def test_a_reference_with_a_few_negative_pixels_says_they_are_left_out(tmp_path,
     with pytest.warns(UserWarning, match=r"training reference .*neg\.npy: .* pixels are negative"):
         loaded = load_reference(ReferenceSpec(str(tmp_path / "neg.npy"), kind="intensity"))
     assert np.isnan(loaded.intensity[0, :6]).all()
+
+
+def test_a_speckle_band_share_of_zero_draws_no_correlated_speckle(tmp_path, reference_file):
+    from sardespeckle.models.weights import load_weights, trained_on_correlated_speckle
+    from sardespeckle.training.trainer import _task_data
+
+    config = tiny_config(reference_file, speckle_band=[0.6, 0.8], speckle_band_share=0.0)
+    sampler = _task_data(config)[0]
+    assert sampler.speckle_band_share == 0.0
+    plain = _task_data(tiny_config(reference_file))[0]
+    np.testing.assert_array_equal(sampler.sample(8, np.random.default_rng(1))[0],
+                                  plain.sample(8, np.random.default_rng(1))[0])
+    result = train(tiny_config(reference_file, speckle_band=[0.6, 0.8], speckle_band_share=0.0,
+                               steps=2), tmp_path / "run")
+    assert not trained_on_correlated_speckle(load_weights(result.weights_path)[1])
+
+
+def test_resuming_through_a_link_to_the_same_references_goes_on(tmp_path, reference_file):
+    link = tmp_path / "alias.npy"
+    link.symlink_to(reference_file)
+    first = train(tiny_config(reference_file, steps=4), tmp_path / "run", max_steps=2)
+    assert not first.finished
+    again = tiny_config(reference_file, steps=4,
+                        references=[{"path": str(link), "kind": "intensity"}])
+    assert train(again, tmp_path / "run").finished
+
+
+def test_a_gaussian_run_refuses_to_resume_on_changed_images(tmp_path, reference_file):
+    config = tiny_config(reference_file, task="gaussian", steps=4,
+                         references=[{"path": str(reference_file), "kind": "intensity"}])
+    assert not train(config, tmp_path / "run", max_steps=2).finished
+    np.save(reference_file, np.load(reference_file)[::-1] * 7 + 3)
+    with pytest.raises(UsageError, match="holds other data than when the run"):
+        train(config, tmp_path / "run")
+
+
+def test_a_validation_reference_with_negatives_is_named_as_such(tmp_path, reference_file):
+    reference = np.load(reference_file)[:32, :32]
+    reference[0, :4] = -1.0
+    np.save(tmp_path / "valneg.npy", reference)
+    config = tiny_config(reference_file, steps=1,
+                         validation=[{"path": str(tmp_path / "valneg.npy"), "kind": "intensity"}])
+    with pytest.warns(UserWarning, match=r"validation reference .*valneg\.npy: .*negative .*not "
+                                         r"scored"):
+        train(config, tmp_path / "run")
+

@@ -284,19 +284,43 @@ def _despeckle_every_band(input_path, output_path, *, overwrite: bool, progress,
     finally:
         for part in parts:
             remove_if_exists(part)
-    # Band 1's notes as they are, the other bands' that differ from band 1's, named by band
-    # (an empty band, negative pixels or implausible looks in band 2 must be said too).
-    first = [note for note in reports[0].notes if _ONE_BAND_NOTE not in note]
-    others = [f"band {band}: {note}" for band, band_report in enumerate(reports[1:], start=2)
-              for note in band_report.notes if _ONE_BAND_NOTE not in note and note not in first]
     report = dataclasses.replace(reports[0], output=output_path, band_reports=reports,
-                                 notes=[*first, *others])
+                                 notes=_every_band_notes(reports))
     looks = ", ".join(f"{r.looks:g}" for r in reports)
     report.notes.append(f"every band despeckled on its own: {count} output bands (looks {looks})")
     if stale:
         report.notes.append(stale)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _every_band_notes(reports: list[RunReport]) -> list[str]:
+    """The notes of a ``band="all"`` run, from each band's report: a note every band gave
+    once; one that only some bands gave, or that differs in its measured numbers, named by
+    band (``band 2: ...``), those alike but for their numbers grouped on the first's line
+    (``bands 1, 3, 4 (band 1's numbers): ...``; each band's own are in its band tags)."""
+    import re
+
+    def shape(note: str) -> str:
+        return re.sub(r"[-+]?\d[\d.,eE+-]*", "#", note)
+
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for band, band_report in enumerate(reports, start=1):
+        for note in band_report.notes:
+            if _ONE_BAND_NOTE not in note:
+                groups.setdefault(shape(note), []).append((band, note))
+    notes = []
+    for group in groups.values():
+        bands = [band for band, _ in group]
+        texts = {note for _, note in group}
+        if len(bands) == len(reports) and len(texts) == 1:
+            notes.append(group[0][1])  # every band, word for word
+        elif len(bands) == 1:
+            notes.append(f"band {bands[0]}: {group[0][1]}")
+        else:
+            numbers = f" (band {bands[0]}'s numbers)" if len(texts) > 1 else ""
+            notes.append(f"bands {', '.join(map(str, bands))}{numbers}: {group[0][1]}")
+    return notes
 
 
 def _stale_partials_note(output_path) -> str | None:

@@ -168,9 +168,15 @@ def _load_builtin() -> None:
     with _loading:
         if _loaded:
             return
-        _register_filters()
-        _register_networks()
-        _register_mulog()
+        before = set(_REGISTRY)
+        try:
+            _register_filters()
+            _register_networks()
+            _register_mulog()
+        except BaseException:  # (an import error, a Ctrl-C): the next call starts afresh
+            for name in set(_REGISTRY) - before:
+                del _REGISTRY[name]
+            raise
         _loaded = True
 
 

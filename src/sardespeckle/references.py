@@ -885,7 +885,7 @@ def load_stack(
                 shares = source.value_shares()
             except InvalidInputError as error:
                 raise type(error)(f"{path}: {error}") from None
-            for note in value_notes(*shares):
+            for note in value_notes(*shares, fate="they are left out of the reference (nodata)"):
                 warnings.warn(f"{path}: {note}", UserWarning, stacklevel=2)
             intensity, valid = source.read_intensity(Window.full(source.shape))
             if not valid.any():

@@ -119,8 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where a network runs (default auto: CUDA when available)")
     run.add_argument("--decorrelate", choices=("auto", "none", "subsample", "whiten"), default=None,
                      help="decorrelate the speckle before sarcnn or mulog (sarcnn's default, auto: "
-                          "whiten complex input, subsample correlated single-look input, else "
-                          "none; mulog's default: none)")
+                          "whiten complex input, subsample correlated single-look input "
+                          "unless the weights were trained on correlated speckle, else none; "
+                          "mulog's default: none)")
     run.add_argument("--denoiser", default=None, metavar="NAME",
                      help="MuLoG's Gaussian denoiser: bm3d (needs the bm3d extra), dncnn-natural "
                           "(fixed-σ natural-image DnCNNs, one picked per iteration), "
@@ -756,7 +757,7 @@ def _describe_weights(record: dict) -> None:
     if record["training_level"] is not None:
         print(f"  training level (median intensity, level=auto): "
               f"{record['training_level']:.6g}")
-    if record["speckle_band"] is not None:
+    if record["speckle_band"] is not None and record["speckle_band_share"]:
         low, high = record["speckle_band"]
         print(f"  speckle: spatially correlated on {record['speckle_band_share']:.0%} of the "
               f"training patches (band fractions {low:g}-{high:g}): decorrelate=auto gives it "

@@ -234,10 +234,12 @@ def declared_kind(hints: Mapping[str, str] | None) -> tuple[str, str] | None:
 #: Share of negative values from which they alone decide dB (:func:`detect_kind`, rule 3);
 #: fewer than that are ambiguous (a few negative σ⁰ pixels, or dB mostly above 0).
 DB_SIGN_SHARE = 0.1
-#: Least spread (dB) between the 1st and 99th percentiles of values that rule 3 calls dB:
-#: speckle alone spreads single-look dB over about 20 dB and 4-look GRD over about 10; values
-#: within a fraction of a unit are linear σ⁰ whose thermal-noise removal left negatives.
-DB_MIN_SPREAD = 1.0
+#: Rule 3 with fewer than :data:`DB_LIKE_SHARE` negative values: when (the 99th percentile
+#: of) their magnitudes stay under this, they are not dB (whose negative values of speckled
+#: data reach several dB down: single-look speckle alone spreads dB over about 20 dB, 4-look
+#: GRD over about 10) but linear σ⁰ whose thermal-noise removal left small negatives
+#: (−0.003 and the like).
+DB_MIN_DEPTH = 1.0
 
 
 def detect_kind(
@@ -293,9 +295,9 @@ def detect_kind(
        ``power`` / ``sigma0`` / ``beta0`` / ``gamma0`` gives ``"intensity"``. Words are split on
        non-alphanumerics and camelCase; a hint naming both amplitude and intensity is skipped;
     3. else negative finite values in ``sample`` (nodata left out) give ``"db"`` when they are
-       at least :data:`DB_SIGN_SHARE` of it and the values spread over at least
-       :data:`DB_MIN_SPREAD` dB (1st to 99th percentile, judged from :data:`PHASE_SAMPLE`
-       values on); fewer, or a narrower spread (linear σ⁰ with thermal-noise negatives), are
+       at least :data:`DB_SIGN_SHARE` of it, unless fewer than :data:`DB_LIKE_SHARE` are and
+       all lie within :data:`DB_MIN_DEPTH` of 0 (linear σ⁰ with thermal-noise negatives;
+       judged from :data:`PHASE_SAMPLE` values on); those, and fewer negatives, are
        ambiguous: :class:`UnknownKindError`;
     4. else an integer dtype gives ``"amplitude"`` (Sentinel-1 GRD digital numbers are amplitude);
     5. else :class:`InvalidInputError`: pass the kind explicitly.
@@ -319,16 +321,18 @@ def detect_kind(
             keep = np.isfinite(values) & ~_nodata_mask(values, nodata)
             negative = float(np.mean(values[keep] < 0)) if np.any(keep) else 0.0
             if negative >= DB_SIGN_SHARE:
-                low, high = (float(v) for v in np.percentile(values[keep], [1, 99]))
-                if high - low < DB_MIN_SPREAD and np.count_nonzero(keep) >= PHASE_SAMPLE:
+                kept = values[keep]
+                depth = float(np.percentile(-kept[kept < 0], 99))
+                if (negative < DB_LIKE_SHARE and depth < DB_MIN_DEPTH
+                        and np.count_nonzero(keep) >= PHASE_SAMPLE):
                     where = f"{os.fspath(path)}: " if path is not None else ""
                     raise UnknownKindError(
-                        f"{where}{100 * negative:.2g} % of the values are negative, as in dB, "
-                        f"but they span only {high - low:.2g} between their 1st and 99th "
-                        f"percentiles ({low:.3g} to {high:.3g}), where speckled dB data span "
-                        "several dB: linear σ⁰ after thermal-noise removal? pass "
-                        "kind='intensity' or kind='amplitude' (its negative pixels become "
-                        "nodata), or kind='db' if they are dB (CLI --kind)")
+                        f"{where}{100 * negative:.0f} % of the values are negative, as in dB, "
+                        f"but all within {depth:.2g} of 0 (99th percentile of their "
+                        "magnitudes), where negative dB values of speckled data reach several dB "
+                        "down: linear σ⁰ after thermal-noise removal? pass kind='intensity' or "
+                        "kind='amplitude' (its negative pixels become nodata), or kind='db' if "
+                        "they are dB (CLI --kind)")
                 reason = "negative values (only dB data can be negative)"
                 return "db", reason + (f"; {negative_hint}" if negative_hint else "")
             if negative > 0:
@@ -595,17 +599,17 @@ def _percent(share: float) -> str:
     return f"{100 * share:.2g} %" if share >= 0.001 else "less than 0.1 %"
 
 
-def value_notes(negative: float, overflow: float) -> list[str]:
+def value_notes(negative: float, overflow: float, *, fate: str = "they are nodata in the output"
+                ) -> list[str]:
     """The notes of a run on data with these shares of negative values and of intensities
-    beyond float32 (both masked as nodata)."""
+    beyond float32 (both masked as nodata); ``fate`` says what becomes of them."""
     notes = []
     if negative:
         notes.append(f"{_percent(negative)} of the pixels are negative (as in σ⁰ after "
-                     "thermal-noise removal): they are nodata in the output; dB data need "
-                     "kind='db' (CLI --kind db)")
+                     f"thermal-noise removal): {fate}; dB data need kind='db' (CLI --kind db)")
     if overflow:
         notes.append(f"{_percent(overflow)} of the pixels are beyond float32 once converted to "
-                     "intensity: they are nodata in the output")
+                     f"intensity: {fate}")
     return notes
 
 

@@ -80,11 +80,12 @@ class Reference:
     intensity: np.ndarray
 
 
-def load_reference(spec: ReferenceSpec) -> Reference:
+def load_reference(spec: ReferenceSpec, *, role: str = "training reference") -> Reference:
     """Read a reference file (GeoTIFF/.npy via :mod:`sardespeckle.io`) as intensity.
 
     Refuses the date-count and change-code files that ``references build`` writes beside a
-    reference (a glob such as ``refs/*.tif`` picks them up too).
+    reference (a glob such as ``refs/*.tif`` picks them up too). ``role`` names the file in
+    warnings (``"validation reference"`` for those).
     """
     from ..io import open_source
     from ..io.kinds import value_notes
@@ -121,8 +122,11 @@ def load_reference(spec: ReferenceSpec) -> Reference:
                 "real, speckle-free image (intensity or amplitude); build one from a stack of "
                 "dates with 'sardespeckle references build'")
         # mostly negative "intensities" (dB) are refused; a few are nodata, and said
-        for note in value_notes(*source.value_shares()):
-            warnings.warn(f"training reference {spec.path}: {note}", UserWarning, stacklevel=2)
+        for note in value_notes(*source.value_shares(),
+                                fate="they are left out (nodata, no patch holds them)"
+                                if role == "training reference" else
+                                "they are left out (nodata, filled for the network, not scored)"):
+            warnings.warn(f"{role} {spec.path}: {note}", UserWarning, stacklevel=2)
         window = Window.full(source.shape) if spec.window is None else Window(*spec.window)
         if (window.row < 0 or window.col < 0 or window.row + window.height > source.shape[0]
                 or window.col + window.width > source.shape[1]):

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import InputFileError, InvalidInputError, OutputFileError, UsageError
 from ..io.base import OVERWRITE_HINT, atomic_output, check_output_folder, same_file
 from .config import GREY, TrainConfig
-from .data import PatchSampler, load_reference
+from .data import PatchSampler, Reference, load_reference
 from .losses import training_loss
 from .targets import MIN_CLIPPED
 
@@ -103,7 +103,7 @@ def _filled_validation_reference(spec) -> tuple[np.ndarray, np.ndarray | None]:
     mask of the pixels its PSNR counts (``None``: all of them)."""
     from scipy import ndimage
 
-    clean = load_reference(spec).intensity
+    clean = load_reference(spec, role="validation reference").intensity
     valid = np.isfinite(clean) & (clean > 0)
     if valid.all():
         return clean, None
@@ -454,6 +454,8 @@ def _task_data(config: TrainConfig):
         else:
             sampler = GaussianPatchSampler(images, patch_size=config.patch_size,
                                            sigma_range=config.sigma_range)
+        sampler.fingerprint = references_fingerprint(
+            [Reference(name=image.name, intensity=image.values) for image in images])
         return sampler, GaussianValidator(config), 0.0
     from ..models.sarcnn import cn
 
@@ -466,7 +468,8 @@ def _task_data(config: TrainConfig):
                            bright_oversample=config.bright_oversample,
                            uncap_clipped=config.uncap_clipped,
                            speckle_band=config.speckle_band,
-                           speckle_band_share=config.speckle_band_share or 1.0)
+                           speckle_band_share=(1.0 if config.speckle_band_share is None
+                                               else config.speckle_band_share))
     if config.uncap_clipped is not None and not any(sampler.clipped_pixels):
         raise UsageError(
             "uncap_clipped is set but no training reference is clipped (a clipping level is a "
@@ -492,10 +495,19 @@ def _check_same_references(recorded, now, config: TrainConfig, run_dir: Path) ->
     than the ones done, and the weights would record a level the first steps never saw."""
     if recorded is None:  # a checkpoint written before fingerprints were recorded
         return
-    for spec, before, after in zip(config.references, recorded, now):
-        if before[:4] != after[:4] or not math.isclose(before[4], after[4], rel_tol=1e-9):
+    if len(recorded) != len(now):  # a Gaussian run's images: a file gained or lost some
+        raise UsageError(
+            f"the training references of the run in {run_dir} hold another number of images "
+            f"than when it was checkpointed ({len(recorded)}, now {len(now)}); restore them, or "
+            f"start a new run: sardespeckle train {run_dir / 'config.json'} --run-dir "
+            f"{run_dir.parent / (run_dir.name + '-again')}")
+    specs = config.references if len(config.references) == len(now) else [None] * len(now)
+    for spec, before, after in zip(specs, recorded, now):
+        # the name is not compared: the same file named another way (a link) is the same data
+        if before[1:4] != after[1:4] or not math.isclose(before[4], after[4], rel_tol=1e-9):
+            what = f"training reference {spec.path}" if spec is not None else "a training image"
             raise UsageError(
-                f"training reference {spec.path} holds other data than when the run in "
+                f"{what} holds other data than when the run in "
                 f"{run_dir} was checkpointed (shape, valid pixels or values changed: rebuilt or "
                 "overwritten?); resuming would train on other data than the steps done. Restore "
                 "it, or start a new run on it: sardespeckle train "
