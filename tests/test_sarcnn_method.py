@@ -620,3 +620,39 @@ def test_user_weights_folders_register_names(tmp_path, monkeypatch, capsys):
     np.testing.assert_array_equal(by_name, by_path)
     assert main(["weights", "lab-s1"]) == 0
     assert "our stacks" in capsys.readouterr().out
+
+
+def test_without_weights_correlated_single_look_input_gets_the_correlated_speckle_weights(
+        tmp_path, capsys):
+    """The default for detected SLC data: the weights trained on correlated speckle at full
+    resolution; white speckle, multilooked and complex input and an explicit subsample keep
+    theirs."""
+    from sardespeckle.models.weights import (DEFAULT_SARCNN, DEFAULT_SARCNN_CORRELATED, REGISTRY,
+                                             load_weights, trained_on_correlated_speckle)
+
+    assert DEFAULT_SARCNN_CORRELATED in REGISTRY
+    assert trained_on_correlated_speckle(load_weights(DEFAULT_SARCNN_CORRELATED)[1])
+    assert not trained_on_correlated_speckle(load_weights(DEFAULT_SARCNN)[1])
+    slc = simulate_correlated_slc(np.full((96, 96), 400.0), band=(0.6, 0.7), seed=11)
+    correlated = write_tif(tmp_path / "slc_amp.tif", np.abs(slc).astype(np.float32))
+    white = write_tif(tmp_path / "white_amp.tif", np.sqrt(speckled((96, 96), seed=12)))
+    cases = [(correlated, [], DEFAULT_SARCNN_CORRELATED, "none"),
+             (correlated, ["--decorrelate", "subsample"], DEFAULT_SARCNN, "subsample"),
+             (correlated, ["--looks", "2"], "sarcnn-s1-l2", "none"),
+             (white, [], DEFAULT_SARCNN, "none")]
+    for index, (src, extra, weights, mode) in enumerate(cases):
+        out = tmp_path / f"out{index}.tif"
+        argv = ["run", str(src), "-o", str(out), "--precision", "fp32", *extra]
+        assert main(argv + ([] if "--looks" in extra else ["--looks", "1"])) == 0
+        with rasterio.open(out) as dst:
+            parameters = json.loads(dst.tags()["SARDESPECKLE_PARAMETERS"])
+        assert (parameters["weights"], parameters["decorrelate"]) == (weights, mode), extra
+        err = capsys.readouterr().err
+        if index == 0:
+            assert f"weights trained on correlated speckle: not decorrelated, full resolution; " \
+                   f"weights {DEFAULT_SARCNN_CORRELATED}" in err
+    # The array API decides the same way.
+    out = despeckle(np.abs(slc) ** 2, method="sarcnn", looks=1, kind="intensity",
+                    params={"precision": "fp32"})
+    with rasterio.open(tmp_path / "out0.tif") as dst:
+        np.testing.assert_allclose(out, dst.read(1) ** 2, rtol=1e-4)

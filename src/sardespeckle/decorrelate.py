@@ -225,7 +225,7 @@ def resolve_decorrelation(
     kind: str,
     looks: float,
     sample: Callable[[], tuple[np.ndarray, np.ndarray]],
-    correlated_network: Callable[[dict[str, Any]], bool] | None = None,
+    correlated_network: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
 ) -> tuple[dict[str, Any], str | None]:
     """Replace ``decorrelate="auto"`` in a method's parameters by the choice for this input.
 
@@ -241,9 +241,11 @@ def resolve_decorrelation(
         ``sample() -> (intensity, valid)`` of a representative window, called only when the
         speckle correlation has to be measured.
     correlated_network : callable, optional
-        ``correlated_network(params) -> bool``: whether the network these parameters name was
-        trained on correlated speckle (:func:`choose_decorrelation`); called only for
-        correlated single-look input. SAR-CNN's is :func:`sarcnn_handles_correlation`.
+        ``correlated_network(params) -> dict or None``, called only for correlated single-look
+        input: the parameter changes that give it to a network trained on correlated speckle
+        (``{}`` when the network ``params`` name already is one; ``{"weights": NAME}`` to pick
+        one), or None when there is none: then ``subsample`` (:func:`choose_decorrelation`).
+        SAR-CNN's is :func:`sarcnn_handles_correlation`.
 
     Returns
     -------
@@ -263,29 +265,45 @@ def resolve_decorrelation(
             correlation = estimate_speckle_correlation(intensity, valid=valid)
         except InvalidInputError:
             correlation = None
-    correlated = (correlation is not None and max(correlation) > CORRELATION_THRESHOLD
-                  and correlated_network is not None and correlated_network(params))
-    mode, reason = choose_decorrelation(kind, looks, correlation, correlated_network=correlated)
+    switch = (correlated_network(params) if correlation is not None
+              and max(correlation) > CORRELATION_THRESHOLD and correlated_network is not None
+              else None)
+    mode, reason = choose_decorrelation(kind, looks, correlation,
+                                        correlated_network=switch is not None)
+    if mode == "none" and switch:
+        params.update(switch)
+        reason += "".join(f"; {key} {value}" for key, value in switch.items())
     params["decorrelate"] = mode
     return params, f"decorrelate={mode} ({reason})"
 
 
-def sarcnn_handles_correlation(looks: float) -> Callable[[dict[str, Any]], bool]:
-    """For :func:`resolve_decorrelation`: whether the SAR-CNN weights that ``params`` name (the
-    default weights for ``looks`` when none) were trained on correlated speckle. Weights that
-    cannot be read say no here; loading them later says why."""
-    def check(params: dict[str, Any]) -> bool:
+def sarcnn_handles_correlation(looks: float) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
+    """For :func:`resolve_decorrelation`: ``{}`` when the SAR-CNN weights that ``params`` name
+    were trained on correlated speckle; when they name none, ``{"weights": NAME}`` of the
+    registered weights for correlated single-look speckle
+    (:data:`~sardespeckle.models.weights.DEFAULT_SARCNN_CORRELATED`, when installed), or
+    ``{}`` when the default weights for ``looks`` are such weights; else None. Weights that
+    cannot be read say None here; loading them later says why."""
+    def check(params: dict[str, Any]) -> dict[str, Any] | None:
         from .errors import SardespeckleError
+        from .models import weights as registry
         from .models.inference import default_sarcnn_weights
-        from .models.weights import load_weights, trained_on_correlated_speckle
 
-        weights = params.get("weights") or default_sarcnn_weights(looks)
-        if weights is None:
-            return False
-        try:
-            return trained_on_correlated_speckle(load_weights(weights)[1])
-        except SardespeckleError:
-            return False
+        def correlated(name) -> bool:
+            try:
+                return registry.trained_on_correlated_speckle(registry.load_weights(name)[1])
+            except SardespeckleError:
+                return False
+
+        if params.get("weights"):
+            return {} if correlated(params["weights"]) else None
+        default = default_sarcnn_weights(looks)
+        if default is not None and correlated(default):
+            return {}
+        chosen = registry.DEFAULT_SARCNN_CORRELATED
+        if chosen in registry.REGISTRY and correlated(chosen):
+            return {"weights": chosen}
+        return None
 
     return check
 

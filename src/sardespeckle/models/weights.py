@@ -27,6 +27,7 @@ __all__ = [
     "GAUSSIAN_DOMAINS",
     "DEFAULT_SARCNN",
     "DEFAULT_SARCNN_BY_LOOKS",
+    "DEFAULT_SARCNN_CORRELATED",
     "REGISTRY",
     "WEIGHTS_DIR",
     "Architecture",
@@ -137,6 +138,9 @@ class WeightsEntry:
         was trained on; checked against the file's meta when set.
     trained_sigma : float or None
         Gaussian denoisers: the noise std of a fixed-σ network; checked likewise.
+    speckle_band, speckle_band_share : (float, float), float or None
+        SAR-CNN trained on spatially correlated speckle: the band fractions and the share of
+        patches (the training option); checked likewise.
     """
 
     name: str
@@ -152,6 +156,8 @@ class WeightsEntry:
     description: str = ""
     sigma_range: tuple[float, float] | None = None
     trained_sigma: float | None = None
+    speckle_band: tuple[float, float] | None = None
+    speckle_band_share: float | None = None
 
     @property
     def path(self) -> Path:
@@ -164,7 +170,9 @@ _SARCNN19 = Architecture(kind="dncnn", depth=19, channels=1, features=64, residu
 
 
 def _sarcnn_s1(name: str, sha256: str, validation_psnr: float, what: str, *,
-               default: str = "", looks: float = 1.0) -> WeightsEntry:
+               default: str = "", looks: float = 1.0,
+               speckle_band: tuple[float, float] | None = None,
+               speckle_band_share: float | None = None) -> WeightsEntry:
     """Entry of a released Sentinel-1 SAR-CNN for ``looks``-look speckle (``what``: how it was
     trained; ``default``: for which inputs it is the default, if it is)."""
     speckle = "single-look" if looks == 1 else f"{looks:g}-look (multilooked)"
@@ -178,6 +186,8 @@ def _sarcnn_s1(name: str, sha256: str, validation_psnr: float, what: str, *,
         validation_psnr=validation_psnr,
         description=f"SAR-CNN for {speckle} Sentinel-1, {what} (see docs/model_cards/{name}.md)"
                     + (f"; the default for {default}" if default else ""),
+        speckle_band=speckle_band,
+        speckle_band_share=speckle_band_share,
     )
 
 
@@ -210,6 +220,11 @@ REGISTRY: dict[str, WeightsEntry] = {
         "sarcnn-s1-l1-v3", "92fdcd300ef6d29b6da56e229e8a6b654f76f5c97f15c91fa229553710b8f162", 24.77,
         "level-independent (gain-augmented), v2 continued with larger batches and cosine "
         "schedules, 38210 steps", default="single-look input"),
+    "sarcnn-s1-l1-corr": _sarcnn_s1(
+        "sarcnn-s1-l1-corr", "f5ffcade758d31d2d9274460bb45d01d8f2101097e304a468c685350929c9ffb", 24.38,
+        "sarcnn-s1-l1-v3 fine-tuned on spatially correlated speckle (detected SLC data at full "
+        "resolution), 39710 steps", default="single-look input with correlated speckle "
+        "(decorrelate=auto)", speckle_band=(0.55, 1.0), speckle_band_share=0.8),
     "sarcnn-s1-l2": _sarcnn_s1(
         "sarcnn-s1-l2", "f4bdfad28ce2a7caa057f40cdcd32da9c9f229ad73c5b0c19f2753ed74523937", 26.40,
         "sarcnn-s1-l1-v3 fine-tuned for 2-look speckle, 39210 steps", looks=2.0,
@@ -266,6 +281,11 @@ REGISTRY: dict[str, WeightsEntry] = {
 
 #: The SAR-CNN weights ``--method sarcnn`` uses when none are named.
 DEFAULT_SARCNN = "sarcnn-s1-l1-v3"
+
+#: The SAR-CNN weights ``--method sarcnn`` uses, when none are named, for single-look input
+#: whose speckle is spatially correlated (detected SLC data; ``decorrelate=auto``), at full
+#: resolution instead of :data:`DEFAULT_SARCNN` on the subsampled image.
+DEFAULT_SARCNN_CORRELATED = "sarcnn-s1-l1-corr"
 
 #: Default SAR-CNN weights per looks of the speckle they were trained for: ``--method sarcnn``
 #: without ``--weights`` uses those nearest to the input's looks (in ratio).
@@ -592,6 +612,12 @@ def _check_entry_meta(entry: WeightsEntry, meta: Mapping[str, Any], path: Path) 
     if entry.sigma_range is not None and tuple(meta.get("sigma_range") or ()) != tuple(entry.sigma_range):
         raise WeightsError(f"weights file {path} says sigma_range={meta.get('sigma_range')!r}, "
                            f"registry says {list(entry.sigma_range)}")
+    if entry.speckle_band is not None and (
+            tuple(meta.get("speckle_band") or ()) != tuple(entry.speckle_band)
+            or meta.get("speckle_band_share") != entry.speckle_band_share):
+        raise WeightsError(f"weights file {path} says speckle_band={meta.get('speckle_band')!r} "
+                           f"(share {meta.get('speckle_band_share')!r}), registry says "
+                           f"{list(entry.speckle_band)} (share {entry.speckle_band_share})")
     if entry.trained_sigma is not None and meta.get("trained_sigma") != entry.trained_sigma:
         raise WeightsError(f"weights file {path} says trained_sigma={meta.get('trained_sigma')!r}, "
                            f"registry says {entry.trained_sigma}")
