@@ -5,7 +5,7 @@ speckle is not. The SAR processor weights the signal band (Hamming) and samples 
 the Nyquist rate of that band, so neighbouring pixels share part of their speckle: the lag-1
 correlation of log-intensity is 0.25–0.45 on the Sentinel-1 stacks of this project (0.19–0.34 for
 the speckle alone, scene removed), 0.3 on the TerraSAR-X SLC. A network trained on white speckle takes correlated speckle blobs for structure
-and leaves them in. Two remedies, both from SAR_NOTES §1:
+and leaves them in. Two remedies from SAR_NOTES §1:
 
 ``subsample``
     Despeckle the four polyphase components ``I[dr::2, dc::2]`` separately, interpolate each
@@ -18,6 +18,12 @@ and leaves them in. Two remedies, both from SAR_NOTES §1:
     separable FIR filter whose response is ``1/√spectrum`` inside the signal band (zero outside)
     and take ``|filter ∗ z|²`` (:class:`WhiteningFilter`, :class:`WhitenedSource`). Keeps the
     full resolution.
+
+A third remedy is a network that has learnt correlated speckle: SAR-CNN weights trained with
+the training option ``speckle_band`` (:func:`correlated_speckle` draws their speckle) record it,
+and ``decorrelate="auto"`` gives them correlated single-look data at full resolution; without
+``weights``, SAR-CNN then takes the registered ``sarcnn-s1-l1-corr``
+(:func:`sarcnn_handles_correlation`).
 
 Whitening intensity-only data is refused (:func:`check_whitening_input`): the correlation of
 speckle is made by linear filtering of the *complex* field; intensity keeps only ``|ρ|²``
