@@ -904,3 +904,24 @@ def test_an_input_without_speckle_gets_a_note_on_its_looks(tmp_path, capsys):
     assert main(["run", str(tmp_path / "flat.npy"), "-o", str(tmp_path / "o.npy"), "-m", "kuan",
                  "--kind", "intensity"]) == 0
     assert "the input has nearly no speckle" in capsys.readouterr().err
+
+
+def test_preview_band_shows_that_band_of_multiband_inputs(tmp_path, speckled_scene, capsys):
+    from PIL import Image
+
+    amplitude = np.sqrt(speckled_scene).astype(np.float32)
+    src = write_vv_vh(tmp_path / "vv_vh.tif", amplitude, amplitude / 10)  # VH 20 dB darker
+    single = write_tif(tmp_path / "one.tif", amplitude, description="Amplitude_VV")
+    grey = {}
+    for band in (1, 2):
+        png = tmp_path / f"b{band}.png"
+        assert main(["preview", str(src), str(single), "-o", str(png), "--band", str(band)]) == 0
+        assert f"its panel shows band {band}" in capsys.readouterr().err
+        with Image.open(png) as image:
+            pixels = np.asarray(image.convert("L"), dtype=float)
+        grey[band] = pixels[20:, pixels.shape[1] // 2 + 10:].mean()  # the one-band VV panel
+    # The shared stretch comes from the first panel: from VH (20 dB darker) with --band 2, so
+    # the unchanged VV panel beside it is drawn brighter.
+    assert grey[2] > grey[1] + 30
+    assert main(["preview", str(src), "-o", str(tmp_path / "x.png"), "--band", "3"]) == 2
+    assert "expected a band in 1..2" in capsys.readouterr().err

@@ -183,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     prev.add_argument("--complex-layout", choices=("last", "first", "bands"), default=None,
                       help="read real/imaginary parts from a 3-D .npy (axis last/first) or "
                            "from two GeoTIFF bands (the inputs that hold them)")
+    prev.add_argument("--band", type=int, default=1, metavar="N",
+                      help="the band shown of every input of several bands, from 1 (default 1; "
+                           "e.g. 2 for VH of a VV, VH file); one-band inputs show their band")
     prev.add_argument("--titles", default=None, help="comma-separated panel titles")
     prev.add_argument("--overwrite", action="store_true", help="replace an existing PNG")
 
@@ -444,7 +447,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         save_preview(panels, args.preview, titles=["input", f"{report.method}"],
                      overwrite=args.overwrite)
         if not args.quiet:
-            sys.stderr.write(f"wrote preview {args.preview}\n")
+            sys.stderr.write(f"wrote preview {args.preview}"
+                             + (" (band 1; 'sardespeckle preview INPUT OUTPUT --band N' shows "
+                                "another)" if args.band == "all" else "") + "\n")
     return EXIT_OK
 
 
@@ -664,7 +669,7 @@ def _cmd_preview(args: argparse.Namespace) -> int:
 
     from ..io import read_preview_panel, save_preview
 
-    from ..errors import InvalidInputError
+    from ..errors import InvalidInputError, UsageError
     from ..references import side_output_of
 
     for path in args.inputs:
@@ -676,7 +681,10 @@ def _cmd_preview(args: argparse.Namespace) -> int:
                 f"stretch cannot show (code 0 would be masked); preview the reference or its "
                 f"_count file, or read the codes with numpy/rasterio")
     titles = args.titles.split(",") if args.titles else [p.split("/")[-1] for p in args.inputs]
-    panels = [read_preview_panel(path, kind=args.kind,
+    if args.band < 1:
+        raise UsageError(f"expected --band N with N >= 1, got {args.band}")
+    bands = {path: _band_count(path) for path in args.inputs}
+    panels = [read_preview_panel(path, kind=args.kind, band=args.band if bands[path] > 1 else 1,
                                  complex_layout=_layout_if_held(path, args.complex_layout))
               for path in args.inputs]
     save_preview(panels, args.output, titles=titles, overwrite=args.overwrite)
@@ -686,9 +694,10 @@ def _cmd_preview(args: argparse.Namespace) -> int:
                 sys.stderr.write(f"note: {path} has no valid pixel (all NaN, nodata or zero): "
                                  "its panel is drawn in the masked colour\n")
     for path in args.inputs:
-        bands = _band_count(path)
-        if bands > 1 and args.complex_layout != "bands":
-            sys.stderr.write(f"note: {path} has {bands} bands: its panel shows band 1\n")
+        if bands[path] > 1 and args.complex_layout != "bands":
+            sys.stderr.write(f"note: {path} has {bands[path]} bands: its panel shows band "
+                             f"{args.band}" + (" (--band N shows another)" if args.band == 1
+                                               else "") + "\n")
     if len({panel.shape for panel in panels}) > 1:
         sys.stderr.write("note: the panels differ in size ("
                          + ", ".join(f"{p.shape[0]}×{p.shape[1]}" for p in panels)
