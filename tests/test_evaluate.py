@@ -520,3 +520,18 @@ def test_a_real_image_of_several_bands_says_which_band_is_evaluated(tmp_path):
         dst.set_band_description(1, "Sigma0_VV")
     loaded = load_image(path)
     assert "the file has 2 bands: only band 1 is evaluated" in loaded.kind_reason
+
+
+def test_the_report_names_the_weights_auto_picked_per_image(tmp_path):
+    from sardespeckle.decorrelate import simulate_correlated_slc
+    from sardespeckle.models.weights import DEFAULT_SARCNN_CORRELATED
+
+    slc = simulate_correlated_slc(np.full((64, 64), 100.0), band=(0.6, 0.7), seed=2)
+    np.save(tmp_path / "slc_amplitude.npy", np.abs(slc).astype(np.float32))
+    out = tmp_path / "ev"
+    assert main(["evaluate", "--real", str(tmp_path / "slc_amplitude.npy"), "--kind", "amplitude",
+                 "--methods", "sarcnn", "--param", "sarcnn:precision=fp32", "--peers", "none",
+                 "--speed-size", "0", "--out", str(out), "-q"]) == 0
+    report = (out / "report.md").read_text()
+    assert f"none with {DEFAULT_SARCNN_CORRELATED} on the real images" in report
+    assert f"({DEFAULT_SARCNN_CORRELATED} where decorrelate says so)" in report

@@ -37,6 +37,7 @@ Arrays are ``(rows, cols)``; for SLC data rows are azimuth lines and columns ran
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -231,7 +232,8 @@ def resolve_decorrelation(
     kind: str,
     looks: float,
     sample: Callable[[], tuple[np.ndarray, np.ndarray]],
-    correlated_network: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+    correlated_network: Callable[[dict[str, Any], tuple[float, float]], dict[str, Any] | None]
+    | None = None,
 ) -> tuple[dict[str, Any], str | None]:
     """Replace ``decorrelate="auto"`` in a method's parameters by the choice for this input.
 
@@ -247,11 +249,12 @@ def resolve_decorrelation(
         ``sample() -> (intensity, valid)`` of a representative window, called only when the
         speckle correlation has to be measured.
     correlated_network : callable, optional
-        ``correlated_network(params) -> dict or None``, called only for correlated single-look
-        input: the parameter changes that give it to a network trained on correlated speckle
-        (``{}`` when the network ``params`` name already is one; ``{"weights": NAME}`` to pick
-        one), or None when there is none: then ``subsample`` (:func:`choose_decorrelation`).
-        SAR-CNN's is :func:`sarcnn_handles_correlation`.
+        ``correlated_network(params, correlation) -> dict or None``, called only for correlated
+        single-look input, with its measured correlation: the parameter changes that give it
+        to a network trained on that correlated speckle (``{}`` when the network ``params`` name
+        already is one; ``{"weights": NAME}`` to pick one), or None when there is none: then
+        ``subsample`` (:func:`choose_decorrelation`). SAR-CNN's is
+        :func:`sarcnn_handles_correlation`.
 
     Returns
     -------
@@ -271,7 +274,7 @@ def resolve_decorrelation(
             correlation = estimate_speckle_correlation(intensity, valid=valid)
         except InvalidInputError:
             correlation = None
-    switch = (correlated_network(params) if correlation is not None
+    switch = (correlated_network(params, correlation) if correlation is not None
               and max(correlation) > CORRELATION_THRESHOLD and correlated_network is not None
               else None)
     mode, reason = choose_decorrelation(kind, looks, correlation,
@@ -283,35 +286,55 @@ def resolve_decorrelation(
     return params, f"decorrelate={mode} ({reason})"
 
 
-def sarcnn_handles_correlation(looks: float) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
+def sarcnn_handles_correlation(
+        looks: float) -> Callable[[dict[str, Any], tuple[float, float]], dict[str, Any] | None]:
     """For :func:`resolve_decorrelation`: ``{}`` when the SAR-CNN weights that ``params`` name
-    were trained on correlated speckle; when they name none, ``{"weights": NAME}`` of the
+    were trained on correlated speckle as strong as the input's; when they name none and the
+    default weights for ``looks`` are the single-look ones, ``{"weights": NAME}`` of the
     registered weights for correlated single-look speckle
-    (:data:`~sardespeckle.models.weights.DEFAULT_SARCNN_CORRELATED`, when installed), or
-    ``{}`` when the default weights for ``looks`` are such weights; else None. Weights that
+    (:data:`~sardespeckle.models.weights.DEFAULT_SARCNN_CORRELATED`, when installed); else
+    None (subsample). Input more correlated than the weights' training band made (the
+    correlation :func:`estimate_speckle_correlation` measures on speckle of their narrowest
+    band, plus :data:`CORRELATION_MARGIN`) is beyond what they learnt: None too. Weights that
     cannot be read say None here; loading them later says why."""
-    def check(params: dict[str, Any]) -> dict[str, Any] | None:
+    def check(params: dict[str, Any], correlation: tuple[float, float]) -> dict[str, Any] | None:
         from .errors import SardespeckleError
         from .models import weights as registry
         from .models.inference import default_sarcnn_weights
 
-        def correlated(name) -> bool:
+        def handles(name) -> bool:
             try:
-                return registry.trained_on_correlated_speckle(registry.load_weights(name)[1])
+                meta = registry.load_weights(name)[1]
             except SardespeckleError:
                 return False
+            return (registry.trained_on_correlated_speckle(meta) and max(correlation)
+                    <= trained_correlation(meta["speckle_band"][0]) + CORRELATION_MARGIN)
 
         if params.get("weights"):
-            return {} if correlated(params["weights"]) else None
-        default = default_sarcnn_weights(looks)
-        if default is not None and correlated(default):
-            return {}
+            return {} if handles(params["weights"]) else None
+        if default_sarcnn_weights(looks) != registry.DEFAULT_SARCNN:
+            return None  # not single-look weights (about 1.4 looks and more): as before
         chosen = registry.DEFAULT_SARCNN_CORRELATED
-        if chosen in registry.REGISTRY and correlated(chosen):
+        if chosen in registry.REGISTRY and handles(chosen):
             return {"weights": chosen}
         return None
 
     return check
+
+
+#: How far beyond the correlation of its narrowest training band a network trained on
+#: correlated speckle is still given the input at full resolution (the estimate's own scatter).
+CORRELATION_MARGIN = 0.03
+
+
+@functools.lru_cache(maxsize=8)
+def trained_correlation(band: float) -> float:
+    """The larger lag-1 correlation :func:`estimate_speckle_correlation` measures on flat
+    single-look speckle of band fraction ``band`` on both axes (Hamming 0.75; a fixed draw of
+    four 256² fields): the strongest correlation a network trained with ``speckle_band``
+    ``[band, ...]`` has seen, as the package measures inputs (0.34 for 0.55)."""
+    fields = correlated_speckle(4, 256, np.full((4, 2), float(band)), np.random.default_rng(0))
+    return float(np.mean([max(estimate_speckle_correlation(field)) for field in fields]))
 
 
 # ------------------------------------------------------------------------------- subsampling

@@ -119,9 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where a network runs (default auto: CUDA when available)")
     run.add_argument("--decorrelate", choices=("auto", "none", "subsample", "whiten"), default=None,
                      help="decorrelate the speckle before sarcnn or mulog (sarcnn's default, auto: "
-                          "whiten complex input, subsample correlated single-look input "
-                          "unless the weights were trained on correlated speckle, else none; "
-                          "mulog's default: none)")
+                          "whiten complex input; correlated single-look input: none with "
+                          "weights trained on correlated speckle (without --weights: "
+                          "sarcnn-s1-l1-corr), subsample with others or when more correlated "
+                          "than they learnt; else none; mulog's default: none)")
     run.add_argument("--denoiser", default=None, metavar="NAME",
                      help="MuLoG's Gaussian denoiser: bm3d (needs the bm3d extra), dncnn-natural "
                           "(fixed-σ natural-image DnCNNs, one picked per iteration), "

@@ -129,7 +129,15 @@ class Candidate:
         if note is None:
             return self, None
         parameters = {**self.parameters, "decorrelate": params["decorrelate"]}
+        if params.get("weights") != self.params.get("weights"):  # auto picked other weights
+            parameters["weights"] = params["weights"]
         return replace(self, params=params, parameters=parameters), note
+
+    def choice(self, runs: "Candidate") -> str:
+        """What :meth:`resolve` chose for one input, as the report lists it: the decorrelation,
+        and the weights when it picked others (``"none with sarcnn-s1-l1-corr"``)."""
+        switched = runs.params.get("weights") != self.params.get("weights")
+        return runs.params["decorrelate"] + (f" with {runs.params['weights']}" if switched else "")
 
     def run(self, intensity: np.ndarray) -> np.ndarray:
         if self.source == "peer":
@@ -260,6 +268,12 @@ def resolve_candidates(
             # The build resolves an unresolved "auto" to "none"; each run decides per image
             # (Candidate.resolve), and the report says what each image got.
             parameters["decorrelate"] = "auto"
+            if method == "sarcnn" and not given.get("weights"):
+                from sardespeckle.models.weights import DEFAULT_SARCNN_CORRELATED
+
+                # auto may pick the weights trained on correlated speckle: said per image
+                parameters["weights"] = (f"{parameters.get('weights')} ({DEFAULT_SARCNN_CORRELATED}"
+                                         " where decorrelate says so)")
         if given.get("level", get_method(method).defaults.get("level")) == "auto":
             # Likewise SAR-CNN's level: despeckle measures it on each image.
             parameters["level"] = "auto"
@@ -732,7 +746,7 @@ def evaluate_full_reference(
                 runs, choice = candidate.resolve(noisy)
                 if choice is not None:
                     decorrelation.setdefault(candidate.name, {}).setdefault(
-                        reference.name, []).append(runs.params["decorrelate"])
+                        reference.name, []).append(candidate.choice(runs))
                 try:
                     outputs[candidate.name] = runs.run(noisy)
                 except PeerError as error:
@@ -865,7 +879,7 @@ def evaluate_no_reference(
                 runs, choice = candidate.resolve(noisy)
                 if choice is not None:
                     decorrelation.setdefault(candidate.name, {})[image.name] = \
-                        runs.params["decorrelate"]
+                        candidate.choice(runs)
                     chosen.setdefault(choice, []).append(candidate.name)
                 try:
                     out = runs.run(noisy)
