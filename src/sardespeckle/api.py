@@ -63,14 +63,6 @@ class RunReport:
         return asdict(self)
 
 
-def _correlated_network(method: str, looks: float):
-    """SAR-CNN's test of its weights for :func:`~sardespeckle.decorrelate.resolve_decorrelation`
-    (weights trained on correlated speckle are not given subsampled input); None for others."""
-    from .decorrelate import sarcnn_handles_correlation
-
-    return sarcnn_handles_correlation(looks) if method == "sarcnn" else None
-
-
 def despeckle(
     data: np.ndarray,
     *,
@@ -121,8 +113,8 @@ def despeckle(
     >>> bool(abs(np.mean(clean) / 100 - 1) < 0.05)
     True
     """
-    from .decorrelate import (central_window, check_whitening_input, estimate_whitening_filter,
-                              resolve_decorrelation)
+    from .decorrelate import (central_window, check_whitening_input, correlated_network_for,
+                              estimate_whitening_filter, resolve_decorrelation)
     from .io.kinds import (check_value_shares, from_intensity, negative_share, overflow_share,
                            phase_problem, to_intensity, value_notes)
 
@@ -193,7 +185,7 @@ def despeckle(
     center = central_window(data.shape).slices
     params, _ = resolve_decorrelation(defaults, params, kind=kind, looks=looks_value,
                                       sample=lambda: (intensity[center], valid[center]),
-                                      correlated_network=_correlated_network(method, looks_value))
+                                      correlated_network=correlated_network_for(method, looks_value))
     params = resolve_level(defaults, params, sample=lambda: (intensity[center], valid[center]))
     built = build_method(method, looks=looks_value, params=params)
     mismatch = looks_mismatch(built, looks_value)
@@ -502,7 +494,8 @@ def plan_run(
     what they mean for :func:`despeckle_file`. The method is built here, so that bad parameters
     and missing weights fail before any output exists.
     """
-    from .decorrelate import central_window, resolve_decorrelation, whitened_source
+    from .decorrelate import (central_window, correlated_network_for, resolve_decorrelation,
+                              whitened_source)
     from .io.kinds import value_notes
 
     shares = source.value_shares()  # values that do not fit the kind: refused if common
@@ -524,7 +517,7 @@ def plan_run(
     sample = functools.cache(lambda: source.read_intensity(central_window(source.shape)))
     params, decorrelation = resolve_decorrelation(
         defaults, params, kind=source.kind, looks=looks_value, sample=sample,
-        correlated_network=_correlated_network(method, looks_value))
+        correlated_network=correlated_network_for(method, looks_value))
     params = resolve_level(defaults, params, sample=sample)
     built = build_method(method, looks=looks_value, params=params)
     whitening = whitened_source(source).whitening if built.decorrelate == "whiten" else None

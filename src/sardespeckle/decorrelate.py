@@ -58,6 +58,7 @@ __all__ = [
     "band_response",
     "check_whitening_input",
     "choose_decorrelation",
+    "correlated_network_for",
     "correlated_speckle",
     "estimate_speckle_correlation",
     "estimate_whitening_filter",
@@ -65,6 +66,7 @@ __all__ = [
     "resolve_decorrelation",
     "sarcnn_handles_correlation",
     "simulate_correlated_slc",
+    "speckle_band_problem",
     "whitened_source",
 ]
 
@@ -320,6 +322,12 @@ def sarcnn_handles_correlation(
         return None
 
     return check
+
+
+def correlated_network_for(method: str, looks: float):
+    """The ``correlated_network`` test of :func:`resolve_decorrelation` for ``method``:
+    SAR-CNN's (:func:`sarcnn_handles_correlation`), None for the others."""
+    return sarcnn_handles_correlation(looks) if method == "sarcnn" else None
 
 
 #: How far beyond the correlation of its narrowest training band a network trained on
@@ -728,6 +736,21 @@ def band_response(shape: tuple[int, int], band: tuple[float, float], *, hamming:
         weight = np.where(inside, hamming + (1 - hamming) * np.cos(2 * np.pi * offset / fraction), 0.0)
         response = response * (weight[:, None] if axis == 0 else weight[None, :])
     return response
+
+
+def speckle_band_problem(band, share) -> str | None:
+    """What is wrong with a ``speckle_band`` ``[low, high]`` and its ``speckle_band_share``
+    (the training option, as a config gives them or a weights file records them), or None:
+    band fractions with ``0 < low ≤ high ≤ 1``, a share in ``[0, 1]``."""
+    numbers = (isinstance(band, (list, tuple)) and len(band) == 2
+               and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in band))
+    if not numbers or not 0 < band[0] <= band[1] <= 1:
+        return (f"expected speckle_band as [low, high] with 0 < low <= high <= 1 (band fractions "
+                f"of the sampling rate; Sentinel-1 SLC about 0.6-0.8), got {band!r}")
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        return (f"expected speckle_band_share in [0, 1] (the share of patches with correlated "
+                f"speckle), got {share!r}")
+    return None
 
 
 def correlated_speckle(count: int, size: int, bands: np.ndarray, rng: np.random.Generator, *,

@@ -881,10 +881,7 @@ def load_stack(
                               UserWarning, stacklevel=2)
             # dB read as amplitude/intensity is refused, as 'run' refuses it; a few negative
             # (thermal-noise) or overflowing pixels become nodata, and are said
-            try:
-                shares = source.value_shares()
-            except InvalidInputError as error:
-                raise type(error)(f"{path}: {error}") from None
+            shares = source.value_shares()
             for note in value_notes(*shares, fate="they are left out of the reference (nodata)"):
                 warnings.warn(f"{path}: {note}", UserWarning, stacklevel=2)
             intensity, valid = source.read_intensity(Window.full(source.shape))

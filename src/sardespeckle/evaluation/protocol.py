@@ -117,27 +117,30 @@ class Candidate:
         """
         if self.source != "method":
             return self, None
-        from sardespeckle.decorrelate import resolve_decorrelation, sarcnn_handles_correlation
+        from sardespeckle.decorrelate import correlated_network_for, resolve_decorrelation
         from sardespeckle.io.kinds import to_intensity
         from sardespeckle.methods import get_method
 
         params, note = resolve_decorrelation(
             get_method(self.method).defaults, self.params, kind="intensity", looks=self.looks,
             sample=lambda: to_intensity(intensity, "intensity"),
-            correlated_network=(sarcnn_handles_correlation(self.looks)
-                                if self.method == "sarcnn" else None))
+            correlated_network=correlated_network_for(self.method, self.looks))
         if note is None:
             return self, None
         parameters = {**self.parameters, "decorrelate": params["decorrelate"]}
-        if params.get("weights") != self.params.get("weights"):  # auto picked other weights
+        if self._picked_weights(params):
             parameters["weights"] = params["weights"]
         return replace(self, params=params, parameters=parameters), note
+
+    def _picked_weights(self, params: dict) -> bool:
+        """Whether ``decorrelate="auto"`` picked other weights than those asked for."""
+        return params.get("weights") != self.params.get("weights")
 
     def choice(self, runs: "Candidate") -> str:
         """What :meth:`resolve` chose for one input, as the report lists it: the decorrelation,
         and the weights when it picked others (``"none with sarcnn-s1-l1-corr"``)."""
-        switched = runs.params.get("weights") != self.params.get("weights")
-        return runs.params["decorrelate"] + (f" with {runs.params['weights']}" if switched else "")
+        return runs.params["decorrelate"] + (f" with {runs.params['weights']}"
+                                             if self._picked_weights(runs.params) else "")
 
     def run(self, intensity: np.ndarray) -> np.ndarray:
         if self.source == "peer":

@@ -154,8 +154,11 @@ class Source:
                 "(CLI --kind amplitude or --kind intensity)")
         negative = negative_share(raw, self.kind, nodata=self.nodata)
         overflow = overflow_share(raw, self.kind, nodata=self.nodata)
-        with self._kind_context():
-            check_value_shares(negative, overflow, self.kind)
+        try:
+            with self._kind_context():
+                check_value_shares(negative, overflow, self.kind)
+        except InvalidInputError as error:  # named: a stack or a set of references has many
+            raise InvalidInputError(f"{self.path}: {error}") from None
         return negative, overflow
 
     @contextlib.contextmanager

@@ -320,12 +320,12 @@ def detect_kind(
         if values.dtype.kind in "iuf":
             keep = np.isfinite(values) & ~_nodata_mask(values, nodata)
             negative = float(np.mean(values[keep] < 0)) if np.any(keep) else 0.0
+            where = f"{os.fspath(path)}: " if path is not None else ""
             if negative >= DB_SIGN_SHARE:
                 kept = values[keep]
                 depth = float(np.percentile(-kept[kept < 0], 99))
                 if (negative < DB_LIKE_SHARE and depth < DB_MIN_DEPTH
                         and np.count_nonzero(keep) >= PHASE_SAMPLE):
-                    where = f"{os.fspath(path)}: " if path is not None else ""
                     raise UnknownKindError(
                         f"{where}{100 * negative:.0f} % of the values are negative, as in dB, "
                         f"but all within {depth:.2g} of 0 (99th percentile of their "
@@ -336,7 +336,6 @@ def detect_kind(
                 reason = "negative values (only dB data can be negative)"
                 return "db", reason + (f"; {negative_hint}" if negative_hint else "")
             if negative > 0:
-                where = f"{os.fspath(path)}: " if path is not None else ""
                 raise UnknownKindError(
                     f"{where}a few values are negative ({100 * negative:.2g} %): dB data with "
                     "mostly positive values, or intensity/amplitude with a few negative pixels "

@@ -543,13 +543,11 @@ def _check_speckle_band(meta: Mapping[str, Any]) -> None:
     if meta.get("domain") != "log-amplitude":
         raise WeightsError(f"expected speckle_band only for SAR-CNN weights (domain "
                            f"'log-amplitude'), got domain {meta.get('domain')!r}")
-    numbers_ok = (isinstance(band, (list, tuple)) and len(band) == 2
-                  and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in band))
-    if not numbers_ok or not 0 < band[0] <= band[1] <= 1:
-        raise WeightsError(f"expected speckle_band as [low, high] with 0 < low <= high <= 1, "
-                           f"got {band!r}")
-    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
-        raise WeightsError(f"expected speckle_band_share in [0, 1], got {share!r}")
+    from sardespeckle.decorrelate import speckle_band_problem
+
+    problem = speckle_band_problem(band, share)
+    if problem:
+        raise WeightsError(problem)
 
 
 def trained_on_correlated_speckle(meta: Mapping[str, Any]) -> bool:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..decorrelate import speckle_band_problem
 from ..errors import InputFileError, UsageError
 from .data import ReferenceSpec
 from .targets import MAX_RATE
@@ -200,11 +201,11 @@ class TrainConfig:
         if self.looks != 1:
             raise UsageError(f"speckle_band simulates single-look correlated speckle; got looks "
                              f"{self.looks:g}: remove speckle_band or train with looks 1")
-        object.__setattr__(self, "speckle_band", _speckle_band(self.speckle_band))
         share = 1.0 if self.speckle_band_share is None else self.speckle_band_share
-        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
-            raise UsageError(f"expected speckle_band_share in [0, 1] (the share of patches with "
-                             f"correlated speckle), got {self.speckle_band_share!r}")
+        problem = speckle_band_problem(self.speckle_band, share)
+        if problem:
+            raise UsageError(problem)
+        object.__setattr__(self, "speckle_band", tuple(float(v) for v in self.speckle_band))
         object.__setattr__(self, "speckle_band_share", float(share))
 
     def _resolve_task_options(self) -> None:
@@ -413,15 +414,6 @@ def _sigma_range(value) -> tuple[float, float]:
     if not 0 <= low <= high < 1 or high == 0:
         raise UsageError(f"expected 0 <= low <= high < 1 and high > 0 for sigma_range (the [0, 1] "
                          f"scale: 55/255 = {55 / 255:.4f}), got {value!r}")
-    return (low, high)
-
-
-def _speckle_band(value) -> tuple[float, float]:
-    """``speckle_band`` checked: ``(low, high)`` with ``0 < low ≤ high ≤ 1``."""
-    low, high = _positive_range(value, "speckle_band")
-    if high > 1:
-        raise UsageError(f"expected speckle_band within (0, 1] (band fractions of the sampling "
-                         f"rate; Sentinel-1 SLC about 0.6-0.8), got {value!r}")
     return (low, high)
 
 
