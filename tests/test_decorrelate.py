@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from sardespeckle.decorrelate import (
+    CORRELATION_MARGIN,
     CORRELATION_THRESHOLD,
     Subsampled,
     WhitenedSource,
     WhiteningFilter,
     check_whitening_input,
     choose_decorrelation,
+    correlated_speckle,
     estimate_speckle_correlation,
     estimate_whitening_filter,
     measure_residual_correlation,
     resolve_decorrelation,
     simulate_correlated_slc,
+    trained_correlation,
 )
 from sardespeckle.errors import InvalidInputError, UsageError
 from sardespeckle.filters import boxcar
@@ -107,6 +111,29 @@ def test_estimate_speckle_correlation_tells_white_from_slc():
     with pytest.raises(InvalidInputError, match="at least 16×16"):
         estimate_speckle_correlation(np.ones((8, 8)))
 
+
+def test_estimate_speckle_correlation_sets_smooth_texture_apart_from_speckle_correlation():
+    # A scene without flat areas: a smooth log-normal texture (correlation length 3 px). Its
+    # most homogeneous windows still carry texture, which correlates lag 1 and lag 2 alike.
+    rng = np.random.default_rng(11)
+    field = ndimage.gaussian_filter(rng.standard_normal((256, 256)), 3.0)
+    reflectivity = np.exp(2.0 * field / field.std())
+    white = reflectivity * simulate_speckle(reflectivity.shape, 1, seed=12)
+    assert max(estimate_speckle_correlation(white)) < CORRELATION_THRESHOLD
+    assert min(speckle_lag_correlation(white)) > 3 * CORRELATION_THRESHOLD  # lag 1 alone
+    # The same texture under Sentinel-1-like speckle (band 0.7) still reads as correlated.
+    slc = simulate_correlated_slc(reflectivity, band=(0.7, 0.7), seed=13)
+    assert min(estimate_speckle_correlation(np.abs(slc) ** 2)) > CORRELATION_THRESHOLD
+
+
+def test_trained_correlation_separates_the_training_band_from_a_narrower_one():
+    fields = correlated_speckle(8, 256, np.full((8, 2), 0.5), np.random.default_rng(21))
+    narrower = [max(estimate_speckle_correlation(f)) for f in fields]
+    limit = trained_correlation(0.55) + CORRELATION_MARGIN
+    assert 0.32 < trained_correlation(0.55) < 0.37
+    assert np.mean([value > limit for value in narrower]) >= 0.75
+    fields = correlated_speckle(8, 256, np.full((8, 2), 0.55), np.random.default_rng(22))
+    assert all(max(estimate_speckle_correlation(f)) <= limit for f in fields)
 
 @pytest.mark.parametrize(("kind", "looks", "correlation", "expected"), [
     ("complex", 1.0, None, "whiten"),
