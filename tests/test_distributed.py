@@ -271,6 +271,49 @@ def test_ctrl_c_with_local_workers_prints_one_line(tmp_path, delay):
     assert not out.exists() and leftovers(tmp_path) == []
 
 
+def worker_processes(parent: int) -> list[int]:
+    """Pids of the multiprocessing children of ``parent`` (Dask's worker processes), from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                spawned = b"spawn_main" in cmdline.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and spawned:
+            found.append(int(entry))
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="finds the worker processes in /proc")
+@pytest.mark.parametrize("delay", [0.0, 0.15])
+def test_ctrl_c_while_local_workers_start_prints_one_line(tmp_path, delay):
+    # The window the test above cannot reach: the worker processes still importing. Each
+    # used to print its KeyboardInterrupt traceback there; now they are born with SIGINT
+    # blocked (scale.cluster.interrupts_held) and the command alone answers, once.
+    scene = write_scene(tmp_path / "scene.tif", speckled_amplitude((512, 512), seed=5))
+    out = tmp_path / "out.tif"
+    command = [sys.executable, "-c", "import sys; from sardespeckle.cli.main import main; "
+               "sys.exit(main())", "run", str(scene), "-o", str(out), "-m", "boxcar",
+               "--looks", "1", "--workers", "2"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while (not worker_processes(process.pid) and process.poll() is None
+           and time.monotonic() < deadline):
+        time.sleep(0.005)
+    assert process.poll() is None, "the run ended before its workers were seen"
+    time.sleep(delay)  # 0: the first worker process just spawned, still importing
+    os.killpg(process.pid, signal.SIGINT)
+    err = process.communicate(timeout=60)[1]
+    assert process.returncode == 130, err
+    assert err.strip().splitlines() == ["sardespeckle: interrupted; no output was written"], err
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
 def test_cli_workers_starts_a_local_cluster(tmp_path, capsys):
     small = write_scene(tmp_path / "small.tif", speckled_amplitude((320, 320), seed=2))
     out = tmp_path / "small_out.tif"

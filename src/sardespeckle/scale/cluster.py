@@ -130,17 +130,51 @@ def dask_client(
         else:
             if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
                 raise UsageError(f"expected a number of workers >= 1, got {workers!r}")
-            # The workers ignore SIGINT once started (a terminal's Ctrl-C reaches them too):
-            # this process stops them, with one "interrupted" line instead of their tracebacks;
-            # a task's failure is reported here, once, not also logged by its worker.
-            cluster = start_local_cluster(n_workers=workers, threads_per_worker=1,
-                                          processes=True, dashboard_address=":0",
-                                          silence_logs=logging.CRITICAL,
-                                          preload=["sardespeckle.scale._worker_signals"])
-            stack.callback(cluster.close)
+            # The workers ignore SIGINT (a terminal's Ctrl-C reaches them too): this process
+            # stops them, with one "interrupted" line instead of their tracebacks; a task's
+            # failure is reported here, once, not also logged by its worker. They are born
+            # with SIGINT blocked until their preload ignores it (interrupts_held), so a Ctrl-C
+            # while they import prints no traceback either; this process gets that Ctrl-C.
+            with interrupts_held():
+                cluster = start_local_cluster(n_workers=workers, threads_per_worker=1,
+                                              processes=True, dashboard_address=":0",
+                                              silence_logs=logging.CRITICAL,
+                                              preload=["sardespeckle.scale._worker_signals"])
+                stack.callback(cluster.close)
             client = Client(cluster)
             stack.callback(client.close)
         yield client
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Block SIGINT in the calling thread while the block runs, so that processes started
+    inside it are born with SIGINT blocked; unblock it on leaving.
+
+    A worker process spawned here cannot be interrupted while it imports: a Ctrl-C stays
+    pending in it until its preload (:mod:`sardespeckle.scale._worker_signals`) ignores SIGINT,
+    which discards it. This process still gets that Ctrl-C: through another of its threads
+    (the kernel hands a signal to any thread that does not block it), or on leaving, when the
+    signal is unblocked; either way as a ``KeyboardInterrupt``. The multiprocessing resource
+    tracker is started first: starting it unblocks SIGINT in the thread that does, and the
+    worker processes would inherit that. Only from the main thread of a platform with
+    ``pthread_sigmask``; elsewhere it does nothing."""
+    import signal
+    import threading
+
+    if (not hasattr(signal, "pthread_sigmask")
+            or threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        if signal.SIGINT not in previous:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _live_clusters():
