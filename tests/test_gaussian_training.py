@@ -316,6 +316,9 @@ def test_tiny_gaussian_run_learns_and_its_weights_serve_mulog(tmp_path, image_di
     assert meta["domain"] == "gaussian-01" and meta["sigma_range"] == [0.05, 0.15]
     assert "span" not in meta and network.depth == 4
     assert meta["validation_psnr"] == pytest.approx(result.last_validation_psnr)
+    # The image folders by name, as SAR-CNN weights name their references: not where they were.
+    assert meta["training_data"] == ", ".join(Path(r.path).name for r in config.references)
+    assert "/" not in meta["training_data"] and str(tmp_path) not in meta["training_data"]
     monkeypatch.setattr(weights_module, "WEIGHTS_DIR", tmp_path / "run")
     monkeypatch.setattr(weights_module, "REGISTRY", {})
     weights_module.REGISTRY["dncnn-natural"] = WeightsEntry(

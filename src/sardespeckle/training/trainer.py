@@ -544,11 +544,17 @@ def training_level(references, gain_range) -> float:
     return float(np.median(values)) * middle
 
 
+def reference_names(config: TrainConfig) -> str:
+    """The training data as a weights file records it: the base names of the references
+    (files or image folders), comma-separated; the folders they were in stay private."""
+    return ", ".join(Path(r.path).name or str(r.path) for r in config.references)
+
+
 def weights_identity(config: TrainConfig, trained: str, level: float | None = None) -> dict:
     """The ``save_weights`` keywords that describe a run's network (``trained``: how far).
 
-    SAR-CNN: looks, ``training_level`` (:func:`training_level`, from the references unless
-    ``level`` is given) and the reference names. Gaussian DnCNN: domain ``"gaussian-01"``, its noise
+    Both: the reference names (:func:`reference_names`). SAR-CNN: looks, ``training_level``
+    (:func:`training_level`, from the references unless ``level`` is given). Gaussian DnCNN: domain ``"gaussian-01"``, its noise
     (``sigma_range``, or ``trained_sigma`` when ``low == high``) and, when trained on SAR
     log-images, their ``span`` (or ``log_sigma_range``): what
     :func:`sardespeckle.mulog.method.denoiser_from_name` reads.
@@ -566,7 +572,7 @@ def weights_identity(config: TrainConfig, trained: str, level: float | None = No
             (f", correlated speckle on {config.speckle_band_share:.0%} of the patches (band "
              f"{config.speckle_band[0]:g}-{config.speckle_band[1]:g})") if config.speckle_band else ""])
         return {"looks": config.looks, "training_level": level, **correlated,
-                "training_data": ", ".join(Path(r.path).name for r in config.references),
+                "training_data": reference_names(config),
                 "description": f"SAR-CNN depth {config.depth}, {trained}{recipe}"}
     low, high = config.sigma_range
     noise = {"trained_sigma": low} if low == high else {"sigma_range": (low, high)}
@@ -576,7 +582,7 @@ def weights_identity(config: TrainConfig, trained: str, level: float | None = No
         noise["log_sigma_range"] = config.log_sigma_range
         images += f" scaled by σ/σ_log, σ_log in [{config.log_sigma_range[0]:g}, {config.log_sigma_range[1]:g}]"
     return {"domain": "gaussian-01", "span": config.span if sar else None, **noise,
-            "training_data": ", ".join(r.path for r in config.references),
+            "training_data": reference_names(config),
             "description": f"Gaussian DnCNN depth {config.depth} ({config.loss}, σ in "
                            f"[{low * 255:g}, {high * 255:g}]/255, {images}), {trained}"}
 
