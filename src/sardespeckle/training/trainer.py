@@ -554,10 +554,10 @@ def weights_identity(config: TrainConfig, trained: str, level: float | None = No
     """The ``save_weights`` keywords that describe a run's network (``trained``: how far).
 
     Both: the reference names (:func:`reference_names`). SAR-CNN: looks, ``training_level``
-    (:func:`training_level`, from the references unless ``level`` is given). Gaussian DnCNN: domain ``"gaussian-01"``, its noise
-    (``sigma_range``, or ``trained_sigma`` when ``low == high``) and, when trained on SAR
-    log-images, their ``span`` (or ``log_sigma_range``): what
-    :func:`sardespeckle.mulog.method.denoiser_from_name` reads.
+    (:func:`training_level`, from the references unless ``level`` is given). Gaussian DnCNN:
+    domain ``"gaussian-01"``, its noise (``sigma_range``, or ``trained_sigma`` when
+    ``low == high``) and, when trained on SAR log-images, their ``span`` (or
+    ``log_sigma_range``): what :func:`sardespeckle.mulog.method.denoiser_from_name` reads.
     """
     if config.task != "gaussian":
         if level is None:
