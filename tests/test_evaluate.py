@@ -175,6 +175,22 @@ def test_missing_peers_are_reported_as_not_installed(references, tmp_path, monke
         (tmp_path / "out" / "report.md").read_text()
 
 
+def test_the_speed_section_names_the_cpu_it_ran_on(references, tmp_path, monkeypatch):
+    from sardespeckle.evaluation import protocol
+    from sardespeckle.models import inference
+
+    monkeypatch.setattr(protocol, "cpu_model", lambda: "Test CPU 9000 @ 1.00GHz")
+    monkeypatch.setattr(inference, "cpu_has_fast_bf16", lambda: False)
+    result = tiny_run(references, speed_size=64, memory="tracemalloc")
+    assert result.environment["cpu_model"] == "Test CPU 9000 @ 1.00GHz"
+    write_report(result, tmp_path / "out")
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert ("CPU core(s) (Test CPU 9000 @ 1.00GHz; no native bf16: the networks ran in fp32 "
+            "under precision=auto)") in markdown
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["environment"][
+        "cpu_fast_bf16"] is False
+
+
 def test_speed_in_a_subprocess_reports_memory():
     from sardespeckle.evaluation import measure_speed
 

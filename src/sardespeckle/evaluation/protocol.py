@@ -1097,8 +1097,34 @@ def _environment() -> dict[str, Any]:
         "numpy": np.__version__,
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "cpu_fast_bf16": _fast_bf16(),
         "load_average_at_start": load,
     }
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name (``/proc/cpuinfo``, else ``platform.processor()``), or None:
+    timings mean little without it."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return " ".join(value.split())
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _fast_bf16() -> bool | None:
+    """Whether the CPU computes bf16 natively (what ``precision=auto`` follows), or None when
+    torch is not there to say."""
+    try:
+        from sardespeckle.models.inference import cpu_has_fast_bf16
+    except ImportError:
+        return None
+    return cpu_has_fast_bf16()
 
 
 def _check_looks(looks) -> float:

@@ -509,6 +509,14 @@ def _write_header(document: _Document, result: EvaluationResult, generated: str,
         document.bullets([f"`{name}`: {text}" for name, text in inputs.items()])
 
 
+def _cpu_words(env: dict[str, Any]) -> str:
+    """`` (MODEL; native bf16 or not)`` of the environment's CPU, or nothing when unknown."""
+    bf16 = {True: "native bf16 (AVX512-BF16 or AMX)",
+            False: "no native bf16: the networks ran in fp32 under precision=auto"}
+    words = [w for w in (env.get("cpu_model"), bf16.get(env.get("cpu_fast_bf16"))) if w]
+    return f" ({'; '.join(words)})" if words else ""
+
+
 def _command_line(settings: dict[str, Any], folder: Path) -> str:
     parts = ["sardespeckle evaluate"]
     if settings["references"]:
@@ -628,6 +636,7 @@ def _write_speed(document: _Document, result: EvaluationResult, folder: Path,
         f"{result.settings['looks']:g}-look image: a warm-up on a "
         f"{min(first.rows, WARMUP_SIDE)}×{min(first.cols, WARMUP_SIDE)} crop, then {first.runs} "
         f"timed runs of which the shortest counts, on {env['cpu_count']} CPU core(s)"
+        + _cpu_words(env)
         + (f" with a load average of {load[0]:.2f} at the start" if load else "")
         + ". Wall-clock throughput depends on the other work of the machine; throughput per "
         "CPU-second (all threads) hardly does, and is what the figure shows. Memory: "
