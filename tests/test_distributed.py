@@ -251,11 +251,7 @@ def test_ctrl_c_with_local_workers_prints_one_line(tmp_path, delay):
                # a slow filter (about 9 s on two workers), still busy when interrupted
                "-m", "median", "-p", "window_size=11", "--looks", "1", "--tile", "256",
                "--workers", "2", "-q"]
-    # SIGINT as a terminal leaves it: a test run started in the background (`pytest &`)
-    # ignores SIGINT, and its children would inherit that
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = launch_in_own_session(command)
     deadline = time.monotonic() + 120
     while not leftovers(tmp_path) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -287,31 +283,84 @@ def worker_processes(parent: int) -> list[int]:
     return found
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="finds the worker processes in /proc")
-@pytest.mark.parametrize("delay", [0.0, 0.15])
-def test_ctrl_c_while_local_workers_start_prints_one_line(tmp_path, delay):
-    # The window the test above cannot reach: the worker processes still importing. Each
-    # used to print its KeyboardInterrupt traceback there; now they are born with SIGINT
-    # blocked (scale.cluster.interrupts_held) and the command alone answers, once.
-    scene = write_scene(tmp_path / "scene.tif", speckled_amplitude((512, 512), seed=5))
-    out = tmp_path / "out.tif"
-    command = [sys.executable, "-c", "import sys; from sardespeckle.cli.main import main; "
-               "sys.exit(main())", "run", str(scene), "-o", str(out), "-m", "boxcar",
-               "--looks", "1", "--workers", "2"]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+def launch_in_own_session(command, env=None) -> subprocess.Popen:
+    """The command in a process group of its own, with SIGINT as a terminal leaves it (a test
+    run started in the background ignores SIGINT, and its children would inherit that)."""
+    return subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def wait_for_a_worker_process(process: subprocess.Popen) -> None:
     deadline = time.monotonic() + 120
     while (not worker_processes(process.pid) and process.poll() is None
            and time.monotonic() < deadline):
         time.sleep(0.005)
     assert process.poll() is None, "the run ended before its workers were seen"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="finds the worker processes in /proc")
+@pytest.mark.parametrize("delay", [0.0, 0.15])
+def test_ctrl_c_while_local_workers_start_prints_one_line(tmp_path, delay):
+    # The window the test above cannot reach: the worker processes still importing. Each
+    # used to print its KeyboardInterrupt traceback there; now they are born with SIGINT
+    # blocked (scale.cluster.quiet_loop) and the command alone answers, once.
+    scene = write_scene(tmp_path / "scene.tif", speckled_amplitude((512, 512), seed=5))
+    out = tmp_path / "out.tif"
+    command = [sys.executable, "-c", "import sys; from sardespeckle.cli.main import main; "
+               "sys.exit(main())", "run", str(scene), "-o", str(out), "-m", "boxcar",
+               "--looks", "1", "--workers", "2"]
+    process = launch_in_own_session(command)
+    wait_for_a_worker_process(process)
     time.sleep(delay)  # 0: the first worker process just spawned, still importing
     os.killpg(process.pid, signal.SIGINT)
     err = process.communicate(timeout=60)[1]
     assert process.returncode == 130, err
     assert err.strip().splitlines() == ["sardespeckle: interrupted; no output was written"], err
     assert not out.exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="finds the worker processes in /proc")
+def test_ctrl_c_while_slow_workers_start_is_answered_at_once(tmp_path):
+    # Workers that take long to start (a slow import, e.g. from a network file system): the
+    # command must not wait for them to answer a Ctrl-C, and they must not print tracebacks.
+    (tmp_path / "slow").mkdir()
+    (tmp_path / "slow" / "sitecustomize.py").write_text(
+        "import time\n"
+        "with open('/proc/self/cmdline', 'rb') as cmdline:\n"
+        "    if b'spawn_main' in cmdline.read():\n"
+        "        time.sleep(30)\n")
+    scene = write_scene(tmp_path / "scene.tif", speckled_amplitude((256, 256), seed=6))
+    command = [sys.executable, "-c", "import sys; from sardespeckle.cli.main import main; "
+               "sys.exit(main())", "run", str(scene), "-o", str(tmp_path / "out.tif"),
+               "-m", "boxcar", "--looks", "1", "--workers", "1"]
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "slow"))
+    process = launch_in_own_session(command, env=env)
+    wait_for_a_worker_process(process)
+    time.sleep(1.0)  # the worker asleep in its start-up
+    os.killpg(process.pid, signal.SIGINT)
+    sent = time.monotonic()
+    err = process.communicate(timeout=60)[1]
+    assert time.monotonic() - sent < 8, "the command waited for the workers to start"
+    assert process.returncode == 130, err
+    assert err.strip().splitlines() == ["sardespeckle: interrupted; no output was written"], err
+
+
+def test_a_local_cluster_leaves_the_callers_signal_mask_as_it_was():
+    # Starting Python's resource tracker unblocks SIGINT and SIGTERM in its thread: the
+    # caller's own mask must come back whole.
+    from sardespeckle.scale import dask_client
+
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        with dask_client(workers=1) as client:
+            inside = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+            assert client.submit(sum, [1, 2]).result() == 3
+        after = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    assert signal.SIGTERM in inside and signal.SIGTERM in after
+    assert signal.SIGINT not in inside and signal.SIGINT not in after
 
 
 def test_cli_workers_starts_a_local_cluster(tmp_path, capsys):

@@ -12,7 +12,7 @@ def dask_setup(worker=None) -> None:  # the name Dask calls in a preload module
     """Ignore SIGINT in this worker process (from its main thread, where handlers are set).
 
     A worker that ``--workers N`` starts is born with SIGINT blocked
-    (``cluster.interrupts_held``): a Ctrl-C that came while it imported is pending, and
+    (``cluster.quiet_loop``): a Ctrl-C that came while it imported is pending, and
     ignoring the signal discards it; then it is unblocked."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -133,48 +133,55 @@ def dask_client(
             # The workers ignore SIGINT (a terminal's Ctrl-C reaches them too): this process
             # stops them, with one "interrupted" line instead of their tracebacks; a task's
             # failure is reported here, once, not also logged by its worker. They are born
-            # with SIGINT blocked until their preload ignores it (interrupts_held), so a Ctrl-C
-            # while they import prints no traceback either; this process gets that Ctrl-C.
-            with interrupts_held():
-                cluster = start_local_cluster(n_workers=workers, threads_per_worker=1,
-                                              processes=True, dashboard_address=":0",
-                                              silence_logs=logging.CRITICAL,
-                                              preload=["sardespeckle.scale._worker_signals"])
-                stack.callback(cluster.close)
+            # with SIGINT blocked until their preload ignores it (quiet_loop), so a Ctrl-C
+            # while they import prints no traceback either; this process gets it at once.
+            runner = quiet_loop()
+            loop = {} if runner is None else {"loop": runner.loop}
+            if runner is not None:
+                stack.callback(runner.stop)
+            cluster = start_local_cluster(n_workers=workers, threads_per_worker=1,
+                                          processes=True, dashboard_address=":0",
+                                          silence_logs=logging.CRITICAL,
+                                          preload=["sardespeckle.scale._worker_signals"], **loop)
+            stack.callback(cluster.close)
             client = Client(cluster)
             stack.callback(client.close)
         yield client
 
 
-@contextlib.contextmanager
-def interrupts_held() -> Iterator[None]:
-    """Block SIGINT in the calling thread while the block runs, so that processes started
-    inside it are born with SIGINT blocked; unblock it on leaving.
+def quiet_loop():
+    """A started ``distributed.utils.LoopRunner`` whose IO-loop thread blocks SIGINT, or None
+    where signal masks do not exist or when not called from the main thread.
 
-    A worker process spawned here cannot be interrupted while it imports: a Ctrl-C stays
-    pending in it until its preload (:mod:`sardespeckle.scale._worker_signals`) ignores SIGINT,
-    which discards it. This process still gets that Ctrl-C: through another of its threads
-    (the kernel hands a signal to any thread that does not block it), or on leaving, when the
-    signal is unblocked; either way as a ``KeyboardInterrupt``. The multiprocessing resource
-    tracker is started first: starting it unblocks SIGINT in the thread that does, and the
-    worker processes would inherit that. Only from the main thread of a platform with
-    ``pthread_sigmask``; elsewhere it does nothing."""
+    A thread inherits the signal mask of the thread that creates it, and a process the mask of
+    the thread that spawns it. Dask starts a local cluster's worker processes from threads that
+    its IO loop creates, so on this loop they are born with SIGINT blocked: a Ctrl-C that comes
+    while they import stays pending in them until their preload
+    (:mod:`sardespeckle.scale._worker_signals`) ignores SIGINT, which discards it. Only the
+    loop's thread is blocked, just while it is created: the calling thread gets a Ctrl-C at once.
+    The multiprocessing resource tracker is started first, for the same reason: starting it
+    unblocks SIGINT and SIGTERM in the thread that does (Python 3.11), and the processes that
+    thread spawned after would inherit that; the caller's own mask is restored whole after it.
+    The caller stops the runner once the cluster on it is closed."""
     import signal
     import threading
 
     if (not hasattr(signal, "pthread_sigmask")
             or threading.current_thread() is not threading.main_thread()):
-        yield
-        return
+        return None
     from multiprocessing import resource_tracker
 
-    resource_tracker.ensure_running()
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    from distributed.utils import LoopRunner
+
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, set())
     try:
-        yield
+        resource_tracker.ensure_running()
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask | {signal.SIGINT})
+        runner = LoopRunner()
+        runner.start()
     finally:
-        if signal.SIGINT not in previous:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    return runner
 
 
 def _live_clusters():
