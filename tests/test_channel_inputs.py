@@ -301,7 +301,7 @@ def test_slc_channels_are_measured_for_correlation_whatever_looks_are_given():
     invalid = nodata_mask(field)
     assert choose_covariance_decorrelation(field, invalid, 4.0)[0] == "none"  # told multilooked
     choice, reason = choose_covariance_decorrelation(field, invalid, 4.0, from_channels=True)
-    assert choice == "subsample" and "lag-1 speckle correlation" in reason
+    assert choice == "subsample" and "single-look input with speckle correlation" in reason
 
 
 def test_run_notes_looks_given_for_complex_input(tmp_path, capsys):

@@ -394,7 +394,7 @@ def test_correlated_single_look_channels_are_subsampled(tmp_path, capsys):
     assert main(["covariance", *inputs, "-o", str(tmp_path / "auto.npy"), "--denoiser",
                  "dncnn-sar"]) == 0
     err = capsys.readouterr().err
-    assert "note: decorrelate=subsample (single-look input with lag-1 speckle correlation" in err
+    assert "note: decorrelate=subsample (single-look input with speckle correlation" in err
     # ... said before the work: the note comes before the first iteration, which counts the
     # four polyphase components.
     assert err.index("note: decorrelate=subsample") < err.index("iteration 1/24")

@@ -185,10 +185,16 @@ def test_the_speed_section_names_the_cpu_it_ran_on(references, tmp_path, monkeyp
     assert result.environment["cpu_model"] == "Test CPU 9000 @ 1.00GHz"
     write_report(result, tmp_path / "out")
     markdown = (tmp_path / "out" / "report.md").read_text()
-    assert ("CPU core(s) (Test CPU 9000 @ 1.00GHz; no native bf16: the networks ran in fp32 "
-            "under precision=auto)") in markdown
+    assert ("CPU core(s) (Test CPU 9000 @ 1.00GHz; no native bf16: precision=auto runs the "
+            "networks in fp32 on this CPU)") in markdown
     assert json.loads((tmp_path / "out" / "results.json").read_text())["environment"][
         "cpu_fast_bf16"] is False
+
+    def broken():
+        raise OSError("libtorch_cpu.so: cannot open shared object file")
+
+    monkeypatch.setattr(inference, "cpu_has_fast_bf16", broken)  # a torch that cannot say
+    assert protocol._fast_bf16() is None
 
 
 def test_speed_in_a_subprocess_reports_memory():

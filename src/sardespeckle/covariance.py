@@ -781,8 +781,9 @@ def choose_covariance_decorrelation(field: np.ndarray, invalid: np.ndarray,
                                     ) -> tuple[str, str]:
     """``("subsample" | "none", reason)`` for a covariance field, as ``run`` decides for one
     image (:func:`sardespeckle.decorrelate.choose_decorrelation`): a single-look field whose
-    speckle is spatially correlated (the worst lag-1 correlation of its diagonal channels'
-    log-intensity, on the most homogeneous windows of the central 1024² pixels, above
+    speckle is spatially correlated (the worst speckle correlation of its diagonal channels'
+    log-intensity, :func:`~sardespeckle.decorrelate.estimate_speckle_correlation` on the most
+    homogeneous windows of the central 1024² pixels, above
     :data:`~sardespeckle.decorrelate.CORRELATION_THRESHOLD`) is subsampled. Whitening, which
     keeps the resolution of single-channel SLC input, is not offered for covariance fields.
     A field built ``from_channels`` (complex SLC channels) has single-look speckle whatever

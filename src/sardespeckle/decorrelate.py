@@ -41,7 +41,7 @@ import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -51,6 +51,7 @@ from .window import Window
 __all__ = [
     "CORRELATION_THRESHOLD",
     "DECORRELATIONS",
+    "LagCorrelations",
     "Subsampled",
     "WhitenedSource",
     "WhiteningFilter",
@@ -62,6 +63,7 @@ __all__ = [
     "correlated_speckle",
     "estimate_speckle_correlation",
     "estimate_whitening_filter",
+    "homogeneous_lag_correlations",
     "measure_residual_correlation",
     "resolve_decorrelation",
     "sarcnn_handles_correlation",
@@ -127,7 +129,8 @@ def measure_residual_correlation(
 def estimate_speckle_correlation(
     intensity: np.ndarray, *, valid: np.ndarray | None = None, window_size: int = 16, fraction: float = 0.1
 ) -> tuple[float, float]:
-    """Lag-1 correlation of log-speckle, measured on the most homogeneous windows of an image.
+    """Spatial correlation of log-speckle, measured on the most homogeneous windows of an image:
+    lag 1 less the lag-2 correlation where positive (:attr:`LagCorrelations.speckle`).
 
     Parameters
     ----------
@@ -159,9 +162,42 @@ def estimate_speckle_correlation(
     scatter). On white speckle over a smooth random texture of correlation length 3 pixels
     and log-contrast 2 this reads 0.08 where ``ρ₁`` alone reads 0.45; texture as fine as the
     speckle's own correlation (about one pixel) cannot be told from it and still reads as
-    correlation. The estimate is biased by about ``−1/window_size²`` from the mean removal. It
-    is meant to tell white speckle (≈ 0) from SLC speckle (0.15 and more), not to measure a
-    spectrum.
+    correlation. Speckle oversampled far beyond a SAR processor's (band below about 0.45 of
+    the sampling rate, e.g. an SLC interpolated onto a grid 3× finer) correlates lag 2 as well,
+    and the estimate falls again (0.33 at band 0.2, where ``ρ₁`` is 0.80): whether a network has
+    seen such speckle is therefore judged on ``ρ₁`` (:func:`trained_correlation`,
+    :func:`resolve_decorrelation`). The estimate is biased by about ``−1/window_size²`` from
+    the mean removal. It is meant to tell white speckle (≈ 0) from SLC speckle (0.15 and
+    more), not to measure a spectrum.
+    """
+    return homogeneous_lag_correlations(intensity, valid=valid, window_size=window_size,
+                                        fraction=fraction).speckle
+
+
+class LagCorrelations(NamedTuple):
+    """Correlations of window-centred log-intensity on an image's most homogeneous windows
+    (:func:`homogeneous_lag_correlations`), each ``(along_rows, along_cols)``: between
+    horizontal and between vertical neighbours."""
+
+    lag1: tuple[float, float]
+    lag2: tuple[float, float]
+
+    @property
+    def speckle(self) -> tuple[float, float]:
+        """``ρ₁ − max(ρ₂, 0)`` per axis: the lag-1 correlation less what scene texture adds
+        (:func:`estimate_speckle_correlation`)."""
+        return tuple(one - max(two, 0.0) for one, two in zip(self.lag1, self.lag2))
+
+
+def homogeneous_lag_correlations(
+    intensity: np.ndarray, *, valid: np.ndarray | None = None, window_size: int = 16, fraction: float = 0.1
+) -> LagCorrelations:
+    """The lag-1 and lag-2 correlations of log-intensity on the most homogeneous windows of an
+    image, the measures behind :func:`estimate_speckle_correlation` (same parameters).
+
+    The windows are non-overlapping ``window_size`` squares whose pixels are all usable, the
+    ``fraction`` with the lowest coefficient of variation; each is centred on its own mean
+    log-intensity, and the products of neighbours are pooled over them.
     """
     array = np.asarray(intensity, dtype=np.float64)
     if array.ndim != 2:
@@ -201,12 +237,12 @@ def estimate_speckle_correlation(
         behind = logs[:, :, :-k] if axis == 2 else logs[:, :-k, :]
         return float((ahead * behind).mean()) / variance
 
-    along_rows, along_cols = (lag(1, axis) - max(lag(2, axis), 0.0) for axis in (2, 1))
-    return along_rows, along_cols
+    return LagCorrelations(lag1=(lag(1, 2), lag(1, 1)), lag2=(lag(2, 2), lag(2, 1)))
 
 
 def choose_decorrelation(kind: str, looks: float, correlation: tuple[float, float] | None, *,
-                         correlated_network: bool = False) -> tuple[str, str]:
+                         correlated_network: bool = False,
+                         lag1: tuple[float, float] | None = None) -> tuple[str, str]:
     """The default decorrelation of an input, and why.
 
     * complex (SLC) input → ``whiten``: the spectrum is available, whitening keeps resolution;
@@ -217,6 +253,9 @@ def choose_decorrelation(kind: str, looks: float, correlation: tuple[float, floa
       unless ``correlated_network`` (weights trained on correlated speckle, the training option
       ``speckle_band``): then ``none``, at full resolution;
     * otherwise (white speckle, e.g. simulated) → ``none``.
+
+    ``lag1``, the uncorrected lag-1 correlation, is named in the reason when it differs from
+    ``correlation`` by more than 0.05 (texture or oversampling took part of it).
     """
     if kind == "complex":
         return "whiten", "complex input: its spectrum is whitened"
@@ -225,7 +264,10 @@ def choose_decorrelation(kind: str, looks: float, correlation: tuple[float, floa
     if correlation is None:
         return "none", "speckle correlation not measured: not decorrelated"
     worst = max(correlation)
-    measured = f"lag-1 speckle correlation {correlation[0]:.2f} (rows) / {correlation[1]:.2f} (cols)"
+    measured = f"speckle correlation {correlation[0]:.2f} (rows) / {correlation[1]:.2f} (cols)"
+    if lag1 is not None and max(abs(a - b) for a, b in zip(lag1, correlation)) > 0.05:
+        measured += (f" (lag 1 {lag1[0]:.2f} / {lag1[1]:.2f}, less the lag-2 correlation of "
+                     "texture or oversampling)")
     if worst > CORRELATION_THRESHOLD and correlated_network:
         return "none", (f"single-look input with {measured}, weights trained on correlated "
                         "speckle: not decorrelated, full resolution")
@@ -265,8 +307,11 @@ def resolve_decorrelation(
         ``sample() -> (intensity, valid)`` of a representative window, called only when the
         speckle correlation has to be measured.
     correlated_network : callable, optional
-        ``correlated_network(params, correlation) -> dict or None``, called only for correlated
-        single-look input, with its measured correlation: the parameter changes that give it
+        ``correlated_network(params, lag1) -> dict or None``, called only for correlated
+        single-look input (:func:`estimate_speckle_correlation` above the threshold), with its
+        lag-1 correlation on the homogeneous windows (``LagCorrelations.lag1``, not corrected
+        for texture: what a network trained on correlated speckle is checked against, see
+        :func:`trained_correlation`): the parameter changes that give it
         to a network trained on that correlated speckle (``{}`` when the network ``params`` name
         already is one; ``{"weights": NAME}`` to pick one), or None when there is none: then
         ``subsample`` (:func:`choose_decorrelation`). SAR-CNN's is
@@ -283,18 +328,20 @@ def resolve_decorrelation(
     requested = params.get("decorrelate", defaults["decorrelate"])
     if requested != "auto":
         return params, None
-    correlation = None
+    lags = correlation = None
     if kind != "complex" and looks <= SINGLE_LOOK_MAX:
         intensity, valid = sample()
         try:
-            correlation = estimate_speckle_correlation(intensity, valid=valid)
+            lags = homogeneous_lag_correlations(intensity, valid=valid)
         except InvalidInputError:
-            correlation = None
-    switch = (correlated_network(params, correlation) if correlation is not None
+            lags = None
+        correlation = None if lags is None else lags.speckle
+    switch = (correlated_network(params, lags.lag1) if correlation is not None
               and max(correlation) > CORRELATION_THRESHOLD and correlated_network is not None
               else None)
     mode, reason = choose_decorrelation(kind, looks, correlation,
-                                        correlated_network=switch is not None)
+                                        correlated_network=switch is not None,
+                                        lag1=None if lags is None else lags.lag1)
     if mode == "none" and switch:
         params.update(switch)
         reason += "".join(f"; {key} {value}" for key, value in switch.items())
@@ -309,11 +356,11 @@ def sarcnn_handles_correlation(
     default weights for ``looks`` are the single-look ones, ``{"weights": NAME}`` of the
     registered weights for correlated single-look speckle
     (:data:`~sardespeckle.models.weights.DEFAULT_SARCNN_CORRELATED`, when installed); else
-    None (subsample). Input more correlated than the weights' training band made (the
-    correlation :func:`estimate_speckle_correlation` measures on speckle of their narrowest
-    band, plus :data:`CORRELATION_MARGIN`) is beyond what they learnt: None too. Weights that
-    cannot be read say None here; loading them later says why."""
-    def check(params: dict[str, Any], correlation: tuple[float, float]) -> dict[str, Any] | None:
+    None (subsample). Input whose lag-1 correlation exceeds what the weights' training band
+    made (:func:`trained_correlation` of their narrowest band, plus
+    :data:`CORRELATION_MARGIN`) is beyond what they learnt: None too. Weights that cannot be
+    read say None here; loading them later says why."""
+    def check(params: dict[str, Any], lag1: tuple[float, float]) -> dict[str, Any] | None:
         from .errors import SardespeckleError
         from .models import weights as registry
         from .models.inference import default_sarcnn_weights
@@ -323,7 +370,7 @@ def sarcnn_handles_correlation(
                 meta = registry.load_weights(name)[1]
             except SardespeckleError:
                 return False
-            return (registry.trained_on_correlated_speckle(meta) and max(correlation)
+            return (registry.trained_on_correlated_speckle(meta) and max(lag1)
                     <= trained_correlation(meta["speckle_band"][0]) + CORRELATION_MARGIN)
 
         if params.get("weights"):
@@ -351,13 +398,14 @@ CORRELATION_MARGIN = 0.03
 
 @functools.lru_cache(maxsize=8)
 def trained_correlation(band: float) -> float:
-    """The larger speckle correlation :func:`estimate_speckle_correlation` measures on flat
+    """The larger lag-1 correlation :func:`homogeneous_lag_correlations` measures on flat
     single-look speckle of band fraction ``band`` on both axes (Hamming 0.75; mean over a fixed
     draw of sixteen 256² fields, whose scatter is ±0.01 each): the strongest correlation a
     network trained with ``speckle_band`` ``[band, ...]`` has seen, as the package measures
-    inputs (0.34 for 0.55; 0.38 for 0.5)."""
+    inputs (0.35 for 0.55, 0.40 for 0.5; it keeps rising as the band narrows, 0.80 at 0.2,
+    where the texture-corrected :func:`estimate_speckle_correlation` falls again)."""
     fields = correlated_speckle(16, 256, np.full((16, 2), float(band)), np.random.default_rng(0))
-    return float(np.mean([max(estimate_speckle_correlation(field)) for field in fields]))
+    return float(np.mean([max(homogeneous_lag_correlations(field).lag1) for field in fields]))
 
 
 # ------------------------------------------------------------------------------- subsampling

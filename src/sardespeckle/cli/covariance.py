@@ -57,7 +57,7 @@ def add_covariance_parser(subparsers) -> argparse.ArgumentParser:
                              "row and column) separately and average them back, for single-look "
                              "channels whose speckle is spatially correlated (SLC); auto "
                              "(default): subsample when the field is single-look and its "
-                             "measured lag-1 speckle correlation exceeds 0.1, as run does")
+                             "measured speckle correlation exceeds 0.1, as run does")
     parser.add_argument("--keep-targets", type=false_alarm_or_off, default=None, metavar="PFA",
                         help="keep the input matrix of strong scatterers (a diagonal channel "
                              "brighter than speckle allows over its despeckled surroundings, at "

@@ -109,7 +109,7 @@ class Candidate:
 
         A registered method whose ``decorrelate`` is ``"auto"`` (sarcnn's default) decides
         per input, as :func:`sardespeckle.api.despeckle` does
-        (:func:`sardespeckle.decorrelate.resolve_decorrelation`: the measured lag-1 speckle
+        (:func:`sardespeckle.decorrelate.resolve_decorrelation`: the measured speckle
         correlation of single-look input). The returned candidate carries that choice in its
         ``params`` and ``parameters``, so that running it applies exactly what the report
         says, and the note reads ``"decorrelate=subsample (why)"``. Anything else (a peer, a
@@ -854,9 +854,10 @@ def evaluate_no_reference(
             rho = estimate_speckle_correlation(noisy, valid=valid)
             if max(abs(r) for r in rho) > CORRELATION_THRESHOLD:
                 notes.append(
-                    f"{image.name}: the speckle is spatially correlated (lag-1 correlation of "
-                    f"log-intensity {rho[0]:.2f} along rows, {rho[1]:.2f} along columns, on its "
-                    "most homogeneous 16×16 windows); the ratio image is then not pure white "
+                    f"{image.name}: the speckle is spatially correlated (correlation of "
+                    f"log-intensity {rho[0]:.2f} along rows, {rho[1]:.2f} along columns: lag 1 "
+                    "less the lag-2 correlation of texture, on its most homogeneous 16×16 "
+                    "windows); the ratio image is then not pure white "
                     "speckle even for an ideal filter: its structure is not 0, and its mean and "
                     "variance are off their ideals (a local mean of correlated speckle follows "
                     "the pixel: I/R̂ has a mean below 1 even for a filter that keeps the image's "
@@ -1114,17 +1115,22 @@ def cpu_model() -> str | None:
                     return " ".join(value.split())
     except OSError:
         pass
-    return platform.processor() or None
+    machine = platform.processor() or platform.machine()
+    return f"{machine} (model not reported)" if machine else None
 
 
 def _fast_bf16() -> bool | None:
-    """Whether the CPU computes bf16 natively (what ``precision=auto`` follows), or None when
-    torch is not there to say."""
+    """Whether ``precision=auto`` runs the networks in bf16 on this CPU (it has AVX512-BF16 or
+    AMX), or None when no network was evaluated (torch not imported: it is not imported for
+    this) or torch cannot say."""
+    if "torch" not in sys.modules:
+        return None
     try:
         from sardespeckle.models.inference import cpu_has_fast_bf16
-    except ImportError:
+
+        return cpu_has_fast_bf16()
+    except Exception:  # noqa: BLE001 - a broken torch must not stop a report
         return None
-    return cpu_has_fast_bf16()
 
 
 def _check_looks(looks) -> float:

@@ -511,8 +511,9 @@ def _write_header(document: _Document, result: EvaluationResult, generated: str,
 
 def _cpu_words(env: dict[str, Any]) -> str:
     """`` (MODEL; native bf16 or not)`` of the environment's CPU, or nothing when unknown."""
-    bf16 = {True: "native bf16 (AVX512-BF16 or AMX)",
-            False: "no native bf16: the networks ran in fp32 under precision=auto"}
+    bf16 = {True: "native bf16, AVX512-BF16 or AMX: precision=auto runs the networks in bf16 "
+                  "on this CPU",
+            False: "no native bf16: precision=auto runs the networks in fp32 on this CPU"}
     words = [w for w in (env.get("cpu_model"), bf16.get(env.get("cpu_fast_bf16"))) if w]
     return f" ({'; '.join(words)})" if words else ""
 

@@ -547,7 +547,7 @@ def training_level(references, gain_range) -> float:
 def reference_names(config: TrainConfig) -> str:
     """The training data as a weights file records it: the base names of the references
     (files or image folders), comma-separated; the folders they were in stay private."""
-    return ", ".join(Path(r.path).name or str(r.path) for r in config.references)
+    return ", ".join(Path(r.path).resolve().name or str(r.path) for r in config.references)
 
 
 def weights_identity(config: TrainConfig, trained: str, level: float | None = None) -> dict:
