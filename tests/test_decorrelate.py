@@ -152,7 +152,7 @@ def upsampled(slc: np.ndarray, factor: int) -> np.ndarray:
 def test_auto_keeps_oversampled_speckle_from_the_correlated_speckle_network(factor):
     # Sentinel-1-like speckle (band 0.7) interpolated onto a grid 3-4× finer: its lag-2
     # correlation is high, so the texture-corrected estimate falls back to a Sentinel-1 value,
-    # but lag 1 (0.7-0.8) is far beyond what sarcnn-s1-l1-corr learnt: subsample, as before.
+    # but lag 1 (0.7-0.8) is far beyond what the correlated-speckle weights learnt: subsample, as before.
     slc = simulate_correlated_slc(np.full((192, 192), 100.0), band=(0.7, 0.7), seed=3)
     intensity = np.abs(upsampled(slc, factor)) ** 2
     params, reason = resolve_decorrelation(
