@@ -181,7 +181,18 @@ def quiet_loop():
         runner.start()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    # A Ctrl-C while the workers start leaves Dask's start tasks failed and unread; asyncio
+    # would print each as "Task exception was never retrieved" with its traceback under the
+    # command's one line. The loop is this run's own: its stray exceptions go to the debug log,
+    # like the rest of the local cluster's logs (silenced); failures of the work itself reach
+    # the command through its futures.
+    runner.loop.asyncio_loop.set_exception_handler(_log_quietly)
     return runner
+
+
+def _log_quietly(loop, context) -> None:
+    logging.getLogger("sardespeckle.scale").debug("Dask loop: %s", context.get("message"),
+                                                  exc_info=context.get("exception"))
 
 
 def _live_clusters():
