@@ -132,15 +132,9 @@ def emit(record: dict) -> None:
 
 def machine_line() -> str:
     """One line describing where the numbers come from."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    from sardespeckle.evaluation.protocol import cpu_model  # the evaluation report's reading
+
+    cpu = cpu_model() or "unknown CPU"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (f"{cpu}, {cores} core(s) usable, Python {platform.python_version()}, "
             f"numpy {np.__version__}")
