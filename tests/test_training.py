@@ -456,6 +456,30 @@ def test_export_partial_run(tmp_path, reference_file):
     assert not final.exists()
 
 
+def test_export_finished_run_brought_back_without_its_checkpoint(tmp_path, reference_file):
+    """A run trained elsewhere comes back with its final weights but no checkpoint: export
+    renames those weights (same tensors, same identity) instead of refusing."""
+    import torch
+
+    from sardespeckle.models.weights import load_weights
+
+    config = tiny_config(reference_file, steps=2)
+    train(config, tmp_path / "run")
+    (tmp_path / "run" / "checkpoint.pt").unlink()
+    export_weights(tmp_path / "run", tmp_path / "released.pt", name="released-name")
+    final, final_meta = load_weights(tmp_path / "run" / f"{config.name}.pt")
+    released, meta = load_weights(tmp_path / "released.pt")
+    assert meta["name"] == "released-name" and final_meta["name"] == config.name
+    for key in ("training_level", "validation_psnr", "description", "looks", "training_data"):
+        assert meta[key] == final_meta[key], key
+    for (key, a), (_, b) in zip(final.state_dict().items(), released.state_dict().items()):
+        assert torch.equal(a, b), key
+    # Neither a checkpoint nor final weights: nothing to export.
+    (tmp_path / "run" / f"{config.name}.pt").unlink()
+    with pytest.raises(UsageError, match="no checkpoint in"):
+        export_weights(tmp_path / "run", tmp_path / "again.pt")
+
+
 def test_bad_configs(tmp_path, reference_file):
     with pytest.raises(UsageError, match="unknown training option.*'stepz' \\(did you mean "
                                          "'steps'\\?\\)"):

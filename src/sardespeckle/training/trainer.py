@@ -850,6 +850,8 @@ def _atomic_torch_save(payload, path: Path) -> None:
 def export_weights(run_dir: str | Path, path: str | Path, *, name: str | None = None,
                    overwrite: bool = False) -> str:
     """Write the weights of a run's latest checkpoint (finished or not) in the registry format.
+    A finished run without its checkpoint (brought back from another machine without it)
+    exports the final weights it wrote, renamed.
 
     Returns the file's sha256. Lets a partially trained run be used with ``--weights`` and
     evaluated while training goes on. An existing ``path`` is replaced only with ``overwrite``
@@ -867,11 +869,24 @@ def export_weights(run_dir: str | Path, path: str | Path, *, name: str | None = 
                          "started run")
     config = TrainConfig.load(run_dir / "config.json")
     checkpoint = run_dir / CHECKPOINT
-    if not checkpoint.exists():
+    finished_weights = run_dir / f"{config.name}.pt"
+    if not checkpoint.exists() and not finished_weights.exists():
         raise UsageError(f"no checkpoint in {run_dir}; has the run started?")
     if not os.fspath(path):
         raise UsageError("expected a weights file path to export to, got ''")
     _check_export_path(Path(path), run_dir, config, overwrite=overwrite)
+    if not checkpoint.exists():
+        # A finished run whose checkpoint was left behind (a run on another machine brought
+        # back without it): its final weights, under the new name, identity as the run wrote it.
+        from ..models.weights import load_weights
+
+        model, meta = load_weights(finished_weights, expected_architecture={
+            "depth": config.depth, "features": config.features})
+        return save_weights(
+            model, path, name=name or config.name, validation_psnr=meta.get("validation_psnr"),
+            **weights_identity(config, f"{config.steps} steps of "
+                                       f"{config.batch_size}×{config.patch_size}² patches",
+                               level=meta.get("training_level")))
     state = _load_checkpoint(checkpoint, "cpu")
     model = DnCNN(depth=config.depth, features=config.features)
     _load_network(model, state, checkpoint, config)
