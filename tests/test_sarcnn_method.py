@@ -636,15 +636,20 @@ def test_without_weights_correlated_single_look_input_gets_the_correlated_speckl
     slc = simulate_correlated_slc(np.full((96, 96), 400.0), band=(0.6, 0.7), seed=11)
     correlated = write_tif(tmp_path / "slc_amp.tif", np.abs(slc).astype(np.float32))
     white = write_tif(tmp_path / "white_amp.tif", np.sqrt(speckled((96, 96), seed=12)))
-    # Speckle more correlated than the weights' narrowest training band (0.55) made: beyond
+    # Speckle more correlated than the weights' narrowest training band (0.4) made: beyond
     # what they learnt, the image is subsampled for v3 as before.
-    strong_slc = simulate_correlated_slc(np.full((96, 96), 400.0), band=(0.42, 0.42), seed=3)
+    assert REGISTRY[DEFAULT_SARCNN_CORRELATED].speckle_band[0] == 0.4
+    strong_slc = simulate_correlated_slc(np.full((96, 96), 400.0), band=(0.28, 0.28), seed=3)
     strong = write_tif(tmp_path / "strong_amp.tif", np.abs(strong_slc).astype(np.float32))
+    # Inside it (band 0.45, more correlated than Sentinel-1's): the weights at full resolution.
+    medium_slc = simulate_correlated_slc(np.full((96, 96), 400.0), band=(0.45, 0.45), seed=5)
+    medium = write_tif(tmp_path / "medium_amp.tif", np.abs(medium_slc).astype(np.float32))
     cases = [(correlated, [], DEFAULT_SARCNN_CORRELATED, "none"),
              (correlated, ["--decorrelate", "subsample"], DEFAULT_SARCNN, "subsample"),
              (correlated, ["--looks", "2"], "sarcnn-s1-l2", "none"),
              (correlated, ["--looks", "1.45"], "sarcnn-s1-l2", "subsample"),  # l2's looks
              (strong, [], DEFAULT_SARCNN, "subsample"),
+             (medium, [], DEFAULT_SARCNN_CORRELATED, "none"),
              (white, [], DEFAULT_SARCNN, "none")]
     for index, (src, extra, weights, mode) in enumerate(cases):
         out = tmp_path / f"out{index}.tif"

@@ -114,6 +114,9 @@ def main() -> None:
         schedule.append(f"{phase_steps} steps of {phase_config.batch_size} × {phase_config.patch_size}² "
                         f"({phase_config.precision}"
                         + (f", gains log-uniform in {list(phase_config.gain_range)}" if phase_config.gain_range else "")
+                        + (f", correlated speckle on {phase_config.speckle_band_share:.0%} (band "
+                           f"{phase_config.speckle_band[0]:g}–{phase_config.speckle_band[1]:g})"
+                           if phase_config.speckle_band else "")
                         + f") from {'random' if step == 0 else 'the previous phase'}: "
                         f"{describe_schedule(phase_config)} (`{folder.name}`)")
         step += phase_steps

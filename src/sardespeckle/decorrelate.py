@@ -22,7 +22,7 @@ and leaves them in. Two remedies from SAR_NOTES §1:
 A third remedy is a network that has learnt correlated speckle: SAR-CNN weights trained with
 the training option ``speckle_band`` (:func:`correlated_speckle` draws their speckle) record it,
 and ``decorrelate="auto"`` gives them correlated single-look data at full resolution; without
-``weights``, SAR-CNN then takes the registered ``sarcnn-s1-l1-corr2``
+``weights``, SAR-CNN then takes the registered ``sarcnn-s1-l1-corr3w``
 (:func:`sarcnn_handles_correlation`).
 
 Whitening intensity-only data is refused (:func:`check_whitening_input`): the correlation of

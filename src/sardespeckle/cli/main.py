@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="decorrelate the speckle before sarcnn or mulog (sarcnn's default, auto: "
                           "whiten complex input; correlated single-look input: none with "
                           "weights trained on correlated speckle (without --weights: "
-                          "sarcnn-s1-l1-corr2), subsample with others or when more correlated "
+                          "sarcnn-s1-l1-corr3w), subsample with others or when more correlated "
                           "than they learnt; else none; mulog's default: none)")
     run.add_argument("--denoiser", default=None, metavar="NAME",
                      help="MuLoG's Gaussian denoiser: bm3d (needs the bm3d extra), dncnn-natural "

@@ -138,7 +138,7 @@ class Candidate:
 
     def choice(self, runs: "Candidate") -> str:
         """What :meth:`resolve` chose for one input, as the report lists it: the decorrelation,
-        and the weights when it picked others (``"none with sarcnn-s1-l1-corr2"``)."""
+        and the weights when it picked others (``"none with sarcnn-s1-l1-corr3w"``)."""
         return runs.params["decorrelate"] + (f" with {runs.params['weights']}"
                                              if self._picked_weights(runs.params) else "")
 

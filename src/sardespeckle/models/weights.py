@@ -228,8 +228,14 @@ REGISTRY: dict[str, WeightsEntry] = {
     "sarcnn-s1-l1-corr2": _sarcnn_s1(
         "sarcnn-s1-l1-corr2", "b5d14d794e7ecc81d1365106e14062013fb87ef9cf6396de47ac1d8007418500", 24.44,
         "sarcnn-s1-l1-corr trained 3000 steps more on the same correlated speckle (detected SLC "
-        "data at full resolution), 42710 steps", default="single-look input with correlated "
-        "speckle (decorrelate=auto)", speckle_band=(0.55, 1.0), speckle_band_share=0.8),
+        "data at full resolution), 42710 steps; the default for correlated single-look input "
+        "before sarcnn-s1-l1-corr3w", speckle_band=(0.55, 1.0), speckle_band_share=0.8),
+    "sarcnn-s1-l1-corr3w": _sarcnn_s1(
+        "sarcnn-s1-l1-corr3w", "6c34471a76e8bb4b3c8a5c478cc4f75da2254c2959e0bb73aa0763ae13603c8c", 24.47,
+        "sarcnn-s1-l1-corr2 trained 4000 steps more on correlated speckle of a wider band "
+        "(detected SLC data at full resolution, band fractions 0.4-1), 46710 steps",
+        default="single-look input with correlated speckle (decorrelate=auto)",
+        speckle_band=(0.4, 1.0), speckle_band_share=0.8),
     "sarcnn-s1-l2": _sarcnn_s1(
         "sarcnn-s1-l2", "f4bdfad28ce2a7caa057f40cdcd32da9c9f229ad73c5b0c19f2753ed74523937", 26.40,
         "sarcnn-s1-l1-v3 fine-tuned for 2-look speckle, 39210 steps", looks=2.0,
@@ -290,7 +296,7 @@ DEFAULT_SARCNN = "sarcnn-s1-l1-v3"
 #: The SAR-CNN weights ``--method sarcnn`` uses, when none are named, for single-look input
 #: whose speckle is spatially correlated (detected SLC data; ``decorrelate=auto``), at full
 #: resolution instead of :data:`DEFAULT_SARCNN` on the subsampled image.
-DEFAULT_SARCNN_CORRELATED = "sarcnn-s1-l1-corr2"
+DEFAULT_SARCNN_CORRELATED = "sarcnn-s1-l1-corr3w"
 
 #: Default SAR-CNN weights per looks of the speckle they were trained for: ``--method sarcnn``
 #: without ``--weights`` uses those nearest to the input's looks (in ratio).
