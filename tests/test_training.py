@@ -458,26 +458,74 @@ def test_export_partial_run(tmp_path, reference_file):
 
 def test_export_finished_run_brought_back_without_its_checkpoint(tmp_path, reference_file):
     """A run trained elsewhere comes back with its final weights but no checkpoint: export
-    renames those weights (same tensors, same identity) instead of refusing."""
-    import torch
-
+    renames those weights (same tensors, the identity they were written with, no validation
+    PSNR, as an export of a checkpoint) instead of refusing."""
     from sardespeckle.models.weights import load_weights
 
-    config = tiny_config(reference_file, steps=2)
+    config = tiny_config(reference_file, steps=2, speckle_band=[0.5, 1.0], speckle_band_share=0.5)
     train(config, tmp_path / "run")
     (tmp_path / "run" / "checkpoint.pt").unlink()
     export_weights(tmp_path / "run", tmp_path / "released.pt", name="released-name")
     final, final_meta = load_weights(tmp_path / "run" / f"{config.name}.pt")
     released, meta = load_weights(tmp_path / "released.pt")
     assert meta["name"] == "released-name" and final_meta["name"] == config.name
-    for key in ("training_level", "validation_psnr", "description", "looks", "training_data"):
+    assert final_meta["validation_psnr"] is not None and meta.get("validation_psnr") is None
+    for key in ("training_level", "description", "looks", "training_data", "speckle_band",
+                "speckle_band_share"):
         assert meta[key] == final_meta[key], key
-    for (key, a), (_, b) in zip(final.state_dict().items(), released.state_dict().items()):
-        assert torch.equal(a, b), key
-    # Neither a checkpoint nor final weights: nothing to export.
-    (tmp_path / "run" / f"{config.name}.pt").unlink()
-    with pytest.raises(UsageError, match="no checkpoint in"):
-        export_weights(tmp_path / "run", tmp_path / "again.pt")
+    assert tuple(meta["speckle_band"]) == (0.5, 1.0)
+    final_state, state = final.state_dict(), released.state_dict()
+    assert final_state.keys() == state.keys() and len(state) > 0
+    for key in state:
+        assert torch.equal(final_state[key], state[key]), key
+
+
+def test_export_without_checkpoint_refuses_weights_that_are_not_the_runs(tmp_path, reference_file):
+    """Without a checkpoint, only the run's own final weights are exported: weights of another
+    configuration (same architecture) put in its place, or those of an earlier, shorter run
+    whose steps were raised since, are refused with the reason; with neither file the message
+    says how far the log went."""
+    from sardespeckle.cli.main import main
+
+    white = tiny_config(reference_file, steps=2)
+    train(white, tmp_path / "white")
+    correlated = tiny_config(reference_file, steps=2, speckle_band=[0.5, 1.0])
+    run = tmp_path / "correlated"
+    train(correlated, run, max_steps=1)
+    (run / "checkpoint.pt").unlink()
+    with pytest.raises(UsageError, match=r"log reaches step 1 of 2: the checkpoint stayed"):
+        export_weights(run, tmp_path / "out.pt")
+    # A finished white-speckle network put where the correlated run's weights belong.
+    (run / "log.csv").write_text((tmp_path / "white" / "log.csv").read_text())
+    (run / f"{correlated.name}.pt").write_bytes((tmp_path / "white" / f"{white.name}.pt").read_bytes())
+    with pytest.raises(UsageError, match=r"not this run's weights: its speckle_band is None"):
+        export_weights(run, tmp_path / "out.pt")
+    assert not (tmp_path / "out.pt").exists()
+    # The CLI says the same and exits non-zero.
+    assert main(["train", "--run-dir", str(run), "--export", str(tmp_path / "out.pt")]) == 2
+    assert not (tmp_path / "out.pt").exists()
+    # A finished run continued to more steps, stopped before the end, its checkpoint gone: the
+    # weights file is the earlier run's.
+    longer = json.loads((tmp_path / "white" / "config.json").read_text())
+    longer["steps"] = 4
+    (tmp_path / "white" / "config.json").write_text(json.dumps(longer))
+    train(TrainConfig.load(tmp_path / "white" / "config.json"), tmp_path / "white", max_steps=1)
+    (tmp_path / "white" / "checkpoint.pt").unlink()
+    with pytest.raises(UsageError, match=r"log reaches step 3 of 4: .* not the weights of this"):
+        export_weights(tmp_path / "white", tmp_path / "out.pt")
+
+
+def test_cli_export_of_a_run_brought_back_without_its_checkpoint(tmp_path, reference_file, capsys):
+    from sardespeckle.cli.main import main
+    from sardespeckle.models.weights import load_weights
+
+    config = tiny_config(reference_file, steps=2)
+    train(config, tmp_path / "run")
+    (tmp_path / "run" / "checkpoint.pt").unlink()
+    assert main(["train", "--run-dir", str(tmp_path / "run"), "--export",
+                 str(tmp_path / "mine.pt")]) == 0
+    network, meta = load_weights(tmp_path / "mine.pt")
+    assert network.depth == 4 and meta["name"] == config.name
 
 
 def test_bad_configs(tmp_path, reference_file):

@@ -2,7 +2,8 @@
 
     python tools/release_sarcnn.py RUN_DIR NAME [--shared ../shared]
 
-1. writes src/sardespeckle/models/weights/NAME.pt from the run's latest checkpoint;
+1. writes src/sardespeckle/models/weights/NAME.pt from the run's latest checkpoint (a finished
+   run brought back without it: from its final weights, ``export_weights``);
 2. measures PSNR (amplitude, 99th-percentile peak) on the validation references
    (shared/data/sar/references/groundtruth, simulated speckle of the run's looks, seeds 0, 1,
    2), next to the best classical filter (Kuan 7×7) and the noisy input;

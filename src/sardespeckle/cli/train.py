@@ -77,7 +77,8 @@ def add_train_parser(subparsers) -> None:
     train.add_argument("--max-steps", type=positive_int, default=None, metavar="N",
                        help="stop (with a checkpoint) after N steps in this call (N >= 1)")
     train.add_argument("--export", metavar="PT", default=None,
-                       help="only write the weights of the latest checkpoint to PT and exit (an "
+                       help="only write the weights of the latest checkpoint to PT and exit (a "
+                            "finished run without its checkpoint: its final weights, renamed; an "
                             "existing PT is replaced only with --overwrite; the run's own files "
                             "and its references never are)")
     train.add_argument("--overwrite", action="store_true",

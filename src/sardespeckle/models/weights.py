@@ -231,7 +231,7 @@ REGISTRY: dict[str, WeightsEntry] = {
         "data at full resolution), 42710 steps; the default for correlated single-look input "
         "before sarcnn-s1-l1-corr3w", speckle_band=(0.55, 1.0), speckle_band_share=0.8),
     "sarcnn-s1-l1-corr3w": _sarcnn_s1(
-        "sarcnn-s1-l1-corr3w", "6c34471a76e8bb4b3c8a5c478cc4f75da2254c2959e0bb73aa0763ae13603c8c", 24.47,
+        "sarcnn-s1-l1-corr3w", "ccf202e467b0550b41b3df298b9d475ef52c3b07b70c0d6c3b91a57c77ab9c77", 24.47,
         "sarcnn-s1-l1-corr2 trained 4000 steps more on correlated speckle of a wider band "
         "(detected SLC data at full resolution, band fractions 0.4-1), 46710 steps",
         default="single-look input with correlated speckle (decorrelate=auto)",

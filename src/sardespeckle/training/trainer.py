@@ -851,7 +851,7 @@ def export_weights(run_dir: str | Path, path: str | Path, *, name: str | None = 
                    overwrite: bool = False) -> str:
     """Write the weights of a run's latest checkpoint (finished or not) in the registry format.
     A finished run without its checkpoint (brought back from another machine without it)
-    exports the final weights it wrote, renamed.
+    exports the final weights it wrote, renamed (:func:`_export_finished_weights`).
 
     Returns the file's sha256. Lets a partially trained run be used with ``--weights`` and
     evaluated while training goes on. An existing ``path`` is replaced only with ``overwrite``
@@ -869,24 +869,11 @@ def export_weights(run_dir: str | Path, path: str | Path, *, name: str | None = 
                          "started run")
     config = TrainConfig.load(run_dir / "config.json")
     checkpoint = run_dir / CHECKPOINT
-    finished_weights = run_dir / f"{config.name}.pt"
-    if not checkpoint.exists() and not finished_weights.exists():
-        raise UsageError(f"no checkpoint in {run_dir}; has the run started?")
     if not os.fspath(path):
         raise UsageError("expected a weights file path to export to, got ''")
     _check_export_path(Path(path), run_dir, config, overwrite=overwrite)
     if not checkpoint.exists():
-        # A finished run whose checkpoint was left behind (a run on another machine brought
-        # back without it): its final weights, under the new name, identity as the run wrote it.
-        from ..models.weights import load_weights
-
-        model, meta = load_weights(finished_weights, expected_architecture={
-            "depth": config.depth, "features": config.features})
-        return save_weights(
-            model, path, name=name or config.name, validation_psnr=meta.get("validation_psnr"),
-            **weights_identity(config, f"{config.steps} steps of "
-                                       f"{config.batch_size}×{config.patch_size}² patches",
-                               level=meta.get("training_level")))
+        return _export_finished_weights(run_dir, config, Path(path), name)
     state = _load_checkpoint(checkpoint, "cpu")
     model = DnCNN(depth=config.depth, features=config.features)
     _load_network(model, state, checkpoint, config)
@@ -897,6 +884,56 @@ def export_weights(run_dir: str | Path, path: str | Path, *, name: str | None = 
                                    f"({config.batch_size}×{config.patch_size}² patches)",
                            level=state.get("training_level")),
     )
+
+
+def _export_finished_weights(run_dir: Path, config: TrainConfig, path: Path,
+                             name: str | None) -> str:
+    """:func:`export_weights` for a run without its checkpoint (a run on another machine,
+    brought back without it): the final weights it wrote, ``RUN_DIR/NAME.pt``, renamed, their
+    identity otherwise as written. Only a run that finished (its log reaches ``steps``) and a
+    file that is this run's weights (the identity its configuration gives) are exported."""
+    from ..errors import WeightsError
+    from ..models.weights import load_weights, save_weights
+
+    finished = run_dir / f"{config.name}.pt"
+    last = max(_logged_steps(run_dir / "log.csv"), default=0)
+    if not finished.exists():
+        logged = (f" (its log reaches step {last} of {config.steps}: the checkpoint stayed "
+                  "where the run trained, or it has not started)") if last else ""
+        raise UsageError(f"no {CHECKPOINT} and no finished weights {finished.name} in "
+                         f"{run_dir}{logged}; nothing to export")
+    if last < config.steps:
+        raise UsageError(
+            f"{run_dir} has no {CHECKPOINT}, and its log reaches step {last} of {config.steps}: "
+            f"{finished.name} is not the weights of this configuration's last step (an earlier "
+            "run's, before the steps were raised?); export needs the checkpoint")
+    try:
+        model, meta = load_weights(finished, expected_architecture={
+            "depth": config.depth, "features": config.features})
+    except WeightsError as error:
+        if "is a training checkpoint" in str(error):
+            raise UsageError(f"{finished} holds a training checkpoint, not weights: move it to "
+                             f"{run_dir / CHECKPOINT} and export again") from error
+        raise
+    # the level is the file's own (the run measured it on its references), never re-measured
+    expected = weights_identity(config, "", level=meta.get("training_level") or 0.0)
+    for key, value in expected.items():
+        if key in ("description", "training_level"):
+            continue
+        held = meta.get(key)
+        same = (held == value if not isinstance(value, (tuple, list)) or held is None
+                else tuple(held) == tuple(value))
+        if not same:
+            raise UsageError(
+                f"{finished} is not this run's weights: its {key} is {held!r}, the run's "
+                f"configuration gives {value!r}; export needs the run's checkpoint")
+    keep = {key: meta[key] for key in (
+        "looks", "norm_min", "norm_max", "domain", "training_data", "description", "sigma_range",
+        "trained_sigma", "span", "log_sigma_range", "training_level", "speckle_band",
+        "speckle_band_share") if meta.get(key) is not None}
+    # validation_psnr stays out, as in an export of a checkpoint: the file's was the trainer's
+    # validator's (its draws, its precision), not a measurement of the released network.
+    return save_weights(model, path, name=name or config.name, **keep)
 
 
 def _check_export_path(path: Path, run_dir: Path, config: TrainConfig, *, overwrite: bool) -> None:
