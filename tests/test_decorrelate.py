@@ -9,6 +9,7 @@ from scipy import ndimage
 from sardespeckle.decorrelate import (
     CORRELATION_MARGIN,
     CORRELATION_THRESHOLD,
+    SINGLE_LOOK_MAX,
     Subsampled,
     WhitenedSource,
     WhiteningFilter,
@@ -331,3 +332,23 @@ def test_whitening_refuses_intensity():
         estimate_whitening_filter(np.ones((64, 64)))
     with pytest.raises(InvalidInputError, match="at least 32 pixels"):
         estimate_whitening_filter(np.ones((16, 64), complex))
+
+
+def test_estimate_looks_of_speckle_reads_correlated_single_look_speckle_as_one_look():
+    """The plain estimator takes correlated speckle for multilooked (band 0.4: 1.6 looks,
+    above SINGLE_LOOK_MAX); measured on the ×2 polyphase grids it is one look again. White
+    speckle keeps the plain estimate, whatever its looks."""
+    from sardespeckle.decorrelate import estimate_looks_of_speckle
+    from sardespeckle.speckle import estimate_looks
+
+    for band in (0.7, 0.45, 0.4):
+        intensity = np.abs(simulate_correlated_slc(np.full((512, 512), 50.0), band=(band, band),
+                                                   seed=31)) ** 2
+        looks, correlated = estimate_looks_of_speckle(intensity)
+        assert correlated and 0.9 < looks < 1.12, (band, looks)
+    assert estimate_looks(intensity) > SINGLE_LOOK_MAX  # band 0.4, the plain estimate
+    for nominal in (1.0, 2.0, 4.4):
+        white = 50.0 * simulate_speckle((512, 512), nominal, seed=32)
+        looks, correlated = estimate_looks_of_speckle(white)
+        assert not correlated and looks == estimate_looks(white)
+        assert abs(looks - nominal) < 0.1 * nominal

@@ -667,3 +667,103 @@ def test_without_weights_correlated_single_look_input_gets_the_correlated_speckl
                     params={"precision": "fp32"})
     with rasterio.open(tmp_path / "out0.tif") as dst:
         np.testing.assert_allclose(out, dst.read(1) ** 2, rtol=1e-4)
+
+
+def test_shipped_white_speckle_weights_stay_finite_on_strong_texture():
+    """On a strongly textured scene (log-normal reflectivity, log-intensity std 2 over ~3 px)
+    with white speckle, the white-speckle networks' raw output ran to ±30–80 in normalised
+    log-amplitude on a small patch: intensities of 0 and inf, and despeckle refused its own
+    output. The local-range guard keeps every value within the data's range."""
+    from scipy import ndimage
+
+    from sardespeckle.models.sarcnn import (_SPAN, GUARD_MARGIN, SarCnnDenoiser,
+                                            normalize_log_amplitude)
+    from sardespeckle.speckle import simulate_speckle
+
+    rng = np.random.default_rng(11)
+    field = ndimage.gaussian_filter(rng.standard_normal((256, 256)), 3.0)
+    reflectivity = np.exp(2.0 * field / field.std())
+    noisy = (reflectivity * simulate_speckle(reflectivity.shape, 1, seed=12)).astype(np.float32)
+    out = despeckle(noisy, method="sarcnn", looks=1, kind="intensity",
+                    params={"weights": "sarcnn-s1-l1-v3", "decorrelate": "none",
+                            "precision": "fp32", "level": "none"})
+    assert np.all(np.isfinite(out)) and np.all(out > 0)
+    # Every output within the 9×9 neighbourhood's input range, widened by the margin
+    # (2·margin·span in log-intensity) and the debiasing offset (cn(1) < 0.06 normalised).
+    span = 2 * _SPAN
+    log_out = np.log(out.astype(np.float64))
+    log_in = np.log(noisy.astype(np.float64))
+    high = ndimage.maximum_filter(log_in, 9, mode="mirror")
+    low = ndimage.minimum_filter(log_in, 9, mode="mirror")
+    slack = span * (GUARD_MARGIN + 0.06)
+    assert np.all(log_out <= high + slack) and np.all(log_out >= low - slack)
+    # The guard binds only there: on ordinary scenes (flat speckle, blocks with an edge) it
+    # changes nothing.
+    denoiser = SarCnnDenoiser.from_weights("sarcnn-s1-l1-v3", looks=1, precision="fp32")
+    for scene in (100.0 * simulate_speckle((64, 64), 1, seed=3), speckled((64, 64), seed=4)):
+        x = torch.from_numpy(normalize_log_amplitude(scene.astype(np.float32)))[None, None]
+        guarded = denoiser._clean_log_amplitude(x)
+        raw = denoiser.network.denoise(x, None).float() - denoiser.offset
+        assert torch.equal(guarded, raw)
+
+
+def test_without_looks_correlated_single_look_input_is_still_single_look(tmp_path, capsys):
+    """Without --looks, correlated single-look speckle (band 0.4 × 0.45, more correlated than
+    Sentinel-1's) used to be estimated at 1.5 looks: read as multilooked, given the 2-look
+    weights, and the note called it multilooked. The looks are now measured on the ×2
+    polyphase grids: one look, and the correlated-speckle weights at full resolution."""
+    from sardespeckle.models.weights import DEFAULT_SARCNN_CORRELATED
+
+    slc = simulate_correlated_slc(np.full((512, 512), 400.0), band=(0.4, 0.45), seed=8)
+    src = write_tif(tmp_path / "slc_amp.tif", np.abs(slc).astype(np.float32))
+    out = tmp_path / "out.tif"
+    assert main(["run", str(src), "-o", str(out), "--precision", "fp32"]) == 0
+    with rasterio.open(out) as dst:
+        parameters = json.loads(dst.tags()["SARDESPECKLE_PARAMETERS"])
+    assert (parameters["weights"], parameters["decorrelate"]) == (DEFAULT_SARCNN_CORRELATED, "none")
+    err = capsys.readouterr().err
+    assert "on every other row and column (the speckle is spatially correlated)" in err
+    assert "multilooked" not in err
+
+
+def test_named_weights_keep_their_own_correlation_limit(tmp_path, capsys):
+    """sarcnn-s1-l1-corr2 learnt bands down to 0.55 only: speckle of band 0.45 is beyond it and
+    goes subsampled even though the default correlated weights (band 0.4) would take it."""
+    slc = simulate_correlated_slc(np.full((256, 256), 400.0), band=(0.45, 0.45), seed=9)
+    src = write_tif(tmp_path / "slc_amp.tif", np.abs(slc).astype(np.float32))
+    for weights, mode in (("sarcnn-s1-l1-corr2", "subsample"), ("sarcnn-s1-l1-corr3w", "none")):
+        out = tmp_path / f"{weights}.tif"
+        assert main(["run", str(src), "-o", str(out), "--looks", "1", "--precision", "fp32",
+                     "--weights", weights]) == 0
+        with rasterio.open(out) as dst:
+            assert json.loads(dst.tags()["SARDESPECKLE_PARAMETERS"])["decorrelate"] == mode, weights
+
+
+def test_mildly_correlated_speckle_goes_to_the_correlated_weights_but_is_not_subsampled(
+        tmp_path):
+    """Speckle of a Hamming-weighted band sampled at Nyquist (fraction 1: lag 1 about 0.06, the
+    least correlated an SLC processor makes) is above CORRELATED_NETWORK_THRESHOLD and below
+    CORRELATION_THRESHOLD: SAR-CNN takes the correlated-speckle weights at full resolution (they
+    beat v3 there), MuLoG with decorrelate=auto is not subsampled; white speckle keeps v3."""
+    from sardespeckle.decorrelate import (CORRELATED_NETWORK_THRESHOLD, CORRELATION_THRESHOLD,
+                                          estimate_speckle_correlation)
+    from sardespeckle.models.weights import DEFAULT_SARCNN, DEFAULT_SARCNN_CORRELATED
+    from sardespeckle.speckle import simulate_speckle
+
+    mild = np.abs(simulate_correlated_slc(np.full((512, 512), 400.0), band=(1.0, 1.0),
+                                          seed=14)) ** 2
+    assert CORRELATED_NETWORK_THRESHOLD < max(estimate_speckle_correlation(mild)) \
+        < CORRELATION_THRESHOLD  # the premise
+    white = 400.0 * simulate_speckle((512, 512), 1, seed=15)
+    for name, image, method, extra, expected in (
+            ("mild", mild, "sarcnn", [], (DEFAULT_SARCNN_CORRELATED, "none")),
+            ("white", white, "sarcnn", [], (DEFAULT_SARCNN, "none")),
+            ("mild-mulog", mild, "mulog", ["--decorrelate", "auto", "--denoiser", "dncnn-sar"],
+             (None, "none"))):
+        src = write_tif(tmp_path / f"{name}.tif", image.astype(np.float32))
+        out = tmp_path / f"{name}_out.tif"
+        assert main(["run", str(src), "-o", str(out), "--looks", "1", "--kind", "intensity",
+                     "--method", method, "--precision", "fp32", *extra]) == 0
+        with rasterio.open(out) as dst:
+            parameters = json.loads(dst.tags()["SARDESPECKLE_PARAMETERS"])
+        assert (parameters.get("weights"), parameters["decorrelate"]) == expected, name

@@ -383,7 +383,14 @@ def resolve_level(defaults: Mapping[str, Any], params: Mapping[str, Any] | None,
 
 def estimate_source_looks(source) -> float:
     """Number of looks estimated on a central window of an opened source (at most 1024²)."""
-    from .speckle import estimate_looks
+    return estimate_source_looks_why(source)[0]
+
+
+def estimate_source_looks_why(source) -> tuple[float, str]:
+    """:func:`estimate_source_looks`, and how it was estimated (for the notes): correlated
+    speckle is measured on ×2 polyphase grids
+    (:func:`~sardespeckle.decorrelate.estimate_looks_of_speckle`)."""
+    from .decorrelate import estimate_looks_of_speckle
 
     rows, cols = source.shape
     height, width = min(rows, LOOKS_SAMPLE), min(cols, LOOKS_SAMPLE)
@@ -394,14 +401,17 @@ def estimate_source_looks(source) -> float:
             "cannot estimate the number of looks: fewer than 64 valid pixels in the central "
             f"{height}×{width} window; pass looks explicitly (CLI --looks)"
         )
-    looks = float(estimate_looks(intensity, valid=valid))
+    looks, correlated = estimate_looks_of_speckle(intensity, valid=valid)
     if not math.isfinite(looks):
         raise InvalidInputError(
             "cannot estimate the number of looks: the most homogeneous windows of the central "
             f"{height}×{width} window are constant (no speckle to measure: a synthetic or "
             "already despeckled image?); pass looks explicitly (CLI --looks)"
         )
-    return looks
+    how = "estimated from the most homogeneous windows"
+    if correlated:
+        how += " on every other row and column (the speckle is spatially correlated)"
+    return looks, how
 
 
 def _output_notes(source, output: str, kind_out: str) -> list[str]:
@@ -504,8 +514,7 @@ def plan_run(
             looks_value, looks_source = 1.0, "complex input: single look"
         else:
             try:
-                looks_value = estimate_source_looks(source)
-                looks_source = "estimated from the most homogeneous windows"
+                looks_value, looks_source = estimate_source_looks_why(source)
             except InvalidInputError:
                 if _has_valid_pixel(source):
                     raise

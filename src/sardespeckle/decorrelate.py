@@ -50,6 +50,8 @@ from .window import Window
 
 __all__ = [
     "CORRELATION_THRESHOLD",
+    "CORRELATED_NETWORK_THRESHOLD",
+    "estimate_looks_of_speckle",
     "DECORRELATIONS",
     "LagCorrelations",
     "Subsampled",
@@ -78,6 +80,15 @@ DECORRELATIONS = ("none", "subsample", "whiten")
 #: subsampled by default. White speckle measures 0 ± 0.03 on homogeneous windows
 #: (:func:`estimate_speckle_correlation`), detected Sentinel-1 SLC 0.15–0.29.
 CORRELATION_THRESHOLD = 0.1
+#: Speckle correlation above which single-look input goes, by default, to a network trained on
+#: correlated speckle (full resolution) where one is at hand. Lower than
+#: :data:`CORRELATION_THRESHOLD`: a wrong choice costs far less than subsampling. Measured
+#: (``tools/correlation_threshold.py``, 161 tiles of 256² of the training references): white
+#: speckle reads at most 0.038 on 99 % of them, speckle of a Hamming-weighted band sampled at
+#: Nyquist (fraction 1: the least correlated a processor makes) 0.043 or more on 95 %; there
+#: ``sarcnn-s1-l1-corr3w`` beats v3 by 0.2–0.5 dB on the tuning crops (by 0.5–0.9 dB at
+#: fractions 0.9–0.95, which read 0.07–0.09), and v3 beats it by 0.2–0.3 dB on white speckle.
+CORRELATED_NETWORK_THRESHOLD = 0.04
 #: Inputs with more looks than this are multilooked products (GRD): left as they are by default.
 SINGLE_LOOK_MAX = 1.5
 
@@ -240,6 +251,42 @@ def homogeneous_lag_correlations(
     return LagCorrelations(lag1=(lag(1, 2), lag(1, 1)), lag2=(lag(2, 2), lag(2, 1)))
 
 
+def estimate_looks_of_speckle(intensity: np.ndarray, *,
+                              valid: np.ndarray | None = None) -> tuple[float, bool]:
+    """The number of looks of single-look or multilooked intensity, spatially correlated
+    speckle included; and whether the speckle was correlated.
+
+    :func:`~sardespeckle.speckle.estimate_looks` assumes white speckle: on correlated speckle
+    the pixels of a window share part of their speckle, the window's variance is too low and
+    the looks too high (single-look speckle of a Hamming-weighted band of fraction 0.55
+    measures 1.2 looks, of 0.4 1.6: above ``SINGLE_LOOK_MAX``, read as multilooked). Where
+    :func:`estimate_speckle_correlation` exceeds :data:`CORRELATION_THRESHOLD`, the looks are
+    estimated instead on each of the four ×2 polyphase grids (every other row and column, whose
+    neighbours are two pixels apart: 1.01–1.08 looks for single-look bands 0.55 to 0.35) and
+    averaged; white speckle (and a sample too small to measure the correlation) keeps the plain
+    estimate. Raises :class:`InvalidInputError` as ``estimate_looks`` does."""
+    from .speckle import estimate_looks
+
+    intensity = np.asarray(intensity)
+    mask = (np.ones(intensity.shape, bool) if valid is None else np.asarray(valid, bool))
+    try:
+        correlated = max(estimate_speckle_correlation(intensity, valid=mask)) > CORRELATION_THRESHOLD
+    except InvalidInputError:
+        correlated = False
+    if correlated:
+        estimates = []
+        for row in (0, 1):
+            for col in (0, 1):
+                try:
+                    estimates.append(float(estimate_looks(intensity[row::2, col::2],
+                                                          valid=mask[row::2, col::2])))
+                except InvalidInputError:
+                    pass
+        if estimates:
+            return float(np.mean(estimates)), True
+    return float(estimate_looks(intensity, valid=mask)), False
+
+
 def choose_decorrelation(kind: str, looks: float, correlation: tuple[float, float] | None, *,
                          correlated_network: bool = False,
                          lag1: tuple[float, float] | None = None) -> tuple[str, str]:
@@ -249,9 +296,10 @@ def choose_decorrelation(kind: str, looks: float, correlation: tuple[float, floa
     * more than :data:`SINGLE_LOOK_MAX` looks (multilooked, GRD) → ``none``: a one-look network
       is not meant for it anyway, and halving its resolution would lose more than it gains;
     * single-look intensity/amplitude/dB whose speckle correlation (see
-      :func:`estimate_speckle_correlation`) exceeds :data:`CORRELATION_THRESHOLD` → ``subsample``,
-      unless ``correlated_network`` (weights trained on correlated speckle, the training option
-      ``speckle_band``): then ``none``, at full resolution;
+      :func:`estimate_speckle_correlation`) exceeds :data:`CORRELATED_NETWORK_THRESHOLD` with
+      ``correlated_network`` (weights trained on correlated speckle, the training option
+      ``speckle_band``) → ``none``, at full resolution;
+    * else, a correlation above :data:`CORRELATION_THRESHOLD` → ``subsample``;
     * otherwise (white speckle, e.g. simulated) → ``none``.
 
     ``lag1``, the uncorrected lag-1 correlation, is named in the reason when it differs from
@@ -268,7 +316,7 @@ def choose_decorrelation(kind: str, looks: float, correlation: tuple[float, floa
     if lag1 is not None and max(abs(a - b) for a, b in zip(lag1, correlation)) > 0.05:
         measured += (f" (lag 1 {lag1[0]:.2f} / {lag1[1]:.2f}, less the lag-2 correlation of "
                      "texture or oversampling)")
-    if worst > CORRELATION_THRESHOLD and correlated_network:
+    if worst > CORRELATED_NETWORK_THRESHOLD and correlated_network:
         return "none", (f"single-look input with {measured}, weights trained on correlated "
                         "speckle: not decorrelated, full resolution")
     if worst > CORRELATION_THRESHOLD:
@@ -308,7 +356,8 @@ def resolve_decorrelation(
         speckle correlation has to be measured.
     correlated_network : callable, optional
         ``correlated_network(params, lag1) -> dict or None``, called only for correlated
-        single-look input (:func:`estimate_speckle_correlation` above the threshold), with its
+        single-look input (:func:`estimate_speckle_correlation` above
+        :data:`CORRELATED_NETWORK_THRESHOLD`), with its
         lag-1 correlation on the homogeneous windows (``LagCorrelations.lag1``, not corrected
         for texture: what a network trained on correlated speckle is checked against, see
         :func:`trained_correlation`): the parameter changes that give it
@@ -337,8 +386,8 @@ def resolve_decorrelation(
             lags = None
         correlation = None if lags is None else lags.speckle
     switch = (correlated_network(params, lags.lag1) if correlation is not None
-              and max(correlation) > CORRELATION_THRESHOLD and correlated_network is not None
-              else None)
+              and max(correlation) > CORRELATED_NETWORK_THRESHOLD
+              and correlated_network is not None else None)
     mode, reason = choose_decorrelation(kind, looks, correlation,
                                         correlated_network=switch is not None,
                                         lag1=None if lags is None else lags.lag1)

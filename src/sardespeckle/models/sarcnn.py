@@ -156,6 +156,33 @@ def cn(looks: float) -> float:
     return float(0.5 * (digamma(float(looks)) - np.log(float(looks))) / _SPAN)
 
 
+#: Side of the window of :func:`within_local_range` (pixels).
+GUARD_WINDOW = 9
+#: How far (normalised log-amplitude; 0.02 is 0.23 neper, 2 dB) the network's output may leave
+#: the range of the input's values in that window.
+GUARD_MARGIN = 0.02
+
+
+def within_local_range(clean: torch.Tensor, x: torch.Tensor, *, size: int = GUARD_WINDOW,
+                       margin: float = GUARD_MARGIN) -> torch.Tensor:
+    """The network's clean estimate ``clean`` kept within the range of the noisy input ``x``
+    around each pixel (both ``(B, 1, H, W)`` normalised log-amplitude, before debiasing):
+    ``[min − margin, max + margin]`` over the ``size × size`` window.
+
+    A despeckled value lies there: single-look log-speckle is at most about +0.8 neper
+    (amplitude) in 81 draws, so the clean value sits below the window's largest noisy value and
+    far above its smallest. The guard binds only where the network leaves its training
+    distribution: on strongly textured scenes with white speckle (log-amplitude std ≈ 1 neper
+    over a few pixels) the white-speckle networks' outputs ran to ±30–80 normalised (intensities
+    of 0 or inf) on small patches; there they now stay within the data's local range."""
+    import torch.nn.functional as F
+
+    pad = size // 2
+    high = F.max_pool2d(x, size, stride=1, padding=pad)
+    low = -F.max_pool2d(-x, size, stride=1, padding=pad)
+    return torch.minimum(torch.maximum(clean, low - margin), high + margin)
+
+
 class SarCnnDenoiser:
     """Despeckle intensity images with a SAR-CNN network (a Method of the engine).
 
@@ -442,9 +469,11 @@ class SarCnnDenoiser:
             return clean - (self.offset + self._shift)
 
     def _denoise(self, x: torch.Tensor) -> torch.Tensor:
-        """The network's clean normalised log-amplitude of ``x`` (not debiased), float32."""
-        return self.network.denoise(x.contiguous(memory_format=torch.channels_last),
-                                    self._dtype()).float()
+        """The network's clean normalised log-amplitude of ``x`` (not debiased), float32,
+        within the local range of ``x`` (:func:`within_local_range`)."""
+        clean = self.network.denoise(x.contiguous(memory_format=torch.channels_last),
+                                     self._dtype()).float()
+        return within_local_range(clean, x.float())
 
     def _dtype(self) -> torch.dtype | None:
         """Reduced precision of the hidden layers (see ``DnCNN.forward_mixed``); None for fp32."""
