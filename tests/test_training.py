@@ -504,6 +504,14 @@ def test_export_without_checkpoint_refuses_weights_that_are_not_the_runs(tmp_pat
     # The CLI says the same and exits non-zero.
     assert main(["train", "--run-dir", str(run), "--export", str(tmp_path / "out.pt")]) == 2
     assert not (tmp_path / "out.pt").exists()
+    # Another recipe's finished weights (fewer steps, same looks and data) in a finished run.
+    other = tiny_config(reference_file, steps=3)
+    train(other, tmp_path / "other")
+    (tmp_path / "other" / "checkpoint.pt").unlink()
+    (tmp_path / "other" / f"{other.name}.pt").write_bytes(
+        (tmp_path / "white" / f"{white.name}.pt").read_bytes())
+    with pytest.raises(UsageError, match=r"its description is .*2 steps"):
+        export_weights(tmp_path / "other", tmp_path / "out.pt")
     # A finished run continued to more steps, stopped before the end, its checkpoint gone: the
     # weights file is the earlier run's.
     longer = json.loads((tmp_path / "white" / "config.json").read_text())

@@ -263,14 +263,21 @@ def estimate_looks_of_speckle(intensity: np.ndarray, *,
     :func:`estimate_speckle_correlation` exceeds :data:`CORRELATION_THRESHOLD`, the looks are
     estimated instead on each of the four ×2 polyphase grids (every other row and column, whose
     neighbours are two pixels apart: 1.01–1.08 looks for single-look bands 0.55 to 0.35) and
-    averaged; white speckle (and a sample too small to measure the correlation) keeps the plain
-    estimate. Raises :class:`InvalidInputError` as ``estimate_looks`` does."""
+    averaged, provided the grid does decorrelate it (its own estimate under half the full
+    resolution's: texture, which raises the estimate too, is not decorrelated by decimation,
+    and white multilooked speckle on strong texture keeps its looks); white speckle (and a
+    sample too small to measure the correlation) keeps the plain estimate. Raises :class:`InvalidInputError` as ``estimate_looks`` does."""
     from .speckle import estimate_looks
 
     intensity = np.asarray(intensity)
     mask = (np.ones(intensity.shape, bool) if valid is None else np.asarray(valid, bool))
     try:
-        correlated = max(estimate_speckle_correlation(intensity, valid=mask)) > CORRELATION_THRESHOLD
+        full = max(estimate_speckle_correlation(intensity, valid=mask))
+        # Texture raises the estimate too, and decimation does not lower it (it coarsens the
+        # texture relative to the windows): only speckle that every other row and column
+        # decorrelates (to under half) is measured on the grids.
+        correlated = (full > CORRELATION_THRESHOLD and max(estimate_speckle_correlation(
+            intensity[::2, ::2], valid=mask[::2, ::2])) < 0.5 * full)
     except InvalidInputError:
         correlated = False
     if correlated:

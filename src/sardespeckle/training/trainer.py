@@ -891,7 +891,8 @@ def _export_finished_weights(run_dir: Path, config: TrainConfig, path: Path,
     """:func:`export_weights` for a run without its checkpoint (a run on another machine,
     brought back without it): the final weights it wrote, ``RUN_DIR/NAME.pt``, renamed, their
     identity otherwise as written. Only a run that finished (its log reaches ``steps``) and a
-    file that is this run's weights (the identity its configuration gives) are exported."""
+    file that is this run's weights (the identity and description its configuration gives:
+    looks, training data, correlated band, steps, patches, init_from, gains) are exported."""
     from ..errors import WeightsError
     from ..models.weights import load_weights, save_weights
 
@@ -915,10 +916,13 @@ def _export_finished_weights(run_dir: Path, config: TrainConfig, path: Path,
             raise UsageError(f"{finished} holds a training checkpoint, not weights: move it to "
                              f"{run_dir / CHECKPOINT} and export again") from error
         raise
-    # the level is the file's own (the run measured it on its references), never re-measured
-    expected = weights_identity(config, "", level=meta.get("training_level") or 0.0)
+    # the level is the file's own (the run measured it on its references), never re-measured;
+    # the description is the one train writes (steps, patches, init_from, gains, band)
+    expected = weights_identity(config, f"{config.steps} steps of "
+                                        f"{config.batch_size}×{config.patch_size}² patches",
+                                level=meta.get("training_level") or 0.0)
     for key, value in expected.items():
-        if key in ("description", "training_level"):
+        if key == "training_level":
             continue
         held = meta.get(key)
         same = (held == value if not isinstance(value, (tuple, list)) or held is None
