@@ -266,7 +266,8 @@ def estimate_looks_of_speckle(intensity: np.ndarray, *,
     averaged, provided the grid does decorrelate it (its own estimate under half the full
     resolution's: texture, which raises the estimate too, is not decorrelated by decimation,
     and white multilooked speckle on strong texture keeps its looks); white speckle (and a
-    sample too small to measure the correlation) keeps the plain estimate. Raises :class:`InvalidInputError` as ``estimate_looks`` does."""
+    sample too small to measure the correlation) keeps the plain estimate. Raises
+    :class:`InvalidInputError` as ``estimate_looks`` does."""
     from .speckle import estimate_looks
 
     intensity = np.asarray(intensity)

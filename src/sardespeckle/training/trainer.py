@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import inspect
 import json
 import math
 import os
@@ -931,12 +932,12 @@ def _export_finished_weights(run_dir: Path, config: TrainConfig, path: Path,
             raise UsageError(
                 f"{finished} is not this run's weights: its {key} is {held!r}, the run's "
                 f"configuration gives {value!r}; export needs the run's checkpoint")
-    keep = {key: meta[key] for key in (
-        "looks", "norm_min", "norm_max", "domain", "training_data", "description", "sigma_range",
-        "trained_sigma", "span", "log_sigma_range", "training_level", "speckle_band",
-        "speckle_band_share") if meta.get(key) is not None}
-    # validation_psnr stays out, as in an export of a checkpoint: the file's was the trainer's
-    # validator's (its draws, its precision), not a measurement of the released network.
+    # Every identity field save_weights takes, as the file holds it; validation_psnr stays out,
+    # as in an export of a checkpoint: the file's was the trainer's validator's (its draws, its
+    # precision), not a measurement of the released network.
+    fields = set(inspect.signature(save_weights).parameters) - {
+        "model", "path", "name", "validation_psnr"}
+    keep = {key: meta[key] for key in fields if meta.get(key) is not None}
     return save_weights(model, path, name=name or config.name, **keep)
 
 
