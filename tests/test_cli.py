@@ -385,6 +385,16 @@ def test_run_checks_its_preview_before_working(tmp_path, amplitude_tif, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.exists()
 
 
+def _default_stop_signals():
+    """preexec_fn: the child handles SIGHUP, SIGINT and SIGTERM as a terminal's process would,
+    even when the suite itself runs under nohup (SIGHUP ignored) or as a script's `cmd &`
+    (SIGINT ignored): ignored dispositions are inherited, and the CLI keeps them on purpose."""
+    import signal
+
+    for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(("signum", "status", "said"), [("SIGTERM", 143, "terminated"),
                                                        ("SIGHUP", 129, "hung up")])
 def test_sigterm_leaves_no_partial_output(tmp_path, signum, status, said):
@@ -401,7 +411,7 @@ def test_sigterm_leaves_no_partial_output(tmp_path, signum, status, said):
     process = subprocess.Popen(
         [sys.executable, "-c", code, "run", str(src), "-o", str(out), "--kind", "intensity",
          "--looks", "1", "-m", "sarcnn", "-p", "ensemble=8", "--tile", "32", "-q"],
-        stderr=subprocess.PIPE, text=True)
+        stderr=subprocess.PIPE, text=True, preexec_fn=_default_stop_signals)
     deadline = time.monotonic() + 120
     while not any(folder.iterdir()) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -649,7 +659,8 @@ def test_an_interrupted_training_exits_with_the_signal_code_and_resumes(tmp_path
     run = tmp_path / "run"
     code_line = "import sys; from sardespeckle.cli.main import main; sys.exit(main(sys.argv[1:]))"
     process = subprocess.Popen([sys.executable, "-c", code_line, "train", str(config),
-                                "--run-dir", str(run), "-q"], stderr=subprocess.PIPE, text=True)
+                                "--run-dir", str(run), "-q"], stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_default_stop_signals)
     deadline = time.monotonic() + 120
     while not (run / "checkpoint.pt").exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
