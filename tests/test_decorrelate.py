@@ -56,6 +56,44 @@ def test_simulated_slc_has_sar_like_correlation():
     assert max(abs(v) for v in lag2) < 0.05
 
 
+@pytest.mark.parametrize("looks", [1.0, 2.0, 2.5, 4.4, 5.0])
+def test_multilook_weights_give_the_equivalent_number_of_looks(looks):
+    from sardespeckle.decorrelate import multilook_weights
+
+    weights = multilook_weights(looks)
+    assert weights.size == int(np.ceil(looks)) and weights.sum() == pytest.approx(1)
+    assert np.all(weights > 0) and np.all(weights[:-1] == weights[0]) and weights[-1] <= weights[0]
+    assert weights.sum() ** 2 / np.sum(weights**2) == pytest.approx(looks)
+
+
+def test_multilook_weights_refuse_fewer_than_one_look():
+    from sardespeckle.decorrelate import multilook_weights
+
+    for bad in (0.5, 0.0, float("nan")):
+        with pytest.raises(InvalidInputError, match="looks >= 1"):
+            multilook_weights(bad)
+
+
+def test_correlated_multilooked_speckle_keeps_the_band_correlation_and_the_looks():
+    from sardespeckle.decorrelate import correlated_speckle
+
+    bands = np.full((12, 2), 0.6)
+    single = correlated_speckle(12, 128, bands, np.random.default_rng(2))
+    again = correlated_speckle(12, 128, bands, np.random.default_rng(2), looks=1.0)
+    np.testing.assert_array_equal(single, again)  # looks 1: the draws of before
+    multi = correlated_speckle(12, 128, bands, np.random.default_rng(2), looks=4.4)
+    assert multi.shape == (12, 128, 128) and multi.dtype == np.float32
+    assert multi.mean() == pytest.approx(1, abs=0.02)
+    assert 1 / multi.var() == pytest.approx(4.4, rel=0.08)
+    # Averaging independent looks of one band keeps the intensity correlation of a look:
+    # the lag-1 correlation of the intensity (not of its log) is the single look's.
+    def intensity_lag1(fields):
+        centred = fields - fields.mean(axis=(1, 2), keepdims=True)
+        return float((centred[:, :, 1:] * centred[:, :, :-1]).mean() / (centred**2).mean())
+    assert intensity_lag1(multi) == pytest.approx(intensity_lag1(single), abs=0.03)
+    assert intensity_lag1(multi) > 0.2
+
+
 def test_correlated_speckle_fields_have_the_band_correlation_and_the_exponential_law():
     from sardespeckle.decorrelate import correlated_speckle
 
@@ -174,12 +212,43 @@ def test_auto_keeps_oversampled_speckle_from_the_correlated_speckle_network(fact
     ("complex", 1.0, None, "whiten"),
     ("amplitude", 1.0, (0.3, 0.4), "subsample"),
     ("intensity", 1.0, (0.02, 0.01), "none"),
-    ("intensity", 4.4, (0.5, 0.5), "none"),
+    ("intensity", 4.4, None, "none"),  # multilooked, not measured (methods other than SAR-CNN)
+    ("intensity", 4.4, (0.12, 0.15), "none"),  # correlated, but under the subsampling threshold
+    ("intensity", 4.4, (0.5, 0.5), "subsample"),
     ("db", 1.0, None, "none"),
 ])
 def test_choose_decorrelation(kind, looks, correlation, expected):
     mode, reason = choose_decorrelation(kind, looks, correlation)
     assert mode == expected and reason
+
+
+def test_multilooked_correlated_input_goes_to_a_correlated_network_where_one_is_given():
+    mode, reason = choose_decorrelation("intensity", 4.4, (0.3, 0.25), correlated_network=True)
+    assert mode == "none" and "4.4-look (multilooked) input" in reason and "full resolution" in reason
+    mode, reason = choose_decorrelation("intensity", 4.4, (0.03, 0.02), correlated_network=True)
+    assert mode == "none" and "not decorrelated" in reason and "trained on correlated" not in reason
+
+
+def test_resolve_decorrelation_measures_multilooked_input_only_for_sarcnn():
+    from sardespeckle.decorrelate import correlated_speckle
+
+    field = 50.0 * correlated_speckle(1, 128, np.array([[0.6, 0.6]]), np.random.default_rng(3),
+                                      looks=4.4)[0]
+    calls = []
+
+    def sample():
+        calls.append(1)
+        return field, np.ones(field.shape, bool)
+
+    defaults = {"decorrelate": "auto"}
+    params, reason = resolve_decorrelation(defaults, None, kind="intensity", looks=4.4, sample=sample)
+    assert params == {"decorrelate": "none"} and calls == [] and "not decorrelated" in reason
+    params, reason = resolve_decorrelation(defaults, None, kind="intensity", looks=4.4, sample=sample,
+                                           correlated_network=lambda params, lag1: None)
+    assert params == {"decorrelate": "subsample"} and calls == [1] and "subsampled" in reason
+    params, reason = resolve_decorrelation(defaults, None, kind="intensity", looks=4.4, sample=sample,
+                                           correlated_network=lambda params, lag1: {"weights": "c"})
+    assert params == {"decorrelate": "none", "weights": "c"} and "full resolution" in reason
 
 
 def test_resolve_decorrelation():

@@ -646,7 +646,9 @@ def test_without_weights_correlated_single_look_input_gets_the_correlated_speckl
     medium = write_tif(tmp_path / "medium_amp.tif", np.abs(medium_slc).astype(np.float32))
     cases = [(correlated, [], DEFAULT_SARCNN_CORRELATED, "none"),
              (correlated, ["--decorrelate", "subsample"], DEFAULT_SARCNN, "subsample"),
-             (correlated, ["--looks", "2"], "sarcnn-s1-l2", "none"),
+             # told 2 looks: the 2-look weights, trained on white speckle only, get the
+             # strongly correlated image subsampled, as multilooked input above 0.2
+             (correlated, ["--looks", "2"], "sarcnn-s1-l2", "subsample"),
              (correlated, ["--looks", "1.45"], "sarcnn-s1-l2", "subsample"),  # l2's looks
              (strong, [], DEFAULT_SARCNN, "subsample"),
              (medium, [], DEFAULT_SARCNN_CORRELATED, "none"),

@@ -224,8 +224,29 @@ def test_sampler_speckle_band_correlates_the_chosen_share_and_keeps_the_other_dr
     lag1 = np.array([max(speckle_lag_correlation(s)) for s in speckle])
     assert lag1[correlated].mean() > 0.35 and abs(lag1[same].mean()) < 0.03
     assert speckle[correlated].mean() == pytest.approx(1, abs=0.03)  # still mean-1 speckle
-    with pytest.raises(UsageError, match="single-look"):
-        PatchSampler([Reference("flat", clean)], patch_size=16, looks=2.0, speckle_band=(0.6, 0.8))
+    with pytest.raises(UsageError, match="one look or more"):
+        PatchSampler([Reference("flat", clean)], patch_size=16, looks=0.8, speckle_band=(0.6, 0.8))
+
+
+def test_sampler_speckle_band_with_looks_draws_correlated_multilooked_speckle():
+    from sardespeckle.models.sarcnn import LOG_AMPLITUDE_MAX, LOG_AMPLITUDE_MIN
+
+    clean = np.full((80, 80), 100.0, np.float32)
+    banded = PatchSampler([Reference("flat", clean)], patch_size=64, looks=4.4,
+                          speckle_band=(0.6, 0.7), speckle_band_share=1.0)
+    white = PatchSampler([Reference("flat", clean)], patch_size=64, looks=4.4)
+    span = LOG_AMPLITUDE_MAX - LOG_AMPLITUDE_MIN
+    fields = []
+    for sampler in (banded, white):
+        noisy, target = sampler.sample(64, np.random.default_rng(5))
+        fields.append(np.exp(2 * span * (noisy - target)[:, 0]).astype(np.float64))
+    banded_speckle, white_speckle = fields
+    for speckle in fields:  # 4.4-look speckle either way: mean 1, variance 1/4.4
+        assert speckle.mean() == pytest.approx(1, abs=0.02)
+        assert 1 / speckle.var() == pytest.approx(4.4, rel=0.1)
+    lag1 = np.array([max(speckle_lag_correlation(s)) for s in banded_speckle])
+    white_lag1 = np.array([max(speckle_lag_correlation(s)) for s in white_speckle])
+    assert lag1.mean() > 0.3 and abs(white_lag1.mean()) < 0.03
 
 
 def test_speckle_band_config_checks_and_trains(tmp_path, reference_file, capsys):
@@ -240,8 +261,9 @@ def test_speckle_band_config_checks_and_trains(tmp_path, reference_file, capsys)
             tiny_config(reference_file, speckle_band=[0.6, 0.8], speckle_band_share=bad)
     with pytest.raises(UsageError, match="needs speckle_band"):
         tiny_config(reference_file, speckle_band_share=0.5)
-    with pytest.raises(UsageError, match="single-look"):
-        tiny_config(reference_file, speckle_band=[0.6, 0.8], looks=2)
+    with pytest.raises(UsageError, match="one look or more"):
+        tiny_config(reference_file, speckle_band=[0.6, 0.8], looks=0.5)
+    assert tiny_config(reference_file, speckle_band=[0.6, 0.8], looks=4.4).looks == 4.4
     with pytest.raises(UsageError, match="option of task 'sarcnn'"):
         tiny_config(reference_file, task="gaussian", speckle_band=[0.6, 0.8])
     result = train(tiny_config(reference_file, speckle_band=[0.6, 0.9], speckle_band_share=0.5,

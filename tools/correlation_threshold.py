@@ -21,7 +21,10 @@ it. Which network is better on either side is measured separately, on the tuning
 
 Usage (from the repository root)::
 
-    python tools/correlation_threshold.py [--band 1.0] [--thresholds 0.03 0.04 0.05 0.1]
+    python tools/correlation_threshold.py [--band 1.0] [--thresholds 0.03 0.04 0.05 0.1] [--looks 1]
+
+``--looks L`` draws both speckles with ``L`` looks (white Gamma; correlated: the weighted mean
+of ``⌈L⌉`` single-look fields of the band), for multilooked products.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sardespeckle.decorrelate import estimate_speckle_correlation, simulate_correlated_slc
+from sardespeckle.decorrelate import (correlated_speckle, estimate_speckle_correlation,
+                                      simulate_correlated_slc)
 from sardespeckle.speckle import add_speckle
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +62,10 @@ def main() -> None:
     parser.add_argument("--band", type=float, default=1.0,
                         help="band fraction (both axes) of the correlated speckle (default 1)")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.03, 0.04, 0.05, 0.1])
+    parser.add_argument("--looks", type=float, default=1.0,
+                        help="looks of both speckles (default 1): white L-look Gamma speckle, and "
+                             "the weighted mean of ceil(L) single-look fields of the band "
+                             "(decorrelate.correlated_speckle with looks, as multilooked products)")
     args = parser.parse_args()
     missing = [str(p) for p in REFERENCES if not p.exists()]
     if missing:
@@ -65,12 +73,18 @@ def main() -> None:
                          "module docstring)")
     white, correlated = [], []
     for seed, tile in enumerate(tiles(REFERENCES)):
-        white.append(max(estimate_speckle_correlation(add_speckle(tile, 1.0, seed=seed))))
-        slc = simulate_correlated_slc(tile.astype(np.float64), band=(args.band, args.band),
-                                      seed=seed)
-        correlated.append(max(estimate_speckle_correlation(np.abs(slc) ** 2)))
+        white.append(max(estimate_speckle_correlation(add_speckle(tile, args.looks, seed=seed))))
+        if args.looks == 1:
+            slc = simulate_correlated_slc(tile.astype(np.float64), band=(args.band, args.band),
+                                          seed=seed)
+            noisy = np.abs(slc) ** 2
+        else:
+            noisy = tile * correlated_speckle(1, TILE, np.array([[args.band, args.band]]),
+                                              np.random.default_rng(seed), looks=args.looks)[0]
+        correlated.append(max(estimate_speckle_correlation(noisy)))
     white, correlated = np.array(white), np.array(correlated)
     print(f"{len(white)} tiles of {TILE}²")
+    print(f"looks {args.looks:g}")
     print("white speckle: mean {:.3f}, 95th percentile {:.3f}, 99th {:.3f}, max {:.3f}".format(
         white.mean(), *np.percentile(white, [95, 99]), white.max()))
     print(f"band {args.band:g} (Hamming 0.75): min {{:.3f}}, 1st percentile {{:.3f}}, 5th {{:.3f}}, "

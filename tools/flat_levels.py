@@ -16,6 +16,11 @@ output over the mean input inside a 32 px margin, mean over 3 draws (seeds 0, 1,
 ``decorrelate=none``::
 
     python tools/flat_levels.py --bands sarcnn-s1-l1-corr3w sarcnn-s1-l1-corr2
+
+``--looks L`` draws ``L``-look speckle instead (white: Gamma; with ``--bands``: the weighted
+mean of ``⌈L⌉`` correlated looks of the band) and gives ``L`` to the method::
+
+    python tools/flat_levels.py --bands --looks 4.4 sarcnn-s1-l4 sarcnn-s1-l4-corr
 """
 
 from __future__ import annotations
@@ -31,26 +36,28 @@ LEVELS = (1e-4, 0.01, 1.0, 4.0, 40.0, 160.0, 900.0, 7000.0, 50000.0)
 BANDS = (1.0, 0.85, 0.7, 0.55, 0.45, 0.4)
 
 
-def level_ratio(weights: str, level: float, draws: int = 3, scene_level: str = "none") -> float:
+def level_ratio(weights: str, level: float, draws: int = 3, scene_level: str = "none",
+                looks: float = 1.0) -> float:
     ratios = []
     for seed in range(draws):
-        noisy = add_speckle(np.full((128, 128), level, np.float32), 1.0, seed=seed)
-        out = despeckle(noisy, method="sarcnn", looks=1, kind="intensity",
+        noisy = add_speckle(np.full((128, 128), level, np.float32), looks, seed=seed)
+        out = despeckle(noisy, method="sarcnn", looks=looks, kind="intensity",
                         params={"weights": weights, "precision": "fp32", "decorrelate": "none",
                                 "level": scene_level})
         ratios.append(float(np.mean(out[16:-16, 16:-16])) / level)
     return float(np.mean(ratios))
 
 
-def band_ratio(weights: str, band: float, draws: int = 3) -> float:
+def band_ratio(weights: str, band: float, draws: int = 3, looks: float = 1.0) -> float:
     """Mean output / mean input on a flat 512² scene with correlated speckle of ``band``."""
     from sardespeckle.decorrelate import correlated_speckle
 
     ratios = []
     for seed in range(draws):
-        speckle = correlated_speckle(1, 512, np.array([[band, band]]), np.random.default_rng(seed))
+        speckle = correlated_speckle(1, 512, np.array([[band, band]]), np.random.default_rng(seed),
+                                     looks=looks)
         noisy = (100.0 * speckle[0]).astype(np.float32)
-        out = despeckle(noisy, method="sarcnn", looks=1, kind="intensity",
+        out = despeckle(noisy, method="sarcnn", looks=looks, kind="intensity",
                         params={"weights": weights, "precision": "fp32", "decorrelate": "none"})
         ratios.append(float(out[32:-32, 32:-32].mean()) / float(noisy[32:-32, 32:-32].mean()))
     return float(np.mean(ratios))
@@ -63,18 +70,20 @@ def main() -> None:
                         help="SAR-CNN's level parameter (default none: the network alone)")
     parser.add_argument("--bands", action="store_true",
                         help="level under correlated speckle per band fraction instead")
+    parser.add_argument("--looks", type=float, default=1.0,
+                        help="looks of the simulated speckle, also given to the method (default 1)")
     args = parser.parse_args()
     if args.bands:
         print("| band | " + " | ".join(f"{band:g}" for band in BANDS) + " |")
         print("| --- |" + " --- |" * len(BANDS))
         for weights in args.weights:
-            print(f"| {weights} | " + " | ".join(f"{band_ratio(weights, band):.3f}" for band in BANDS)
+            print(f"| {weights} | " + " | ".join(f"{band_ratio(weights, band, looks=args.looks):.3f}" for band in BANDS)
                   + " |", flush=True)
         return
     print("| intensity | " + " | ".join(f"{level:g}" for level in LEVELS) + " |")
     print("| --- |" + " --- |" * len(LEVELS))
     for weights in args.weights:
-        ratios = [f"{level_ratio(weights, level, scene_level=args.level):.2f}" for level in LEVELS]
+        ratios = [f"{level_ratio(weights, level, scene_level=args.level, looks=args.looks):.2f}" for level in LEVELS]
         print(f"| {weights} (level {args.level}) | " + " | ".join(ratios) + " |")
 
 

@@ -31,7 +31,10 @@ validation references). Group ``unclipped``.
 ``--correlated AZIMUTH RANGE`` simulates single-look complex data with spatially correlated
 speckle instead (``sardespeckle.decorrelate.simulate_correlated_slc``: that band fraction per
 axis, Hamming 0.75; 0.7 0.8 gives a lag-1 log-intensity correlation of about 0.16 / 0.23, as
-Sentinel-1 SLC on homogeneous windows) and despeckles its intensity; ``--decorrelate MODE``
+Sentinel-1 SLC on homogeneous windows) and despeckles its intensity; with ``--looks L`` it
+draws multilooked speckle instead, the weighted mean of ``⌈L⌉`` correlated looks of the band
+(``sardespeckle.decorrelate.correlated_speckle`` with ``looks``; the default GRD-like case);
+``--decorrelate MODE``
 gives SAR-CNN entries that ``decorrelate`` parameter (``subsample`` for the shipped weights,
 ``none`` for weights trained with ``speckle_band``).
 
@@ -63,7 +66,7 @@ from PIL import Image
 from scipy import ndimage
 
 from sardespeckle.api import despeckle
-from sardespeckle.decorrelate import simulate_correlated_slc
+from sardespeckle.decorrelate import correlated_speckle, simulate_correlated_slc
 from sardespeckle.metrics import psnr_amplitude
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,12 +186,12 @@ def main() -> None:
     parser.add_argument("--correlated", type=float, nargs=2, metavar=("AZIMUTH", "RANGE"),
                         help="simulate single-look complex data with spatially correlated speckle "
                              "instead (sardespeckle.decorrelate.simulate_correlated_slc, this band "
-                             "fraction per axis, Hamming 0.75) and despeckle its intensity")
+                             "fraction per axis, Hamming 0.75) and despeckle its intensity; with "
+                             "--looks L, L-look speckle made of ceil(L) correlated looks of the band "
+                             "(decorrelate.correlated_speckle)")
     parser.add_argument("--decorrelate", choices=("none", "subsample", "auto"), default=None,
                         help="decorrelate parameter given to SAR-CNN entries (default: theirs)")
     args = parser.parse_args()
-    if args.correlated is not None and args.looks != 1:
-        parser.error("--correlated simulates single-look data: leave --looks at 1")
     if args.draws < 1:
         parser.error(f"--draws must be at least 1, got {args.draws}")
 
@@ -198,9 +201,14 @@ def main() -> None:
     if args.correlated is None:
         noisy = [[clean * rng.gamma(args.looks, 1.0 / args.looks, clean.shape) for _, clean in crops]
                  for _ in range(args.draws)]
-    else:
+    elif args.looks == 1:
         noisy = [[np.abs(simulate_correlated_slc(clean, band=tuple(args.correlated),
                                                  seed=int(rng.integers(2**31)))) ** 2
+                  for _, clean in crops] for _ in range(args.draws)]
+    else:  # multilooked: the weighted mean of ceil(L) correlated looks of the band
+        side = max(max(clean.shape) for _, clean in crops)
+        noisy = [[clean * correlated_speckle(1, side, np.array([args.correlated]), rng,
+                                             looks=args.looks)[0][:clean.shape[0], :clean.shape[1]]
                   for _, clean in crops] for _ in range(args.draws)]
     groups = np.array([group for group, _ in crops])
     for entry in args.weights:

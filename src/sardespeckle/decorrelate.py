@@ -89,8 +89,20 @@ CORRELATION_THRESHOLD = 0.1
 #: ``sarcnn-s1-l1-corr3w`` beats v3 by 0.2–0.5 dB on the tuning crops (by 0.5–0.9 dB at
 #: fractions 0.9–0.95, which read 0.07–0.09), and v3 beats it by 0.2–0.3 dB on white speckle.
 CORRELATED_NETWORK_THRESHOLD = 0.04
-#: Inputs with more looks than this are multilooked products (GRD): left as they are by default.
+#: Inputs with more looks than this are multilooked products (GRD): left as they are by default,
+#: unless their speckle is correlated and the method is SAR-CNN (:func:`choose_decorrelation`).
 SINGLE_LOOK_MAX = 1.5
+#: Speckle correlation above which multilooked input is subsampled for a SAR-CNN trained on
+#: white speckle (no network trained on correlated speckle for its looks at hand). Measured on
+#: the tuning crops (2026-11-28, ``python tools/tuning_crops.py --looks L --correlated A R
+#: --decorrelate none|subsample W``: correlated looks of one Hamming band averaged; PSNR
+#: training / unseen crops, full resolution against subsampled, estimates the median over the
+#: crops): 4 looks (``sarcnn-s1-l4``) at 0.09 28.37 / 28.38 against 26.66 / 27.43 dB, at 0.17
+#: 27.12 / 26.95 against 26.48 / 27.25, at 0.20 26.05 / 25.75 against 26.35 / 27.05, at 0.29
+#: 25.15 / 24.76 against 26.22 / 26.91; 2 looks (``sarcnn-s1-l2``) at 0.15 25.49 / 25.15
+#: against 24.96 / 25.49, at 0.26 23.41 / 22.99 against 24.73 / 25.22. White multilooked
+#: speckle reads below 0.04 (4.4 looks: 99 % of 161 tiles, ``tools/correlation_threshold.py``).
+MULTILOOK_SUBSAMPLE_THRESHOLD = 0.18
 
 
 # ----------------------------------------------------------------------------------- measures
@@ -301,8 +313,12 @@ def choose_decorrelation(kind: str, looks: float, correlation: tuple[float, floa
     """The default decorrelation of an input, and why.
 
     * complex (SLC) input → ``whiten``: the spectrum is available, whitening keeps resolution;
-    * more than :data:`SINGLE_LOOK_MAX` looks (multilooked, GRD) → ``none``: a one-look network
-      is not meant for it anyway, and halving its resolution would lose more than it gains;
+    * more than :data:`SINGLE_LOOK_MAX` looks (multilooked, GRD) → ``none``, unless its speckle
+      correlation was measured (SAR-CNN only: :func:`resolve_decorrelation` measures it where
+      a ``correlated_network`` test is given): above :data:`CORRELATED_NETWORK_THRESHOLD` with
+      ``correlated_network`` → ``none``, at full resolution; else above
+      :data:`MULTILOOK_SUBSAMPLE_THRESHOLD` → ``subsample``, where the correlation costs a
+      white-speckle network more than the halved resolution;
     * single-look intensity/amplitude/dB whose speckle correlation (see
       :func:`estimate_speckle_correlation`) exceeds :data:`CORRELATED_NETWORK_THRESHOLD` with
       ``correlated_network`` (weights trained on correlated speckle, the training option
@@ -315,7 +331,8 @@ def choose_decorrelation(kind: str, looks: float, correlation: tuple[float, floa
     """
     if kind == "complex":
         return "whiten", "complex input: its spectrum is whitened"
-    if looks > SINGLE_LOOK_MAX:
+    multilooked = looks > SINGLE_LOOK_MAX
+    if multilooked and correlation is None:
         return "none", f"{looks:g}-look (multilooked) input: not decorrelated"
     if correlation is None:
         return "none", "speckle correlation not measured: not decorrelated"
@@ -324,6 +341,15 @@ def choose_decorrelation(kind: str, looks: float, correlation: tuple[float, floa
     if lag1 is not None and max(abs(a - b) for a, b in zip(lag1, correlation)) > 0.05:
         measured += (f" (lag 1 {lag1[0]:.2f} / {lag1[1]:.2f}, less the lag-2 correlation of "
                      "texture or oversampling)")
+    if multilooked:
+        what = f"{looks:g}-look (multilooked) input with {measured}"
+        if worst > CORRELATED_NETWORK_THRESHOLD and correlated_network:
+            return "none", f"{what}, weights trained on correlated speckle: not decorrelated, full resolution"
+        if worst > MULTILOOK_SUBSAMPLE_THRESHOLD:
+            return "subsample", (f"{what}: subsampled ×2 (above {MULTILOOK_SUBSAMPLE_THRESHOLD:g} "
+                                 "the correlation costs a network trained on white speckle more "
+                                 "than half the resolution)")
+        return "none", f"{what}: not decorrelated"
     if worst > CORRELATED_NETWORK_THRESHOLD and correlated_network:
         return "none", (f"single-look input with {measured}, weights trained on correlated "
                         "speckle: not decorrelated, full resolution")
@@ -364,8 +390,9 @@ def resolve_decorrelation(
         speckle correlation has to be measured.
     correlated_network : callable, optional
         ``correlated_network(params, lag1) -> dict or None``, called only for correlated
-        single-look input (:func:`estimate_speckle_correlation` above
-        :data:`CORRELATED_NETWORK_THRESHOLD`), with its
+        input (:func:`estimate_speckle_correlation` above
+        :data:`CORRELATED_NETWORK_THRESHOLD`; multilooked input is measured only when this is
+        given), with its
         lag-1 correlation on the homogeneous windows (``LagCorrelations.lag1``, not corrected
         for texture: what a network trained on correlated speckle is checked against, see
         :func:`trained_correlation`): the parameter changes that give it
@@ -386,7 +413,9 @@ def resolve_decorrelation(
     if requested != "auto":
         return params, None
     lags = correlation = None
-    if kind != "complex" and looks <= SINGLE_LOOK_MAX:
+    # Multilooked input is measured only for a method that says how it handles correlated
+    # speckle (SAR-CNN); the others keep it as it is.
+    if kind != "complex" and (looks <= SINGLE_LOOK_MAX or correlated_network is not None):
         intensity, valid = sample()
         try:
             lags = homogeneous_lag_correlations(intensity, valid=valid)
@@ -409,11 +438,11 @@ def resolve_decorrelation(
 def sarcnn_handles_correlation(
         looks: float) -> Callable[[dict[str, Any], tuple[float, float]], dict[str, Any] | None]:
     """For :func:`resolve_decorrelation`: ``{}`` when the SAR-CNN weights that ``params`` name
-    were trained on correlated speckle as strong as the input's; when they name none and the
-    default weights for ``looks`` are the single-look ones, ``{"weights": NAME}`` of the
-    registered weights for correlated single-look speckle
-    (:data:`~sardespeckle.models.weights.DEFAULT_SARCNN_CORRELATED`, when installed); else
-    None (subsample). Input whose lag-1 correlation exceeds what the weights' training band
+    were trained on correlated speckle as strong as the input's; when they name none,
+    ``{"weights": NAME}`` of the registered weights trained on correlated speckle for the looks
+    of the default weights for ``looks``
+    (:data:`~sardespeckle.models.weights.DEFAULT_SARCNN_CORRELATED_BY_LOOKS`, when installed);
+    else None (subsample or none, :func:`choose_decorrelation`). Input whose lag-1 correlation exceeds what the weights' training band
     made (:func:`trained_correlation` of their narrowest band, plus
     :data:`CORRELATION_MARGIN`) is beyond what they learnt: None too. Weights that cannot be
     read say None here; loading them later says why."""
@@ -428,16 +457,18 @@ def sarcnn_handles_correlation(
             except SardespeckleError:
                 return False
             return (registry.trained_on_correlated_speckle(meta) and max(lag1)
-                    <= trained_correlation(meta["speckle_band"][0]) + CORRELATION_MARGIN)
+                    <= trained_correlation(meta["speckle_band"][0], float(meta.get("looks", 1.0)))
+                    + CORRELATION_MARGIN)
 
         if params.get("weights"):
             return {} if handles(params["weights"]) else None
-        if default_sarcnn_weights(looks) != registry.DEFAULT_SARCNN:
-            return None  # not single-look weights (about 1.4 looks and more): as before
-        chosen = registry.DEFAULT_SARCNN_CORRELATED
-        if chosen in registry.REGISTRY and handles(chosen):
+        default = default_sarcnn_weights(looks)
+        trained = next((key for key, name in registry.DEFAULT_SARCNN_BY_LOOKS.items()
+                        if name == default), None)
+        chosen = registry.DEFAULT_SARCNN_CORRELATED_BY_LOOKS.get(trained)
+        if chosen is not None and chosen in registry.REGISTRY and handles(chosen):
             return {"weights": chosen}
-        return None
+        return None  # none trained on correlated speckle for these looks: subsample or none
 
     return check
 
@@ -454,14 +485,16 @@ CORRELATION_MARGIN = 0.03
 
 
 @functools.lru_cache(maxsize=8)
-def trained_correlation(band: float) -> float:
+def trained_correlation(band: float, looks: float = 1.0) -> float:
     """The larger lag-1 correlation :func:`homogeneous_lag_correlations` measures on flat
-    single-look speckle of band fraction ``band`` on both axes (Hamming 0.75; mean over a fixed
+    ``looks``-look speckle of band fraction ``band`` on both axes (Hamming 0.75; mean over a fixed
     draw of sixteen 256² fields, whose scatter is ±0.01 each): the strongest correlation a
     network trained with ``speckle_band`` ``[band, ...]`` has seen, as the package measures
-    inputs (0.35 for 0.55, 0.40 for 0.5; it keeps rising as the band narrows, 0.80 at 0.2,
-    where the texture-corrected :func:`estimate_speckle_correlation` falls again)."""
-    fields = correlated_speckle(16, 256, np.full((16, 2), float(band)), np.random.default_rng(0))
+    inputs (single-look: 0.35 for 0.55, 0.40 for 0.5; it keeps rising as the band narrows, 0.80
+    at 0.2, where the texture-corrected :func:`estimate_speckle_correlation` falls again;
+    multilooked speckle of a band correlates its log-intensity more than one look does)."""
+    fields = correlated_speckle(16, 256, np.full((16, 2), float(band)), np.random.default_rng(0),
+                                looks=float(looks))
     return float(np.mean([max(homogeneous_lag_correlations(field).lag1) for field in fields]))
 
 
@@ -873,8 +906,26 @@ def speckle_band_problem(band, share) -> str | None:
     return None
 
 
+def multilook_weights(looks: float) -> np.ndarray:
+    """Weights of the ``⌈L⌉`` looks averaged into ``L``-look speckle (:func:`correlated_speckle`
+    with ``looks``): all equal but the last, ``a ∈ (0, 1]`` of the others, so that the
+    equivalent number of looks ``(Σw)² / Σw²`` is ``L`` exactly; normalised to sum 1. Integer
+    ``L`` gives ``L`` equal weights."""
+    looks = float(looks)
+    if not (math.isfinite(looks) and looks >= 1):
+        raise InvalidInputError(f"expected looks >= 1 for multilooked correlated speckle, got {looks!r}")
+    count = math.ceil(looks - 1e-9)
+    others = count - 1
+    if others == 0:
+        return np.ones(1)
+    # (others + a)² = L (others + a²), the root in (0, 1]
+    last = (others - math.sqrt(max(others**2 - (looks - 1) * others * (looks - others), 0.0))) / (looks - 1)
+    weights = np.append(np.ones(others), last)
+    return weights / weights.sum()
+
+
 def correlated_speckle(count: int, size: int, bands: np.ndarray, rng: np.random.Generator, *,
-                       hamming: float = 0.75) -> np.ndarray:
+                       hamming: float = 0.75, looks: float = 1.0) -> np.ndarray:
     """``count`` fields of single-look intensity speckle, ``(count, size, size)`` float32 with
     mean 1, each spatially correlated as a SAR processor makes it: ``|h ∗ w|²`` with ``w``
     white circular Gaussian and ``h`` the weighted band of :func:`band_response` whose
@@ -883,10 +934,23 @@ def correlated_speckle(count: int, size: int, bands: np.ndarray, rng: np.random.
     exactly the exponential marginal of single-look speckle, and its lag-1 log-intensity
     correlation is about 0.06 / 0.16 / 0.23 / 0.33 / 0.43 for fractions 1 / 0.8 / 0.7 / 0.6 / 0.5
     with ``hamming`` 0.75 (Sentinel-1's weighting; its single-look products measure 0.17–0.28 on
-    homogeneous windows). Draws from ``rng`` only."""
+    homogeneous windows). Draws from ``rng`` only.
+
+    ``looks`` above 1 gives multilooked speckle instead: the weighted mean of ``⌈looks⌉``
+    independent single-look fields of the same band (:func:`multilook_weights`: equivalent
+    number of looks ``looks``), as looks formed from independent parts of the spectrum or of
+    time keep the spatial correlation of each look (a GRD's range looks are narrower bands
+    resampled, which this approximates by the band fraction itself). ``looks`` 1 draws exactly
+    as before the option existed."""
     bands = np.asarray(bands, dtype=np.float64).reshape(count, 2)
     if count == 0:
         return np.empty((0, size, size), np.float32)
+    if looks != 1:
+        weights = multilook_weights(looks)
+        fields = correlated_speckle(count * weights.size, size, np.repeat(bands, weights.size, axis=0),
+                                    rng, hamming=hamming)
+        fields = fields.reshape(count, weights.size, size, size)
+        return np.einsum("k,nkij->nij", weights, fields).astype(np.float32)
     white = rng.standard_normal((count, size, size)) + 1j * rng.standard_normal((count, size, size))
     responses = np.stack([band_response((size, size), (float(a), float(r)), hamming=hamming)
                           for a, r in bands])

@@ -272,11 +272,17 @@ def resolve_candidates(
             # (Candidate.resolve), and the report says what each image got.
             parameters["decorrelate"] = "auto"
             if method == "sarcnn" and not given.get("weights"):
-                from sardespeckle.models.weights import DEFAULT_SARCNN_CORRELATED
+                from sardespeckle.models.weights import (DEFAULT_SARCNN_BY_LOOKS,
+                                                         DEFAULT_SARCNN_CORRELATED_BY_LOOKS)
 
-                # auto may pick the weights trained on correlated speckle: said per image
-                parameters["weights"] = (f"{parameters.get('weights')} ({DEFAULT_SARCNN_CORRELATED}"
-                                         " where decorrelate says so)")
+                # auto may pick the weights trained on correlated speckle for these looks:
+                # said per image
+                trained = next((key for key, weights in DEFAULT_SARCNN_BY_LOOKS.items()
+                                if weights == parameters.get("weights")), None)
+                correlated = DEFAULT_SARCNN_CORRELATED_BY_LOOKS.get(trained)
+                if correlated is not None:
+                    parameters["weights"] = (f"{parameters.get('weights')} ({correlated}"
+                                             " where decorrelate says so)")
         if given.get("level", get_method(method).defaults.get("level")) == "auto":
             # Likewise SAR-CNN's level: despeckle measures it on each image.
             parameters["level"] = "auto"

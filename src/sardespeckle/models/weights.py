@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_SARCNN",
     "DEFAULT_SARCNN_BY_LOOKS",
     "DEFAULT_SARCNN_CORRELATED",
+    "DEFAULT_SARCNN_CORRELATED_BY_LOOKS",
     "REGISTRY",
     "WEIGHTS_DIR",
     "Architecture",
@@ -302,6 +303,12 @@ DEFAULT_SARCNN_CORRELATED = "sarcnn-s1-l1-corr3w"
 #: without ``--weights`` uses those nearest to the input's looks (in ratio).
 DEFAULT_SARCNN_BY_LOOKS: dict[float, str] = {1.0: DEFAULT_SARCNN, 2.0: "sarcnn-s1-l2",
                                               4.4: "sarcnn-s1-l4"}
+
+#: For the looks of :data:`DEFAULT_SARCNN_BY_LOOKS`, the weights trained on spatially
+#: correlated speckle that ``decorrelate=auto`` picks instead when the input's speckle is
+#: correlated (full resolution); looks without an entry get the white-speckle weights,
+#: subsampled where the correlation is strong (:func:`sardespeckle.decorrelate.choose_decorrelation`).
+DEFAULT_SARCNN_CORRELATED_BY_LOOKS: dict[float, str] = {1.0: DEFAULT_SARCNN_CORRELATED}
 
 
 def list_weights() -> list[WeightsEntry]:

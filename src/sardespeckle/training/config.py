@@ -80,11 +80,13 @@ class TrainConfig:
     pixels at a reference's clipping level (its maximum, held by ≥ 10 pixels) per connected
     group and patch by a random amplitude factor above 1: a clipped reference's bright
     structures are only known to be at least that bright (:mod:`sardespeckle.training.targets`).
-    ``speckle_band`` (SAR-CNN, single-look; ``[low, high]`` within ``(0, 1]``) gives a share
+    ``speckle_band`` (SAR-CNN, ``looks`` ≥ 1; ``[low, high]`` within ``(0, 1]``) gives a share
     ``speckle_band_share`` (default 1) of the patches spatially correlated speckle, as a SAR
     processor's weighted band makes it, with each axis's band fraction drawn uniformly in
     ``[low, high]`` (:func:`sardespeckle.decorrelate.correlated_speckle`): a network that meets
-    detected SLC data at full resolution instead of through ``decorrelate=subsample``.
+    detected SLC data at full resolution instead of through ``decorrelate=subsample``; with
+    ``looks`` above 1, the mean of ``⌈looks⌉`` such looks weighted to ``looks`` equivalent looks
+    (multilooked products whose speckle stays correlated, e.g. GRD).
 
     ``log_sigma_range`` (Gaussian task on SAR references) trains the network MuLoG calls with a
     noise level: instead of mapping each log-image's range to ``span``, each patch of
@@ -198,9 +200,9 @@ class TrainConfig:
             return
         if gaussian:
             raise UsageError("speckle_band is an option of task 'sarcnn'; remove it")
-        if self.looks != 1:
-            raise UsageError(f"speckle_band simulates single-look correlated speckle; got looks "
-                             f"{self.looks:g}: remove speckle_band or train with looks 1")
+        if self.looks < 1:
+            raise UsageError(f"speckle_band simulates correlated speckle of one look or more; got "
+                             f"looks {self.looks:g}: remove speckle_band or train with looks >= 1")
         share = 1.0 if self.speckle_band_share is None else self.speckle_band_share
         problem = speckle_band_problem(self.speckle_band, share)
         if problem:

@@ -262,11 +262,13 @@ class PatchSampler:
         (:func:`~sardespeckle.training.targets.uncap_clipped`). ``clipped_pixels`` gives the
         number found per reference (0 where a reference is not clipped).
     speckle_band : (float, float) or None
-        When set (single-look only), a share ``speckle_band_share`` of the patches get
-        spatially correlated speckle instead of white, as SAR processors make it
+        When set, a share ``speckle_band_share`` of the patches get spatially correlated
+        speckle instead of white, as SAR processors make it
         (:func:`sardespeckle.decorrelate.correlated_speckle`, Sentinel-1's Hamming weighting),
         with the band fraction of each axis drawn uniformly in ``speckle_band`` per patch: a
         network trained so meets detected SLC data at its full resolution, without ``subsample``.
+        With ``looks`` above 1 each such patch averages ``⌈looks⌉`` correlated looks of its
+        band, weighted to ``looks`` equivalent looks (multilooked products such as GRD).
     speckle_band_share : float
         The share of patches with correlated speckle (``speckle_band`` set), in ``[0, 1]``.
     """
@@ -282,9 +284,9 @@ class PatchSampler:
         self.looks = float(looks)
         self.gain_range = None if gain_range is None else (float(gain_range[0]), float(gain_range[1]))
         self.bright_targets = None if bright_targets is None else float(bright_targets)
-        if speckle_band is not None and self.looks != 1:
-            raise UsageError(f"speckle_band simulates single-look correlated speckle; got looks "
-                             f"{self.looks:g}: remove speckle_band or train with looks 1")
+        if speckle_band is not None and self.looks < 1:
+            raise UsageError(f"speckle_band simulates correlated speckle of one look or more; got "
+                             f"looks {self.looks:g}")
         self.speckle_band = None if speckle_band is None else (float(speckle_band[0]),
                                                                float(speckle_band[1]))
         self.speckle_band_share = float(speckle_band_share)
@@ -328,7 +330,8 @@ class PatchSampler:
             # Drawn after everything else too.
             chosen = np.flatnonzero(rng.random(batch_size) < self.speckle_band_share)
             bands = rng.uniform(*self.speckle_band, size=(chosen.size, 2))
-            speckle[chosen] = correlated_speckle(chosen.size, self.patch_size, bands, rng)
+            speckle[chosen] = correlated_speckle(chosen.size, self.patch_size, bands, rng,
+                                                 looks=self.looks)
         noisy = clean * speckle
         return (normalized_log_amplitude(noisy)[:, None],
                 normalized_log_amplitude(clean)[:, None])
