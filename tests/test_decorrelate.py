@@ -430,3 +430,50 @@ def test_estimate_looks_of_speckle_reads_correlated_single_look_speckle_as_one_l
     assert max(estimate_speckle_correlation(textured)) > CORRELATION_THRESHOLD  # the premise
     looks, correlated = estimate_looks_of_speckle(textured)
     assert not correlated and looks == estimate_looks(textured) and looks > 2
+
+
+def test_multilooked_texture_reaching_lag_2_is_not_subsampled():
+    # White 4.4-look speckle on a scene textured at the pixel scale reads as a strong lag-1
+    # correlation (the speckle's own log-variance is small), but lag 2 correlates too: not a
+    # processor's correlation, and subsampling would blur the texture (3.8 dB in an audit).
+    mode, reason = choose_decorrelation("intensity", 4.4, (0.20, 0.17), lag1=(0.33, 0.33),
+                                        lag2=(0.13, 0.16))
+    assert mode == "none" and "reaches lag 2" in reason
+    # The same lag 1 confined to it, as a processor's: subsampled.
+    mode, reason = choose_decorrelation("intensity", 4.4, (0.32, 0.30), lag1=(0.33, 0.31),
+                                        lag2=(0.01, 0.01))
+    assert mode == "subsample" and "subsampled ×2" in reason and "4.4-look" in reason
+    # One axis with a processor's shape is enough.
+    mode, _ = choose_decorrelation("intensity", 2.0, (0.25, 0.10), lag1=(0.26, 0.20),
+                                   lag2=(0.01, 0.10))
+    assert mode == "subsample"
+
+
+def test_texture_of_white_multilooked_speckle_stays_at_full_resolution_end_to_end():
+    from sardespeckle.decorrelate import correlated_network_for
+
+    rng = np.random.default_rng(1)
+    texture = ndimage.gaussian_filter(rng.standard_normal((256, 256)), 1.0)
+    scene = 100.0 * np.exp(0.5 * texture / texture.std())
+    white = (scene * rng.gamma(4.4, 1 / 4.4, scene.shape)).astype(np.float32)
+    correlated = (scene.mean() * correlated_speckle_fields(np.array([[0.7, 0.7]]), 4.4, seed=2)[0])
+    for image, expected in ((white, "none"), (correlated, "subsample")):
+        params, reason = resolve_decorrelation(
+            {"decorrelate": "auto"}, None, kind="intensity", looks=4.4,
+            sample=lambda image=image: (image, image > 0),
+            correlated_network=lambda params, lag1: None)
+        assert params["decorrelate"] == expected, reason
+
+
+def correlated_speckle_fields(bands, looks, seed):
+    from sardespeckle.decorrelate import correlated_speckle
+
+    return correlated_speckle(len(bands), 256, bands, np.random.default_rng(seed), looks=looks)
+
+
+def test_a_multilooked_input_too_small_to_measure_says_so():
+    tiny = np.random.default_rng(0).gamma(4.0, 25.0, (12, 12))
+    params, reason = resolve_decorrelation(
+        {"decorrelate": "auto"}, None, kind="intensity", looks=4.0,
+        sample=lambda: (tiny, tiny > 0), correlated_network=lambda params, lag1: None)
+    assert params == {"decorrelate": "none"} and "speckle correlation not measured" in reason

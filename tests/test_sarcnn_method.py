@@ -769,3 +769,46 @@ def test_mildly_correlated_speckle_goes_to_the_correlated_weights_but_is_not_sub
         with rasterio.open(out) as dst:
             parameters = json.loads(dst.tags()["SARDESPECKLE_PARAMETERS"])
         assert (parameters.get("weights"), parameters["decorrelate"]) == expected, name
+
+
+def test_weights_trained_on_correlated_multilooked_speckle_are_described_and_checked(tmp_path, capsys):
+    from sardespeckle.decorrelate import sarcnn_handles_correlation
+    from sardespeckle.models.dncnn import DnCNN
+    from sardespeckle.models.weights import save_weights
+
+    path = tmp_path / "l4corr.pt"
+    save_weights(DnCNN(depth=3, features=4), path, name="l4corr", looks=4.4,
+                 speckle_band=(0.55, 1.0), speckle_band_share=0.8)
+    assert main(["weights", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "correlated data of its looks" in out and "single-look" not in out
+    check = sarcnn_handles_correlation(4.4)
+    assert check({"weights": str(path)}, (0.3, 0.3)) == {}  # within what 4.4 looks of 0.55 made
+    assert check({"weights": str(path)}, (0.9, 0.9)) is None
+    # A file recording fewer than one look (a user's) is judged as single-look, not refused.
+    odd = tmp_path / "l09corr.pt"
+    save_weights(DnCNN(depth=3, features=4), odd, name="l09corr", looks=0.9,
+                 speckle_band=(0.55, 1.0), speckle_band_share=0.8)
+    assert sarcnn_handles_correlation(1.0)({"weights": str(odd)}, (0.2, 0.2)) == {}
+
+
+def test_without_weights_correlated_multilooked_input_gets_the_correlated_multilook_weights(tmp_path):
+    """From about 3 looks, correlated speckle goes at full resolution to the weights trained on
+    correlated multilooked speckle; white multilooked speckle keeps the 4.4-look weights."""
+    from sardespeckle.decorrelate import correlated_speckle
+    from sardespeckle.models.weights import (DEFAULT_SARCNN_CORRELATED_BY_LOOKS, REGISTRY,
+                                             load_weights, trained_on_correlated_speckle)
+
+    chosen = DEFAULT_SARCNN_CORRELATED_BY_LOOKS[4.4]
+    assert chosen in REGISTRY and REGISTRY[chosen].looks == 4.4
+    assert trained_on_correlated_speckle(load_weights(chosen)[1])
+    rng = np.random.default_rng(8)
+    correlated = 400.0 * correlated_speckle(1, 96, np.array([[0.7, 0.7]]), rng, looks=4.4)[0]
+    white = 400.0 * rng.gamma(4.4, 1 / 4.4, (96, 96))
+    for image, weights in ((correlated, chosen), (white, "sarcnn-s1-l4")):
+        src = write_tif(tmp_path / f"{weights}.tif", np.sqrt(image).astype(np.float32))  # amplitude
+        out = tmp_path / f"{weights}_out.tif"
+        assert main(["run", str(src), "-o", str(out), "--looks", "4.4", "--precision", "fp32"]) == 0
+        with rasterio.open(out) as dst:
+            parameters = json.loads(dst.tags()["SARDESPECKLE_PARAMETERS"])
+        assert (parameters["weights"], parameters["decorrelate"]) == (weights, "none")

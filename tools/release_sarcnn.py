@@ -155,7 +155,11 @@ def main() -> None:
         "| normalisation | x = (½ log I − m)/(M − m), M = 10.089038980848645, m = −1.429329123112601 |",
         f"| training data | {config.notes} |",
         f"| patches | {config.batch_size} × {config.patch_size}² per step in the last phase, 8 flips/rotations, "
-        f"fresh Gamma({config.looks:g}) speckle per draw |",
+        f"fresh Gamma({config.looks:g}) speckle per draw"
+        + ("" if config.speckle_band is None else
+           f" ({config.speckle_band_share:.0%} of the patches: spatially correlated speckle of "
+           f"{config.looks:g} looks, band fractions {config.speckle_band[0]:g}–"
+           f"{config.speckle_band[1]:g}, Hamming 0.75)") + " |",
         f"| loss / optimiser | {'ℓ1' if config.loss == 'l1' else 'ℓ2'} on the debiased log-amplitude; " + "; then ".join(schedule) + " |",
         f"| steps done | **{step}** in all |",
         f"| wall time | {seconds / 3600:.2f} h on {platform.processor() or platform.machine()} "
@@ -194,10 +198,14 @@ def main() -> None:
     card.parent.mkdir(parents=True, exist_ok=True)
     card.write_text("\n".join(lines) + "\n")
     print(json.dumps({k: [float(np.mean(v)), float(np.std(v))] for k, v in table.items()}))
+    extra = "" if config.looks == 1 else f", looks={config.looks:g}"
+    if config.speckle_band is not None:
+        extra += (f", speckle_band=({config.speckle_band[0]:g}, {config.speckle_band[1]:g}), "
+                  f"speckle_band_share={config.speckle_band_share:g}")
     print(f"""
     "{args.name}": _sarcnn_s1(
         "{args.name}", "{digest}", {psnr:.2f},
-        "{step} steps"),""")
+        "{step} steps"{extra}),""")
 
 
 if __name__ == "__main__":

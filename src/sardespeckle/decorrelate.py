@@ -103,6 +103,15 @@ SINGLE_LOOK_MAX = 1.5
 #: against 24.96 / 25.49, at 0.26 23.41 / 22.99 against 24.73 / 25.22. White multilooked
 #: speckle reads below 0.04 (4.4 looks: 99 % of 161 tiles, ``tools/correlation_threshold.py``).
 MULTILOOK_SUBSAMPLE_THRESHOLD = 0.18
+#: A multilooked input's correlation is taken for a processor's (and subsampled above
+#: :data:`MULTILOOK_SUBSAMPLE_THRESHOLD`) only on an axis whose lag-2 correlation is at most this
+#: share of its lag-1: a processor's correlation sits at lag 1 (multilooked correlated speckle of
+#: bands 0.7–0.9 on the tuning crops: lag 2 −0.01 to 0.01 for lag 1 0.15–0.30), while scene
+#: texture a pixel or two wide reaches lag 2 as well, and under white multilooked speckle, whose
+#: own log-variance is small, it reads as a strong correlation (white 4.4-look speckle on a
+#: log-normal texture of correlation length 1 px, contrast 0.5: lag 1 0.32, lag 2 0.14–0.15,
+#: estimate 0.18, where subsampling cost 3.8 dB, an audit of 2026-11-28).
+PROCESSOR_LAG2_RATIO = 0.3
 
 
 # ----------------------------------------------------------------------------------- measures
@@ -309,7 +318,8 @@ def estimate_looks_of_speckle(intensity: np.ndarray, *,
 
 def choose_decorrelation(kind: str, looks: float, correlation: tuple[float, float] | None, *,
                          correlated_network: bool = False,
-                         lag1: tuple[float, float] | None = None) -> tuple[str, str]:
+                         lag1: tuple[float, float] | None = None,
+                         lag2: tuple[float, float] | None = None) -> tuple[str, str]:
     """The default decorrelation of an input, and why.
 
     * complex (SLC) input → ``whiten``: the spectrum is available, whitening keeps resolution;
@@ -317,8 +327,11 @@ def choose_decorrelation(kind: str, looks: float, correlation: tuple[float, floa
       correlation was measured (SAR-CNN only: :func:`resolve_decorrelation` measures it where
       a ``correlated_network`` test is given): above :data:`CORRELATED_NETWORK_THRESHOLD` with
       ``correlated_network`` → ``none``, at full resolution; else above
-      :data:`MULTILOOK_SUBSAMPLE_THRESHOLD` → ``subsample``, where the correlation costs a
-      white-speckle network more than the halved resolution;
+      :data:`MULTILOOK_SUBSAMPLE_THRESHOLD` on an axis whose correlation has a processor's
+      shape (``lag2`` at most :data:`PROCESSOR_LAG2_RATIO` of ``lag1`` there, when given) →
+      ``subsample``, where the correlation costs a white-speckle network more than the halved
+      resolution; fine scene texture under white multilooked speckle, which correlates lag 2
+      too, stays at full resolution;
     * single-look intensity/amplitude/dB whose speckle correlation (see
       :func:`estimate_speckle_correlation`) exceeds :data:`CORRELATED_NETWORK_THRESHOLD` with
       ``correlated_network`` (weights trained on correlated speckle, the training option
@@ -342,13 +355,19 @@ def choose_decorrelation(kind: str, looks: float, correlation: tuple[float, floa
         measured += (f" (lag 1 {lag1[0]:.2f} / {lag1[1]:.2f}, less the lag-2 correlation of "
                      "texture or oversampling)")
     if multilooked:
-        what = f"{looks:g}-look (multilooked) input with {measured}"
+        what = f"{looks:.3g}-look (multilooked) input with {measured}"
         if worst > CORRELATED_NETWORK_THRESHOLD and correlated_network:
             return "none", f"{what}, weights trained on correlated speckle: not decorrelated, full resolution"
-        if worst > MULTILOOK_SUBSAMPLE_THRESHOLD:
-            return "subsample", (f"{what}: subsampled ×2 (above {MULTILOOK_SUBSAMPLE_THRESHOLD:g} "
-                                 "the correlation costs a network trained on white speckle more "
-                                 "than half the resolution)")
+        shaped = [estimate > MULTILOOK_SUBSAMPLE_THRESHOLD
+                  and (lag1 is None or lag2 is None or lag2[axis] <= PROCESSOR_LAG2_RATIO * lag1[axis])
+                  for axis, estimate in enumerate(correlation)]
+        if worst > MULTILOOK_SUBSAMPLE_THRESHOLD and not any(shaped):
+            return "none", (f"{what}: not decorrelated, its correlation reaches lag 2 as scene "
+                            "texture does, not confined to lag 1 as a processor's")
+        if any(shaped):
+            return "subsample", (f"{what}: subsampled ×2, as above {MULTILOOK_SUBSAMPLE_THRESHOLD:g} "
+                                 "a network trained on white speckle loses more to the "
+                                 "correlation than to halving the resolution")
         return "none", f"{what}: not decorrelated"
     if worst > CORRELATED_NETWORK_THRESHOLD and correlated_network:
         return "none", (f"single-look input with {measured}, weights trained on correlated "
@@ -398,7 +417,8 @@ def resolve_decorrelation(
         :func:`trained_correlation`): the parameter changes that give it
         to a network trained on that correlated speckle (``{}`` when the network ``params`` name
         already is one; ``{"weights": NAME}`` to pick one), or None when there is none: then
-        ``subsample`` (:func:`choose_decorrelation`). SAR-CNN's is
+        ``subsample`` or ``none`` (:func:`choose_decorrelation`: single-look input above
+        :data:`CORRELATION_THRESHOLD`, multilooked above :data:`MULTILOOK_SUBSAMPLE_THRESHOLD`). SAR-CNN's is
         :func:`sarcnn_handles_correlation`.
 
     Returns
@@ -427,7 +447,13 @@ def resolve_decorrelation(
               and correlated_network is not None else None)
     mode, reason = choose_decorrelation(kind, looks, correlation,
                                         correlated_network=switch is not None,
-                                        lag1=None if lags is None else lags.lag1)
+                                        lag1=None if lags is None else lags.lag1,
+                                        lag2=None if lags is None else lags.lag2)
+    if correlation is None and kind != "complex" and looks > SINGLE_LOOK_MAX \
+            and correlated_network is not None:
+        # measured for this method, but the sample held no window to measure on
+        reason = (f"{looks:.3g}-look (multilooked) input, speckle correlation not measured (no "
+                  "16×16 window of valid pixels): not decorrelated")
     if mode == "none" and switch:
         params.update(switch)
         reason += "".join(f"; {key} {value}" for key, value in switch.items())
@@ -457,7 +483,8 @@ def sarcnn_handles_correlation(
             except SardespeckleError:
                 return False
             return (registry.trained_on_correlated_speckle(meta) and max(lag1)
-                    <= trained_correlation(meta["speckle_band"][0], float(meta.get("looks", 1.0)))
+                    <= trained_correlation(meta["speckle_band"][0],
+                                           max(1.0, float(meta.get("looks") or 1.0)))
                     + CORRELATION_MARGIN)
 
         if params.get("weights"):
@@ -493,8 +520,12 @@ def trained_correlation(band: float, looks: float = 1.0) -> float:
     inputs (single-look: 0.35 for 0.55, 0.40 for 0.5; it keeps rising as the band narrows, 0.80
     at 0.2, where the texture-corrected :func:`estimate_speckle_correlation` falls again;
     multilooked speckle of a band correlates its log-intensity more than one look does)."""
-    fields = correlated_speckle(16, 256, np.full((16, 2), float(band)), np.random.default_rng(0),
-                                looks=float(looks))
+    rng = np.random.default_rng(0)
+    if looks == 1:
+        fields = correlated_speckle(16, 256, np.full((16, 2), float(band)), rng)
+    else:  # one field at a time: ⌈looks⌉ looks each
+        fields = (correlated_speckle(1, 256, np.array([[float(band)] * 2]), rng, looks=float(looks))[0]
+                  for _ in range(16))
     return float(np.mean([max(homogeneous_lag_correlations(field).lag1) for field in fields]))
 
 
@@ -909,12 +940,12 @@ def speckle_band_problem(band, share) -> str | None:
 def multilook_weights(looks: float) -> np.ndarray:
     """Weights of the ``⌈L⌉`` looks averaged into ``L``-look speckle (:func:`correlated_speckle`
     with ``looks``): all equal but the last, ``a ∈ (0, 1]`` of the others, so that the
-    equivalent number of looks ``(Σw)² / Σw²`` is ``L`` exactly; normalised to sum 1. Integer
-    ``L`` gives ``L`` equal weights."""
+    equivalent number of looks ``(Σw)² / Σw²`` is ``L`` (to within 1e-6 of an integer, that
+    integer); normalised to sum 1. Integer ``L`` gives ``L`` equal weights."""
     looks = float(looks)
     if not (math.isfinite(looks) and looks >= 1):
         raise InvalidInputError(f"expected looks >= 1 for multilooked correlated speckle, got {looks!r}")
-    count = math.ceil(looks - 1e-9)
+    count = math.ceil(looks - 1e-6)  # within 1e-6 of an integer: that many looks
     others = count - 1
     if others == 0:
         return np.ones(1)

@@ -122,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "whiten complex input; correlated single-look input: none with "
                           "weights trained on correlated speckle (without --weights: "
                           "sarcnn-s1-l1-corr3w), subsample with others or when more correlated "
-                          "than they learnt; else none; mulog's default: none)")
+                          "than they learnt; multilooked input: none, or subsample above a "
+                          "correlation of 0.18 without such weights for its looks; else none; "
+                          "mulog's default: none)")
     run.add_argument("--denoiser", default=None, metavar="NAME",
                      help="MuLoG's Gaussian denoiser: bm3d (needs the bm3d extra), dncnn-natural "
                           "(fixed-σ natural-image DnCNNs, one picked per iteration), "
@@ -771,7 +773,7 @@ def _describe_weights(record: dict) -> None:
         low, high = record["speckle_band"]
         print(f"  speckle: spatially correlated on {record['speckle_band_share']:.0%} of the "
               f"training patches (band fractions {low:g}-{high:g}): decorrelate=auto gives it "
-              f"single-look data as they are, at full resolution")
+              f"correlated data of its looks as they are, at full resolution")
     if record["description"]:
         print(f"  {record['description']}")
 

@@ -110,7 +110,7 @@ class Candidate:
         A registered method whose ``decorrelate`` is ``"auto"`` (sarcnn's default) decides
         per input, as :func:`sardespeckle.api.despeckle` does
         (:func:`sardespeckle.decorrelate.resolve_decorrelation`: the measured speckle
-        correlation of single-look input). The returned candidate carries that choice in its
+        correlation of single-look input, and of multilooked input for SAR-CNN). The returned candidate carries that choice in its
         ``params`` and ``parameters``, so that running it applies exactly what the report
         says, and the note reads ``"decorrelate=subsample (why)"``. Anything else (a peer, a
         method without ``decorrelate`` or with one given): itself and ``None``.

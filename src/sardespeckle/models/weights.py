@@ -245,6 +245,13 @@ REGISTRY: dict[str, WeightsEntry] = {
         "sarcnn-s1-l4", "c77a8e2ee3bd13a46bb0fa7ad9120bf1382513040b782396846ad2bc57260e55", 28.67,
         "sarcnn-s1-l1-v3 fine-tuned for 4.4-look speckle (GRD), 40610 steps", looks=4.4,
         default="multilooked input (about 3 looks and more)"),
+    "sarcnn-s1-l4-corr": _sarcnn_s1(
+        "sarcnn-s1-l4-corr", "4f3b66fbdb52b29fa682cd82ac1b40f2e5531a85d6c8059f907124e506ddff62", 28.39,
+        "sarcnn-s1-l4 trained 2000 steps more on correlated multilooked speckle (band fractions "
+        "0.4-1), 42610 steps", looks=4.4,
+        default="multilooked input (about 3 looks and more) with correlated speckle "
+                "(decorrelate=auto)",
+        speckle_band=(0.4, 1.0), speckle_band_share=0.8),
     "dncnn-natural": WeightsEntry(
         name="dncnn-natural",
         filename="dncnn-natural.pt",
@@ -308,7 +315,8 @@ DEFAULT_SARCNN_BY_LOOKS: dict[float, str] = {1.0: DEFAULT_SARCNN, 2.0: "sarcnn-s
 #: correlated speckle that ``decorrelate=auto`` picks instead when the input's speckle is
 #: correlated (full resolution); looks without an entry get the white-speckle weights,
 #: subsampled where the correlation is strong (:func:`sardespeckle.decorrelate.choose_decorrelation`).
-DEFAULT_SARCNN_CORRELATED_BY_LOOKS: dict[float, str] = {1.0: DEFAULT_SARCNN_CORRELATED}
+DEFAULT_SARCNN_CORRELATED_BY_LOOKS: dict[float, str] = {1.0: DEFAULT_SARCNN_CORRELATED,
+                                                         4.4: "sarcnn-s1-l4-corr"}
 
 
 def list_weights() -> list[WeightsEntry]:
@@ -364,7 +372,7 @@ def save_weights(
     (:class:`~sardespeckle.models.sarcnn.SarCnnDenoiser`); without it, ``SCENE_LEVEL``. They
     may record ``speckle_band`` ``(low, high)`` and ``speckle_band_share``: the network was
     trained on spatially correlated speckle (the training option of the same names), so
-    ``decorrelate="auto"`` gives it correlated single-look data as they are
+    ``decorrelate="auto"`` gives it correlated data of its looks as they are
     (:func:`sardespeckle.decorrelate.choose_decorrelation`).
     """
     if not isinstance(model, DnCNN):
