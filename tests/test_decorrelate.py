@@ -477,3 +477,32 @@ def test_a_multilooked_input_too_small_to_measure_says_so():
         {"decorrelate": "auto"}, None, kind="intensity", looks=4.0,
         sample=lambda: (tiny, tiny > 0), correlated_network=lambda params, lag1: None)
     assert params == {"decorrelate": "none"} and "speckle correlation not measured" in reason
+
+
+def test_multilooked_speckle_oversampled_past_the_shape_test_is_still_subsampled():
+    # Narrow bands (speckle oversampled onto a finer grid) correlate lag 2 as texture does,
+    # but their estimate stays high: a processor's (band 0.3, 4.4 looks: lag 1 0.75, lag 2 0.31).
+    mode, reason = choose_decorrelation("intensity", 4.4, (0.44, 0.44), lag1=(0.75, 0.75),
+                                        lag2=(0.31, 0.31))
+    assert mode == "subsample", reason
+    # Strong texture a pixel wide under white speckle reads lower (contrast 1.5: 0.39).
+    mode, reason = choose_decorrelation("intensity", 4.4, (0.39, 0.39), lag1=(0.65, 0.65),
+                                        lag2=(0.26, 0.26))
+    assert mode == "none" and "reaches lag 2" in reason
+
+
+def test_multilooked_routing_is_monotonic_in_the_band_for_the_default_weights():
+    # Speckle beyond what the correlated 4.4-look weights learnt (band under their 0.4) is not
+    # left at full resolution with the white-speckle weights: subsampled.
+    from sardespeckle.decorrelate import correlated_network_for, correlated_speckle
+
+    clean = np.exp(ndimage.gaussian_filter(np.random.default_rng(4).standard_normal((256, 256)), 8) * 3)
+    for band, expected in ((0.7, "none"), (0.45, "none"), (0.3, "subsample")):
+        image = 100.0 * clean * correlated_speckle(1, 256, np.array([[band, band]]),
+                                                   np.random.default_rng(5), looks=4.4)[0]
+        params, reason = resolve_decorrelation(
+            {"decorrelate": "auto", "weights": None}, None, kind="intensity", looks=4.4,
+            sample=lambda image=image: (image, image > 0),
+            correlated_network=correlated_network_for("sarcnn", 4.4))
+        assert params["decorrelate"] == expected, (band, reason)
+        assert (params.get("weights") == "sarcnn-s1-l4-corr") == (expected == "none"), (band, params)

@@ -105,13 +105,21 @@ SINGLE_LOOK_MAX = 1.5
 MULTILOOK_SUBSAMPLE_THRESHOLD = 0.18
 #: A multilooked input's correlation is taken for a processor's (and subsampled above
 #: :data:`MULTILOOK_SUBSAMPLE_THRESHOLD`) only on an axis whose lag-2 correlation is at most this
-#: share of its lag-1: a processor's correlation sits at lag 1 (multilooked correlated speckle of
-#: bands 0.7–0.9 on the tuning crops: lag 2 −0.01 to 0.01 for lag 1 0.15–0.30), while scene
-#: texture a pixel or two wide reaches lag 2 as well, and under white multilooked speckle, whose
-#: own log-variance is small, it reads as a strong correlation (white 4.4-look speckle on a
-#: log-normal texture of correlation length 1 px, contrast 0.5: lag 1 0.32, lag 2 0.14–0.15,
-#: estimate 0.18, where subsampling cost 3.8 dB, an audit of 2026-11-28).
-PROCESSOR_LAG2_RATIO = 0.3
+#: share of its lag-1, or whose estimate reaches :data:`PROCESSOR_ESTIMATE_FLOOR`: a processor's
+#: correlation sits at lag 1 (multilooked correlated speckle of bands 0.7–0.9 on the tuning
+#: crops: lag 2 −0.01 to 0.01 for lag 1 0.15–0.30; narrower bands reach lag 2 too: ratio 0.05 /
+#: 0.14 / 0.20 / 0.28–0.31 / 0.38–0.41 at bands 0.5 / 0.45 / 0.4 / 0.35 / 0.3, 2 and 4.4
+#: looks), while scene texture a pixel or two wide reaches lag 2 as well (log-normal texture,
+#: correlation length 1 px, contrast 0.5–1.5: ratio 0.38–0.44; 2 px: 0.70–0.73), and under
+#: white multilooked speckle, whose own log-variance is small, it reads as a strong correlation
+#: (4.4 looks, 1 px, contrast 0.5: lag 1 0.32, estimate 0.18–0.19, where subsampling cost
+#: 3.8 dB in an audit of 2026-11-28). Measured 2026-11-28 (3 seeds of 256² textures; the six
+#: training-reference tuning crops for the bands).
+PROCESSOR_LAG2_RATIO = 0.35
+#: An estimate (lag 1 less lag 2) at least this high is a processor's correlation whatever its
+#: shape: speckle oversampled onto a finer grid (bands 0.3–0.5: 0.44–0.51), where scene texture
+#: a pixel wide under white multilooked speckle stayed at or below 0.39 (contrast up to 1.5).
+PROCESSOR_ESTIMATE_FLOOR = 0.42
 
 
 # ----------------------------------------------------------------------------------- measures
@@ -328,7 +336,8 @@ def choose_decorrelation(kind: str, looks: float, correlation: tuple[float, floa
       a ``correlated_network`` test is given): above :data:`CORRELATED_NETWORK_THRESHOLD` with
       ``correlated_network`` → ``none``, at full resolution; else above
       :data:`MULTILOOK_SUBSAMPLE_THRESHOLD` on an axis whose correlation has a processor's
-      shape (``lag2`` at most :data:`PROCESSOR_LAG2_RATIO` of ``lag1`` there, when given) →
+      shape (``lag2`` at most :data:`PROCESSOR_LAG2_RATIO` of ``lag1`` there, when given, or
+      an estimate of :data:`PROCESSOR_ESTIMATE_FLOOR` or more) →
       ``subsample``, where the correlation costs a white-speckle network more than the halved
       resolution; fine scene texture under white multilooked speckle, which correlates lag 2
       too, stays at full resolution;
@@ -359,15 +368,16 @@ def choose_decorrelation(kind: str, looks: float, correlation: tuple[float, floa
         if worst > CORRELATED_NETWORK_THRESHOLD and correlated_network:
             return "none", f"{what}, weights trained on correlated speckle: not decorrelated, full resolution"
         shaped = [estimate > MULTILOOK_SUBSAMPLE_THRESHOLD
-                  and (lag1 is None or lag2 is None or lag2[axis] <= PROCESSOR_LAG2_RATIO * lag1[axis])
+                  and (lag1 is None or lag2 is None or estimate >= PROCESSOR_ESTIMATE_FLOOR
+                       or lag2[axis] <= PROCESSOR_LAG2_RATIO * lag1[axis])
                   for axis, estimate in enumerate(correlation)]
         if worst > MULTILOOK_SUBSAMPLE_THRESHOLD and not any(shaped):
             return "none", (f"{what}: not decorrelated, its correlation reaches lag 2 as scene "
                             "texture does, not confined to lag 1 as a processor's")
         if any(shaped):
             return "subsample", (f"{what}: subsampled ×2, as above {MULTILOOK_SUBSAMPLE_THRESHOLD:g} "
-                                 "a network trained on white speckle loses more to the "
-                                 "correlation than to halving the resolution")
+                                 "a network not trained on speckle this correlated loses more "
+                                 "to it than to halving the resolution")
         return "none", f"{what}: not decorrelated"
     if worst > CORRELATED_NETWORK_THRESHOLD and correlated_network:
         return "none", (f"single-look input with {measured}, weights trained on correlated "

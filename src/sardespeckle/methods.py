@@ -251,8 +251,9 @@ def _register_networks() -> None:
             family="cnn",
             description=(
                 "SAR-CNN (Dalsasso et al. 2020): DnCNN-19 on log-amplitude, for single-look and "
-                "multilooked speckle (weights per looks; single-look input with correlated "
-                "speckle gets weights trained on it, at full resolution); weights from the registry "
+                "multilooked speckle (weights per looks; single-look and 4.4-look input with "
+                "correlated speckle gets weights trained on it, at full resolution); weights from "
+                "the registry "
                 "(sardespeckle weights) or a file; "
                 "ensemble=8 averages the 8 flips/rotations (8x slower, sharper estimate); "
                 "level=auto|none|NUMBER: the scene brought to the level the network was trained "
