@@ -428,7 +428,8 @@ def resolve_decorrelation(
         to a network trained on that correlated speckle (``{}`` when the network ``params`` name
         already is one; ``{"weights": NAME}`` to pick one), or None when there is none: then
         ``subsample`` or ``none`` (:func:`choose_decorrelation`: single-look input above
-        :data:`CORRELATION_THRESHOLD`, multilooked above :data:`MULTILOOK_SUBSAMPLE_THRESHOLD`). SAR-CNN's is
+        :data:`CORRELATION_THRESHOLD`, multilooked above :data:`MULTILOOK_SUBSAMPLE_THRESHOLD`).
+        SAR-CNN's is
         :func:`sarcnn_handles_correlation`.
 
     Returns
@@ -478,8 +479,9 @@ def sarcnn_handles_correlation(
     ``{"weights": NAME}`` of the registered weights trained on correlated speckle for the looks
     of the default weights for ``looks``
     (:data:`~sardespeckle.models.weights.DEFAULT_SARCNN_CORRELATED_BY_LOOKS`, when installed);
-    else None (subsample or none, :func:`choose_decorrelation`). Input whose lag-1 correlation exceeds what the weights' training band
-    made (:func:`trained_correlation` of their narrowest band, plus
+    else None (subsample or none, :func:`choose_decorrelation`). Input whose lag-1
+    correlation exceeds what the weights' training band made (:func:`trained_correlation` of
+    their narrowest band and their looks, plus
     :data:`CORRELATION_MARGIN`) is beyond what they learnt: None too. Weights that cannot be
     read say None here; loading them later says why."""
     def check(params: dict[str, Any], lag1: tuple[float, float]) -> dict[str, Any] | None:
