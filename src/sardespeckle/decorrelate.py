@@ -103,6 +103,14 @@ SINGLE_LOOK_MAX = 1.5
 #: against 24.96 / 25.49, at 0.26 23.41 / 22.99 against 24.73 / 25.22. White multilooked
 #: speckle reads below 0.04 (4.4 looks: 99 % of 161 tiles, ``tools/correlation_threshold.py``).
 MULTILOOK_SUBSAMPLE_THRESHOLD = 0.18
+#: Looks are measured on the ×2 polyphase grids (:func:`estimate_looks_of_speckle`) where a grid's
+#: speckle correlation is under this share of the full resolution's: a processor's correlation
+#: falls on the grids, though a band of 0.4 stays correlated there as a band of 0.8 is (over a
+#: scene with some fine texture, 4.4 looks: 0.49–0.54 of full resolution's; the looks read
+#: about right on the grids, about twice too many at full resolution), while texture does not
+#: fall (decimation coarsens it against the windows). 0.5 until 2026-11-28, when an audit found
+#: band-0.4 4.4-look speckle read as 9.5 looks.
+GRID_DECORRELATION = 0.6
 #: A multilooked input's correlation is taken for a processor's (and subsampled above
 #: :data:`MULTILOOK_SUBSAMPLE_THRESHOLD`) only on an axis whose lag-2 correlation is at most this
 #: share of its lag-1, or whose estimate reaches :data:`PROCESSOR_ESTIMATE_FLOOR`: a processor's
@@ -292,9 +300,10 @@ def estimate_looks_of_speckle(intensity: np.ndarray, *,
     :func:`estimate_speckle_correlation` exceeds :data:`CORRELATION_THRESHOLD`, the looks are
     estimated instead on each of the four ×2 polyphase grids (every other row and column, whose
     neighbours are two pixels apart: 1.01–1.08 looks for single-look bands 0.55 to 0.35) and
-    averaged, provided the grid does decorrelate it (its own estimate under half the full
-    resolution's: texture, which raises the estimate too, is not decorrelated by decimation,
-    and white multilooked speckle on strong texture keeps its looks); white speckle (and a
+    averaged, provided the grid does decorrelate it (its own estimate under
+    :data:`GRID_DECORRELATION` of the full resolution's: texture, which raises the estimate
+    too, is not decorrelated by decimation, and white multilooked speckle on strong texture
+    keeps its looks); white speckle (and a
     sample too small to measure the correlation) keeps the plain estimate. Raises
     :class:`InvalidInputError` as ``estimate_looks`` does."""
     from .speckle import estimate_looks
@@ -305,9 +314,9 @@ def estimate_looks_of_speckle(intensity: np.ndarray, *,
         full = max(estimate_speckle_correlation(intensity, valid=mask))
         # Texture raises the estimate too, and decimation does not lower it (it coarsens the
         # texture relative to the windows): only speckle that every other row and column
-        # decorrelates (to under half) is measured on the grids.
+        # decorrelates (to under GRID_DECORRELATION of it) is measured on the grids.
         correlated = (full > CORRELATION_THRESHOLD and max(estimate_speckle_correlation(
-            intensity[::2, ::2], valid=mask[::2, ::2])) < 0.5 * full)
+            intensity[::2, ::2], valid=mask[::2, ::2])) < GRID_DECORRELATION * full)
     except InvalidInputError:
         correlated = False
     if correlated:
