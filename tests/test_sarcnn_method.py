@@ -812,3 +812,13 @@ def test_without_weights_correlated_multilooked_input_gets_the_correlated_multil
         with rasterio.open(out) as dst:
             parameters = json.loads(dst.tags()["SARDESPECKLE_PARAMETERS"])
         assert (parameters["weights"], parameters["decorrelate"]) == (weights, "none")
+
+
+def test_correlated_counterpart_maps_each_default_to_its_correlated_weights():
+    from sardespeckle.models.weights import (DEFAULT_SARCNN, DEFAULT_SARCNN_CORRELATED,
+                                             correlated_counterpart)
+
+    assert correlated_counterpart(DEFAULT_SARCNN) == DEFAULT_SARCNN_CORRELATED
+    assert correlated_counterpart("sarcnn-s1-l4") == "sarcnn-s1-l4-corr"
+    assert correlated_counterpart("sarcnn-s1-l2") is None  # no correlated 2-look weights yet
+    assert correlated_counterpart("my.pt") is None and correlated_counterpart(None) is None

@@ -77,13 +77,14 @@ def main() -> None:
         print("| band | " + " | ".join(f"{band:g}" for band in BANDS) + " |")
         print("| --- |" + " --- |" * len(BANDS))
         for weights in args.weights:
-            print(f"| {weights} | " + " | ".join(f"{band_ratio(weights, band, looks=args.looks):.3f}" for band in BANDS)
-                  + " |", flush=True)
+            ratios = [f"{band_ratio(weights, band, looks=args.looks):.3f}" for band in BANDS]
+            print(f"| {weights} | " + " | ".join(ratios) + " |", flush=True)
         return
     print("| intensity | " + " | ".join(f"{level:g}" for level in LEVELS) + " |")
     print("| --- |" + " --- |" * len(LEVELS))
     for weights in args.weights:
-        ratios = [f"{level_ratio(weights, level, scene_level=args.level, looks=args.looks):.2f}" for level in LEVELS]
+        ratios = [f"{level_ratio(weights, level, scene_level=args.level, looks=args.looks):.2f}"
+                  for level in LEVELS]
         print(f"| {weights} (level {args.level}) | " + " | ".join(ratios) + " |")
 
 

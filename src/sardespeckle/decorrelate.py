@@ -455,7 +455,8 @@ def resolve_decorrelation(
     lags = correlation = None
     # Multilooked input is measured only for a method that says how it handles correlated
     # speckle (SAR-CNN); the others keep it as it is.
-    if kind != "complex" and (looks <= SINGLE_LOOK_MAX or correlated_network is not None):
+    measured = kind != "complex" and (looks <= SINGLE_LOOK_MAX or correlated_network is not None)
+    if measured:
         intensity, valid = sample()
         try:
             lags = homogeneous_lag_correlations(intensity, valid=valid)
@@ -469,8 +470,7 @@ def resolve_decorrelation(
                                         correlated_network=switch is not None,
                                         lag1=None if lags is None else lags.lag1,
                                         lag2=None if lags is None else lags.lag2)
-    if correlation is None and kind != "complex" and looks > SINGLE_LOOK_MAX \
-            and correlated_network is not None:
+    if measured and correlation is None and looks > SINGLE_LOOK_MAX:
         # measured for this method, but the sample held no window to measure on
         reason = (f"{looks:.3g}-look (multilooked) input, speckle correlation not measured (no "
                   "16×16 window of valid pixels): not decorrelated")
@@ -510,10 +510,7 @@ def sarcnn_handles_correlation(
 
         if params.get("weights"):
             return {} if handles(params["weights"]) else None
-        default = default_sarcnn_weights(looks)
-        trained = next((key for key, name in registry.DEFAULT_SARCNN_BY_LOOKS.items()
-                        if name == default), None)
-        chosen = registry.DEFAULT_SARCNN_CORRELATED_BY_LOOKS.get(trained)
+        chosen = registry.correlated_counterpart(default_sarcnn_weights(looks))
         if chosen is not None and chosen in registry.REGISTRY and handles(chosen):
             return {"weights": chosen}
         return None  # none trained on correlated speckle for these looks: subsample or none

@@ -272,14 +272,11 @@ def resolve_candidates(
             # (Candidate.resolve), and the report says what each image got.
             parameters["decorrelate"] = "auto"
             if method == "sarcnn" and not given.get("weights"):
-                from sardespeckle.models.weights import (DEFAULT_SARCNN_BY_LOOKS,
-                                                         DEFAULT_SARCNN_CORRELATED_BY_LOOKS)
+                from sardespeckle.models.weights import correlated_counterpart
 
                 # auto may pick the weights trained on correlated speckle for these looks:
                 # said per image
-                trained = next((key for key, weights in DEFAULT_SARCNN_BY_LOOKS.items()
-                                if weights == parameters.get("weights")), None)
-                correlated = DEFAULT_SARCNN_CORRELATED_BY_LOOKS.get(trained)
+                correlated = correlated_counterpart(parameters.get("weights"))
                 if correlated is not None:
                     parameters["weights"] = (f"{parameters.get('weights')} ({correlated}"
                                              " where decorrelate says so)")

@@ -33,6 +33,7 @@ __all__ = [
     "WEIGHTS_DIR",
     "Architecture",
     "WeightsEntry",
+    "correlated_counterpart",
     "list_weights",
     "load_weights",
     "save_weights",
@@ -317,6 +318,15 @@ DEFAULT_SARCNN_BY_LOOKS: dict[float, str] = {1.0: DEFAULT_SARCNN, 2.0: "sarcnn-s
 #: subsampled where the correlation is strong (:func:`sardespeckle.decorrelate.choose_decorrelation`).
 DEFAULT_SARCNN_CORRELATED_BY_LOOKS: dict[float, str] = {1.0: DEFAULT_SARCNN_CORRELATED,
                                                          4.4: "sarcnn-s1-l4-corr"}
+
+
+def correlated_counterpart(default: str | None) -> str | None:
+    """The weights trained on correlated speckle that ``decorrelate=auto`` puts in place of the
+    default weights ``default`` (those of :data:`DEFAULT_SARCNN_BY_LOOKS` for some looks), or
+    None when those looks have none (:data:`DEFAULT_SARCNN_CORRELATED_BY_LOOKS`)."""
+    trained = next((looks for looks, name in DEFAULT_SARCNN_BY_LOOKS.items() if name == default),
+                   None)
+    return DEFAULT_SARCNN_CORRELATED_BY_LOOKS.get(trained)
 
 
 def list_weights() -> list[WeightsEntry]:
